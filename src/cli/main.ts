@@ -1,0 +1,35 @@
+#!/usr/bin/env node
+// The `binge` command. Exit codes: 0 ok, 1 a runtime failure, 2 bad input or config
+// (with the config path and every problem listed).
+import { Command } from 'commander'
+import { BingeError } from '../errors.js'
+import { runStart } from './start.js'
+import { runValidate } from './validate.js'
+
+const program = new Command()
+  .name('binge')
+  .description('binary at the edge: a durable stream-processing node that meshes with its peers')
+  .showHelpAfterError()
+  .exitOverride((err) => process.exit(err.exitCode === 0 ? 0 : 2))
+
+program
+  .command('start')
+  .description('run one node until SIGTERM/SIGINT')
+  .requiredOption('-c, --config <file>', 'the node config (YAML)')
+  .action(async (opts: { config: string }) => {
+    process.exitCode = await runStart(opts.config)
+  })
+
+program
+  .command('validate')
+  .description('check a config file and list every problem with its place')
+  .requiredOption('-c, --config <file>', 'the node config (YAML)')
+  .action((opts: { config: string }) => {
+    process.exitCode = runValidate(opts.config)
+  })
+
+program.parseAsync(process.argv).catch((err: unknown) => {
+  const message = err instanceof BingeError ? `${err.code}: ${err.message}` : String(err)
+  process.stderr.write(`binge: ${message}\n`)
+  process.exit(1)
+})

@@ -1,0 +1,36 @@
+// What the HTTP layer needs from a node, and nothing more: routes depend on this
+// narrow contract, so they are tested in memory without a store or a socket.
+import type { DeadLetter, EnqueueResult, JsonObject, QueueDepth } from '../queue/types.js'
+import type { StatsCounters } from '../metrics.js'
+import type { TraceStep } from '../trace.js'
+
+export type NodePhase = 'starting' | 'recovering' | 'ready' | 'draining' | 'stopped'
+
+export interface IngestOptions {
+  idempotencyKey?: string
+  /** Only this pipeline (POST /events/NAME). */
+  pipeline?: string
+  /** The body was an array or NDJSON, so keyed ids get a -N suffix even for one event. */
+  batch?: boolean
+}
+
+export interface NodeStats {
+  node: string
+  phase: NodePhase
+  queue: QueueDepth & { mode: 'durable' | 'memory' }
+  counters: StatsCounters
+  peers: unknown[]
+  uptimeSeconds: number
+}
+
+export interface NodeApi {
+  readonly nodeId: string
+  phase(): NodePhase
+  ingest(events: JsonObject[], options: IngestOptions): Promise<EnqueueResult[]>
+  hasPipeline(name: string): boolean
+  stats(): NodeStats
+  metrics(): Promise<{ contentType: string; body: string }>
+  trace(id: string): TraceStep[] | undefined
+  listDeadletter(limit: number): Promise<{ count: number; events: DeadLetter[] }>
+  replayDeadletter(ids?: string[]): Promise<string[]>
+}

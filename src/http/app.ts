@@ -1,0 +1,128 @@
+// The HTTP surface of a node (SPEC section 3). Routes only translate: parse and check
+// the request, call the node, render the answer. Every failure is a BingeError that
+// onError renders as JSON with its status, so no route formats errors of its own.
+import { Hono, type Context } from 'hono'
+import { timingSafeEqual } from 'node:crypto'
+import { BingeError } from '../errors.js'
+import type { NodeApi } from './api.js'
+import { bodyFormat, parseEvents, readBody } from './body.js'
+
+export interface AppOptions {
+  maxBodyBytes: number
+  authToken: string
+  /** Called for each rejected ingest request, with a short reason, for metrics. */
+  onReject?: (reason: string) => void
+}
+
+const idempotencyKeyPattern = /^[\x21-\x7e]{1,200}$/
+
+function tokenMatches(header: string | undefined, token: string): boolean {
+  const given = Buffer.from(header?.startsWith('Bearer ') ? header.slice(7) : '')
+  const wanted = Buffer.from(token)
+  return given.length === wanted.length && timingSafeEqual(given, wanted)
+}
+
+function notReady(node: NodeApi): BingeError | undefined {
+  const phase = node.phase()
+  if (phase === 'ready') return undefined
+  const why = phase === 'draining' || phase === 'stopped' ? 'shutting down' : 'recovering its queue'
+  return new BingeError('BINGE_NOT_READY', `the node is ${why}; retry shortly`, { retryAfter: 1 })
+}
+
+export function createApp(node: NodeApi, options: AppOptions): Hono {
+  const app = new Hono()
+
+  app.onError((err, c) => {
+    const e = err instanceof BingeError ? err : new BingeError('BINGE_INTERNAL', 'internal error', { cause: err })
+    if (e.retryAfter !== undefined) c.header('Retry-After', String(e.retryAfter))
+    return c.json({ error: e.message, code: e.code, ...e.details }, e.status as 400)
+  })
+  app.notFound((c) => c.json({ error: `no route ${c.req.method} ${c.req.path}`, code: 'BINGE_NOT_FOUND' }, 404))
+
+  // Event data is readable through the API, so the token guards reads of it too.
+  const guarded = (c: Context) => {
+    if (options.authToken !== '' && !tokenMatches(c.req.header('authorization'), options.authToken)) {
+      throw new BingeError('BINGE_UNAUTHORIZED', 'missing or wrong bearer token in the Authorization header')
+    }
+  }
+
+  const ingest = async (c: Context, pipeline?: string) => {
+    try {
+      return await accept(c, pipeline)
+    } catch (err) {
+      options.onReject?.(err instanceof BingeError ? err.code : 'BINGE_INTERNAL')
+      throw err
+    }
+  }
+
+  const accept = async (c: Context, pipeline?: string) => {
+    guarded(c)
+    const unavailable = notReady(node)
+    if (unavailable) throw unavailable
+    if (pipeline !== undefined && !node.hasPipeline(pipeline)) {
+      throw new BingeError('BINGE_NOT_FOUND', `no known node runs the pipeline "${pipeline}"`)
+    }
+    const key = c.req.header('idempotency-key')
+    if (key !== undefined && !idempotencyKeyPattern.test(key)) {
+      throw new BingeError('BINGE_BAD_REQUEST', 'the Idempotency-Key header must be 1-200 printable ASCII characters without spaces')
+    }
+    const format = bodyFormat(c.req.header('content-type'))
+    const text = await readBody(c.req.raw.body, c.req.header('content-length'), options.maxBodyBytes)
+    const { events, batch } = parseEvents(text, format)
+    const results = await node.ingest(events, { idempotencyKey: key, pipeline, batch })
+    const duplicates = results.filter((r) => r.duplicate).map((r) => r.id)
+    const body: Record<string, unknown> = { ids: results.map((r) => r.id) }
+    if (duplicates.length > 0) {
+      body.duplicate = duplicates.length === results.length
+      body.duplicates = duplicates
+    }
+    return c.json(body, 202)
+  }
+
+  app.post('/events', (c) => ingest(c))
+  app.post('/events/:pipeline', (c) => ingest(c, c.req.param('pipeline')))
+
+  app.get('/healthz', (c) => c.json({ status: 'ok', node: node.nodeId }))
+  app.get('/readyz', (c) => {
+    const unavailable = notReady(node)
+    if (unavailable) throw unavailable
+    return c.json({ status: 'ready', node: node.nodeId })
+  })
+  app.get('/stats', (c) => c.json(node.stats()))
+  app.get('/metrics', async (c) => {
+    const m = await node.metrics()
+    return c.body(m.body, 200, { 'content-type': m.contentType })
+  })
+
+  app.get('/events/:id', (c) => {
+    guarded(c)
+    const id = c.req.param('id')
+    const trace = node.trace(id)
+    if (!trace) throw new BingeError('BINGE_NOT_FOUND', `no trace of event "${id}" on this node (traces keep the most recent events only)`)
+    return c.json({ id, node: node.nodeId, trace })
+  })
+
+  app.get('/deadletter', async (c) => {
+    guarded(c)
+    const raw = c.req.query('limit') ?? '1000'
+    const limit = Number(raw)
+    if (!Number.isInteger(limit) || limit < 1 || limit > 100_000) {
+      throw new BingeError('BINGE_BAD_REQUEST', `query parameter limit must be an integer from 1 to 100000, got "${raw}"`)
+    }
+    return c.json(await node.listDeadletter(limit))
+  })
+
+  app.post('/deadletter/replay', async (c) => {
+    guarded(c)
+    const text = await readBody(c.req.raw.body, c.req.header('content-length'), options.maxBodyBytes)
+    const request = text.trim() === '' ? {} : parseEvents(text, 'json').events[0]
+    const ids = request?.ids
+    if (ids !== undefined && !(Array.isArray(ids) && ids.every((id) => typeof id === 'string'))) {
+      throw new BingeError('BINGE_BAD_REQUEST', 'ids must be an array of event id strings, or absent to replay everything')
+    }
+    const replayed = await node.replayDeadletter(ids as string[] | undefined)
+    return c.json({ count: replayed.length, ids: replayed })
+  })
+
+  return app
+}

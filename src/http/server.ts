@@ -1,0 +1,58 @@
+// The socket side of the HTTP layer: listen, bound how long a slow client may hold a
+// socket, and on stop refuse new connections while requests already inside finish.
+import { serve } from '@hono/node-server'
+import type { Hono } from 'hono'
+import type { Server } from 'node:http'
+import type { AddressInfo } from 'node:net'
+
+export interface HttpServerOptions {
+  listen: string
+  requestTimeoutMs: number
+}
+
+export function splitHostPort(listen: string): { host: string; port: number } {
+  const i = listen.lastIndexOf(':')
+  const host = listen.slice(0, i).replace(/^\[|\]$/g, '') || '0.0.0.0'
+  return { host, port: Number(listen.slice(i + 1)) }
+}
+
+export class HttpServer {
+  private server?: Server
+
+  constructor(private readonly app: Hono, private readonly options: HttpServerOptions) {}
+
+  async start(): Promise<AddressInfo> {
+    const { host, port } = splitHostPort(this.options.listen)
+    const timeout = this.options.requestTimeoutMs
+    return new Promise((resolve, reject) => {
+      const server = serve({
+        fetch: this.app.fetch,
+        hostname: host,
+        port,
+        serverOptions: { requestTimeout: timeout, headersTimeout: Math.min(timeout, 60_000), keepAliveTimeout: 5_000 },
+      }) as Server
+      server.once('error', reject)
+      server.once('listening', () => {
+        server.off('error', reject)
+        this.server = server
+        resolve(server.address() as AddressInfo)
+      })
+    })
+  }
+
+  address(): AddressInfo | undefined {
+    return (this.server?.address() as AddressInfo | null) ?? undefined
+  }
+
+  /** Stop listening; requests in progress finish, idle keep-alive sockets are closed. */
+  async stop(): Promise<void> {
+    const server = this.server
+    if (!server) return
+    this.server = undefined
+    const closed = new Promise<void>((resolve) => server.close(() => resolve()))
+    server.closeIdleConnections()
+    const force = setTimeout(() => server.closeAllConnections(), 10_000)
+    await closed
+    clearTimeout(force)
+  }
+}

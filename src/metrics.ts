@@ -1,0 +1,91 @@
+// The node's figures, kept once: plain counters for /stats and prom-client metrics for
+// /metrics, updated together. Each node owns its own registry so several nodes can run
+// in one process (tests) without their metrics colliding.
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
+import type { QueueDepth } from './queue/types.js'
+
+export interface StatsCounters {
+  received: number
+  duplicates: number
+  processed: number
+  filtered: number
+  failed: number
+  deadlettered: number
+  dropped: number
+  handedOff: number
+  handedIn: number
+  rejected: number
+}
+
+export type PipelineOutcome = 'processed' | 'filtered' | 'failed'
+export type FailureAction = 'deadletter' | 'drop' | 'forward' | 'alert'
+
+export class Metrics {
+  readonly registry = new Registry()
+  readonly counters: StatsCounters = {
+    received: 0, duplicates: 0, processed: 0, filtered: 0, failed: 0,
+    deadlettered: 0, dropped: 0, handedOff: 0, handedIn: 0, rejected: 0,
+  }
+
+  private readonly received: Counter
+  private readonly duplicates: Counter
+  private readonly rejected: Counter<'reason'>
+  private readonly pipelineEvents: Counter<'pipeline' | 'outcome'>
+  private readonly failures: Counter<'pipeline' | 'action'>
+  private readonly ingestLatency: Histogram
+  private readonly pipelineLatency: Histogram<'pipeline'>
+
+  constructor(nodeId: string, depth: () => QueueDepth, options: { defaultMetrics?: boolean } = {}) {
+    const registers = [this.registry]
+    this.registry.setDefaultLabels({ node: nodeId })
+    if (options.defaultMetrics ?? true) collectDefaultMetrics({ register: this.registry, prefix: 'binge_process_' })
+    this.received = new Counter({ name: 'binge_events_received_total', help: 'Events accepted and made durable.', registers })
+    this.duplicates = new Counter({ name: 'binge_events_duplicate_total', help: 'Events answered as duplicates and not queued again.', registers })
+    this.rejected = new Counter({ name: 'binge_requests_rejected_total', help: 'Ingest requests refused, by reason.', labelNames: ['reason'], registers })
+    this.pipelineEvents = new Counter({ name: 'binge_pipeline_events_total', help: 'Events that left a pipeline, by outcome.', labelNames: ['pipeline', 'outcome'], registers })
+    this.failures = new Counter({ name: 'binge_pipeline_failures_total', help: 'Failed events by the onFail action taken.', labelNames: ['pipeline', 'action'], registers })
+    this.ingestLatency = new Histogram({
+      name: 'binge_ingest_duration_seconds', help: 'Time from request to durable answer.',
+      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5], registers,
+    })
+    this.pipelineLatency = new Histogram({
+      name: 'binge_pipeline_duration_seconds', help: 'Time one event spends in a pipeline, outputs included.',
+      labelNames: ['pipeline'], buckets: [0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 30], registers,
+    })
+    new Gauge({
+      name: 'binge_queue_events', help: 'Events in each queue bucket.', labelNames: ['bucket'], registers,
+      collect() {
+        const d = depth()
+        this.set({ bucket: 'unprocessed' }, d.unprocessed)
+        this.set({ bucket: 'inflight' }, d.inflight)
+        this.set({ bucket: 'deadletter' }, d.deadletter)
+      },
+    })
+    new Gauge({ name: 'binge_queue_bytes', help: 'Bytes of unprocessed and in-flight events.', registers, collect() { this.set(depth().bytes) } })
+  }
+
+  accepted(count: number, duplicates: number, seconds: number): void {
+    this.counters.received += count
+    this.counters.duplicates += duplicates
+    this.received.inc(count)
+    if (duplicates > 0) this.duplicates.inc(duplicates)
+    this.ingestLatency.observe(seconds)
+  }
+
+  rejectedRequest(reason: string): void {
+    this.counters.rejected++
+    this.rejected.inc({ reason })
+  }
+
+  pipelineDone(pipeline: string, outcome: PipelineOutcome, seconds: number): void {
+    this.counters[outcome]++
+    this.pipelineEvents.inc({ pipeline, outcome })
+    this.pipelineLatency.observe({ pipeline }, seconds)
+  }
+
+  failureHandled(pipeline: string, action: FailureAction): void {
+    if (action === 'deadletter') this.counters.deadlettered++
+    if (action === 'drop') this.counters.dropped++
+    this.failures.inc({ pipeline, action })
+  }
+}

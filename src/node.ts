@@ -1,0 +1,160 @@
+// One binge node: wires config, queue, pipelines, workers and HTTP, and owns the order
+// they start and stop in. Start: HTTP listens first (so /healthz answers and ingest
+// says 503 while recovering), then the queue recovers its in-flight events, outputs
+// open, workers start, and only then is the node ready. Stop is the reverse: refuse
+// new requests, let requests inside finish, stop workers (finish or give back), close
+// outputs, close the store. Every acknowledged event is on disk throughout.
+import { join } from 'node:path'
+import type { AddressInfo } from 'node:net'
+import { v7 as uuidv7 } from 'uuid'
+import type { Config } from './config/schema.js'
+import type { IngestOptions, NodeApi, NodePhase, NodeStats } from './http/api.js'
+import { createApp } from './http/app.js'
+import { HttpServer } from './http/server.js'
+import { createLogger, type Logger } from './log.js'
+import { Metrics } from './metrics.js'
+import { Engine } from './pipeline/engine.js'
+import { Pipeline } from './pipeline/pipeline.js'
+import { WorkerPool } from './pipeline/workers.js'
+import { createQueue } from './queue/index.js'
+import type { DeadLetter, EnqueueResult, EventQueue, EventRecord, JsonObject } from './queue/types.js'
+import { TraceStore, type TraceStep } from './trace.js'
+
+export interface NodeOptions {
+  log?: Logger
+  /** Collect Node.js process metrics (off in tests that run several nodes in one process). */
+  processMetrics?: boolean
+}
+
+export class BingeNode implements NodeApi {
+  readonly nodeId: string
+  readonly log: Logger
+  readonly queue: EventQueue
+  private readonly metricsStore: Metrics
+  private readonly traces: TraceStore
+  private readonly engine: Engine
+  private readonly workers: WorkerPool
+  private readonly http: HttpServer
+  private currentPhase: NodePhase = 'starting'
+  private readonly startedAt = Date.now()
+
+  constructor(readonly config: Config, options: NodeOptions = {}) {
+    this.nodeId = config.node.id
+    this.log = options.log ?? createLogger(config.log.level, { node: this.nodeId })
+    const q = config.queue
+    this.queue = createQueue({
+      mode: q.mode, dir: join(config.node.dataDir, 'queue'), sync: q.sync,
+      maxEvents: q.maxEvents, maxBytes: q.maxBytes, dedupeWindowMs: q.dedupeWindow,
+      onSweepError: (err) => this.log.warn({ err: String(err) }, 'Sweeping old idempotency keys failed; it is retried on the next tick.'),
+    })
+    this.metricsStore = new Metrics(this.nodeId, () => this.queue.depth(), { defaultMetrics: options.processMetrics ?? true })
+    this.traces = new TraceStore(this.nodeId)
+    const deps = { nodeId: this.nodeId, log: this.log, metrics: this.metricsStore, trace: this.traces }
+    const pipelines = Object.entries(config.pipelines).map(([name, p]) => new Pipeline({ name, ...p }, deps))
+    this.engine = new Engine(pipelines, this.log, this.traces)
+    this.workers = new WorkerPool({ workers: config.workers, queue: this.queue, engine: this.engine, log: this.log, trace: this.traces })
+    const app = createApp(this, {
+      maxBodyBytes: config.http.maxBodyBytes,
+      authToken: config.http.authToken,
+      onReject: (reason) => this.metricsStore.rejectedRequest(reason),
+    })
+    this.http = new HttpServer(app, { listen: config.http.listen, requestTimeoutMs: config.http.requestTimeout })
+  }
+
+  async start(): Promise<AddressInfo> {
+    const address = await this.http.start()
+    this.log.info({ http: `${address.address}:${address.port}` }, 'The node is listening and recovering its queue.')
+    this.currentPhase = 'recovering'
+    if (this.queue.mode === 'memory') this.log.warn('The queue is in memory mode: events are not crash-safe and a crash loses what it holds.')
+    try {
+      const report = await this.queue.open()
+      this.log.info(report, 'Queue recovery finished.')
+      await this.engine.start()
+    } catch (err) {
+      await this.http.stop()
+      await this.queue.close().catch(() => {})
+      this.currentPhase = 'stopped'
+      throw err
+    }
+    this.workers.start()
+    this.currentPhase = 'ready'
+    this.log.info({ pipelines: this.engine.pipelines.map((p) => p.name), workers: this.config.workers }, 'The node is ready.')
+    return address
+  }
+
+  async stop(): Promise<void> {
+    if (this.currentPhase === 'stopped' || this.currentPhase === 'draining') return
+    this.currentPhase = 'draining'
+    this.log.info('The node is shutting down.')
+    await this.http.stop()
+    await this.workers.stop()
+    await this.engine.stop()
+    await this.queue.close()
+    this.currentPhase = 'stopped'
+    this.log.info('The node stopped cleanly.')
+  }
+
+  httpAddress(): AddressInfo | undefined {
+    return this.http.address()
+  }
+
+  phase(): NodePhase {
+    return this.currentPhase
+  }
+
+  hasPipeline(name: string): boolean {
+    return this.engine.has(name)
+  }
+
+  async ingest(objects: JsonObject[], options: IngestOptions): Promise<EnqueueResult[]> {
+    const started = performance.now()
+    const receivedAt = Date.now()
+    const key = options.idempotencyKey
+    const single = !options.batch
+    const events: EventRecord[] = objects.map((data, i) => ({
+      id: key === undefined ? uuidv7() : single ? key : `${key}-${i}`,
+      ...(options.pipeline === undefined ? {} : { pipeline: options.pipeline }),
+      origin: this.nodeId,
+      receivedAt,
+      hops: 0,
+      data,
+    }))
+    const results = await this.queue.enqueue(events)
+    let duplicates = 0
+    for (const r of results) {
+      if (r.duplicate) duplicates++
+      this.traces.add(r.id, r.duplicate ? 'duplicate' : 'received')
+    }
+    this.metricsStore.accepted(results.length - duplicates, duplicates, (performance.now() - started) / 1000)
+    return results
+  }
+
+  stats(): NodeStats {
+    return {
+      node: this.nodeId,
+      phase: this.currentPhase,
+      queue: { mode: this.queue.mode, ...this.queue.depth() },
+      counters: { ...this.metricsStore.counters },
+      peers: [],
+      uptimeSeconds: Math.round((Date.now() - this.startedAt) / 1000),
+    }
+  }
+
+  async metrics(): Promise<{ contentType: string; body: string }> {
+    return { contentType: this.metricsStore.registry.contentType, body: await this.metricsStore.registry.metrics() }
+  }
+
+  trace(id: string): TraceStep[] | undefined {
+    return this.traces.get(id)
+  }
+
+  async listDeadletter(limit: number): Promise<{ count: number; events: DeadLetter[] }> {
+    return { count: this.queue.depth().deadletter, events: await this.queue.listDeadletter(limit) }
+  }
+
+  async replayDeadletter(ids?: string[]): Promise<string[]> {
+    const replayed = await this.queue.replayDeadletter(ids)
+    for (const id of replayed) this.traces.add(id, 'replayed')
+    return replayed
+  }
+}

@@ -1,0 +1,61 @@
+// JSONata expressions, compiled once at start. Evaluation is time-boxed and depth-
+// limited by jsonata's own guardrails, so a pathological expression fails the event
+// (and goes to onFail) instead of stalling a worker.
+import jsonata from 'jsonata'
+import { BingeError } from '../errors.js'
+
+export interface Expression {
+  readonly source: string
+  evaluate(input: unknown): Promise<unknown>
+}
+
+export interface ExpressionLimits {
+  timeoutMs: number
+  maxDepth: number
+}
+
+export const defaultLimits: ExpressionLimits = { timeoutMs: 1000, maxDepth: 500 }
+
+interface JsonataFailure {
+  code?: string
+  message?: string
+  position?: number
+  token?: string
+}
+
+function describe(err: unknown): string {
+  if (err instanceof Error) return err.message
+  const f = err as JsonataFailure
+  const where = f.position !== undefined ? ` at position ${f.position}` : ''
+  return `${f.code ?? 'error'}: ${f.message ?? 'JSONata failed'}${where}`
+}
+
+/** Compile or throw the JSONata message with its position (config validation uses this too). */
+export function compile(source: string, limits: ExpressionLimits = defaultLimits): Expression {
+  let compiled: jsonata.Expression
+  try {
+    compiled = jsonata(source, { timeout: limits.timeoutMs, stack: limits.maxDepth } as never)
+  } catch (err) {
+    throw new BingeError('BINGE_CONFIG_INVALID', `invalid JSONata expression: ${describe(err)}`, { cause: err })
+  }
+  return {
+    source,
+    async evaluate(input: unknown): Promise<unknown> {
+      try {
+        return await compiled.evaluate(input)
+      } catch (err) {
+        const code = (err as JsonataFailure).code === 'D1012' ? 'BINGE_EXPRESSION_TIMEOUT' : 'BINGE_EXPRESSION_FAILED'
+        throw new BingeError(code, `expression ${JSON.stringify(source)} failed: ${describe(err)}`, { cause: err })
+      }
+    },
+  }
+}
+
+/** JSONata's idea of truth for predicates (`when`, `filter`): undefined and false are false. */
+export function isTruthy(value: unknown): boolean {
+  if (value === undefined || value === null || value === false) return false
+  if (typeof value === 'number') return value !== 0 && !Number.isNaN(value)
+  if (typeof value === 'string') return value.length > 0
+  if (Array.isArray(value)) return value.some(isTruthy)
+  return true
+}

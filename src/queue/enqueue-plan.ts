@@ -1,0 +1,70 @@
+// Turns one group of enqueue calls into one batch for the durable queue: one getMany
+// on the dedupe index for every id of the group, admission call by call (shared rules,
+// admission.ts), then the puts of each accepted event: the event under a fresh queue
+// key, its dedupe entry, and its time-ordered dedupe key for the sweep.
+// Invariant: the batch holds an event and its dedupe entries together, so after any
+// crash an id is either accepted and remembered, or neither.
+
+import type { Level } from 'level'
+import { BingeError } from '../errors.js'
+import { type Room, admit } from './admission.js'
+import type { Outcome } from './group-commit.js'
+import * as k from './keys.js'
+import type { EnqueueResult, EventRecord } from './types.js'
+
+export interface EnqueuePlan {
+  outcomes: Array<Outcome<EnqueueResult[]>>
+  /** Empty when nothing new was accepted: then there is nothing to write. */
+  ops: k.Op[]
+  added: number
+  addedBytes: number
+  nextSeq: number
+}
+
+export interface PlanContext {
+  now: number
+  dedupeWindowMs: number
+  room: Room
+  nextSeq: number
+}
+
+export async function planEnqueue(
+  db: Level<string, string>,
+  calls: EventRecord[][],
+  ctx: PlanContext,
+): Promise<EnqueuePlan> {
+  const ids = [...new Set(calls.flatMap((events) => events.map((e) => e.id)))]
+  const stored = await db.getMany(ids.map(k.seenKey))
+  const seen = new Map<string, number>()
+  ids.forEach((id, i) => {
+    if (stored[i] !== undefined) seen.set(id, Number(stored[i]))
+  })
+  const admission = {
+    now: ctx.now,
+    dedupeWindowMs: ctx.dedupeWindowMs,
+    seenAt: (id: string) => seen.get(id),
+    taken: new Set<string>(),
+    room: { ...ctx.room },
+  }
+  const plan: EnqueuePlan = { outcomes: [], ops: [], added: 0, addedBytes: 0, nextSeq: ctx.nextSeq }
+  for (const events of calls) {
+    const admitted = admit(events, admission)
+    if (admitted instanceof BingeError) {
+      plan.outcomes.push({ ok: false, error: admitted })
+      continue
+    }
+    for (const f of admitted.fresh) {
+      const key = k.seqString(plan.nextSeq++)
+      plan.ops.push(
+        { type: 'put', key: k.unprocessedKey(key), value: f.json },
+        { type: 'put', key: k.seenKey(f.record.id), value: String(ctx.now) },
+        { type: 'put', key: k.seenByTimeKey(ctx.now, f.record.id), value: '' },
+      )
+      plan.added++
+      plan.addedBytes += f.bytes
+    }
+    plan.outcomes.push({ ok: true, value: admitted.results })
+  }
+  if (plan.ops.length > 0) plan.ops.push({ type: 'put', key: k.nextSeqKey, value: String(plan.nextSeq) })
+  return plan
+}

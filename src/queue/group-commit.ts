@@ -1,0 +1,118 @@
+// Group commit: one writer at a time; calls that arrive while a write is in progress
+// are gathered and the next write takes them all, so N concurrent callers share one
+// fsync instead of paying N. No timer: when nothing is being written, the group starts
+// at the end of the current tick (a microtask), so a lone caller waits for nobody.
+// Invariants: groups and exclusive tasks run strictly one after another, in arrival
+// order; each caller settles only after the write holding its input has finished.
+
+/** Per input: its result, or the error that caller alone gets (e.g. queue full). */
+export type Outcome<O> = { ok: true; value: O } | { ok: false; error: unknown }
+
+export type CommitGroup<I, O> = (inputs: I[]) => Promise<Array<Outcome<O>>>
+
+interface Submitted<I, O> {
+  kind: 'input'
+  input: I
+  resolve: (value: O) => void
+  reject: (error: unknown) => void
+}
+
+interface Exclusive {
+  kind: 'exclusive'
+  run: () => Promise<void>
+}
+
+export interface GroupCommitStats {
+  /** Groups written (each is one commit call). */
+  groups: number
+  /** Inputs carried by those groups. */
+  inputs: number
+}
+
+export class GroupCommit<I, O> {
+  private readonly waiting: Array<Submitted<I, O> | Exclusive> = []
+  private running = false
+  private idle: Array<() => void> = []
+  private readonly counts: GroupCommitStats = { groups: 0, inputs: 0 }
+
+  /**
+   * @param commit writes one group; throwing fails every input of the group.
+   * @param maxInputs inputs per group at most (1: every call is its own write).
+   */
+  constructor(
+    private readonly commit: CommitGroup<I, O>,
+    private readonly maxInputs = Number.POSITIVE_INFINITY,
+  ) {}
+
+  submit(input: I): Promise<O> {
+    return new Promise<O>((resolve, reject) => {
+      this.waiting.push({ kind: 'input', input, resolve, reject })
+      this.kick()
+    })
+  }
+
+  /**
+   * Run `fn` between two groups, with no group writing meanwhile: for work that must
+   * not interleave with a group (the dedupe sweep, anything taking sequence numbers).
+   */
+  exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      this.waiting.push({ kind: 'exclusive', run: () => fn().then(resolve, reject) })
+      this.kick()
+    })
+  }
+
+  /** Resolves once everything submitted so far has settled. */
+  drain(): Promise<void> {
+    if (!this.running && this.waiting.length === 0) return Promise.resolve()
+    return new Promise((resolve) => this.idle.push(resolve))
+  }
+
+  stats(): GroupCommitStats {
+    return { ...this.counts }
+  }
+
+  private kick(): void {
+    if (this.running) return
+    this.running = true
+    // A microtask, not a timer: callers submitting in the same tick join this group.
+    queueMicrotask(() => void this.loop())
+  }
+
+  private async loop(): Promise<void> {
+    while (this.waiting.length > 0) {
+      const head = this.waiting[0]!
+      if (head.kind === 'exclusive') {
+        this.waiting.shift()
+        await head.run()
+        continue
+      }
+      let size = 0
+      while (size < this.waiting.length && size < this.maxInputs) {
+        if (this.waiting[size]!.kind !== 'input') break
+        size++
+      }
+      await this.write(this.waiting.splice(0, size) as Array<Submitted<I, O>>)
+    }
+    this.running = false
+    const idle = this.idle
+    this.idle = []
+    for (const resolve of idle) resolve()
+  }
+
+  private async write(group: Array<Submitted<I, O>>): Promise<void> {
+    this.counts.groups++
+    this.counts.inputs += group.length
+    try {
+      const outcomes = await this.commit(group.map((s) => s.input))
+      group.forEach((s, i) => {
+        const outcome = outcomes[i]
+        if (outcome === undefined) s.reject(new Error('group commit returned no outcome'))
+        else if (outcome.ok) s.resolve(outcome.value)
+        else s.reject(outcome.error)
+      })
+    } catch (err) {
+      for (const s of group) s.reject(err)
+    }
+  }
+}

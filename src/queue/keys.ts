@@ -1,0 +1,81 @@
+// The durable queue's key layout: one LevelDB, one ASCII prefix per bucket, so every
+// bucket is a contiguous range and a move between buckets is a del + put in one batch.
+// Invariants: a queue key is a fixed-width decimal sequence, so byte order is arrival
+// order (the newest unprocessed events are a reverse range read, for handoff later);
+// the dedupe index has a second, time-ordered key so expiry is a range, not a scan.
+
+/** Width of a sequence number: Number.MAX_SAFE_INTEGER has 16 digits. */
+const SEQ_WIDTH = 16
+const TIME_WIDTH = 16
+
+export interface Range {
+  gte: string
+  lt: string
+}
+
+/** `prefix!` up to (not including) `prefix"`: '"' is the byte after '!'. */
+function bucket(prefix: string) {
+  const start = `${prefix}!`
+  return { start, range: { gte: start, lt: `${prefix}"` } satisfies Range }
+}
+
+const unprocessed = bucket('u')
+const inflight = bucket('f')
+const deadletter = bucket('d')
+const seen = bucket('x')
+const seenByTime = bucket('y')
+const state = bucket('s')
+const meta = bucket('m')
+
+export const ranges = {
+  unprocessed: unprocessed.range,
+  inflight: inflight.range,
+  deadletter: deadletter.range,
+  seenByTime: seenByTime.range,
+} as const
+
+export function seqString(seq: number): string {
+  return String(seq).padStart(SEQ_WIDTH, '0')
+}
+
+/** The opaque `QueuedEvent.key` is the sequence string; the bucket adds its prefix. */
+export const unprocessedKey = (key: string): string => unprocessed.start + key
+export const inflightKey = (key: string): string => inflight.start + key
+export const queueKeyOf = (dbKey: string): string => dbKey.slice(unprocessed.start.length)
+export const isQueueKey = (key: string): boolean =>
+  key.length === SEQ_WIDTH && /^[0-9]+$/.test(key)
+
+/**
+ * One dead letter per event id and failed pipeline, plus the queue key it was
+ * accepted under, so a later acceptance of the same id (after the dedupe window)
+ * never overwrites an older dead letter. The NUL separator cannot occur in an HTTP
+ * header (where ids come from); readers still check the stored id, never the key.
+ */
+export const deadletterKey = (id: string, pipeline: string, queueKey: string): string =>
+  `${deadletter.start}${id}\u0000${pipeline}\u0000${queueKey}`
+export const deadletterRangeOf = (id: string): Range => ({
+  gte: `${deadletter.start}${id}\u0000`,
+  lt: `${deadletter.start}${id}\u0001`,
+})
+
+/** Dedupe index: id -> time accepted, and (time, id) -> '' for the sweep. */
+export const seenKey = (id: string): string => seen.start + id
+export const seenByTimeKey = (at: number, id: string): string =>
+  `${seenByTime.start}${String(Math.max(0, Math.floor(at))).padStart(TIME_WIDTH, '0')}!${id}`
+/** Every time-ordered entry strictly older than `at`. */
+export const seenBefore = (at: number): Range => ({
+  gte: seenByTime.range.gte,
+  lt: seenByTimeKey(at, ''),
+})
+export function parseSeenByTime(key: string): { at: number; id: string } {
+  const body = key.slice(seenByTime.start.length)
+  return { at: Number(body.slice(0, TIME_WIDTH)), id: body.slice(TIME_WIDTH + 1) }
+}
+
+export const stateKey = (key: string): string => state.start + key
+export const metaKey = (name: string): string => meta.start + name
+/** The first sequence number never handed out (so keys are never reused). */
+export const nextSeqKey = metaKey('next-seq')
+
+/** The one operation shape every batch of the durable queue is made of. */
+export type Op = { type: 'put'; key: string; value: string } | { type: 'del'; key: string }

@@ -1,0 +1,219 @@
+// The memory queue: the durable queue's behaviour (dedupe, caps, buckets, order,
+// dead letters, state) without the store, for `queue.mode: memory` and `binge run`.
+// Nothing survives the process: a crash loses what it held, and a new instance starts
+// empty. Events are kept as their JSON, so callers never share objects with the queue
+// and the byte cap counts the same bytes as the durable queue does.
+
+import { BingeError } from '../errors.js'
+import { admit, toRecord } from './admission.js'
+import { InflightClaims } from './claims.js'
+import { deadletterOps } from './deadletters.js'
+import { seqString } from './keys.js'
+import { Lifecycle } from './lifecycle.js'
+import type {
+  AckOptions,
+  DeadLetter,
+  EnqueueResult,
+  EventQueue,
+  EventRecord,
+  QueueDepth,
+  QueuedEvent,
+  RecoveryReport,
+} from './types.js'
+import { WorkSignal } from './work-signal.js'
+import { sweepInterval } from './dedupe-sweeper.js'
+
+export interface MemoryQueueOptions {
+  maxEvents: number
+  maxBytes: number
+  dedupeWindowMs: number
+  now?: () => number
+}
+
+export class MemoryQueue implements EventQueue {
+  readonly mode = 'memory' as const
+  private readonly life = new Lifecycle('memory queue')
+  private readonly work = new WorkSignal()
+  private readonly now: () => number
+  /** Dedupe index, id -> time accepted; Map order is (about) time order. */
+  private readonly seen = new Map<string, number>()
+  /** Unprocessed keys in order, from `head` on; values in `events`. */
+  private order: string[] = []
+  private head = 0
+  private readonly events = new Map<string, string>()
+  private readonly inflight = new InflightClaims<string>()
+  private readonly deadletters = new Map<string, string>()
+  private readonly state = new Map<string, string>()
+  private nextSeq = 0
+  private bytes = 0
+  private timer: NodeJS.Timeout | undefined
+
+  constructor(private readonly options: MemoryQueueOptions) {
+    this.now = options.now ?? Date.now
+  }
+
+  open(): Promise<RecoveryReport> {
+    return this.life.open(async () => {
+      this.timer = setInterval(() => this.sweepExpired(), sweepInterval(this.options.dedupeWindowMs))
+      this.timer.unref()
+      return { requeued: 0, unprocessed: 0, durationMs: 0 }
+    })
+  }
+
+  close(): Promise<void> {
+    return this.life.close(async () => {
+      clearInterval(this.timer)
+      this.work.notify()
+    })
+  }
+
+  enqueue(events: EventRecord[]): Promise<EnqueueResult[]> {
+    return this.life.run(async () => {
+      const now = this.now()
+      const admitted = admit(events, {
+        now,
+        dedupeWindowMs: this.options.dedupeWindowMs,
+        seenAt: (id) => this.seen.get(id),
+        taken: new Set(),
+        room: {
+          events: this.options.maxEvents - this.events.size - this.inflight.size,
+          bytes: this.options.maxBytes - this.bytes,
+        },
+      })
+      if (admitted instanceof BingeError) throw admitted
+      for (const f of admitted.fresh) {
+        this.seen.delete(f.record.id) // re-inserted last, to keep the Map in time order
+        this.seen.set(f.record.id, now)
+        this.push(f.json)
+        this.bytes += f.bytes
+      }
+      if (admitted.fresh.length > 0) this.work.notify()
+      return admitted.results
+    })
+  }
+
+  dequeue(max: number): Promise<QueuedEvent[]> {
+    return this.life.run(async () => {
+      const out: QueuedEvent[] = []
+      while (out.length < max && this.head < this.order.length) {
+        const key = this.order[this.head++]!
+        const json = this.events.get(key)!
+        this.events.delete(key)
+        this.inflight.add(key, json)
+        out.push({ ...(JSON.parse(json) as EventRecord), key })
+      }
+      // Drop the consumed prefix now and then rather than shifting on every dequeue.
+      if (this.head > 1024 && this.head * 2 > this.order.length) {
+        this.order = this.order.slice(this.head)
+        this.head = 0
+      }
+      return out
+    })
+  }
+
+  waitForWork(signal?: AbortSignal): Promise<void> {
+    this.life.assertOpen()
+    return this.work.wait(() => this.events.size > 0 || this.life.state !== 'open', signal)
+  }
+
+  ack(event: QueuedEvent, options: AckOptions = {}): Promise<void> {
+    return this.life.run(async () => {
+      const json = this.inflight.claim([event.key])[0]!
+      const record = JSON.parse(json) as EventRecord
+      const at = this.now()
+      for (const op of deadletterOps(record, event.key, options.deadletter ?? [], at)) {
+        if (op.type === 'put') this.deadletters.set(op.key, op.value)
+      }
+      for (const op of options.state ?? []) {
+        if (op.type === 'put') this.state.set(op.key, JSON.stringify(op.value) ?? 'null')
+        else this.state.delete(op.key)
+      }
+      this.bytes -= Buffer.byteLength(json)
+    })
+  }
+
+  nack(events: QueuedEvent[]): Promise<void> {
+    return this.life.run(async () => {
+      const keys = events.map((e) => e.key)
+      const values = this.inflight.claim(keys)
+      keys.forEach((key, i) => this.insert(key, values[i]!))
+      if (keys.length > 0) this.work.notify()
+    })
+  }
+
+  listDeadletter(limit?: number): Promise<DeadLetter[]> {
+    return this.life.run(async () => {
+      const keys = [...this.deadletters.keys()].sort().slice(0, limit ?? Infinity)
+      return keys.map((key) => JSON.parse(this.deadletters.get(key)!) as DeadLetter)
+    })
+  }
+
+  replayDeadletter(ids?: string[]): Promise<string[]> {
+    return this.life.run(async () => {
+      const wanted = ids === undefined ? undefined : new Set(ids)
+      const replayed = new Set<string>()
+      for (const key of [...this.deadletters.keys()].sort()) {
+        const dl = JSON.parse(this.deadletters.get(key)!) as DeadLetter
+        if (wanted !== undefined && !wanted.has(dl.event.id)) continue
+        this.deadletters.delete(key)
+        const json = JSON.stringify({ ...toRecord(dl.event), pipeline: dl.pipeline })
+        this.push(json)
+        this.bytes += Buffer.byteLength(json)
+        replayed.add(dl.event.id)
+      }
+      if (replayed.size > 0) this.work.notify()
+      return [...replayed]
+    })
+  }
+
+  getState(key: string): Promise<unknown | undefined> {
+    return this.life.run(async () => {
+      const value = this.state.get(key)
+      return value === undefined ? undefined : (JSON.parse(value) as unknown)
+    })
+  }
+
+  depth(): QueueDepth {
+    return {
+      unprocessed: this.events.size,
+      inflight: this.inflight.size,
+      deadletter: this.deadletters.size,
+      bytes: this.bytes,
+    }
+  }
+
+  /** Forget ids accepted longer ago than the window; returns how many. */
+  sweepDedupe(): Promise<number> {
+    return this.life.run(async () => this.sweepExpired())
+  }
+
+  private sweepExpired(): number {
+    const cutoff = this.now() - this.options.dedupeWindowMs
+    let removed = 0
+    for (const [id, at] of this.seen) {
+      if (at > cutoff) break
+      this.seen.delete(id)
+      removed++
+    }
+    return removed
+  }
+
+  private push(json: string): void {
+    const key = seqString(this.nextSeq++)
+    this.events.set(key, json)
+    this.order.push(key)
+  }
+
+  /** Put a key back in its place in the order (nack returns the oldest keys). */
+  private insert(key: string, json: string): void {
+    let lo = this.head
+    let hi = this.order.length
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1
+      if (this.order[mid]! < key) lo = mid + 1
+      else hi = mid
+    }
+    this.order.splice(lo, 0, key)
+    this.events.set(key, json)
+  }
+}

@@ -1,0 +1,94 @@
+// Opening the durable store after a clean stop or a crash: return every in-flight
+// event to unprocessed (same key, so same place in the order) and rebuild the exact
+// in-memory counters and the next sequence number from what is on disk.
+// Invariants: each move is a del + put in one batch, so a crash during recovery leaves
+// every event in exactly one bucket and the next open simply finishes the job. The
+// move needs no fsync: if it is lost, the events are still in-flight and move again.
+// It must be fast (100k events in well under 2 s): entries are read in chunks with
+// nextv, values as raw bytes (their length is all the counters need), no await per entry.
+
+import type { Level } from 'level'
+import { BingeError } from '../errors.js'
+import { inflightKey, metaKey, nextSeqKey, queueKeyOf, ranges, unprocessedKey } from './keys.js'
+
+type Db = Level<string, string>
+
+const CHUNK = 2000
+const FORMAT = '1'
+
+export interface Recovered {
+  requeued: number
+  unprocessed: number
+  deadletter: number
+  bytes: number
+  /** First sequence number not used by any queued event. */
+  nextSeq: number
+}
+
+export async function recover(db: Db): Promise<Recovered> {
+  const requeued = await requeueInflight(db)
+  const scan = await scanUnprocessed(db)
+  const deadletter = await countKeys(db, ranges.deadletter)
+  // Past every key ever handed out, not just past those still queued: dead letters
+  // carry their queue key, so a reused one could collide with an older dead letter.
+  const persisted = Number((await db.get(nextSeqKey)) ?? 0)
+  const nextSeq = Math.max(scan.nextSeq, Number.isSafeInteger(persisted) ? persisted : 0)
+  return { requeued, unprocessed: scan.count, deadletter, bytes: scan.bytes, nextSeq }
+}
+
+/** Stamp a new store with the layout version; refuse one written in another layout. */
+export async function checkFormat(db: Db): Promise<void> {
+  const format = await db.get(metaKey('format'))
+  if (format === undefined) await db.put(metaKey('format'), FORMAT, { sync: true })
+  else if (format !== FORMAT) {
+    throw new BingeError('BINGE_INTERNAL', `queue in ${db.location} has unknown layout ${format}`)
+  }
+}
+
+async function requeueInflight(db: Db): Promise<number> {
+  type Op = { type: 'put'; key: string; value: string } | { type: 'del'; key: string }
+  const ops: Op[] = []
+  const it = db.iterator({ ...ranges.inflight })
+  try {
+    for (let chunk = await it.nextv(CHUNK); chunk.length > 0; chunk = await it.nextv(CHUNK)) {
+      for (const [key, value] of chunk) {
+        const queueKey = queueKeyOf(key)
+        ops.push({ type: 'del', key: inflightKey(queueKey) }, { type: 'put', key: unprocessedKey(queueKey), value })
+      }
+    }
+  } finally {
+    await it.close()
+  }
+  if (ops.length > 0) await db.batch(ops, { sync: false })
+  return ops.length / 2
+}
+
+async function scanUnprocessed(db: Db): Promise<{ count: number; bytes: number; nextSeq: number }> {
+  let count = 0
+  let bytes = 0
+  let last: string | undefined
+  const it = db.iterator<string, Uint8Array>({ ...ranges.unprocessed, valueEncoding: 'view' })
+  try {
+    for (let chunk = await it.nextv(CHUNK); chunk.length > 0; chunk = await it.nextv(CHUNK)) {
+      count += chunk.length
+      for (const entry of chunk) bytes += entry[1].byteLength
+      last = chunk[chunk.length - 1]![0]
+    }
+  } finally {
+    await it.close()
+  }
+  return { count, bytes, nextSeq: last === undefined ? 0 : Number(queueKeyOf(last)) + 1 }
+}
+
+async function countKeys(db: Db, range: { gte: string; lt: string }): Promise<number> {
+  let count = 0
+  const it = db.keys({ ...range })
+  try {
+    for (let chunk = await it.nextv(CHUNK); chunk.length > 0; chunk = await it.nextv(CHUNK)) {
+      count += chunk.length
+    }
+  } finally {
+    await it.close()
+  }
+  return count
+}

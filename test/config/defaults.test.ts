@@ -1,0 +1,162 @@
+import os from 'node:os'
+import path from 'node:path'
+import { afterEach, describe, expect, it } from 'vitest'
+import { z } from 'zod'
+import { BingeError } from '../../src/errors.js'
+import { loadConfig, outputSchemas, parseConfig, type Config } from '../../src/config/index.js'
+
+const fixtures = new URL('../fixtures/config/', import.meta.url).pathname
+const fixture = (name: string) => path.join(fixtures, name)
+
+const defaultsFor = (dir: string): Omit<Config, 'pipelines'> => ({
+  node: { id: os.hostname(), dataDir: path.join(dir, 'data', os.hostname()) },
+  http: { listen: '0.0.0.0:8080', maxBodyBytes: 1_048_576, authToken: '', requestTimeout: 30_000 },
+  queue: {
+    mode: 'durable',
+    sync: 'batch',
+    highWaterMark: 10_000,
+    lowWaterMark: 8_000,
+    maxEvents: 100_000,
+    maxBytes: 1_073_741_824,
+    dedupeWindow: 600_000,
+  },
+  workers: 4,
+  log: { level: 'info' },
+})
+
+describe('defaults', () => {
+  it('a file with only `pipelines:` is a node alone with every default', () => {
+    const config = loadConfig(fixture('only-pipelines.yaml'), {})
+    expect(config).toEqual({ ...defaultsFor(fixtures), pipelines: {} })
+    expect(config.mesh).toBeUndefined()
+  })
+
+  it('an empty file (or one with only comments) is valid too', () => {
+    expect(parseConfig('', '/etc/binge/node.yaml', {})).toEqual({
+      ...defaultsFor('/etc/binge'),
+      pipelines: {},
+    })
+    expect(parseConfig('# nothing yet\n', '/etc/binge/node.yaml', {}).pipelines).toEqual({})
+  })
+
+  it('dataDir defaults to ./data/<id> and resolves against the config file directory', () => {
+    const config = parseConfig('node: { id: edge-1 }', '/srv/cfg/a.yaml', {})
+    expect(config.node).toEqual({ id: 'edge-1', dataDir: '/srv/cfg/data/edge-1' })
+    const absolute = parseConfig('node: { dataDir: /var/lib/binge }', '/srv/cfg/a.yaml', {})
+    expect(absolute.node.dataDir).toBe('/var/lib/binge')
+  })
+
+  it('an empty `mesh:` turns the mesh on with its defaults', () => {
+    expect(parseConfig('mesh:', 'a.yaml', {}).mesh).toEqual({
+      listen: '/ip4/0.0.0.0/tcp/7000',
+      bootstrap: [],
+      psk: '',
+      allowPeers: [],
+      gossipInterval: 1_000,
+      maxHops: 2,
+      handoffTimeout: 10_000,
+      unreachablePeerTimeout: 600_000,
+    })
+  })
+
+  it('a pipeline gets empty steps and outputs and dead-letters its failures', () => {
+    const config = parseConfig('pipelines:\n  p:\n  q: { onFail: { retry: {} } }\n', 'a.yaml', {})
+    expect(config.pipelines.p).toEqual({ steps: [], outputs: [], onFail: { then: 'deadletter' } })
+    expect(config.pipelines.q?.onFail).toEqual({
+      retry: { attempts: 3, backoff: 200, maxBackoff: 30_000 },
+      then: 'deadletter',
+    })
+  })
+
+  it('outputs accept `stdout:`, `stdout: {}` and their options', () => {
+    const text = [
+      'pipelines:',
+      '  p:',
+      '    outputs:',
+      '      - stdout:',
+      '      - stdout: {}',
+      '      - stdout: { envelope: false }',
+      '      - file: { path: ./out.jsonl, rotateBytes: 64MiB }',
+    ].join('\n')
+    expect(parseConfig(text, 'a.yaml', {}).pipelines.p?.outputs).toEqual([
+      { stdout: { envelope: true } },
+      { stdout: { envelope: true } },
+      { stdout: { envelope: false } },
+      { file: { path: './out.jsonl', envelope: true, rotateBytes: 64 * 2 ** 20 } },
+    ])
+  })
+
+  it('onFail.then takes the bare words and the one-key forms', () => {
+    const then = (value: string) =>
+      parseConfig(`pipelines:\n  p:\n    onFail:\n      then: ${value}\n`, 'a.yaml', {}).pipelines.p?.onFail.then
+    expect(then('drop')).toBe('drop')
+    expect(then('alert')).toBe('alert')
+    expect(then('{ alert: }')).toEqual({ alert: {} })
+    expect(then('{ alert: { webhook: "https://hooks.example/x" } }')).toEqual({
+      alert: { webhook: 'https://hooks.example/x' },
+    })
+    expect(then('{ forward: { url: "http://10.0.0.2:8080/events" } }')).toEqual({
+      forward: { url: 'http://10.0.0.2:8080/events' },
+    })
+  })
+})
+
+describe('the example of SPEC.md section 2', () => {
+  afterEach(() => {
+    delete outputSchemas.http
+  })
+
+  // The http output is not built yet; register a stand-in the way its module will.
+  const registerHttp = () => {
+    outputSchemas.http = z.strictObject({ url: z.url(), timeout: z.string() })
+  }
+
+  it('parses, with its env vars unset and their empty defaults', () => {
+    registerHttp()
+    const config = loadConfig(fixture('spec-example.yaml'), {})
+    expect(config.node).toEqual({ id: 'node-a', dataDir: path.join(fixtures, 'data/node-a') })
+    expect(config.http).toEqual({
+      listen: '0.0.0.0:8080',
+      maxBodyBytes: 1_048_576,
+      authToken: '',
+      requestTimeout: 30_000,
+    })
+    expect(config.queue).toMatchObject({ mode: 'durable', sync: 'batch', maxBytes: 2 ** 30 })
+    expect(config.workers).toBe(4)
+    expect(config.mesh).toMatchObject({ bootstrap: ['node-b:7000'], psk: '', gossipInterval: 1_000, maxHops: 2 })
+    expect(config.pipelines['hot-rooms']).toEqual({
+      when: 'type = "temperature"',
+      steps: [{ filter: 'celsius > 30' }, { map: '$merge([$, {"fahrenheit": celsius * 9 / 5 + 32}])' }],
+      outputs: [
+        { file: { path: './out/hot-rooms.jsonl', envelope: true } },
+        { http: { url: 'http://127.0.0.1:9000/hook', timeout: '5s' } },
+      ],
+      onFail: { retry: { attempts: 5, backoff: 200, maxBackoff: 30_000 }, then: 'deadletter' },
+    })
+  })
+
+  it('takes the token and mesh key from the environment', () => {
+    registerHttp()
+    const config = loadConfig(fixture('spec-example.yaml'), { BINGE_TOKEN: 't0k', BINGE_MESH_KEY: 'k3y' })
+    expect(config.http.authToken).toBe('t0k')
+    expect(config.mesh?.psk).toBe('k3y')
+  })
+
+  it('without an http output registered, names it as unknown at its place', () => {
+    const err = (() => {
+      try {
+        loadConfig(fixture('spec-example.yaml'), {})
+      } catch (e) {
+        return e as BingeError
+      }
+    })()
+    expect(err?.details?.problems).toEqual([
+      {
+        path: 'pipelines.hot-rooms.outputs[1]',
+        message: 'unknown output "http"; known: file, stdout',
+        line: 32,
+        column: 9,
+      },
+    ])
+  })
+})
