@@ -6,6 +6,7 @@
 // outputs, close the store. Every acknowledged event is on disk throughout.
 import { join } from 'node:path'
 import type { AddressInfo } from 'node:net'
+import type { Hono } from 'hono'
 import { v7 as uuidv7 } from 'uuid'
 import type { Config } from './config/schema.js'
 import type { IngestOptions, NodeApi, NodePhase, NodeStats } from './http/api.js'
@@ -24,6 +25,8 @@ export interface NodeOptions {
   log?: Logger
   /** Collect Node.js process metrics (off in tests that run several nodes in one process). */
   processMetrics?: boolean
+  /** Add routes to the node's HTTP app before it listens (benchmarks add a no-op route). */
+  extendApp?: (app: Hono) => void
 }
 
 export class BingeNode implements NodeApi {
@@ -35,6 +38,8 @@ export class BingeNode implements NodeApi {
   private readonly engine: Engine
   private readonly workers: WorkerPool
   private readonly http: HttpServer
+  /** The HTTP app, for in-memory requests (`app.request()`) in tests. */
+  readonly app: Hono
   private currentPhase: NodePhase = 'starting'
   private readonly startedAt = Date.now()
 
@@ -53,11 +58,12 @@ export class BingeNode implements NodeApi {
     const pipelines = Object.entries(config.pipelines).map(([name, p]) => new Pipeline({ name, ...p }, deps))
     this.engine = new Engine(pipelines, this.log, this.traces)
     this.workers = new WorkerPool({ workers: config.workers, queue: this.queue, engine: this.engine, log: this.log, trace: this.traces })
-    const app = createApp(this, {
+    const app = (this.app = createApp(this, {
       maxBodyBytes: config.http.maxBodyBytes,
       authToken: config.http.authToken,
       onReject: (reason) => this.metricsStore.rejectedRequest(reason),
-    })
+    }))
+    options.extendApp?.(app)
     this.http = new HttpServer(app, { listen: config.http.listen, requestTimeoutMs: config.http.requestTimeout })
   }
 

@@ -8,6 +8,7 @@ import { durationSchema } from '../util/duration.js'
 import { sizeSchema } from '../util/size.js'
 import {
   bool,
+  expected,
   expression,
   httpUrl,
   int,
@@ -149,6 +150,10 @@ export const configSchema = section(
             'a pipeline name starts with a letter or digit and holds only letters, digits, "_", "." and "-"',
           ),
         section(pipelineSection),
+        {
+          error: (i) =>
+            i.code === 'invalid_type' ? expected('a mapping of pipeline names to pipelines', i.input) : undefined,
+        },
       ),
     ),
   }),

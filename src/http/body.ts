@@ -4,6 +4,7 @@
 // poison prototypes if a later merge copied them (__proto__, constructor).
 import { BingeError } from '../errors.js'
 import type { JsonObject } from '../queue/types.js'
+import { jsonErrorOffset } from './json-error-offset.js'
 
 export const maxDepth = 64
 const forbiddenKeys = new Set(['__proto__', 'constructor'])
@@ -64,9 +65,12 @@ function parseJson(text: string, firstLine = 1): unknown {
     return JSON.parse(text)
   } catch (err) {
     const message = (err as Error).message
-    const position = /at position (\d+)/.exec(message)?.[1]
-    const place = position === undefined ? ` on line ${firstLine}` : ` at ${lineAndColumn(text, Number(position), firstLine)}`
-    throw bad(`malformed JSON${place}: ${message.replace(/ in JSON at position \d+.*$/, '')}`)
+    const offset = jsonErrorOffset(text)
+    const at = offset < 0 ? text.length : offset
+    // V8's message may quote the whole body; keep only its first clause.
+    const reason = message.split(/,? "| in JSON/)[0]
+    const found = at < text.length ? `unexpected ${JSON.stringify(text.slice(at, at + 1))}` : 'unexpected end of input'
+    throw bad(`malformed JSON at ${lineAndColumn(text, at, firstLine)}: ${found} (${reason})`)
   }
 }
 

@@ -160,7 +160,7 @@ export class DurableQueue implements EventQueue {
     )
   }
 
-  waitForWork(signal?: AbortSignal): Promise<void> {
+  async waitForWork(signal?: AbortSignal): Promise<void> {
     this.life.assertOpen()
     return this.work.wait(() => this.counts.unprocessed > 0 || this.life.state !== 'open', signal)
   }

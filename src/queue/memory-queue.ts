@@ -111,7 +111,7 @@ export class MemoryQueue implements EventQueue {
     })
   }
 
-  waitForWork(signal?: AbortSignal): Promise<void> {
+  async waitForWork(signal?: AbortSignal): Promise<void> {
     this.life.assertOpen()
     return this.work.wait(() => this.events.size > 0 || this.life.state !== 'open', signal)
   }

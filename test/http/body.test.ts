@@ -1,0 +1,86 @@
+import { describe, expect, it } from 'vitest'
+import { bodyFormat, parseEvents } from '../../src/http/body.js'
+import { BingeError } from '../../src/errors.js'
+
+function errorOf(fn: () => unknown): BingeError {
+  try {
+    fn()
+  } catch (err) {
+    if (err instanceof BingeError) return err
+    throw err
+  }
+  throw new Error('expected a BingeError')
+}
+
+describe('bodyFormat', () => {
+  it.each([
+    ['application/json', 'json'],
+    ['application/json; charset=utf-8', 'json'],
+    ['application/cloudevents+json', 'json'],
+    [undefined, 'json'],
+    ['application/x-ndjson', 'ndjson'],
+    ['application/jsonl', 'ndjson'],
+  ])('%s reads as %s', (type, format) => {
+    expect(bodyFormat(type)).toBe(format)
+  })
+
+  it('refuses other types with 415', () => {
+    expect(errorOf(() => bodyFormat('text/plain')).status).toBe(415)
+  })
+})
+
+describe('parseEvents', () => {
+  it('reads an object, an array and NDJSON', () => {
+    expect(parseEvents('{"a":1}', 'json')).toEqual({ events: [{ a: 1 }], batch: false })
+    expect(parseEvents('[{"a":1},{"b":2}]', 'json')).toEqual({ events: [{ a: 1 }, { b: 2 }], batch: true })
+    expect(parseEvents('{"a":1}\n\n{"b":2}\n', 'ndjson')).toEqual({ events: [{ a: 1 }, { b: 2 }], batch: true })
+  })
+
+  const deep = '{"a":'.repeat(70) + '1' + '}'.repeat(70)
+  it.each([
+    ['', 'json', /empty/],
+    ['   \n', 'ndjson', /empty/],
+    ['{"a":', 'json', /malformed JSON at line 1 column 6/],
+    ['{"a":1,\n "b": }', 'json', /malformed JSON at line 2 column 7/],
+    ['{"a":1}\n{"b":', 'ndjson', /malformed JSON at line 2 column 6/],
+    ['42', 'json', /the body is number; an event must be a JSON object/],
+    ['"x"', 'json', /the body is string/],
+    ['null', 'json', /the body is null/],
+    ['[]', 'json', /empty array/],
+    ['[{"a":1}, 3]', 'json', /item \[1\] is number/],
+    ['[{"a":1}, [1]]', 'json', /item \[1\] is an array/],
+    ['{"a":1}\n[1]', 'ndjson', /line 2 is an array/],
+    [deep, 'json', /nests deeper than 64 levels/],
+    ['{"x":{"__proto__":{"polluted":true}}}', 'json', /the body\.x has the key "__proto__"/],
+    ['[{"ok":1},{"constructor":{"prototype":{}}}]', 'json', /item \[1\] has the key "constructor"/],
+  ] as const)('%j (%s) is a 400 saying what and where', (text, format, message) => {
+    const err = errorOf(() => parseEvents(text, format))
+    expect(err.status).toBe(400)
+    expect(err.message).toMatch(message)
+  })
+
+  it('accepts exactly 64 levels', () => {
+    const ok = '{"a":'.repeat(63) + '1' + '}'.repeat(63)
+    expect(parseEvents(ok, 'json').events).toHaveLength(1)
+  })
+})
+
+describe('jsonErrorOffset', async () => {
+  const { jsonErrorOffset } = await import('../../src/http/json-error-offset.js')
+  it.each([
+    ['{"a":1}', -1],
+    ['[1, {"b": [true, null, "x\\"y"]}, -2.5e3]', -1],
+    ['  {}  ', -1],
+    ['{"a":1,\n "b": }', 14],
+    ['[1,]', 3],
+    ['{a}', 1],
+    ['{"a" 1}', 5],
+    ['{"a":1}}', 7],
+    ['[1 2]', 3],
+    ['"abc', 0],
+    ['', 0],
+    ['[' .repeat(100000), 100000],
+  ])('%j -> %d', (text, offset) => {
+    expect(jsonErrorOffset(text)).toBe(offset)
+  })
+})

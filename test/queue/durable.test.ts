@@ -1,0 +1,145 @@
+// What only the durable queue promises: group commit shares fsyncs, and what it held
+// (order, dedupe index, dead letters, sequence) is still there after a restart.
+
+import fs from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { DurableQueue, type DurableQueueOptions } from '../../src/queue/durable-queue.js'
+import { createQueue } from '../../src/queue/index.js'
+import { MemoryQueue } from '../../src/queue/memory-queue.js'
+import { event } from './backends.js'
+
+let dir: string
+const opened: DurableQueue[] = []
+
+async function open(options: Partial<DurableQueueOptions> = {}): Promise<DurableQueue> {
+  const q = new DurableQueue({ dir, sync: 'batch', maxEvents: 1e6, maxBytes: 1 << 30, dedupeWindowMs: 60_000, ...options })
+  opened.push(q)
+  await q.open()
+  return q
+}
+
+beforeEach(() => {
+  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'binge-durable-'))
+})
+afterEach(async () => {
+  for (const q of opened.splice(0)) await q.close()
+  fs.rmSync(dir, { recursive: true, force: true })
+})
+
+describe('group commit', () => {
+  it('lets 50 concurrent enqueues share a few fsyncs', async () => {
+    const q = await open({ sync: 'batch' })
+    const calls = Array.from({ length: 50 }, (_, i) => q.enqueue([event(`e${i}`)]))
+    expect((await Promise.all(calls)).flat().every((r) => !r.duplicate)).toBe(true)
+    expect(q.stats().enqueueCalls).toBe(50)
+    expect(q.stats().enqueueWrites).toBeLessThanOrEqual(3)
+    expect(q.stats().syncWrites).toBe(q.stats().enqueueWrites)
+  })
+
+  it('gathers calls that arrive while a write is in progress into the next one', async () => {
+    const q = await open({ sync: 'batch' })
+    const first = q.enqueue([event('first')])
+    await new Promise((resolve) => setImmediate(resolve))
+    const rest = Array.from({ length: 49 }, (_, i) => q.enqueue([event(`e${i}`)]))
+    await Promise.all([first, ...rest])
+    expect(q.stats().enqueueWrites).toBeLessThanOrEqual(3)
+    expect(q.depth().unprocessed).toBe(50)
+  })
+
+  it("gives every call its own fsync with sync 'always', and none with 'none'", async () => {
+    const always = await open({ sync: 'always' })
+    await Promise.all(Array.from({ length: 10 }, (_, i) => always.enqueue([event(`e${i}`)])))
+    expect(always.stats()).toMatchObject({ enqueueWrites: 10, syncWrites: 10 })
+    await always.close()
+    const none = await open({ sync: 'none' })
+    await Promise.all(Array.from({ length: 10 }, (_, i) => none.enqueue([event(`f${i}`)])))
+    expect(none.stats().syncWrites).toBe(0)
+    expect(none.stats().enqueueWrites).toBeLessThanOrEqual(3)
+  })
+
+  it('writes nothing for a call of duplicates only', async () => {
+    const q = await open()
+    await q.enqueue([event('a')])
+    const writes = q.stats().writes
+    await q.enqueue([event('a')])
+    expect(q.stats().writes).toBe(writes)
+  })
+})
+
+describe('restart', () => {
+  it('reports what it recovered and keeps order, dedupe and dead letters', async () => {
+    const q = await open()
+    await q.enqueue(['a', 'b', 'c', 'd'].map((id) => event(id)))
+    const [a, b] = await q.dequeue(3)
+    await q.ack(a!, { deadletter: [{ pipeline: 'p', error: 'boom', attempts: 2 }] })
+    void b
+    await q.close()
+    const again = await open()
+    expect(again.depth()).toMatchObject({ unprocessed: 3, inflight: 0, deadletter: 1 })
+    expect((await again.listDeadletter())[0]).toMatchObject({ event: { id: 'a' }, pipeline: 'p', error: 'boom', attempts: 2 })
+    expect(await again.enqueue([event('a'), event('e')])).toEqual([
+      { id: 'a', duplicate: true },
+      { id: 'e', duplicate: false },
+    ])
+    expect((await again.dequeue(10)).map((e) => e.id)).toEqual(['b', 'c', 'd', 'e'])
+  })
+
+  it('returns the counts of its recovery', async () => {
+    const q = await open()
+    await q.enqueue(['a', 'b', 'c'].map((id) => event(id)))
+    await q.dequeue(2)
+    await q.close()
+    const again = new DurableQueue({ dir, sync: 'batch', maxEvents: 10, maxBytes: 1e6, dedupeWindowMs: 1000 })
+    opened.push(again)
+    const report = await again.open()
+    expect(report).toMatchObject({ requeued: 2, unprocessed: 3 })
+    expect(report.durationMs).toBeGreaterThanOrEqual(0)
+  })
+
+  it('never reuses a queue key, even once every event is gone', async () => {
+    const q = await open()
+    await q.enqueue([event('a')])
+    const [a] = await q.dequeue(1)
+    await q.ack(a!, { deadletter: [{ pipeline: 'p', error: 'x', attempts: 1 }] })
+    await q.close()
+    const again = await open()
+    await again.enqueue([event('b')])
+    const [b] = await again.dequeue(1)
+    expect(b!.key > a!.key).toBe(true)
+  })
+
+  it('refuses a second queue on a directory in use', async () => {
+    await open()
+    await expect(open()).rejects.toThrow()
+  })
+})
+
+describe('dedupe sweep', () => {
+  it('removes expired entries by time range, chunk after chunk', async () => {
+    let now = 1_000
+    const q = await open({ dedupeWindowMs: 100, now: () => now })
+    const ids = Array.from({ length: 2500 }, (_, i) => `id-${i}`)
+    await q.enqueue(ids.map((id) => event(id)))
+    now = 1_050
+    await q.enqueue([event('late')])
+    now = 1_120
+    expect(await q.sweepDedupe()).toBe(2500)
+    expect(await q.sweepDedupe()).toBe(0)
+    expect(await q.enqueue([event('id-7'), event('late')])).toEqual([
+      { id: 'id-7', duplicate: false },
+      { id: 'late', duplicate: true },
+    ])
+  })
+})
+
+describe('createQueue', () => {
+  it('builds the backend its mode names', async () => {
+    const limits = { maxEvents: 10, maxBytes: 1000, dedupeWindowMs: 1000 }
+    expect(createQueue({ mode: 'memory', ...limits })).toBeInstanceOf(MemoryQueue)
+    const q = createQueue({ mode: 'durable', dir, sync: 'batch', ...limits })
+    expect(q).toBeInstanceOf(DurableQueue)
+    expect(q.mode).toBe('durable')
+  })
+})

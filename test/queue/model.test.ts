@@ -1,0 +1,209 @@
+// Model-based test (Vector's disk buffer does the same): random sequences of enqueue,
+// concurrent enqueue, dequeue, ack (with dead letters and state), nack, replay, clock
+// ticks and restarts run against a queue and against a plain model of what it must
+// hold. After every step the counts, the dead letters and the state agree with the
+// model; every dequeue hands out exactly the events the model says are oldest; at the
+// end everything still held is drained and compared, so an accepted event that went
+// missing, or showed up twice, fails the run. A restart of the durable queue is a
+// close and reopen of its directory (in-flight events go back to unprocessed); the
+// memory queue forgets everything, and so does its model.
+
+import fc from 'fast-check'
+import { describe, expect, it } from 'vitest'
+import type { EventQueue, EventRecord, QueuedEvent } from '../../src/queue/types.js'
+import { type Backend, type QueueSettings, type TestQueue, backends, bytesOf, event } from './backends.js'
+
+type Op =
+  | { kind: 'enqueue'; calls: string[][] }
+  | { kind: 'dequeue'; max: number }
+  | { kind: 'ack'; pick: number; deadletter: string[]; state: boolean }
+  | { kind: 'nack'; picks: number[] }
+  | { kind: 'replay'; ids: string[] | undefined }
+  | { kind: 'tick'; ms: number }
+  | { kind: 'restart' }
+
+const POOL = ['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h']
+const id = fc.constantFrom(...POOL)
+const opArb: fc.Arbitrary<Op> = fc.oneof(
+  { weight: 4, arbitrary: fc.record({ kind: fc.constant('enqueue' as const), calls: fc.array(fc.array(id, { minLength: 1, maxLength: 3 }), { minLength: 1, maxLength: 3 }) }) },
+  { weight: 3, arbitrary: fc.record({ kind: fc.constant('dequeue' as const), max: fc.integer({ min: 1, max: 3 }) }) },
+  { weight: 3, arbitrary: fc.record({ kind: fc.constant('ack' as const), pick: fc.nat(), deadletter: fc.subarray(['p1', 'p2']), state: fc.boolean() }) },
+  { weight: 1, arbitrary: fc.record({ kind: fc.constant('nack' as const), picks: fc.array(fc.nat(), { maxLength: 3 }) }) },
+  { weight: 1, arbitrary: fc.record({ kind: fc.constant('replay' as const), ids: fc.option(fc.subarray(POOL, { maxLength: 2 }), { nil: undefined }) }) },
+  { weight: 1, arbitrary: fc.record({ kind: fc.constant('tick' as const), ms: fc.integer({ min: 0, max: 40 }) }) },
+  { weight: 1, arbitrary: fc.record({ kind: fc.constant('restart' as const) }) },
+)
+
+const WINDOW = 50
+const MAX_EVENTS = 5
+
+interface Entry {
+  ord: number
+  record: EventRecord
+  key?: string
+}
+
+/** What the queue must hold: the reference the real queue is compared against. */
+class Model {
+  unprocessed: Entry[] = []
+  inflight: Entry[] = []
+  dead: Array<{ sortKey: string; entry: Entry; pipeline: string }> = []
+  seen = new Map<string, number>()
+  state: number | undefined
+  ord = 0
+
+  constructor(private readonly maxBytes: number) {}
+
+  held(): Entry[] {
+    return [...this.unprocessed, ...this.inflight]
+  }
+
+  /** One call: null when it must be refused as full. */
+  enqueue(records: EventRecord[], now: number): Array<{ id: string; duplicate: boolean }> | null {
+    const mine = new Set<string>()
+    const fresh: EventRecord[] = []
+    const results = records.map((r) => {
+      const at = this.seen.get(r.id)
+      const duplicate = mine.has(r.id) || (at !== undefined && at > now - WINDOW)
+      if (!duplicate) {
+        mine.add(r.id)
+        fresh.push(r)
+      }
+      return { id: r.id, duplicate }
+    })
+    const held = this.held()
+    const bytes = [...held.map((e) => e.record), ...fresh].reduce((n, r) => n + bytesOf(r), 0)
+    if (held.length + fresh.length > MAX_EVENTS || bytes > this.maxBytes) return null
+    for (const r of fresh) {
+      this.seen.set(r.id, now)
+      this.unprocessed.push({ ord: this.ord++, record: r })
+    }
+    return results
+  }
+
+  depth() {
+    return {
+      unprocessed: this.unprocessed.length,
+      inflight: this.inflight.length,
+      deadletter: this.dead.length,
+      bytes: this.held().reduce((n, e) => n + bytesOf(e.record), 0),
+    }
+  }
+
+  returnInflight(entries: Entry[]): void {
+    this.inflight = this.inflight.filter((e) => !entries.includes(e))
+    this.unprocessed = [...this.unprocessed, ...entries].sort((x, y) => x.ord - y.ord)
+  }
+}
+
+const recordOf = (e: QueuedEvent): EventRecord => {
+  const { key: _key, ...record } = e
+  return record
+}
+
+async function runScenario(backend: Backend, ops: Op[]): Promise<void> {
+  const place = backend.place()
+  let now = 1_000
+  // Big enough for most mixes of events, small enough that bytes refuse some.
+  const maxBytes = bytesOf(event('a', { pipeline: 'p1', data: { v: 'a' } })) * 4 + 10
+  const settings: Partial<QueueSettings> = { maxEvents: MAX_EVENTS, maxBytes, dedupeWindowMs: WINDOW, now: () => now }
+  const model = new Model(maxBytes)
+  let q: TestQueue = await place.open(settings)
+  const check = async (): Promise<void> => {
+    expect(q.depth()).toEqual(model.depth())
+    const letters = await q.listDeadletter()
+    const expected = [...model.dead].sort((x, y) => (x.sortKey < y.sortKey ? -1 : 1))
+    expect(letters.map((l) => [l.event.id, l.pipeline])).toEqual(expected.map((d) => [d.entry.record.id, d.pipeline]))
+    expect(await q.getState('k')).toEqual(model.state)
+  }
+  try {
+    for (const [step, op] of ops.entries()) {
+      switch (op.kind) {
+        case 'enqueue': {
+          const calls = op.calls.map((ids) => ids.map((i) => event(i, { data: { v: i } })))
+          // Submitted together: the durable queue commits them as one group.
+          const settled = await Promise.allSettled(calls.map((records) => q.enqueue(records)))
+          settled.forEach((s, i) => {
+            const expected = model.enqueue(calls[i]!, now)
+            if (expected === null) expect(s).toMatchObject({ status: 'rejected', reason: { code: 'BINGE_QUEUE_FULL' } })
+            else expect(s).toEqual({ status: 'fulfilled', value: expected })
+          })
+          break
+        }
+        case 'dequeue': {
+          const got = await q.dequeue(op.max)
+          const taken = model.unprocessed.splice(0, op.max)
+          expect(got.map(recordOf)).toEqual(taken.map((e) => e.record))
+          taken.forEach((e, i) => (e.key = got[i]!.key))
+          model.inflight.push(...taken)
+          break
+        }
+        case 'ack': {
+          if (model.inflight.length === 0) break
+          const entry = model.inflight[op.pick % model.inflight.length]!
+          await q.ack({ ...entry.record, key: entry.key! }, {
+            deadletter: op.deadletter.map((pipeline) => ({ pipeline, error: 'boom', attempts: 1 })),
+            state: op.state ? [{ type: 'put', key: 'k', value: step }] : [],
+          })
+          model.inflight = model.inflight.filter((e) => e !== entry)
+          for (const pipeline of op.deadletter) {
+            model.dead.push({ sortKey: `${entry.record.id}\u0000${pipeline}\u0000${entry.key}`, entry, pipeline })
+          }
+          if (op.state) model.state = step
+          break
+        }
+        case 'nack': {
+          if (model.inflight.length === 0) break
+          const picked = [...new Set(op.picks.map((p) => model.inflight[p % model.inflight.length]!))]
+          await q.nack(picked.map((e) => ({ ...e.record, key: e.key! })))
+          model.returnInflight(picked)
+          break
+        }
+        case 'replay': {
+          const chosen = model.dead
+            .filter((d) => op.ids === undefined || op.ids.includes(d.entry.record.id))
+            .sort((x, y) => (x.sortKey < y.sortKey ? -1 : 1))
+          expect(await q.replayDeadletter(op.ids)).toEqual([...new Set(chosen.map((d) => d.entry.record.id))])
+          model.dead = model.dead.filter((d) => !chosen.includes(d))
+          for (const d of chosen) {
+            model.unprocessed.push({ ord: model.ord++, record: { ...d.entry.record, pipeline: d.pipeline } })
+          }
+          break
+        }
+        case 'tick':
+          now += op.ms
+          break
+        case 'restart': {
+          await q.close()
+          q = await place.open(settings)
+          if (backend.survivesRestart) model.returnInflight(model.inflight)
+          else Object.assign(model, { unprocessed: [], inflight: [], dead: [], seen: new Map(), state: undefined })
+          break
+        }
+      }
+      await check()
+    }
+    await drainAndCompare(q, model)
+  } finally {
+    await place.dispose()
+  }
+}
+
+/** Everything the model says is held must come out, once, in order. */
+async function drainAndCompare(q: EventQueue, model: Model): Promise<void> {
+  const rest = await q.dequeue(1000)
+  expect(rest.map(recordOf)).toEqual(model.unprocessed.map((e) => e.record))
+  for (const e of [...rest, ...model.inflight.map((m) => ({ ...m.record, key: m.key! }))]) await q.ack(e)
+  expect(q.depth()).toMatchObject({ unprocessed: 0, inflight: 0, bytes: 0 })
+}
+
+describe('queue against its model', () => {
+  for (const backend of backends) {
+    it(`${backend.name}: every accepted event stays in exactly one bucket`, async () => {
+      await fc.assert(
+        fc.asyncProperty(fc.array(opArb, { minLength: 1, maxLength: 40 }), (ops) => runScenario(backend, ops)),
+        { numRuns: backend.survivesRestart ? 60 : 300 },
+      )
+    })
+  }
+})

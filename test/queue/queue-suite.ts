@@ -1,0 +1,291 @@
+// The one suite every queue backend must pass (abstract-level's pattern): order, nack,
+// dedupe, caps, dead letters, state, lifecycle. What differs by backend (a restart
+// keeps or loses everything) is asked of `backend.survivesRestart`, never of its name.
+
+import { afterEach, describe, expect, it } from 'vitest'
+import type { EventQueue, QueuedEvent } from '../../src/queue/types.js'
+import { type Backend, type Place, type QueueSettings, bytesOf, event } from './backends.js'
+
+const ids = (events: { id: string }[]): string[] => events.map((e) => e.id)
+
+export function queueSuite(backend: Backend): void {
+  describe(`${backend.name} queue`, () => {
+    let place: Place
+    const open = async (settings?: Partial<QueueSettings>): Promise<ReturnType<Place['open']>> => {
+      place = backend.place()
+      return place.open(settings)
+    }
+    afterEach(async () => place.dispose())
+
+    describe('order', () => {
+      it('hands events out oldest first and acks them away', async () => {
+        const q = await open()
+        await q.enqueue([event('a'), event('b')])
+        await q.enqueue([event('c')])
+        expect(q.depth()).toMatchObject({ unprocessed: 3, inflight: 0 })
+        const first = await q.dequeue(2)
+        expect(ids(first)).toEqual(['a', 'b'])
+        expect(q.depth()).toMatchObject({ unprocessed: 1, inflight: 2 })
+        expect(ids(await q.dequeue(5))).toEqual(['c'])
+        expect(await q.dequeue(5)).toEqual([])
+        for (const e of first) await q.ack(e)
+        expect(q.depth()).toMatchObject({ unprocessed: 0, inflight: 1 })
+      })
+
+      it('returns what was stored, with an opaque key', async () => {
+        const q = await open()
+        const e = event('a', { pipeline: 'p', hops: 2 })
+        await q.enqueue([e])
+        const [got] = await q.dequeue(1)
+        expect(got).toEqual({ ...e, key: expect.any(String) })
+      })
+
+      it('never hands the same event to two concurrent dequeues', async () => {
+        const q = await open()
+        await q.enqueue(Array.from({ length: 100 }, (_, i) => event(`e${i}`)))
+        const got = (await Promise.all(Array.from({ length: 10 }, () => q.dequeue(7)))).flat()
+        expect(got).toHaveLength(70)
+        expect(new Set(ids(got)).size).toBe(70)
+        expect(q.depth()).toMatchObject({ unprocessed: 30, inflight: 70 })
+      })
+
+      it('dequeue(0) and an empty queue give []', async () => {
+        const q = await open()
+        expect(await q.dequeue(3)).toEqual([])
+        await q.enqueue([event('a')])
+        expect(await q.dequeue(0)).toEqual([])
+      })
+    })
+
+    describe('nack', () => {
+      it('puts events back in their original place', async () => {
+        const q = await open()
+        await q.enqueue(['a', 'b', 'c', 'd', 'e'].map((id) => event(id)))
+        const [a, b, c] = (await q.dequeue(3)) as [QueuedEvent, QueuedEvent, QueuedEvent]
+        await q.nack([b])
+        expect(ids(await q.dequeue(1))).toEqual(['b'])
+        await q.nack([c, a])
+        expect(ids(await q.dequeue(10))).toEqual(['a', 'c', 'd', 'e'])
+        expect(q.depth()).toMatchObject({ unprocessed: 0, inflight: 5 })
+      })
+
+      it('refuses to finish an event twice', async () => {
+        const q = await open()
+        await q.enqueue([event('a')])
+        const [a] = (await q.dequeue(1)) as [QueuedEvent]
+        await q.ack(a, { state: [{ type: 'put', key: 'k', value: 1 }] })
+        await expect(q.ack(a, { state: [{ type: 'put', key: 'k', value: 2 }] })).rejects.toMatchObject({ code: 'BINGE_INTERNAL' })
+        await expect(q.nack([a])).rejects.toMatchObject({ code: 'BINGE_INTERNAL' })
+        expect(await q.getState('k')).toBe(1)
+        expect(q.depth()).toMatchObject({ unprocessed: 0, inflight: 0, deadletter: 0, bytes: 0 })
+      })
+    })
+
+    describe('dedupe', () => {
+      it('within one call', async () => {
+        const q = await open()
+        expect(await q.enqueue([event('a'), event('a'), event('b')])).toEqual([
+          { id: 'a', duplicate: false },
+          { id: 'a', duplicate: true },
+          { id: 'b', duplicate: false },
+        ])
+        expect(q.depth().unprocessed).toBe(2)
+      })
+
+      it('across concurrent calls', async () => {
+        const q = await open()
+        const results = await Promise.all([q.enqueue([event('a')]), q.enqueue([event('a')]), q.enqueue([event('a')])])
+        expect(results.flat().filter((r) => !r.duplicate)).toHaveLength(1)
+        expect(q.depth().unprocessed).toBe(1)
+      })
+
+      it('after the event was processed', async () => {
+        const q = await open()
+        await q.enqueue([event('a')])
+        await q.ack((await q.dequeue(1))[0]!)
+        expect(await q.enqueue([event('a')])).toEqual([{ id: 'a', duplicate: true }])
+        expect(q.depth().unprocessed).toBe(0)
+      })
+
+      it(`after a restart only if the queue survives it (${backend.survivesRestart})`, async () => {
+        const q = await open()
+        await q.enqueue([event('a')])
+        await q.close()
+        const again = await place.open()
+        expect(await again.enqueue([event('a')])).toEqual([{ id: 'a', duplicate: backend.survivesRestart }])
+      })
+
+      it('forgets ids after the window, and the sweep keeps ids accepted again', async () => {
+        let now = 10_000
+        const q = await open({ dedupeWindowMs: 1000, now: () => now })
+        await q.enqueue([event('a'), event('b')])
+        now = 10_999
+        expect(await q.enqueue([event('a')])).toEqual([{ id: 'a', duplicate: true }])
+        now = 11_000
+        expect(await q.enqueue([event('a')])).toEqual([{ id: 'a', duplicate: false }])
+        now = 11_500
+        // b's entry and a's first (10_000) expire; a's second (11_000) must survive.
+        expect(await q.sweepDedupe()).toBeGreaterThanOrEqual(1)
+        expect(await q.enqueue([event('a'), event('b')])).toEqual([
+          { id: 'a', duplicate: true },
+          { id: 'b', duplicate: false },
+        ])
+        expect(q.depth().unprocessed).toBe(4)
+      })
+    })
+
+    describe('caps', () => {
+      it('takes a call whole or not at all, up to the exact boundary', async () => {
+        const q = await open({ maxEvents: 3 })
+        await q.enqueue([event('a'), event('b')])
+        const full = q.enqueue([event('c'), event('d')])
+        await expect(full).rejects.toMatchObject({ code: 'BINGE_QUEUE_FULL', status: 429, retryAfter: expect.any(Number) })
+        expect(q.depth().unprocessed).toBe(2)
+        expect(await q.enqueue([event('c')])).toEqual([{ id: 'c', duplicate: false }])
+        await expect(q.enqueue([event('d')])).rejects.toMatchObject({ code: 'BINGE_QUEUE_FULL' })
+        // Duplicates take no room, and a refused id was never remembered.
+        expect(await q.enqueue([event('a')])).toEqual([{ id: 'a', duplicate: true }])
+        await q.ack((await q.dequeue(1))[0]!)
+        expect(await q.enqueue([event('d')])).toEqual([{ id: 'd', duplicate: false }])
+      })
+
+      it('counts in-flight events until they are acked', async () => {
+        const q = await open({ maxEvents: 2 })
+        await q.enqueue([event('a'), event('b')])
+        const [a] = await q.dequeue(1)
+        await expect(q.enqueue([event('c')])).rejects.toMatchObject({ code: 'BINGE_QUEUE_FULL' })
+        await q.ack(a!)
+        await q.enqueue([event('c')])
+        expect(q.depth()).toMatchObject({ unprocessed: 2, inflight: 0 })
+      })
+
+      it('refuses one call of a concurrent group without touching the others', async () => {
+        const q = await open({ maxEvents: 3 })
+        const calls = [q.enqueue([event('a'), event('b')]), q.enqueue([event('c'), event('d')]), q.enqueue([event('e')])]
+        const settled = await Promise.allSettled(calls)
+        expect(settled.map((s) => s.status)).toEqual(['fulfilled', 'rejected', 'fulfilled'])
+        expect(ids(await q.dequeue(10))).toEqual(['a', 'b', 'e'])
+      })
+
+      it('counts the JSON bytes of events against maxBytes', async () => {
+        const [a, b, c] = ['a', 'b', 'c'].map((id) => event(id, { data: { v: 'x'.repeat(100) } })) as [
+          ReturnType<typeof event>, ReturnType<typeof event>, ReturnType<typeof event>,
+        ]
+        const q = await open({ maxBytes: bytesOf(a) + bytesOf(b) })
+        await q.enqueue([a, b])
+        expect(q.depth().bytes).toBe(bytesOf(a) + bytesOf(b))
+        await expect(q.enqueue([c])).rejects.toMatchObject({ code: 'BINGE_QUEUE_FULL' })
+        await q.ack((await q.dequeue(1))[0]!)
+        await q.enqueue([c])
+        expect(q.depth().bytes).toBe(bytesOf(b) + bytesOf(c))
+      })
+    })
+
+    describe('dead letters', () => {
+      it('keeps each failed pipeline as accepted, lists and replays them', async () => {
+        const q = await open({ now: () => 42 })
+        await q.enqueue([event('a', { data: { v: 1 } }), event('b')])
+        const [a, b] = (await q.dequeue(2)) as [QueuedEvent, QueuedEvent]
+        a.data.v = 'changed by a step'
+        await q.ack(a, {
+          deadletter: [
+            { pipeline: 'p1', error: 'boom', attempts: 3 },
+            { pipeline: 'p2', error: 'bang', attempts: 1 },
+          ],
+        })
+        await q.ack(b, { deadletter: [{ pipeline: 'p1', error: 'boom', attempts: 5 }] })
+        expect(q.depth()).toMatchObject({ unprocessed: 0, inflight: 0, deadletter: 3 })
+        const letters = await q.listDeadletter()
+        expect(letters.map((l) => [l.event.id, l.pipeline, l.error, l.attempts, l.at])).toEqual([
+          ['a', 'p1', 'boom', 3, 42],
+          ['a', 'p2', 'bang', 1, 42],
+          ['b', 'p1', 'boom', 5, 42],
+        ])
+        expect(letters[0]!.event.data).toEqual({ v: 1 })
+        expect(await q.listDeadletter(1)).toHaveLength(1)
+
+        expect(await q.replayDeadletter(['a', 'zzz'])).toEqual(['a'])
+        expect(q.depth()).toMatchObject({ unprocessed: 2, deadletter: 1 })
+        const replayed = await q.dequeue(10)
+        expect(replayed.map((e) => [e.id, e.pipeline])).toEqual([['a', 'p1'], ['a', 'p2']])
+        expect(await q.replayDeadletter()).toEqual(['b'])
+        expect(await q.replayDeadletter()).toEqual([])
+        expect(q.depth()).toMatchObject({ unprocessed: 1, inflight: 2, deadletter: 0 })
+      })
+    })
+
+    describe('state', () => {
+      it('commits state changes with the ack', async () => {
+        const q = await open()
+        await q.enqueue([event('a'), event('b')])
+        const [a, b] = (await q.dequeue(2)) as [QueuedEvent, QueuedEvent]
+        expect(await q.getState('count')).toBeUndefined()
+        await q.ack(a, { state: [{ type: 'put', key: 'count', value: { n: 1 } }, { type: 'put', key: 'tmp', value: 'x' }] })
+        expect(await q.getState('count')).toEqual({ n: 1 })
+        await q.ack(b, { state: [{ type: 'del', key: 'tmp' }] })
+        expect(await q.getState('tmp')).toBeUndefined()
+        await q.close()
+        const again = await place.open()
+        expect(await again.getState('count')).toEqual(backend.survivesRestart ? { n: 1 } : undefined)
+      })
+    })
+
+    describe('restart', () => {
+      it(backend.survivesRestart ? 'returns in-flight events to their place' : 'starts empty', async () => {
+        const q = await open()
+        await q.enqueue(['a', 'b', 'c', 'd'].map((id) => event(id)))
+        const [, b] = (await q.dequeue(2)) as [QueuedEvent, QueuedEvent]
+        await q.ack(b, { deadletter: [{ pipeline: 'p', error: 'e', attempts: 1 }] })
+        await q.close() // in-process stand-in for a crash: close moves nothing (crash.test.ts kills -9)
+        const again = await place.open()
+        if (backend.survivesRestart) {
+          expect(again.depth()).toMatchObject({ unprocessed: 3, inflight: 0, deadletter: 1 })
+          expect(ids(await again.dequeue(10))).toEqual(['a', 'c', 'd'])
+          await again.enqueue([event('e')])
+          expect(ids(await again.dequeue(10))).toEqual(['e'])
+        } else {
+          expect(again.depth()).toEqual({ unprocessed: 0, inflight: 0, deadletter: 0, bytes: 0 })
+        }
+      })
+    })
+
+    describe('lifecycle', () => {
+      it('waitForWork wakes on work, on nack and on abort', async () => {
+        const q = await open()
+        const waiting = q.waitForWork()
+        await q.enqueue([event('a')])
+        await waiting
+        await q.waitForWork()
+        const [a] = await q.dequeue(1)
+        const afterNack = q.waitForWork()
+        await q.nack([a!])
+        await afterNack
+        await q.dequeue(1)
+        const controller = new AbortController()
+        const aborted = q.waitForWork(controller.signal)
+        controller.abort()
+        await aborted
+      })
+
+      it('finishes writes under way at close, then refuses every call', async () => {
+        const q: EventQueue = await open()
+        const pending = q.enqueue([event('a')])
+        const waiting = q.waitForWork(new AbortController().signal)
+        await q.close()
+        await expect(pending).resolves.toEqual([{ id: 'a', duplicate: false }])
+        await waiting
+        const closed = { code: 'BINGE_QUEUE_CLOSED', status: 503 }
+        const e = { ...event('b'), key: '0' }
+        await expect(q.enqueue([event('b')])).rejects.toMatchObject(closed)
+        await expect(q.dequeue(1)).rejects.toMatchObject(closed)
+        await expect(q.ack(e)).rejects.toMatchObject(closed)
+        await expect(q.nack([e])).rejects.toMatchObject(closed)
+        await expect(q.listDeadletter()).rejects.toMatchObject(closed)
+        await expect(q.replayDeadletter()).rejects.toMatchObject(closed)
+        await expect(q.getState('k')).rejects.toMatchObject(closed)
+        await expect(q.waitForWork()).rejects.toMatchObject(closed)
+        await q.close()
+      })
+    })
+  })
+}
