@@ -19,7 +19,7 @@ import { configSchema, type Config } from './schema.js'
 
 export { formatProblems, type ConfigProblem } from './problems.js'
 
-/** Read and validate the config at `file`; relative paths in it are relative to it. */
+/** Read and validate the config at `file`; relative paths in it are relative to the working directory. */
 export function loadConfig(file: string, env: Env = process.env): Config {
   let text: string
   try {
@@ -60,7 +60,9 @@ export function parseConfig(text: string, file: string, env: Env = process.env):
   if (problems.length > 0 || !parsed.success) throw invalid(file, problems)
 
   const config = parsed.data
-  config.node.dataDir = path.resolve(path.dirname(path.resolve(file)), config.node.dataDir)
+  // Relative to the working directory, as every path in the config is (file outputs
+  // too) and as Vector and Benthos users expect; `binge mesh up` runs nodes from the repo root.
+  config.node.dataDir = path.resolve(config.node.dataDir)
   return config
 }
 

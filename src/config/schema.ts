@@ -48,7 +48,7 @@ const nodeSection = strict({
   dataDir: text().min(1, 'expected a directory').optional(),
 }).transform(({ id = os.hostname(), dataDir }) => ({
   id,
-  // Relative to the config file's directory; load.ts makes it absolute.
+  // Relative to the working directory; load.ts makes it absolute.
   dataDir: dataDir ?? `./data/${id}`,
 }))
 

@@ -8,8 +8,8 @@ import { loadConfig, outputSchemas, parseConfig, type Config } from '../../src/c
 const fixtures = new URL('../fixtures/config/', import.meta.url).pathname
 const fixture = (name: string) => path.join(fixtures, name)
 
-const defaultsFor = (dir: string): Omit<Config, 'pipelines'> => ({
-  node: { id: os.hostname(), dataDir: path.join(dir, 'data', os.hostname()) },
+const defaults = (): Omit<Config, 'pipelines'> => ({
+  node: { id: os.hostname(), dataDir: path.resolve('data', os.hostname()) },
   http: { listen: '0.0.0.0:8080', maxBodyBytes: 1_048_576, authToken: '', requestTimeout: 30_000 },
   queue: {
     mode: 'durable',
@@ -27,21 +27,21 @@ const defaultsFor = (dir: string): Omit<Config, 'pipelines'> => ({
 describe('defaults', () => {
   it('a file with only `pipelines:` is a node alone with every default', () => {
     const config = loadConfig(fixture('only-pipelines.yaml'), {})
-    expect(config).toEqual({ ...defaultsFor(fixtures), pipelines: {} })
+    expect(config).toEqual({ ...defaults(), pipelines: {} })
     expect(config.mesh).toBeUndefined()
   })
 
   it('an empty file (or one with only comments) is valid too', () => {
     expect(parseConfig('', '/etc/binge/node.yaml', {})).toEqual({
-      ...defaultsFor('/etc/binge'),
+      ...defaults(),
       pipelines: {},
     })
     expect(parseConfig('# nothing yet\n', '/etc/binge/node.yaml', {}).pipelines).toEqual({})
   })
 
-  it('dataDir defaults to ./data/<id> and resolves against the config file directory', () => {
+  it('dataDir defaults to ./data/<id> and resolves against the working directory', () => {
     const config = parseConfig('node: { id: edge-1 }', '/srv/cfg/a.yaml', {})
-    expect(config.node).toEqual({ id: 'edge-1', dataDir: '/srv/cfg/data/edge-1' })
+    expect(config.node).toEqual({ id: 'edge-1', dataDir: path.resolve('data/edge-1') })
     const absolute = parseConfig('node: { dataDir: /var/lib/binge }', '/srv/cfg/a.yaml', {})
     expect(absolute.node.dataDir).toBe('/var/lib/binge')
   })
@@ -114,7 +114,7 @@ describe('the example of SPEC.md section 2', () => {
   it('parses, with its env vars unset and their empty defaults', () => {
     registerHttp()
     const config = loadConfig(fixture('spec-example.yaml'), {})
-    expect(config.node).toEqual({ id: 'node-a', dataDir: path.join(fixtures, 'data/node-a') })
+    expect(config.node).toEqual({ id: 'node-a', dataDir: path.resolve('data/node-a') })
     expect(config.http).toEqual({
       listen: '0.0.0.0:8080',
       maxBodyBytes: 1_048_576,

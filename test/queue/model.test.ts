@@ -35,7 +35,10 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
 )
 
 const WINDOW = 50
-const MAX_EVENTS = 5
+
+/** Caps small enough to be hit: by count, by bytes (in events' worth), or both. */
+const limitsArb = fc.record({ maxEvents: fc.integer({ min: 1, max: 6 }), bytesInEvents: fc.constantFrom(2.5, 4.5, 100) })
+type Limits = { maxEvents: number; maxBytes: number }
 
 interface Entry {
   ord: number
@@ -52,7 +55,7 @@ class Model {
   state: number | undefined
   ord = 0
 
-  constructor(private readonly maxBytes: number) {}
+  constructor(private readonly limits: Limits) {}
 
   held(): Entry[] {
     return [...this.unprocessed, ...this.inflight]
@@ -73,7 +76,7 @@ class Model {
     })
     const held = this.held()
     const bytes = [...held.map((e) => e.record), ...fresh].reduce((n, r) => n + bytesOf(r), 0)
-    if (held.length + fresh.length > MAX_EVENTS || bytes > this.maxBytes) return null
+    if (held.length + fresh.length > this.limits.maxEvents || bytes > this.limits.maxBytes) return null
     for (const r of fresh) {
       this.seen.set(r.id, now)
       this.unprocessed.push({ ord: this.ord++, record: r })
@@ -101,13 +104,15 @@ const recordOf = (e: QueuedEvent): EventRecord => {
   return record
 }
 
-async function runScenario(backend: Backend, ops: Op[]): Promise<void> {
+async function runScenario(backend: Backend, caps: fc.infer<typeof limitsArb>, ops: Op[]): Promise<void> {
   const place = backend.place()
   let now = 1_000
-  // Big enough for most mixes of events, small enough that bytes refuse some.
-  const maxBytes = bytesOf(event('a', { pipeline: 'p1', data: { v: 'a' } })) * 4 + 10
-  const settings: Partial<QueueSettings> = { maxEvents: MAX_EVENTS, maxBytes, dedupeWindowMs: WINDOW, now: () => now }
-  const model = new Model(maxBytes)
+  const limits = {
+    maxEvents: caps.maxEvents,
+    maxBytes: Math.floor(bytesOf(event('a', { data: { v: 'a' } })) * caps.bytesInEvents),
+  }
+  const settings: Partial<QueueSettings> = { ...limits, dedupeWindowMs: WINDOW, now: () => now }
+  const model = new Model(limits)
   let q: TestQueue = await place.open(settings)
   const check = async (): Promise<void> => {
     expect(q.depth()).toEqual(model.depth())
@@ -201,7 +206,9 @@ describe('queue against its model', () => {
   for (const backend of backends) {
     it(`${backend.name}: every accepted event stays in exactly one bucket`, async () => {
       await fc.assert(
-        fc.asyncProperty(fc.array(opArb, { minLength: 1, maxLength: 40 }), (ops) => runScenario(backend, ops)),
+        fc.asyncProperty(limitsArb, fc.array(opArb, { minLength: 1, maxLength: 40 }), (caps, ops) =>
+          runScenario(backend, caps, ops),
+        ),
         { numRuns: backend.survivesRestart ? 60 : 300 },
       )
     })

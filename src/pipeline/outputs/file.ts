@@ -1,9 +1,10 @@
 // file: appends one JSON line per record and fsyncs before the write resolves, so an
 // acked event's line survives a crash. Concurrent writes from several workers share
-// one append and one fsync (group commit).
+// one append and one fsync (group commit). The file is opened on first use and again
+// after a failure, so a missing directory or full disk is a retryable failure, not a
+// node that cannot start.
 import { mkdir, open, type FileHandle } from 'node:fs/promises'
 import { dirname } from 'node:path'
-import { BingeError } from '../../errors.js'
 import { GroupCommit } from '../../util/group-commit.js'
 import type { Output } from '../types.js'
 
@@ -14,16 +15,22 @@ export interface FileOutputOptions {
 export function createFileOutput(options: FileOutputOptions): Output {
   let handle: FileHandle | undefined
   const commit = new GroupCommit<string>(async (lines) => {
-    if (!handle) throw new BingeError('BINGE_OUTPUT_FAILED', `file output ${options.path} is not open`)
-    await handle.write(lines.join(''))
-    await handle.datasync()
+    try {
+      if (!handle) {
+        await mkdir(dirname(options.path), { recursive: true })
+        handle = await open(options.path, 'a')
+      }
+      await handle.write(lines.join(''))
+      await handle.datasync()
+    } catch (err) {
+      const broken = handle
+      handle = undefined
+      await broken?.close().catch(() => {})
+      throw err
+    }
   })
   return {
     kind: 'file',
-    async start() {
-      await mkdir(dirname(options.path), { recursive: true })
-      handle = await open(options.path, 'a')
-    },
     async write(records) {
       await commit.submit(records.map((r) => JSON.stringify(r) + '\n'))
     },
