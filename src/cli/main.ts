@@ -3,6 +3,7 @@
 // (with the config path and every problem listed).
 import { Command } from 'commander'
 import { BingeError } from '../errors.js'
+import { runMeshUp } from './mesh-up.js'
 import { runStart } from './start.js'
 import { runValidate } from './validate.js'
 
@@ -26,6 +27,16 @@ program
   .requiredOption('-c, --config <file>', 'the node config (YAML)')
   .action((opts: { config: string }) => {
     process.exitCode = runValidate(opts.config)
+  })
+
+program
+  .command('mesh')
+  .description('run a local mesh')
+  .command('up')
+  .description('start every node config in DIR (default mesh-configs/) as local processes; Ctrl-C stops them all')
+  .argument('[dir]', 'a folder of node configs')
+  .action(async (dir: string | undefined) => {
+    process.exitCode = await runMeshUp(dir)
   })
 
 program.parseAsync(process.argv).catch((err: unknown) => {

@@ -78,7 +78,7 @@ export function admit(events: EventRecord[], ctx: AdmissionContext): Admitted | 
     bytes += f.bytes
     fresh.push(f)
   }
-  if (fresh.length > ctx.room.events + 1 || bytes > ctx.room.bytes) {
+  if (fresh.length > ctx.room.events || bytes > ctx.room.bytes) {
     return new BingeError('BINGE_QUEUE_FULL', 'queue is full: retry later', {
       retryAfter: FULL_RETRY_AFTER_S,
       details: { events: fresh.length, bytes, roomEvents: ctx.room.events, roomBytes: ctx.room.bytes },

@@ -1,0 +1,348 @@
+// The ingest benchmark (issue: "Benchmark"): in one run, so the ratios compare figures
+// taken on the same noisy machine minutes apart, it measures
+//   - durable ingest (sync batch) of 1 KB single-event POSTs against a no-op route of
+//     the same server, 50 connections: the ratio and p99 (aim: >= 0.7, <= 15 ms);
+//   - sync always / none and memory mode, for context;
+//   - POSTs of 100 events against a raw LevelDB loop of sync batches of 100 puts of the
+//     same events in this process (aim: >= 80%);
+//   - recovery of a 100k x 1 KB backlog (aim: < 2 s), end-to-end processed events/s
+//     with and without steps, and the idle RSS of `binge start`.
+// It prints labelled lines, then one JSON line with every figure. Env: BENCH_SECONDS
+// (per load run, default 10), BENCH_WARMUP (2), BENCH_CONNECTIONS (50),
+// BENCH_E2E_EVENTS (50000), BENCH_BACKLOG (100000), BENCH_ONLY (comma list of
+// http,modes,batch,recovery,e2e,rss). Data lives in a temp dir removed at the end.
+import { spawn } from 'node:child_process'
+import { mkdir, readFile, writeFile } from 'node:fs/promises'
+import { cpus } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { Level } from 'level'
+import { v7 as uuidv7 } from 'uuid'
+import type { Hono } from 'hono'
+import { readBody } from '../src/http/body.js'
+import { DurableQueue } from '../src/queue/durable-queue.js'
+import type { EventRecord } from '../src/queue/types.js'
+import type { BingeNode } from '../src/node.js'
+import {
+  Cleanup,
+  envInt,
+  envSeconds,
+  eventOfSize,
+  fmt,
+  line,
+  load,
+  makeTempRoot,
+  nodeConfigText,
+  sleep,
+  startNode,
+  waitUntil,
+  type LoadResult,
+} from './support.js'
+
+const SECONDS = envSeconds('BENCH_SECONDS', 10)
+const SHORT_SECONDS = Math.max(3, SECONDS / 2)
+const WARMUP = envSeconds('BENCH_WARMUP', 2)
+const CONNECTIONS = envInt('BENCH_CONNECTIONS', 50)
+const E2E_EVENTS = envInt('BENCH_E2E_EVENTS', 50_000)
+const BACKLOG = envInt('BENCH_BACKLOG', 100_000)
+const BATCH = 100
+const EVENT_BYTES = 1024
+const ONLY = new Set((process.env.BENCH_ONLY ?? 'http,modes,batch,recovery,e2e,rss').split(',').map((s) => s.trim()))
+
+const AIM = { ratio: 0.7, p99Ms: 15, batchShare: 0.8, recoveryMs: 2000 }
+
+const event = eventOfSize(EVENT_BYTES)
+const singleBody = JSON.stringify(event)
+const batchBody = JSON.stringify(Array.from({ length: BATCH }, () => event))
+
+const summary: Record<string, unknown> = {
+  node: process.version,
+  cpus: cpus().length,
+  seconds: SECONDS,
+  connections: CONNECTIONS,
+  eventBytes: Buffer.byteLength(singleBody),
+}
+
+/** The no-op route reads the body the way /events does, so only parsing and queueing differ. */
+function addNoop(app: Hono): void {
+  app.post('/noop', async (c) => {
+    await readBody(c.req.raw.body, c.req.header('content-length'), 4 * 2 ** 20)
+    return c.json({ ok: true }, 202)
+  })
+}
+
+function describe(r: LoadResult, perRequest = 1): string {
+  const bad = r.non2xx + r.errors > 0 ? `  (non-2xx ${r.non2xx}, errors ${r.errors}: ${JSON.stringify(r.statusCodes)})` : ''
+  const unit = perRequest === 1 ? 'req/s' : `req/s = ${fmt.int(r.okPerSecond * perRequest)} events/s`
+  return `${fmt.int(r.okPerSecond)} ${unit}  p50 ${fmt.ms(r.p50)}  p99 ${fmt.ms(r.p99)}  max ${fmt.ms(r.max)}${bad}`
+}
+
+function figures(r: LoadResult, perRequest = 1) {
+  return { reqPerSec: Math.round(r.okPerSecond), eventsPerSec: Math.round(r.okPerSecond * perRequest), p50: r.p50, p99: r.p99, max: r.max, non2xx: r.non2xx, errors: r.errors }
+}
+
+async function waitDrained(node: BingeNode, timeoutMs = 600_000): Promise<number> {
+  const started = performance.now()
+  await waitUntil('the queue to drain', () => {
+    const q = node.stats().queue
+    return q.unprocessed === 0 && q.inflight === 0
+  }, timeoutMs, 100)
+  return performance.now() - started
+}
+
+async function measureHttp(cleanup: Cleanup, root: string): Promise<number | undefined> {
+  process.stdout.write(`\n== durable ingest vs no-op route, 1 KB single-event POSTs, ${CONNECTIONS} connections, ${SECONDS} s runs\n`)
+  const { node, url, stop } = await startNode(cleanup, { id: 'bench-batch', dataDir: join(root, 'http'), queue: { sync: 'batch' }, extendApp: addNoop })
+  const noop = { url: `${url}/noop`, connections: CONNECTIONS, body: singleBody }
+  const events = { url: `${url}/events`, connections: CONNECTIONS, body: singleBody }
+
+  await load(cleanup, { ...noop, seconds: WARMUP })
+  const noop1 = await load(cleanup, { ...noop, seconds: SECONDS })
+  line('noop route (before)', describe(noop1))
+
+  await load(cleanup, { ...events, seconds: WARMUP })
+  await waitDrained(node)
+  const before = node.stats()
+  const ingest = await load(cleanup, { ...events, seconds: SECONDS })
+  const after = node.stats()
+  const backlog = after.queue.unprocessed + after.queue.inflight
+  const drainedDuring = after.counters.received - before.counters.received - backlog
+  const drainMs = await waitDrained(node)
+  line('durable ingest sync=batch POST /events', describe(ingest))
+
+  const noop2 = await load(cleanup, { ...noop, seconds: SECONDS })
+  line('noop route (after)', describe(noop2))
+  await stop()
+
+  const noopRate = (noop1.okPerSecond + noop2.okPerSecond) / 2
+  const ratio = ingest.okPerSecond / noopRate
+  line('  workers drained meanwhile (no pipelines)', `${fmt.int(drainedDuring / ingest.seconds)} events/s; backlog ${fmt.int(backlog)} drained in ${fmt.ms(drainMs)} after the run`)
+  line('  ratio ingest / noop (mean of both)', `${fmt.ratio(ratio)}   aim >= ${AIM.ratio}: ${ratio >= AIM.ratio ? 'MET' : 'MISSED'}`)
+  line('  ingest p99', `${fmt.ms(ingest.p99)}   aim <= ${AIM.p99Ms} ms: ${ingest.p99 <= AIM.p99Ms ? 'MET' : 'MISSED'}`)
+  summary.http = {
+    noopBefore: figures(noop1), noopAfter: figures(noop2), ingest: figures(ingest),
+    ratio: Number(ratio.toFixed(3)), ratioMet: ratio >= AIM.ratio, p99Met: ingest.p99 <= AIM.p99Ms,
+    drainedDuringPerSec: Math.round(drainedDuring / ingest.seconds), drainAfterMs: Math.round(drainMs),
+  }
+  return noopRate
+}
+
+async function measureModes(cleanup: Cleanup, root: string, noopRate: number | undefined): Promise<void> {
+  process.stdout.write(`\n== other queue modes, same POSTs, ${SHORT_SECONDS} s runs\n`)
+  const modes = [
+    { name: 'durable ingest sync=always', queue: { sync: 'always' } },
+    { name: 'durable ingest sync=none', queue: { sync: 'none' } },
+    { name: 'memory ingest', queue: { mode: 'memory' } },
+  ]
+  const out: Record<string, unknown> = {}
+  for (const [i, m] of modes.entries()) {
+    const { url, stop } = await startNode(cleanup, { id: `bench-mode-${i}`, dataDir: join(root, `mode-${i}`), queue: m.queue })
+    const target = { url: `${url}/events`, connections: CONNECTIONS, body: singleBody }
+    await load(cleanup, { ...target, seconds: WARMUP })
+    const r = await load(cleanup, { ...target, seconds: SHORT_SECONDS })
+    await stop()
+    const ratio = noopRate === undefined ? undefined : r.okPerSecond / noopRate
+    line(m.name, `${describe(r)}${ratio === undefined ? '' : `  ratio to noop ${fmt.ratio(ratio)}`}`)
+    out[m.name] = { ...figures(r), ratio: ratio === undefined ? undefined : Number(ratio.toFixed(3)) }
+  }
+  summary.modes = out
+}
+
+/** Sync batches of `BATCH` puts of the event, from `writers` concurrent loops, for `seconds`. */
+async function rawLevel(cleanup: Cleanup, dir: string, writers: number, seconds: number): Promise<number> {
+  const db = new Level<string, string>(dir, { valueEncoding: 'utf8' })
+  await db.open()
+  const close = cleanup.add(`close ${dir}`, () => db.close()).now
+  let seq = 0
+  let batches = 0
+  const writeFor = async (ms: number) => {
+    const deadline = performance.now() + ms
+    const loop = async () => {
+      while (performance.now() < deadline) {
+        const ops = Array.from({ length: BATCH }, () => ({ type: 'put' as const, key: `q!${String(seq++).padStart(16, '0')}`, value: singleBody }))
+        await db.batch(ops, { sync: true })
+        batches++
+      }
+    }
+    await Promise.all(Array.from({ length: writers }, loop))
+  }
+  await writeFor(WARMUP * 1000)
+  batches = 0
+  const started = performance.now()
+  await writeFor(seconds * 1000)
+  const elapsed = (performance.now() - started) / 1000
+  await close()
+  return (batches * BATCH) / elapsed
+}
+
+async function measureBatch(cleanup: Cleanup, root: string): Promise<void> {
+  process.stdout.write(`\n== POSTs of ${BATCH} x 1 KB events (sync=batch, ${CONNECTIONS} connections) vs raw LevelDB sync batches of ${BATCH} puts, ${SECONDS} s runs\n`)
+  const { node, url, stop } = await startNode(cleanup, { id: 'bench-batch100', dataDir: join(root, 'batch100'), queue: { sync: 'batch' } })
+  const target = { url: `${url}/events`, connections: CONNECTIONS, body: batchBody }
+  await load(cleanup, { ...target, seconds: WARMUP })
+  await waitDrained(node)
+  const r = await load(cleanup, { ...target, seconds: SECONDS })
+  await stop()
+  line(`batch POST /events (${BATCH} events)`, describe(r, BATCH))
+  const nodeRate = r.okPerSecond * BATCH
+
+  const seqRate = await rawLevel(cleanup, join(root, 'raw-1'), 1, SECONDS)
+  line(`raw LevelDB batch(${BATCH} puts, sync), 1 loop`, `${fmt.int(seqRate)} events/s = ${fmt.int(seqRate / BATCH)} batches/s`)
+  const concRate = await rawLevel(cleanup, join(root, `raw-${CONNECTIONS}`), CONNECTIONS, SECONDS)
+  line(`raw LevelDB batch(${BATCH} puts, sync), ${CONNECTIONS} loops`, `${fmt.int(concRate)} events/s = ${fmt.int(concRate / BATCH)} batches/s`)
+  const share = nodeRate / seqRate
+  line('  node / raw (1 loop)', `${fmt.ratio(share)}   aim >= ${AIM.batchShare}: ${share >= AIM.batchShare ? 'MET' : 'MISSED'}`)
+  line(`  node / raw (${CONNECTIONS} loops)`, fmt.ratio(nodeRate / concRate))
+  summary.batch = {
+    node: figures(r, BATCH), rawOneLoopEventsPerSec: Math.round(seqRate), rawConcurrentEventsPerSec: Math.round(concRate),
+    share: Number(share.toFixed(3)), shareConcurrent: Number((nodeRate / concRate).toFixed(3)), shareMet: share >= AIM.batchShare,
+  }
+}
+
+async function measureRecovery(cleanup: Cleanup, root: string): Promise<void> {
+  process.stdout.write(`\n== recovery of a ${fmt.int(BACKLOG)} x 1 KB backlog\n`)
+  const dataDir = join(root, 'recovery')
+  const options = { dir: join(dataDir, 'queue'), sync: 'none' as const, maxEvents: 50_000_000, maxBytes: 2 ** 40, dedupeWindowMs: 600_000 }
+  const writer = new DurableQueue(options)
+  await writer.open()
+  const closeWriter = cleanup.add('close the backlog writer', () => writer.close()).now
+  const started = performance.now()
+  for (let i = 0; i < BACKLOG; i += 1000) {
+    const records: EventRecord[] = Array.from({ length: Math.min(1000, BACKLOG - i) }, () => ({ id: uuidv7(), origin: 'bench', receivedAt: Date.now(), hops: 0, data: event }))
+    await writer.enqueue(records)
+  }
+  const writeMs = performance.now() - started
+  // A crash with the workers busy: their events are in flight when the store closes.
+  const inflight = await writer.dequeue(4)
+  await closeWriter()
+  line('backlog written (enqueue x1000, sync=none)', `${fmt.int(BACKLOG / (writeMs / 1000))} events/s; ${inflight.length} left in flight`)
+
+  const reader = new DurableQueue(options)
+  const openStarted = performance.now()
+  const report = await reader.open()
+  const openMs = performance.now() - openStarted
+  await reader.close()
+  line('DurableQueue.open() on the backlog', `${fmt.ms(openMs)} (recovery report ${fmt.ms(report.durationMs)}: ${fmt.int(report.unprocessed)} unprocessed, ${report.requeued} requeued)   aim < ${AIM.recoveryMs} ms: ${openMs < AIM.recoveryMs ? 'MET' : 'MISSED'}`)
+
+  const nodeStarted = performance.now()
+  const { url, stop } = await startNode(cleanup, { id: 'bench-recovery', dataDir, queue: { sync: 'batch' } })
+  const startMs = performance.now() - nodeStarted
+  const ready = (await fetch(`${url}/readyz`)).status
+  await stop()
+  line('node start() until ready on the backlog', `${fmt.ms(startMs)} (/readyz ${ready})   aim < ${AIM.recoveryMs} ms: ${startMs < AIM.recoveryMs ? 'MET' : 'MISSED'}`)
+  summary.recovery = {
+    backlog: BACKLOG, openMs: Math.round(openMs), reportMs: Math.round(report.durationMs), nodeStartMs: Math.round(startMs),
+    unprocessed: report.unprocessed, requeued: report.requeued, met: openMs < AIM.recoveryMs && startMs < AIM.recoveryMs,
+  }
+}
+
+async function measureE2e(cleanup: Cleanup, root: string): Promise<void> {
+  process.stdout.write(`\n== end to end: ${fmt.int(E2E_EVENTS)} events POSTed in batches of ${BATCH} (10 connections), 4 workers, file output\n`)
+  const out: Record<string, unknown> = {}
+  const cases = [
+    { name: 'filter + map + file', steps: [{ filter: 'celsius > 30' }, { map: '$merge([$, {"fahrenheit": celsius * 9 / 5 + 32}])' }] },
+    { name: 'no steps + file', steps: [] },
+  ]
+  const requests = Math.ceil(E2E_EVENTS / BATCH)
+  const total = requests * BATCH
+  for (const [i, c] of cases.entries()) {
+    const dataDir = join(root, `e2e-${i}`)
+    const outFile = join(dataDir, 'out', 'bench.jsonl')
+    const { url, stop } = await startNode(cleanup, {
+      id: `bench-e2e-${i}`, dataDir, queue: { sync: 'batch' }, workers: 4,
+      pipelines: { bench: { steps: c.steps, outputs: [{ file: { path: outFile } }] } },
+    })
+    const started = performance.now()
+    const r = await load(cleanup, { url: `${url}/events`, connections: 10, amount: requests, body: batchBody })
+    const ingestedMs = performance.now() - started
+    let done = 0
+    await waitUntil('every event to be processed', async () => {
+      const s = (await (await fetch(`${url}/stats`)).json()) as { counters: { processed: number; filtered: number; failed: number } }
+      done = s.counters.processed + s.counters.filtered + s.counters.failed
+      return done >= r.ok * BATCH
+    }, 600_000, 50)
+    const doneMs = performance.now() - started
+    await stop()
+    const lines = (await readFile(outFile, 'utf8')).split('\n').length - 1
+    const rate = done / (doneMs / 1000)
+    line(`e2e ${c.name}`, `${fmt.int(rate)} processed events/s (${fmt.int(done)} in ${fmt.ms(doneMs)}; ingest finished at ${fmt.ms(ingestedMs)}; ${fmt.int(lines)} output lines${r.ok === requests ? '' : `; only ${r.ok}/${requests} POSTs 2xx`})`)
+    out[c.name] = { eventsPerSec: Math.round(rate), events: done, expected: total, ms: Math.round(doneMs), ingestMs: Math.round(ingestedMs), outputLines: lines }
+  }
+  summary.e2e = out
+}
+
+async function measureRss(cleanup: Cleanup, root: string): Promise<void> {
+  process.stdout.write('\n== idle RSS of `binge start` (durable queue, no pipelines)\n')
+  const dataDir = join(root, 'rss')
+  await mkdir(dataDir, { recursive: true })
+  const configFile = join(dataDir, 'binge.yaml')
+  await writeFile(configFile, nodeConfigText({ id: 'bench-rss', dataDir }, 'info'))
+  const cli = fileURLToPath(new URL('../src/cli/main.js', import.meta.url))
+  const child = spawn(process.execPath, [cli, 'start', '--config', configFile], { stdio: ['ignore', 'ignore', 'pipe'] })
+  const pid = child.pid
+  if (pid === undefined) throw new Error('could not spawn binge start')
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)))
+  const stopChild = cleanup.add(`stop binge start (pid ${pid})`, async () => {
+    if (child.exitCode !== null || child.signalCode !== null) return
+    process.kill(pid, 'SIGTERM')
+    const timer = setTimeout(() => child.exitCode === null && child.signalCode === null && process.kill(pid, 'SIGKILL'), 15_000)
+    await exited
+    clearTimeout(timer)
+  }).now
+
+  let stderr = ''
+  const listening = new Promise<string>((resolve, reject) => {
+    child.stderr.setEncoding('utf8')
+    child.stderr.on('data', (chunk: string) => {
+      stderr += chunk
+      const m = /"http":"([^"]+)"/.exec(stderr)
+      if (m) resolve(m[1]!)
+    })
+    void exited.then((code) => reject(new Error(`binge start exited with ${code} before listening: ${stderr.slice(0, 2000)}`)))
+  })
+  const address = await listening
+  await waitUntil('/readyz 200', async () => (await fetch(`http://${address}/readyz`).catch(() => undefined))?.status === 200, 30_000, 50)
+  await sleep(2000)
+  const status = await readFile(`/proc/${pid}/status`, 'utf8')
+  const kib = (name: string) => Number(new RegExp(`^${name}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? NaN)
+  const rss = kib('VmRSS') * 1024
+  const hwm = kib('VmHWM') * 1024
+  await stopChild()
+  const code = await exited
+  line('idle RSS after /readyz + 2 s', `${fmt.mib(rss)} (peak ${fmt.mib(hwm)}); SIGTERM exit code ${code}`)
+  summary.idleRss = { bytes: rss, peakBytes: hwm, exitCode: code }
+}
+
+async function main(): Promise<void> {
+  const cleanup = new Cleanup()
+  let interrupted = false
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (interrupted) process.exit(130)
+    interrupted = true
+    process.stderr.write(`${signal}: stopping everything the benchmark started\n`)
+    void cleanup.runAll().finally(() => process.exit(130))
+  }
+  process.on('SIGINT', onSignal)
+  process.on('SIGTERM', onSignal)
+  try {
+    const root = await makeTempRoot(cleanup)
+    process.stdout.write(`binge ingest benchmark: node ${process.version}, ${cpus().length} cpus, ${SECONDS} s runs (warm-up ${WARMUP} s), ${CONNECTIONS} connections, ${summary.eventBytes} B events, data in ${root}\n`)
+    let noopRate: number | undefined
+    if (ONLY.has('http')) noopRate = await measureHttp(cleanup, root)
+    if (ONLY.has('modes')) await measureModes(cleanup, root, noopRate)
+    if (ONLY.has('batch')) await measureBatch(cleanup, root)
+    if (ONLY.has('recovery')) await measureRecovery(cleanup, root)
+    if (ONLY.has('e2e')) await measureE2e(cleanup, root)
+    if (ONLY.has('rss')) await measureRss(cleanup, root)
+    process.stdout.write('\n' + JSON.stringify(summary) + '\n')
+  } catch (err) {
+    process.stderr.write(`benchmark failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`)
+    process.exitCode = 1
+  } finally {
+    await cleanup.runAll()
+    process.off('SIGINT', onSignal)
+    process.off('SIGTERM', onSignal)
+  }
+}
+
+await main()

@@ -1,0 +1,68 @@
+// Helpers for the kill -9 test: build the queue's source into plain ESM a child node
+// process can run (no TS loader is installed), and the child's script itself.
+
+import fs from 'node:fs'
+import path from 'node:path'
+import { fileURLToPath } from 'node:url'
+import ts from 'typescript'
+
+const root = fileURLToPath(new URL('../..', import.meta.url))
+
+/** Transpile src/queue and src/errors.ts into `dir`, ready for `node`. */
+export function buildQueueForChild(dir: string): string {
+  const sources = [
+    'src/errors.ts',
+    ...fs.readdirSync(path.join(root, 'src/queue')).filter((f) => f.endsWith('.ts')).map((f) => `src/queue/${f}`),
+  ]
+  for (const rel of sources) {
+    const out = ts.transpileModule(fs.readFileSync(path.join(root, rel), 'utf8'), {
+      compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022 },
+    })
+    const target = path.join(dir, rel.replace(/\.ts$/, '.js'))
+    fs.mkdirSync(path.dirname(target), { recursive: true })
+    fs.writeFileSync(target, out.outputText)
+  }
+  fs.writeFileSync(path.join(dir, 'package.json'), JSON.stringify({ type: 'module' }))
+  fs.symlinkSync(path.join(root, 'node_modules'), path.join(dir, 'node_modules'), 'dir')
+  const script = path.join(dir, 'child.js')
+  fs.writeFileSync(script, CHILD)
+  return script
+}
+
+/**
+ * The child: producers enqueue batches of new ids while workers dequeue and ack them
+ * (one in five to a dead letter), until it is killed. It prints a line only after the
+ * call it reports has resolved: `A id,...` accepted, `D id` acked, `L id` dead-lettered;
+ * `S id` is printed before an ack starts (the event may be gone without a `D`).
+ * Writes to a pipe are synchronous on Linux, so a printed line was really reported.
+ */
+const CHILD = `
+import { DurableQueue } from './src/queue/durable-queue.js'
+const [dir, round] = process.argv.slice(2)
+const q = new DurableQueue({ dir, sync: 'batch', maxEvents: 1e6, maxBytes: 1 << 30, dedupeWindowMs: 600000 })
+await q.open()
+process.stdout.write('R\\n')
+let n = 0
+async function produce() {
+  for (;;) {
+    const events = Array.from({ length: 1 + (n % 7) }, () => ({
+      id: round + '-' + n++, origin: 'child', receivedAt: Date.now(), hops: 0, data: { pad: 'x'.repeat(200) },
+    }))
+    const results = await q.enqueue(events)
+    process.stdout.write('A ' + results.map((r) => r.id).join(',') + '\\n')
+  }
+}
+async function work() {
+  for (;;) {
+    await q.waitForWork()
+    for (const e of await q.dequeue(5)) {
+      const dead = Number(e.id.split('-')[1]) % 5 === 0
+      process.stdout.write('S ' + e.id + '\\n')
+      await q.ack(e, dead ? { deadletter: [{ pipeline: 'p', error: 'boom', attempts: 1 }] } : {})
+      process.stdout.write((dead ? 'L ' : 'D ') + e.id + '\\n')
+    }
+  }
+}
+for (let i = 0; i < 4; i++) void produce()
+for (let i = 0; i < 2; i++) void work()
+`
