@@ -16,7 +16,8 @@ export interface Room {
   bytes: number
 }
 
-export interface FreshEvent {
+/** An event ready to store: checked and serialized once, in the caller's own call. */
+export interface PreparedEvent {
   record: EventRecord
   json: string
   bytes: number
@@ -24,7 +25,7 @@ export interface FreshEvent {
 
 export interface Admitted {
   results: EnqueueResult[]
-  fresh: FreshEvent[]
+  fresh: PreparedEvent[]
 }
 
 export interface AdmissionContext {
@@ -51,32 +52,43 @@ export function toRecord(event: EventRecord): EventRecord {
   return record
 }
 
-export function serialize(event: EventRecord): FreshEvent {
-  const record = toRecord(event)
-  const json = JSON.stringify(record)
-  return { record, json, bytes: Buffer.byteLength(json) }
+/**
+ * Check and serialize one call's events before it joins a group, so a malformed event
+ * (no id, data JSON cannot hold) fails its own call and never the group it would join.
+ */
+export function prepare(events: EventRecord[]): PreparedEvent[] {
+  return events.map((event, i) => {
+    if (typeof event?.id !== 'string' || event.id.length === 0) {
+      throw new BingeError('BINGE_BAD_REQUEST', `event ${i} has no id`)
+    }
+    const record = toRecord(event)
+    let json: string
+    try {
+      json = JSON.stringify(record)
+    } catch (err) {
+      throw new BingeError('BINGE_BAD_REQUEST', `event ${event.id} cannot be stored as JSON`, { cause: err })
+    }
+    return { record, json, bytes: Buffer.byteLength(json) }
+  })
 }
 
 export function isSeenWithin(at: number | undefined, now: number, windowMs: number): boolean {
   return at !== undefined && at > now - windowMs
 }
 
-export function admit(events: EventRecord[], ctx: AdmissionContext): Admitted | BingeError {
+export function admit(events: PreparedEvent[], ctx: AdmissionContext): Admitted | BingeError {
   const results: EnqueueResult[] = []
-  const fresh: FreshEvent[] = []
+  const fresh: PreparedEvent[] = []
   const mine = new Set<string>()
   let bytes = 0
   for (const event of events) {
-    const duplicate =
-      mine.has(event.id) ||
-      ctx.taken.has(event.id) ||
-      isSeenWithin(ctx.seenAt(event.id), ctx.now, ctx.dedupeWindowMs)
-    results.push({ id: event.id, duplicate })
+    const id = event.record.id
+    const duplicate = mine.has(id) || ctx.taken.has(id) || isSeenWithin(ctx.seenAt(id), ctx.now, ctx.dedupeWindowMs)
+    results.push({ id, duplicate })
     if (duplicate) continue
-    mine.add(event.id)
-    const f = serialize(event)
-    bytes += f.bytes
-    fresh.push(f)
+    mine.add(id)
+    bytes += event.bytes
+    fresh.push(event)
   }
   if (fresh.length > ctx.room.events || bytes > ctx.room.bytes) {
     return new BingeError('BINGE_QUEUE_FULL', 'queue is full: retry later', {

@@ -23,7 +23,7 @@ export function deadletterOps(event: EventRecord, queueKey: string, failed: Dead
 export async function findDeadletters(db: Db, ids?: string[]): Promise<Array<[string, DeadLetter]>> {
   const found: Array<[string, DeadLetter]> = []
   const scan = async (range: k.Range, id?: string): Promise<void> => {
-    for (const [key, value] of await db.iterator({ ...range }).all()) {
+    for (const [key, value] of await db.iterator({ ...range, highWaterMarkBytes: k.READ_AHEAD }).all()) {
       const dl = JSON.parse(value) as DeadLetter
       // An id containing NUL could fall inside another id's range: check the stored id.
       if (id === undefined || dl.event.id === id) found.push([key, dl])

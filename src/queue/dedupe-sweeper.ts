@@ -5,35 +5,44 @@
 // a late sweep is harmless because lookups ignore entries older than the window.
 
 import type { Level } from 'level'
-import { parseSeenByTime, seenBefore, seenKey } from './keys.js'
+import { seenBefore, seenKey, timeOfSeenByTime } from './keys.js'
 
-export const SWEEP_CHUNK = 1000
+/** Time-ordered entries (one per enqueue group) handled per chunk. */
+export const SWEEP_CHUNK = 200
 
 type Db = Level<string, string>
 type Op = { type: 'del'; key: string }
 
-/** Delete up to `limit` expired entries older than `cutoff`; returns how many ids. */
-export async function sweepChunk(db: Db, cutoff: number, limit = SWEEP_CHUNK): Promise<number> {
-  const keys = await db.keys({ ...seenBefore(cutoff), limit }).all()
-  if (keys.length === 0) return 0
-  const entries = keys.map((key) => ({ key, ...parseSeenByTime(key) }))
-  const current = await db.getMany(entries.map((e) => seenKey(e.id)))
-  const ops: Op[] = []
-  entries.forEach((e, i) => {
-    ops.push({ type: 'del', key: e.key })
-    if (current[i] !== undefined && Number(current[i]) === e.at) {
-      ops.push({ type: 'del', key: seenKey(e.id) })
-    }
+export interface SweptChunk {
+  /** Time-ordered entries removed: SWEEP_CHUNK means there may be more. */
+  entries: number
+  /** Ids forgotten. */
+  forgotten: number
+}
+
+/** Delete up to `limit` time-ordered entries older than `cutoff`, and their ids' entries. */
+export async function sweepChunk(db: Db, cutoff: number, limit = SWEEP_CHUNK): Promise<SweptChunk> {
+  const groups = await db.iterator({ ...seenBefore(cutoff), limit }).all()
+  if (groups.length === 0) return { entries: 0, forgotten: 0 }
+  const ids: Array<{ id: string; at: number }> = []
+  for (const [key, value] of groups) {
+    const at = timeOfSeenByTime(key)
+    for (const id of JSON.parse(value) as string[]) ids.push({ id, at })
+  }
+  const current = await db.getMany(ids.map((e) => seenKey(e.id)))
+  const ops: Op[] = groups.map(([key]) => ({ type: 'del', key }))
+  ids.forEach((e, i) => {
+    if (current[i] !== undefined && Number(current[i]) === e.at) ops.push({ type: 'del', key: seenKey(e.id) })
   })
   await db.batch(ops, { sync: false })
-  return keys.length
+  return { entries: groups.length, forgotten: ops.length - groups.length }
 }
 
 export interface SweeperOptions {
   /** How often to sweep. */
   intervalMs: number
-  /** One chunk of sweeping; returns entries removed (SWEEP_CHUNK: there may be more). */
-  sweep: () => Promise<number>
+  /** One chunk of sweeping. */
+  sweep: () => Promise<SweptChunk>
   onError: (err: unknown) => void
 }
 
@@ -57,7 +66,7 @@ export class DedupeSweeper {
     await this.running
   }
 
-  /** Sweep until nothing expired is left; returns entries removed. */
+  /** Sweep until nothing expired is left; returns how many ids were forgotten. */
   async runOnce(): Promise<number> {
     if (this.running !== undefined) {
       await this.running
@@ -66,9 +75,9 @@ export class DedupeSweeper {
     let removed = 0
     const run = (async () => {
       for (;;) {
-        const n = await this.options.sweep()
-        removed += n
-        if (n < SWEEP_CHUNK || this.timer === undefined) break
+        const chunk = await this.options.sweep()
+        removed += chunk.forgotten
+        if (chunk.entries < SWEEP_CHUNK || this.timer === undefined) break
       }
     })().catch(this.options.onError)
     this.running = run

@@ -1,16 +1,16 @@
 // Turns one group of enqueue calls into one batch for the durable queue: one getMany
 // on the dedupe index for every id of the group, admission call by call (shared rules,
-// admission.ts), then the puts of each accepted event: the event under a fresh queue
-// key, its dedupe entry, and its time-ordered dedupe key for the sweep.
+// admission.ts), then the puts of each accepted event (the event under a fresh queue
+// key, its dedupe entry) and one time-ordered entry listing the group's ids for the sweep.
 // Invariant: the batch holds an event and its dedupe entries together, so after any
 // crash an id is either accepted and remembered, or neither.
 
 import type { Level } from 'level'
 import { BingeError } from '../errors.js'
-import { type Room, admit } from './admission.js'
+import { type PreparedEvent, type Room, admit } from './admission.js'
 import type { Outcome } from './group-commit.js'
 import * as k from './keys.js'
-import type { EnqueueResult, EventRecord } from './types.js'
+import type { EnqueueResult } from './types.js'
 
 export interface EnqueuePlan {
   outcomes: Array<Outcome<EnqueueResult[]>>
@@ -30,10 +30,10 @@ export interface PlanContext {
 
 export async function planEnqueue(
   db: Level<string, string>,
-  calls: EventRecord[][],
+  calls: PreparedEvent[][],
   ctx: PlanContext,
 ): Promise<EnqueuePlan> {
-  const ids = [...new Set(calls.flatMap((events) => events.map((e) => e.id)))]
+  const ids = [...new Set(calls.flatMap((events) => events.map((e) => e.record.id)))]
   const stored = await db.getMany(ids.map(k.seenKey))
   const seen = new Map<string, number>()
   ids.forEach((id, i) => {
@@ -47,6 +47,7 @@ export async function planEnqueue(
     room: { ...ctx.room },
   }
   const plan: EnqueuePlan = { outcomes: [], ops: [], added: 0, addedBytes: 0, nextSeq: ctx.nextSeq }
+  const accepted: string[] = []
   for (const events of calls) {
     const admitted = admit(events, admission)
     if (admitted instanceof BingeError) {
@@ -58,13 +59,18 @@ export async function planEnqueue(
       plan.ops.push(
         { type: 'put', key: k.unprocessedKey(key), value: f.json },
         { type: 'put', key: k.seenKey(f.record.id), value: String(ctx.now) },
-        { type: 'put', key: k.seenByTimeKey(ctx.now, f.record.id), value: '' },
       )
+      accepted.push(f.record.id)
       plan.added++
       plan.addedBytes += f.bytes
     }
     plan.outcomes.push({ ok: true, value: admitted.results })
   }
-  if (plan.ops.length > 0) plan.ops.push({ type: 'put', key: k.nextSeqKey, value: String(plan.nextSeq) })
+  if (accepted.length > 0) {
+    plan.ops.push(
+      { type: 'put', key: k.seenByTimeKey(ctx.now, k.seqString(ctx.nextSeq)), value: JSON.stringify(accepted) },
+      { type: 'put', key: k.nextSeqKey, value: String(plan.nextSeq) },
+    )
+  }
   return plan
 }

@@ -2,7 +2,7 @@
 // bucket is a contiguous range and a move between buckets is a del + put in one batch.
 // Invariants: a queue key is a fixed-width decimal sequence, so byte order is arrival
 // order (the newest unprocessed events are a reverse range read, for handoff later);
-// the dedupe index has a second, time-ordered key so expiry is a range, not a scan.
+// the dedupe index has a second, time-ordered part so expiry is a range, not a scan.
 
 /** Width of a sequence number: Number.MAX_SAFE_INTEGER has 16 digits. */
 const SEQ_WIDTH = 16
@@ -58,18 +58,21 @@ export const deadletterRangeOf = (id: string): Range => ({
   lt: `${deadletter.start}${id}\u0001`,
 })
 
-/** Dedupe index: id -> time accepted, and (time, id) -> '' for the sweep. */
+/**
+ * Dedupe index: id -> time accepted, and, per enqueue group, (time, first queue key)
+ * -> the ids it accepted: one time-ordered entry per group rather than per id keeps
+ * the index's cost on the ingest path small, and the sweep still reads a range.
+ */
 export const seenKey = (id: string): string => seen.start + id
-export const seenByTimeKey = (at: number, id: string): string =>
-  `${seenByTime.start}${String(Math.max(0, Math.floor(at))).padStart(TIME_WIDTH, '0')}!${id}`
+export const seenByTimeKey = (at: number, tag: string): string =>
+  `${seenByTime.start}${String(Math.max(0, Math.floor(at))).padStart(TIME_WIDTH, '0')}!${tag}`
 /** Every time-ordered entry strictly older than `at`. */
 export const seenBefore = (at: number): Range => ({
   gte: seenByTime.range.gte,
   lt: seenByTimeKey(at, ''),
 })
-export function parseSeenByTime(key: string): { at: number; id: string } {
-  const body = key.slice(seenByTime.start.length)
-  return { at: Number(body.slice(0, TIME_WIDTH)), id: body.slice(TIME_WIDTH + 1) }
+export function timeOfSeenByTime(key: string): number {
+  return Number(key.slice(seenByTime.start.length, seenByTime.start.length + TIME_WIDTH))
 }
 
 export const stateKey = (key: string): string => state.start + key
@@ -79,3 +82,9 @@ export const nextSeqKey = metaKey('next-seq')
 
 /** The one operation shape every batch of the durable queue is made of. */
 export type Op = { type: 'put'; key: string; value: string } | { type: 'del'; key: string }
+
+/**
+ * Bytes an iterator reads ahead per native call: enough for thousands of entries of a
+ * few KB. classic-level's default of 16 KB means a round trip per ~16 one-KB events.
+ */
+export const READ_AHEAD = 8 << 20

@@ -5,7 +5,7 @@
 // and the byte cap counts the same bytes as the durable queue does.
 
 import { BingeError } from '../errors.js'
-import { admit, toRecord } from './admission.js'
+import { admit, prepare, toRecord } from './admission.js'
 import { InflightClaims } from './claims.js'
 import { deadletterOps } from './deadletters.js'
 import { seqString } from './keys.js'
@@ -69,8 +69,9 @@ export class MemoryQueue implements EventQueue {
 
   enqueue(events: EventRecord[]): Promise<EnqueueResult[]> {
     return this.life.run(async () => {
+      const prepared = prepare(events)
       const now = this.now()
-      const admitted = admit(events, {
+      const admitted = admit(prepared, {
         now,
         dedupeWindowMs: this.options.dedupeWindowMs,
         seenAt: (id) => this.seen.get(id),
@@ -95,7 +96,8 @@ export class MemoryQueue implements EventQueue {
   dequeue(max: number): Promise<QueuedEvent[]> {
     return this.life.run(async () => {
       const out: QueuedEvent[] = []
-      while (out.length < max && this.head < this.order.length) {
+      const limit = Math.floor(max)
+      while (out.length < limit && this.head < this.order.length) {
         const key = this.order[this.head++]!
         const json = this.events.get(key)!
         this.events.delete(key)

@@ -4,12 +4,15 @@
 // Invariants: each move is a del + put in one batch, so a crash during recovery leaves
 // every event in exactly one bucket and the next open simply finishes the job. The
 // move needs no fsync: if it is lost, the events are still in-flight and move again.
-// It must be fast (100k events in well under 2 s): entries are read in chunks with
-// nextv, values as raw bytes (their length is all the counters need), no await per entry.
+// It must be fast (100k events in well under 2 s): entries are read in chunks of
+// thousands with nextv and a read-ahead big enough to fill them (classic-level's
+// default of 16 KB would mean a native round trip per ~16 events), no await per entry.
+// Values come as strings: measured faster than as byte views, and byteLength of a
+// one-byte string is cheap.
 
 import type { Level } from 'level'
 import { BingeError } from '../errors.js'
-import { inflightKey, metaKey, nextSeqKey, queueKeyOf, ranges, unprocessedKey } from './keys.js'
+import { READ_AHEAD, inflightKey, metaKey, nextSeqKey, queueKeyOf, ranges, unprocessedKey } from './keys.js'
 
 type Db = Level<string, string>
 
@@ -48,7 +51,7 @@ export async function checkFormat(db: Db): Promise<void> {
 async function requeueInflight(db: Db): Promise<number> {
   type Op = { type: 'put'; key: string; value: string } | { type: 'del'; key: string }
   const ops: Op[] = []
-  const it = db.iterator({ ...ranges.inflight })
+  const it = db.iterator({ ...ranges.inflight, highWaterMarkBytes: READ_AHEAD })
   try {
     for (let chunk = await it.nextv(CHUNK); chunk.length > 0; chunk = await it.nextv(CHUNK)) {
       for (const [key, value] of chunk) {
@@ -67,11 +70,11 @@ async function scanUnprocessed(db: Db): Promise<{ count: number; bytes: number; 
   let count = 0
   let bytes = 0
   let last: string | undefined
-  const it = db.iterator<string, Uint8Array>({ ...ranges.unprocessed, valueEncoding: 'view' })
+  const it = db.iterator({ ...ranges.unprocessed, highWaterMarkBytes: READ_AHEAD })
   try {
     for (let chunk = await it.nextv(CHUNK); chunk.length > 0; chunk = await it.nextv(CHUNK)) {
       count += chunk.length
-      for (const entry of chunk) bytes += entry[1].byteLength
+      for (const entry of chunk) bytes += Buffer.byteLength(entry[1])
       last = chunk[chunk.length - 1]![0]
     }
   } finally {
@@ -82,7 +85,7 @@ async function scanUnprocessed(db: Db): Promise<{ count: number; bytes: number; 
 
 async function countKeys(db: Db, range: { gte: string; lt: string }): Promise<number> {
   let count = 0
-  const it = db.keys({ ...range })
+  const it = db.keys({ ...range, highWaterMarkBytes: READ_AHEAD })
   try {
     for (let chunk = await it.nextv(CHUNK); chunk.length > 0; chunk = await it.nextv(CHUNK)) {
       count += chunk.length

@@ -84,9 +84,13 @@ export interface EventQueue {
   dequeue(max: number): Promise<QueuedEvent[]>
   /** Resolves when there may be unprocessed events, or the signal aborts. */
   waitForWork(signal?: AbortSignal): Promise<void>
-  /** Finish an in-flight event: delete it, keep its dead letters, commit its state. */
+  /**
+   * Finish an in-flight event: delete it, keep its dead letters, commit its state.
+   * An event not in flight (already finished, or handed out before a reopen) rejects
+   * with BINGE_INTERNAL and changes nothing, so no event is ever finished twice.
+   */
   ack(event: QueuedEvent, options?: AckOptions): Promise<void>
-  /** Return in-flight events to unprocessed (shutdown, a worker giving it back). */
+  /** Return in-flight events to unprocessed (shutdown, a worker giving it back); all or none, as ack. */
   nack(events: QueuedEvent[]): Promise<void>
   listDeadletter(limit?: number): Promise<DeadLetter[]>
   /** Put dead letters back on the queue (all when ids is absent); returns the ids replayed. */

@@ -104,7 +104,7 @@ const recordOf = (e: QueuedEvent): EventRecord => {
   return record
 }
 
-async function runScenario(backend: Backend, caps: fc.infer<typeof limitsArb>, ops: Op[]): Promise<void> {
+async function runScenario(backend: Backend, caps: { maxEvents: number; bytesInEvents: number }, ops: Op[]): Promise<void> {
   const place = backend.place()
   let now = 1_000
   const limits = {

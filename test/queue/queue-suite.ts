@@ -57,6 +57,47 @@ export function queueSuite(backend: Backend): void {
       })
     })
 
+    describe('concurrency', () => {
+      it('keeps every event in exactly one place through a storm of concurrent calls', async () => {
+        const q = await open({ maxEvents: 50 })
+        const accepted = new Set<string>()
+        const acked: string[] = []
+        let produced = 0
+        const producer = async (): Promise<void> => {
+          while (produced < 300) {
+            const batch = Array.from({ length: 1 + (produced % 4) }, () => event(`s${produced++}`))
+            try {
+              for (const r of await q.enqueue(batch)) if (!r.duplicate) accepted.add(r.id)
+            } catch (err) {
+              if ((err as { code?: string }).code !== 'BINGE_QUEUE_FULL') throw err
+              await new Promise((resolve) => setTimeout(resolve, 1)) // full: back off
+            }
+          }
+        }
+        const worker = async (seed: number): Promise<void> => {
+          for (let round = 0; produced < 300 || q.depth().unprocessed > 0; round++) {
+            const got = await q.dequeue(3)
+            if (got.length === 0) await new Promise((resolve) => setTimeout(resolve, 1))
+            for (const [i, e] of got.entries()) {
+              const choice = (seed + round + i) % 5
+              if (choice === 0) await q.nack([e])
+              else if (choice === 1) await q.ack(e, { deadletter: [{ pipeline: 'p', error: 'x', attempts: 1 }] })
+              else {
+                await q.ack(e)
+                acked.push(e.id)
+              }
+            }
+          }
+        }
+        await Promise.all([producer(), producer(), worker(0), worker(1), worker(2)])
+        const dead = (await q.listDeadletter()).map((l) => l.event.id)
+        const all = [...acked, ...dead]
+        expect(new Set(all).size).toBe(all.length)
+        expect(new Set(all)).toEqual(accepted)
+        expect(q.depth()).toEqual({ unprocessed: 0, inflight: 0, deadletter: dead.length, bytes: 0 })
+      })
+    })
+
     describe('nack', () => {
       it('puts events back in their original place', async () => {
         const q = await open()
@@ -124,8 +165,8 @@ export function queueSuite(backend: Backend): void {
         now = 11_000
         expect(await q.enqueue([event('a')])).toEqual([{ id: 'a', duplicate: false }])
         now = 11_500
-        // b's entry and a's first (10_000) expire; a's second (11_000) must survive.
-        expect(await q.sweepDedupe()).toBeGreaterThanOrEqual(1)
+        // b is forgotten; a's first acceptance (10_000) expires, its second (11_000) must not.
+        expect(await q.sweepDedupe()).toBe(1)
         expect(await q.enqueue([event('a'), event('b')])).toEqual([
           { id: 'a', duplicate: true },
           { id: 'b', duplicate: false },
@@ -165,6 +206,15 @@ export function queueSuite(backend: Backend): void {
         const settled = await Promise.allSettled(calls)
         expect(settled.map((s) => s.status)).toEqual(['fulfilled', 'rejected', 'fulfilled'])
         expect(ids(await q.dequeue(10))).toEqual(['a', 'b', 'e'])
+      })
+
+      it('fails a call with a malformed event on its own, never its group', async () => {
+        const q = await open()
+        const bad = event('bad', { data: { n: 1n } })
+        const settled = await Promise.allSettled([q.enqueue([event('a')]), q.enqueue([event('b'), bad]), q.enqueue([event('c')])])
+        expect(settled.map((s) => s.status)).toEqual(['fulfilled', 'rejected', 'fulfilled'])
+        expect(settled[1]).toMatchObject({ reason: { code: 'BINGE_BAD_REQUEST' } })
+        expect(ids(await q.dequeue(10))).toEqual(['a', 'c'])
       })
 
       it('counts the JSON bytes of events against maxBytes', async () => {
