@@ -9,6 +9,7 @@
 
 import { spawn, type ChildProcess } from 'node:child_process'
 import fs from 'node:fs'
+import http from 'node:http'
 import os from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -62,10 +63,10 @@ export function makeTempDir(prefix = 'binge-crash-'): string {
   return dir
 }
 
-/** Remove the temp dirs made since the last call (keep them with BINGE_KEEP_TMP=1). */
-export function removeTempDirs(): void {
+/** Remove the temp dirs made since the last call; keep them (and say where) after a failure or with BINGE_KEEP_TMP=1. */
+export function removeTempDirs(keep = false): void {
   for (const dir of tempDirs.splice(0)) {
-    if (process.env.BINGE_KEEP_TMP === '1') console.log(`kept ${dir}`)
+    if (keep || process.env.BINGE_KEEP_TMP === '1') console.log(`kept ${dir} for inspection`)
     else fs.rmSync(dir, { recursive: true, force: true })
   }
 }
@@ -111,11 +112,13 @@ export class NodeProcess {
       env: { ...process.env, ...env },
       stdio: ['ignore', 'ignore', 'pipe'],
     })
-    if (this.child.pid === undefined) throw new Error('spawning the node failed')
+    this.child.once('error', (err) => this.stderr.push(`spawn error: ${String(err)}`))
+    if (this.child.pid === undefined) throw new Error(`spawning ${process.execPath} ${cliPath} failed`)
     this.pid = this.child.pid
     live.add(this)
+    // 'close', not 'exit': by then stderr has been read to its end, for diagnostics.
     this.exited = new Promise<Exit>((resolve) => {
-      this.child.once('exit', (code, signal) => {
+      this.child.once('close', (code, signal) => {
         this.exit = { code, signal }
         live.delete(this)
         resolve(this.exit)
@@ -130,7 +133,9 @@ export class NodeProcess {
           this.keep(line)
           const address = this.logs.at(-1)?.http
           if (this.url === undefined && typeof address === 'string' && /:\d+$/.test(address)) {
-            this.url = `http://${address}`
+            const i = address.lastIndexOf(':')
+            const host = address.slice(0, i)
+            this.url = `http://${host.includes(':') ? `[${host}]` : host}${address.slice(i)}`
             resolve(this.url)
           }
         }
@@ -212,15 +217,12 @@ export class NodeProcess {
     })
   }
 
-  /** Send a signal by pid and wait for the process to be gone. */
+  /**
+   * Send a signal to this child's pid and wait for it to be gone. Through the child
+   * handle, which sends nothing once the child has exited: never a reused pid.
+   */
   async kill(signal: NodeJS.Signals = 'SIGKILL', timeoutMs = 30_000): Promise<Exit> {
-    if (this.alive) {
-      try {
-        process.kill(this.pid, signal)
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== 'ESRCH') throw err
-      }
-    }
+    if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill(signal)
     let timer: NodeJS.Timeout | undefined
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(() => reject(new Error(`node ${this.label} (pid ${this.pid}) did not exit within ${timeoutMs} ms of ${signal}\n${this.tail()}`)), timeoutMs)
@@ -291,28 +293,52 @@ export interface PostResult {
   body?: { ids?: string[]; error?: string; code?: string }
   retryAfter?: string | null
   error?: string
+  /** The socket error's code: ECONNREFUSED means the request never reached a node. */
+  errorCode?: string
 }
 
-export async function postEvents(url: string, events: object | object[], timeoutMs = 20_000): Promise<PostResult> {
-  try {
-    const res = await fetch(`${url}/events`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify(events),
-      signal: AbortSignal.timeout(timeoutMs),
-    })
-    const text = await res.text()
-    let body: PostResult['body']
-    try {
-      body = JSON.parse(text) as PostResult['body']
-    } catch {
-      body = { error: text }
-    }
-    return { status: res.status, body, retryAfter: res.headers.get('retry-after') }
-  } catch (err) {
-    // A response that was cut off while its body was read counts as no answer too.
-    return { status: 0, error: String((err as Error).cause ?? err) }
-  }
+const keepAliveAgent = new http.Agent({ keepAlive: true })
+
+/**
+ * POST events as JSON. With keepAlive (the default, as fetch and most SDKs do) the
+ * socket is reused across requests; without, each request has its own connection
+ * and says `Connection: close`, as curl does.
+ */
+export function postEvents(url: string, events: object | object[], options: { timeoutMs?: number; keepAlive?: boolean } = {}): Promise<PostResult> {
+  const { timeoutMs = 20_000, keepAlive = true } = options
+  const body = JSON.stringify(events)
+  return new Promise<PostResult>((resolve) => {
+    const req = http.request(
+      `${url}/events`,
+      {
+        method: 'POST',
+        agent: keepAlive ? keepAliveAgent : false,
+        headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), ...(keepAlive ? {} : { connection: 'close' }) },
+        timeout: timeoutMs,
+      },
+      (res) => {
+        const chunks: Buffer[] = []
+        res.on('data', (chunk: Buffer) => chunks.push(chunk))
+        res.on('error', (err) => resolve({ status: 0, error: String(err) }))
+        // A response cut off while its body was read counts as no answer.
+        res.on('aborted', () => resolve({ status: 0, error: 'response aborted' }))
+        res.on('end', () => {
+          const text = Buffer.concat(chunks).toString('utf8')
+          let parsed: PostResult['body']
+          try {
+            parsed = JSON.parse(text) as PostResult['body']
+          } catch {
+            parsed = { error: text }
+          }
+          const retryAfter = res.headers['retry-after']
+          resolve({ status: res.statusCode ?? 0, body: parsed, retryAfter: retryAfter ?? null })
+        })
+      },
+    )
+    req.on('timeout', () => req.destroy(new Error(`no answer within ${timeoutMs} ms`)))
+    req.on('error', (err: NodeJS.ErrnoException) => resolve({ status: 0, error: String(err), errorCode: err.code }))
+    req.end(body)
+  })
 }
 
 // ---------------------------------------------------------------------------------
@@ -322,7 +348,7 @@ export async function postEvents(url: string, events: object | object[], timeout
 export interface IngestLedger {
   /** Answered 202: must come out of the pipeline, crash or not. */
   acked: Set<string>
-  /** Answered 503/429 by the node itself: never queued, must never come out. */
+  /** Answered 503/429 by the node itself, or the connection refused: never queued, must never come out. */
   rejected: Set<string>
   /** No answer, or an answer we cannot classify: may or may not come out. */
   unknown: Set<string>
@@ -349,6 +375,8 @@ export interface IngestClientOptions {
   maxBatch?: number
   /** Names the payload ids, so two harnesses in one process never collide. */
   prefix?: string
+  /** Reuse connections (default) or open one per request. */
+  keepAlive?: boolean
   random?: () => number
 }
 
@@ -358,7 +386,7 @@ export interface IngestClientOptions {
  * payloads after a short poll interval; the node being down is normal here.
  */
 export function startIngestClients(options: IngestClientOptions): IngestClients {
-  const { clients, target, maxBatch = 8, prefix = 'c', random = Math.random } = options
+  const { clients, target, maxBatch = 8, prefix = 'c', keepAlive = true, random = Math.random } = options
   const ledger: IngestLedger = { acked: new Set(), rejected: new Set(), unknown: new Set(), statuses: new Map(), malformed: [] }
   let stopped = false
   let paused = false
@@ -374,14 +402,14 @@ export function startIngestClients(options: IngestClientOptions): IngestClients 
       const size = random() < 0.5 ? 1 : 2 + Math.floor(random() * (maxBatch - 1))
       const cids = Array.from({ length: size }, () => `${prefix}${client}-${n++}`)
       const payload = cids.map((cid) => ({ cid, client, sentAt: Date.now() }))
-      const res = await postEvents(url, size === 1 ? payload[0]! : payload)
+      const res = await postEvents(url, size === 1 ? payload[0]! : payload, { keepAlive })
       ledger.statuses.set(res.status, (ledger.statuses.get(res.status) ?? 0) + 1)
       if (res.status === 202) {
         if (res.body?.ids?.length !== size) ledger.malformed.push(`${cids.join(',')}: ${JSON.stringify(res.body)}`)
         for (const cid of cids) ledger.acked.add(cid)
-      } else if ((res.status === 503 || res.status === 429) && res.body?.code !== undefined) {
+      } else if (((res.status === 503 || res.status === 429) && res.body?.code !== undefined) || res.errorCode === 'ECONNREFUSED') {
         for (const cid of cids) ledger.rejected.add(cid)
-        await delay(10)
+        await delay(10) // the node is down or busy: poll, do not spin
       } else {
         for (const cid of cids) ledger.unknown.add(cid)
         if (res.status === 0) await delay(10)

@@ -1,0 +1,113 @@
+// SIGTERM during steady ingest (SPEC section 1, `binge start`): the node stops
+// accepting, finishes or returns its in-flight work, closes, and exits 0; every event
+// it answered 202 is then either in the output already or still in its queue, which a
+// restart drains. A clean stop writes nothing twice.
+
+import path from 'node:path'
+import { afterEach, beforeEach, describe, expect, it, onTestFailed } from 'vitest'
+import {
+  compareDelivery,
+  killAllNodes,
+  makeTempDir,
+  NodeProcess,
+  readOutput,
+  removeTempDirs,
+  startIngestClients,
+  waitFor,
+  writeConfig,
+} from '../support/node-process.js'
+
+// The node a test talks to now; its stderr is printed if the test fails (onTestFailed
+// runs after afterEach has killed it, so it is reset here, not there).
+let current: NodeProcess | undefined
+beforeEach(() => {
+  current = undefined
+  onTestFailed(() => {
+    if (current) console.error(current.tail(80))
+  })
+})
+afterEach(async (ctx) => {
+  await killAllNodes()
+  removeTempDirs(ctx.task.result?.state === 'fail')
+})
+
+describe('graceful stop', () => {
+  // Keep-alive clients (fetch, SDKs) keep their sockets busy through the stop, new
+  // connections per request (curl) do not: the two shapes of "steady ingest" a stop meets.
+  it.each([
+    { clients: 'keep-alive', keepAlive: true },
+    { clients: 'connection-per-request', keepAlive: false },
+  ])('SIGTERM during steady ingest from $clients clients exits 0 and loses nothing acknowledged', async ({ keepAlive }) => {
+    const dir = makeTempDir('binge-sigterm-')
+    const outFile = path.join(dir, 'out', 'all.jsonl')
+    const configFile = writeConfig(dir, {
+      node: { id: 'sigterm', dataDir: path.join(dir, 'data') },
+      http: { listen: '127.0.0.1:0' },
+      queue: { mode: 'durable', sync: 'batch' },
+      workers: 4,
+      pipelines: { all: { outputs: [{ file: { path: outFile } }] } },
+    })
+    let node = await NodeProcess.start(configFile, { label: 'sigterm#1' })
+    current = node
+    let target: string | undefined = node.url
+    const clients = startIngestClients({ clients: 8, target: () => target, maxBatch: 8, keepAlive })
+
+    let atStop
+    let exit
+    try {
+      // Steady ingest, with a backlog, so the stop meets requests in progress, busy
+      // workers and acknowledged events not yet processed.
+      atStop = await waitFor(
+        async () => {
+          const s = await node.stats()
+          return clients.ledger.acked.size >= 1500 && s.queue.unprocessed >= 200 ? s : undefined
+        },
+        { timeoutMs: 45_000, intervalMs: 50, what: 'steady ingest with a backlog' },
+      )
+      exit = await node.kill('SIGTERM')
+      // Clients keep posting into the void for a moment (refused connections), as they would.
+      const refusedBefore = clients.ledger.statuses.get(0) ?? 0
+      await waitFor(() => (clients.ledger.statuses.get(0) ?? 0) > refusedBefore, { what: 'a refused request after the stop' })
+    } finally {
+      await clients.stop()
+    }
+    expect(exit).toEqual({ code: 0, signal: null })
+    expect(node.logs.some((l) => l.msg === 'The node stopped cleanly.')).toBe(true)
+    // Only 202s, 503s while draining, or no answer once the socket is closed.
+    expect([...clients.ledger.statuses.keys()].filter((s) => ![0, 202, 503].includes(s))).toEqual([])
+    expect(clients.ledger.malformed).toEqual([])
+    const afterStop = readOutput(outFile)
+    const logTime = (msg: string) => Date.parse(node.logs.find((l) => l.msg === msg)?.time ?? '')
+    const stopMs = logTime('The node stopped cleanly.') - logTime('A stop signal arrived.')
+
+    // Whatever was not yet written out is still in the queue: a restart drains it.
+    target = undefined
+    node = await NodeProcess.start(configFile, { label: 'sigterm#2' })
+    current = node
+    const recovered = await node.waitForLog((l) => l.msg === 'Queue recovery finished.')
+    await node.waitDrained()
+    const output = readOutput(outFile)
+    const report = compareDelivery(clients.ledger, output)
+    console.log(
+      `${keepAlive ? 'keep-alive' : 'connection-per-request'}: stop took ${stopMs} ms; SIGTERM at acked ${clients.ledger.acked.size} with the queue at ${JSON.stringify(atStop!.queue)}: ` +
+        `output had ${afterStop.records.length} lines after the stop; restart recovered ${JSON.stringify({ requeued: recovered.requeued, unprocessed: recovered.unprocessed })}; ` +
+        `lost ${report.lost.length}, duplicates ${report.duplicates}, phantoms ${report.phantoms.length}, unknown ${clients.ledger.unknown.size}; ` +
+        `answers ${JSON.stringify(Object.fromEntries(clients.ledger.statuses))}`,
+    )
+    expect(afterStop.tornTail).toBe(false)
+    expect(afterStop.tornLines).toEqual([])
+    // A clean stop leaves nothing in flight: workers finished or returned their events.
+    expect(recovered.requeued).toBe(0)
+    if (!keepAlive) {
+      // Nothing holds the HTTP server open, so the stop is quick and the backlog it met
+      // is still queued at the restart: the "still in the queue" half is exercised.
+      // (With keep-alive clients the stop currently takes http's 10 s force-close and
+      // the workers drain the backlog meanwhile; either way nothing may be lost.)
+      expect(recovered.unprocessed).toBeGreaterThan(0)
+    }
+    expect(report.lost.slice(0, 20)).toEqual([])
+    expect(report.phantoms.slice(0, 20)).toEqual([])
+    expect(report.duplicates).toBe(0)
+    expect(await node.kill('SIGTERM')).toEqual({ code: 0, signal: null })
+  })
+})
