@@ -35,6 +35,8 @@ export function createApp(node: NodeApi, options: AppOptions): Hono {
   app.onError((err, c) => {
     const e = err instanceof BingeError ? err : new BingeError('BINGE_INTERNAL', 'internal error', { cause: err })
     if (e.retryAfter !== undefined) c.header('Retry-After', String(e.retryAfter))
+    // Shutting down: tell keep-alive clients to go, so their sockets do not hold the stop.
+    if (e.code === 'BINGE_NOT_READY' && (node.phase() === 'draining' || node.phase() === 'stopped')) c.header('Connection', 'close')
     return c.json({ error: e.message, code: e.code, ...e.details }, e.status as 400)
   })
   app.notFound((c) => c.json({ error: `no route ${c.req.method} ${c.req.path}`, code: 'BINGE_NOT_FOUND' }, 404))
@@ -94,10 +96,10 @@ export function createApp(node: NodeApi, options: AppOptions): Hono {
     return c.body(m.body, 200, { 'content-type': m.contentType })
   })
 
-  app.get('/events/:id', (c) => {
+  app.get('/events/:id', async (c) => {
     guarded(c)
     const id = c.req.param('id')
-    const trace = node.trace(id)
+    const trace = await node.trace(id)
     if (!trace) throw new BingeError('BINGE_NOT_FOUND', `no trace of event "${id}" on this node (traces keep the most recent events only)`)
     return c.json({ id, node: node.nodeId, trace })
   })

@@ -12,15 +12,40 @@ export interface FileOutputOptions {
   path: string
 }
 
+/**
+ * Open for appending, first cutting a torn last line (a crash mid-write) back to the
+ * last newline: that line was never fsync'd and acked, and left there it would glue
+ * itself to the next line written.
+ */
+async function openForAppend(path: string): Promise<FileHandle> {
+  await mkdir(dirname(path), { recursive: true })
+  const handle = await open(path, 'a+')
+  try {
+    const { size } = await handle.stat()
+    if (size > 0) {
+      const tailSize = Math.min(size, 1 << 20)
+      const tail = Buffer.alloc(tailSize)
+      await handle.read(tail, 0, tailSize, size - tailSize)
+      if (tail[tailSize - 1] !== 0x0a) {
+        const lastNewline = tail.lastIndexOf(0x0a)
+        // No newline in the last MiB: a torn line longer than that, or a whole file of one; cut it all.
+        await handle.truncate(lastNewline < 0 ? (tailSize === size ? 0 : size - tailSize) : size - tailSize + lastNewline + 1)
+        await handle.datasync()
+      }
+    }
+    return handle
+  } catch (err) {
+    await handle.close().catch(() => {})
+    throw err
+  }
+}
+
 export function createFileOutput(options: FileOutputOptions): Output {
   let handle: FileHandle | undefined
   const commit = new GroupCommit<string>(async (lines) => {
     try {
-      if (!handle) {
-        await mkdir(dirname(options.path), { recursive: true })
-        handle = await open(options.path, 'a')
-      }
-      await handle.write(lines.join(''))
+      handle ??= await openForAppend(options.path)
+      await handle.appendFile(lines.join('')) // loops over short writes; write() would drop the rest silently
       await handle.datasync()
     } catch (err) {
       const broken = handle
