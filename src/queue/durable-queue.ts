@@ -1,29 +1,37 @@
-// The durable queue: one LevelDB under `dir` holding the unprocessed, in-flight and
-// dead-letter buckets, the dedupe index, meta and pipeline state (layout: keys.ts).
+// The durable queue: one LevelDB under `dir` holding the unprocessed, in-flight,
+// handing-off and dead-letter buckets, the dedupe index, meta and pipeline state
+// (layout: keys.ts).
 //
 // Design constraints:
 // - An accepted event is in exactly one bucket after any crash: every move between
 //   buckets is a del + put in one atomic batch, and enqueue writes the event and its
 //   dedupe entry in the same batch.
 // - enqueue resolves only after its batch is written with the configured sync (group
-//   commit: concurrent calls share one fsync). Nothing else fsyncs: dequeue, ack, nack
-//   and recovery are atomic batches whose loss on power failure only re-delivers
-//   (in-flight goes back to unprocessed at open), and kill -9 keeps whatever LevelDB
+//   commit: concurrent calls share one fsync), and so does takeForHandoff: a batch is
+//   on disk as promised to its peer before the mesh sends it, so a sender that crashes
+//   resends it rather than processing it too. Nothing else fsyncs: dequeue, ack, nack,
+//   completing or returning a handoff, and recovery are atomic batches whose loss on
+//   power failure only re-delivers (in-flight goes back to unprocessed at open, a
+//   handoff is resent and the peer dedupes it), and kill -9 keeps whatever LevelDB
 //   already handed to the OS.
 // - New queue keys become visible in key order (enqueue groups and replays take them
-//   one at a time in the group-commit chain), nack moves the dequeue cursor back, and
-//   recovery resets it: so every unprocessed key is at or after the cursor, and
-//   dequeue never rescans the tombstones of events already handed out.
+//   one at a time in the group-commit chain), nack and returnHandoff move the dequeue
+//   cursor back over the keys they return, and recovery resets it: so every
+//   unprocessed key is at or after the cursor, and dequeue never rescans the
+//   tombstones of events already handed out. Everything that moves events out of or
+//   back into unprocessed runs under one mutex, so no two take the same event.
 // - The in-memory counters are exact: they change only after the batch they describe
-//   is written, and a key is claimed (claims.ts) before its ack or nack is written,
-//   so the same event cannot be finished twice.
+//   is written, and a key (claims.ts) or a handoff id (handoff-book.ts) is claimed
+//   before the write that finishes it, so nothing can be finished twice.
 
 import { Level } from 'level'
-import { type PreparedEvent, prepare, toRecord } from './admission.js'
+import { type PreparedEvent, isSeenWithin, prepare, toRecord } from './admission.js'
 import { InflightClaims } from './claims.js'
 import { deadletterOps, findDeadletters, replayOps } from './deadletters.js'
 import { DedupeSweeper, sweepChunk, sweepInterval } from './dedupe-sweeper.js'
 import { type Outcome, GroupCommit } from './group-commit.js'
+import { HandoffBook, takeLimit } from './handoff-book.js'
+import { completeOps, findNewest, readBatch, returnOps, takeOps } from './handoff-store.js'
 import * as k from './keys.js'
 import type { Op } from './keys.js'
 import { planEnqueue } from './enqueue-plan.js'
@@ -36,9 +44,11 @@ import type {
   EnqueueResult,
   EventQueue,
   EventRecord,
+  HandoffBatch,
   QueueDepth,
   QueuedEvent,
   RecoveryReport,
+  TakeForHandoffOptions,
 } from './types.js'
 import { WorkSignal } from './work-signal.js'
 
@@ -75,16 +85,19 @@ export class DurableQueue implements EventQueue {
   private db!: Level<string, string>
   private readonly life = new Lifecycle('durable queue')
   private readonly writer: GroupCommit<PreparedEvent[], EnqueueResult[]>
-  /** dequeue and nack: both move the cursor. */
+  /** dequeue, nack, takeForHandoff, returnHandoff: each moves events out of or into unprocessed. */
   private readonly moves = new Mutex()
   /** Replays: two must not both take the same dead letter. */
   private readonly replays = new Mutex()
   private readonly work = new WorkSignal()
   private readonly sweeper: DedupeSweeper
   private readonly now: () => number
-  private readonly counts: QueueDepth = { unprocessed: 0, inflight: 0, deadletter: 0, bytes: 0 }
+  /** handingOff is `handoffs.events`. */
+  private readonly counts: Omit<QueueDepth, 'handingOff'> = { unprocessed: 0, inflight: 0, deadletter: 0, bytes: 0 }
   /** Bytes of each in-flight event, by queue key. */
   private readonly inflight = new InflightClaims<number>()
+  /** Pending handoff batches, with the bytes of each event. */
+  private readonly handoffs = new HandoffBook<number>()
   private nextSeq = 0
   /** Dequeue reads unprocessed keys from here on (inclusive). */
   private cursor = k.ranges.unprocessed.gte
@@ -114,8 +127,15 @@ export class DurableQueue implements EventQueue {
         this.nextSeq = r.nextSeq
         this.cursor = k.ranges.unprocessed.gte
         this.inflight.clear()
+        this.handoffs.clear()
+        for (const batch of r.handoffs) this.handoffs.add(batch)
         this.sweeper.start()
-        return { requeued: r.requeued, unprocessed: r.unprocessed, durationMs: performance.now() - started }
+        return {
+          requeued: r.requeued,
+          unprocessed: r.unprocessed,
+          handingOff: r.handingOff,
+          durationMs: performance.now() - started,
+        }
       } catch (err) {
         await this.db.close()
         throw err
@@ -263,8 +283,89 @@ export class DurableQueue implements EventQueue {
     })
   }
 
+  takeForHandoff(max: number, options: TakeForHandoffOptions): Promise<HandoffBatch | undefined> {
+    return this.life.run(() =>
+      this.moves.run(async () => {
+        this.handoffs.checkNew(options.handoffId)
+        const limit = takeLimit(max)
+        if (limit === 0 || this.counts.unprocessed === 0) return undefined
+        const range = { gte: this.cursor, lt: k.ranges.unprocessed.lt }
+        const found = await findNewest(this.db, range, limit, options)
+        if (found.length === 0) return undefined
+        const { handoffId, peer } = options
+        const takenAt = this.now()
+        await this.write(takeOps(handoffId, { peer, takenAt }, found), this.options.sync !== 'none')
+        const keys = found.map((f) => f.key)
+        this.handoffs.add({ handoffId, peer, takenAt, keys, values: found.map((f) => Buffer.byteLength(f.json)) })
+        this.counts.unprocessed -= found.length
+        return { handoffId, peer, takenAt, events: found.map((f) => f.record) }
+      }),
+    )
+  }
+
+  completeHandoff(handoffId: string): Promise<void> {
+    return this.life.run(async () => {
+      const batch = this.handoffs.claim(handoffId)
+      if (batch === undefined) return
+      try {
+        await this.write(completeOps(batch), false)
+      } catch (err) {
+        this.handoffs.release(handoffId)
+        throw err
+      }
+      this.handoffs.finish(handoffId)
+      this.counts.bytes -= batch.values.reduce((n, b) => n + b, 0)
+    })
+  }
+
+  returnHandoff(handoffId: string): Promise<void> {
+    return this.life.run(() =>
+      this.moves.run(async () => {
+        const batch = this.handoffs.claim(handoffId)
+        if (batch === undefined) return
+        try {
+          await this.write(returnOps(batch, await readBatch(this.db, batch)), false)
+        } catch (err) {
+          this.handoffs.release(handoffId)
+          throw err
+        }
+        this.handoffs.finish(handoffId)
+        // The batch's keys are in queue order: its first is its oldest (see nack).
+        const oldest = k.unprocessedKey(batch.keys[0]!)
+        if (oldest < this.cursor) this.cursor = oldest
+        this.counts.unprocessed += batch.keys.length
+        this.work.notify()
+      }),
+    )
+  }
+
+  pendingHandoffs(): Promise<HandoffBatch[]> {
+    return this.life.run(async () => {
+      const batches = this.handoffs.list()
+      const values = await this.db.getMany(batches.flatMap((b) => b.keys.map((key) => k.handoffEventKey(b.handoffId, key))))
+      const pending: HandoffBatch[] = []
+      let at = 0
+      for (const { handoffId, peer, takenAt, keys } of batches) {
+        const stored = values.slice(at, (at += keys.length))
+        // Completed or returned while this read ran: no longer pending.
+        if (stored.some((v) => v === undefined)) continue
+        pending.push({ handoffId, peer, takenAt, events: stored.map((v) => JSON.parse(v!) as EventRecord) })
+      }
+      return pending
+    })
+  }
+
+  seen(ids: string[]): Promise<boolean[]> {
+    return this.life.run(async () => {
+      if (ids.length === 0) return []
+      const stored = await this.db.getMany(ids.map(k.seenKey))
+      const now = this.now()
+      return stored.map((at) => isSeenWithin(at === undefined ? undefined : Number(at), now, this.options.dedupeWindowMs))
+    })
+  }
+
   depth(): QueueDepth {
-    return { ...this.counts }
+    return { ...this.counts, handingOff: this.handoffs.events }
   }
 
   stats(): DurableQueueStats {
@@ -281,7 +382,8 @@ export class DurableQueue implements EventQueue {
       now: this.now(),
       dedupeWindowMs: this.options.dedupeWindowMs,
       room: {
-        events: this.options.maxEvents - this.counts.unprocessed - this.counts.inflight,
+        // Handing-off events are still on this disk until their peer acks.
+        events: this.options.maxEvents - this.counts.unprocessed - this.counts.inflight - this.handoffs.events,
         bytes: this.options.maxBytes - this.counts.bytes,
       },
       nextSeq: this.nextSeq,

@@ -1,7 +1,8 @@
 // The durable queue's key layout: one LevelDB, one ASCII prefix per bucket, so every
 // bucket is a contiguous range and a move between buckets is a del + put in one batch.
 // Invariants: a queue key is a fixed-width decimal sequence, so byte order is arrival
-// order (the newest unprocessed events are a reverse range read, for handoff later);
+// order (the newest unprocessed events are a reverse range read, for handoff); an event
+// keeps its queue key in every bucket it passes through, so it can go back to its place;
 // the dedupe index has a second, time-ordered part so expiry is a range, not a scan.
 
 /** Width of a sequence number: Number.MAX_SAFE_INTEGER has 16 digits. */
@@ -22,6 +23,7 @@ function bucket(prefix: string) {
 const unprocessed = bucket('u')
 const inflight = bucket('f')
 const deadletter = bucket('d')
+const handingOff = bucket('h')
 const seen = bucket('x')
 const seenByTime = bucket('y')
 const state = bucket('s')
@@ -31,6 +33,7 @@ export const ranges = {
   unprocessed: unprocessed.range,
   inflight: inflight.range,
   deadletter: deadletter.range,
+  handingOff: handingOff.range,
   seenByTime: seenByTime.range,
 } as const
 
@@ -57,6 +60,21 @@ export const deadletterRangeOf = (id: string): Range => ({
   gte: `${deadletter.start}${id}\u0000`,
   lt: `${deadletter.start}${id}\u0001`,
 })
+
+/**
+ * Handing-off bucket: per batch, a header `h!ID NUL` (peer, time taken) and its events
+ * under `h!ID NUL queueKey`, so a batch is one contiguous range with its header first.
+ * Handoff ids are made by this node and never contain NUL (handoff-book.ts checks), so
+ * one id's range never holds another's keys.
+ */
+export const handoffHeaderKey = (handoffId: string): string => `${handingOff.start}${handoffId}\u0000`
+export const handoffEventKey = (handoffId: string, queueKey: string): string =>
+  `${handingOff.start}${handoffId}\u0000${queueKey}`
+/** The handoff id and queue key ('' for the header) of a key in the handing-off bucket. */
+export function parseHandoffKey(dbKey: string): { handoffId: string; queueKey: string } {
+  const nul = dbKey.indexOf('\u0000', handingOff.start.length)
+  return { handoffId: dbKey.slice(handingOff.start.length, nul), queueKey: dbKey.slice(nul + 1) }
+}
 
 /**
  * Dedupe index: id -> time accepted, and, per enqueue group, (time, first queue key)

@@ -1,13 +1,15 @@
 // The memory queue: the durable queue's behaviour (dedupe, caps, buckets, order,
 // dead letters, state) without the store, for `queue.mode: memory` and `binge run`.
-// Nothing survives the process: a crash loses what it held, and a new instance starts
-// empty. Events are kept as their JSON, so callers never share objects with the queue
-// and the byte cap counts the same bytes as the durable queue does.
+// Nothing survives the process: a crash loses what it held (handing-off batches too),
+// and a new instance starts empty. Events are kept as their JSON, so callers never
+// share objects with the queue and the byte cap counts the same bytes as the durable
+// queue does.
 
 import { BingeError } from '../errors.js'
-import { admit, prepare, toRecord } from './admission.js'
+import { admit, isSeenWithin, prepare, toRecord } from './admission.js'
 import { InflightClaims } from './claims.js'
 import { deadletterOps } from './deadletters.js'
+import { HandoffBook, eligible, takeLimit } from './handoff-book.js'
 import { seqString } from './keys.js'
 import { Lifecycle } from './lifecycle.js'
 import type {
@@ -16,9 +18,11 @@ import type {
   EnqueueResult,
   EventQueue,
   EventRecord,
+  HandoffBatch,
   QueueDepth,
   QueuedEvent,
   RecoveryReport,
+  TakeForHandoffOptions,
 } from './types.js'
 import { WorkSignal } from './work-signal.js'
 import { sweepInterval } from './dedupe-sweeper.js'
@@ -36,12 +40,14 @@ export class MemoryQueue implements EventQueue {
   private readonly work = new WorkSignal()
   private readonly now: () => number
   /** Dedupe index, id -> time accepted; Map order is (about) time order. */
-  private readonly seen = new Map<string, number>()
+  private readonly seenAt = new Map<string, number>()
   /** Unprocessed keys in order, from `head` on; values in `events`. */
   private order: string[] = []
   private head = 0
   private readonly events = new Map<string, string>()
   private readonly inflight = new InflightClaims<string>()
+  /** Pending handoff batches, with each event's JSON. */
+  private readonly handoffs = new HandoffBook<string>()
   private readonly deadletters = new Map<string, string>()
   private readonly state = new Map<string, string>()
   private nextSeq = 0
@@ -56,7 +62,7 @@ export class MemoryQueue implements EventQueue {
     return this.life.open(async () => {
       this.timer = setInterval(() => this.sweepExpired(), sweepInterval(this.options.dedupeWindowMs))
       this.timer.unref()
-      return { requeued: 0, unprocessed: 0, durationMs: 0 }
+      return { requeued: 0, unprocessed: 0, handingOff: 0, durationMs: 0 }
     })
   }
 
@@ -74,17 +80,17 @@ export class MemoryQueue implements EventQueue {
       const admitted = admit(prepared, {
         now,
         dedupeWindowMs: this.options.dedupeWindowMs,
-        seenAt: (id) => this.seen.get(id),
+        seenAt: (id) => this.seenAt.get(id),
         taken: new Set(),
         room: {
-          events: this.options.maxEvents - this.events.size - this.inflight.size,
+          events: this.options.maxEvents - this.events.size - this.inflight.size - this.handoffs.events,
           bytes: this.options.maxBytes - this.bytes,
         },
       })
       if (admitted instanceof BingeError) throw admitted
       for (const f of admitted.fresh) {
-        this.seen.delete(f.record.id) // re-inserted last, to keep the Map in time order
-        this.seen.set(f.record.id, now)
+        this.seenAt.delete(f.record.id) // re-inserted last, to keep the Map in time order
+        this.seenAt.set(f.record.id, now)
         this.push(f.json)
         this.bytes += f.bytes
       }
@@ -175,10 +181,75 @@ export class MemoryQueue implements EventQueue {
     })
   }
 
+  takeForHandoff(max: number, options: TakeForHandoffOptions): Promise<HandoffBatch | undefined> {
+    return this.life.run(async () => {
+      this.handoffs.checkNew(options.handoffId)
+      const limit = takeLimit(max)
+      const at: number[] = []
+      const records: EventRecord[] = []
+      for (let i = this.order.length - 1; i >= this.head && at.length < limit; i--) {
+        const record = eligible(this.events.get(this.order[i]!)!, options)
+        if (record === undefined) continue
+        at.push(i)
+        records.push(record)
+      }
+      if (at.length === 0) return undefined
+      // Found newest first: the batch lists them in queue order.
+      at.reverse()
+      records.reverse()
+      const keys = at.map((i) => this.order[i]!)
+      const values = keys.map((key) => this.events.get(key)!)
+      for (const key of keys) this.events.delete(key)
+      this.removeFromOrder(at)
+      const { handoffId, peer } = options
+      const takenAt = this.now()
+      this.handoffs.add({ handoffId, peer, takenAt, keys, values })
+      return { handoffId, peer, takenAt, events: records }
+    })
+  }
+
+  completeHandoff(handoffId: string): Promise<void> {
+    return this.life.run(async () => {
+      const batch = this.handoffs.claim(handoffId)
+      if (batch === undefined) return
+      this.handoffs.finish(handoffId)
+      for (const json of batch.values) this.bytes -= Buffer.byteLength(json)
+    })
+  }
+
+  returnHandoff(handoffId: string): Promise<void> {
+    return this.life.run(async () => {
+      const batch = this.handoffs.claim(handoffId)
+      if (batch === undefined) return
+      this.handoffs.finish(handoffId)
+      batch.keys.forEach((key, i) => this.insert(key, batch.values[i]!))
+      this.work.notify()
+    })
+  }
+
+  pendingHandoffs(): Promise<HandoffBatch[]> {
+    return this.life.run(async () =>
+      this.handoffs.list().map(({ handoffId, peer, takenAt, values }) => ({
+        handoffId,
+        peer,
+        takenAt,
+        events: values.map((json) => JSON.parse(json) as EventRecord),
+      })),
+    )
+  }
+
+  seen(ids: string[]): Promise<boolean[]> {
+    return this.life.run(async () => {
+      const now = this.now()
+      return ids.map((id) => isSeenWithin(this.seenAt.get(id), now, this.options.dedupeWindowMs))
+    })
+  }
+
   depth(): QueueDepth {
     return {
       unprocessed: this.events.size,
       inflight: this.inflight.size,
+      handingOff: this.handoffs.events,
       deadletter: this.deadletters.size,
       bytes: this.bytes,
     }
@@ -192,9 +263,9 @@ export class MemoryQueue implements EventQueue {
   private sweepExpired(): number {
     const cutoff = this.now() - this.options.dedupeWindowMs
     let removed = 0
-    for (const [id, at] of this.seen) {
+    for (const [id, at] of this.seenAt) {
       if (at > cutoff) break
-      this.seen.delete(id)
+      this.seenAt.delete(id)
       removed++
     }
     return removed
@@ -206,7 +277,17 @@ export class MemoryQueue implements EventQueue {
     this.order.push(key)
   }
 
-  /** Put a key back in its place in the order (nack returns the oldest keys). */
+  /** Drop taken positions (ascending) of the order: a cut when they are its tail, as they mostly are. */
+  private removeFromOrder(at: number[]): void {
+    if (at[0] === this.order.length - at.length) {
+      this.order.length = at[0]
+      return
+    }
+    const gone = new Set(at)
+    this.order = this.order.filter((_, i) => !gone.has(i))
+  }
+
+  /** Put a key back in its place in the order (nack and returnHandoff return old keys). */
   private insert(key: string, json: string): void {
     let lo = this.head
     let hi = this.order.length

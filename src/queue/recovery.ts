@@ -1,6 +1,8 @@
 // Opening the durable store after a clean stop or a crash: return every in-flight
-// event to unprocessed (same key, so same place in the order) and rebuild the exact
-// in-memory counters and the next sequence number from what is on disk.
+// event to unprocessed (same key, so same place in the order), find the batches still
+// handing off (they stay there: their peer may hold them already, so they are resent,
+// never processed here), and rebuild the exact in-memory counters and the next
+// sequence number from what is on disk.
 // Invariants: each move is a del + put in one batch, so a crash during recovery leaves
 // every event in exactly one bucket and the next open simply finishes the job. The
 // move needs no fsync: if it is lost, the events are still in-flight and move again.
@@ -12,6 +14,8 @@
 
 import type { Level } from 'level'
 import { BingeError } from '../errors.js'
+import type { HeldBatch } from './handoff-book.js'
+import { scanHandoffs } from './handoff-store.js'
 import { READ_AHEAD, inflightKey, metaKey, nextSeqKey, queueKeyOf, ranges, unprocessedKey } from './keys.js'
 
 type Db = Level<string, string>
@@ -23,6 +27,10 @@ export interface Recovered {
   requeued: number
   unprocessed: number
   deadletter: number
+  /** Pending handoff batches; each value is one event's bytes. */
+  handoffs: Array<HeldBatch<number>>
+  handingOff: number
+  /** Bytes of unprocessed and handing-off events. */
   bytes: number
   /** First sequence number not used by any queued event. */
   nextSeq: number
@@ -31,12 +39,21 @@ export interface Recovered {
 export async function recover(db: Db): Promise<Recovered> {
   const requeued = await requeueInflight(db)
   const scan = await scanUnprocessed(db)
+  const handing = await scanHandoffs(db)
   const deadletter = await countKeys(db, ranges.deadletter)
   // Past every key ever handed out, not just past those still queued: dead letters
   // carry their queue key, so a reused one could collide with an older dead letter.
   const persisted = Number((await db.get(nextSeqKey)) ?? 0)
-  const nextSeq = Math.max(scan.nextSeq, Number.isSafeInteger(persisted) ? persisted : 0)
-  return { requeued, unprocessed: scan.count, deadletter, bytes: scan.bytes, nextSeq }
+  const nextSeq = Math.max(scan.nextSeq, handing.nextSeq, Number.isSafeInteger(persisted) ? persisted : 0)
+  return {
+    requeued,
+    unprocessed: scan.count,
+    deadletter,
+    handoffs: handing.batches,
+    handingOff: handing.events,
+    bytes: scan.bytes + handing.bytes,
+    nextSeq,
+  }
 }
 
 /** Stamp a new store with the layout version; refuse one written in another layout. */

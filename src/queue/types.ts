@@ -1,7 +1,9 @@
 // The queue contract every backend (durable LevelDB, memory) fulfils, and the one
 // shared test suite runs against. An accepted event is in exactly one bucket at any
-// moment: unprocessed, in-flight or (per failed pipeline) dead-letter; after a crash of
-// a durable queue, everything in-flight goes back to unprocessed at open().
+// moment: unprocessed, in-flight, handing-off (promised to a peer) or (per failed
+// pipeline) dead-letter. After a crash of a durable queue, everything in-flight goes
+// back to unprocessed at open(); a handing-off batch stays promised to its peer until
+// completeHandoff or returnHandoff, because the peer may already hold it.
 
 export type JsonObject = { [key: string]: unknown }
 
@@ -54,23 +56,53 @@ export interface AckOptions {
 }
 
 export interface QueueDepth {
+  /** Events waiting here: what the high- and low-water marks are compared with. */
   unprocessed: number
   inflight: number
+  /** Events taken for a handoff and not yet acked or returned: still on this disk. */
+  handingOff: number
   deadletter: number
-  /** Bytes held by unprocessed and in-flight events (the `maxBytes` cap). */
+  /** Bytes held by unprocessed, in-flight and handing-off events (the `maxBytes` cap). */
   bytes: number
+}
+
+/** A batch of events promised to one peer, kept here until it acks or the batch comes back. */
+export interface HandoffBatch {
+  handoffId: string
+  /** Peer id the batch is promised to; a resend goes to the same peer. */
+  peer: string
+  /** Milliseconds since the epoch when the batch was taken. */
+  takenAt: number
+  /** Oldest first: the newest eligible events of the queue, in their queue order. */
+  events: EventRecord[]
+}
+
+export interface TakeForHandoffOptions {
+  /** Made by the sender, unique among its pending batches; no NUL character. */
+  handoffId: string
+  peer: string
+  /** Only events with `hops < maxHops` are taken. */
+  maxHops: number
+  /**
+   * Leave events whose `origin` is this node id (the receiving peer's): that node
+   * accepted them first, so its dedupe index would drop them as duplicates and the
+   * ack would delete the only copy.
+   */
+  excludeOrigin?: string
 }
 
 export interface RecoveryReport {
   /** In-flight events returned to unprocessed. */
   requeued: number
   unprocessed: number
+  /** Events still promised to peers: resend their batches (pendingHandoffs). */
+  handingOff: number
   durationMs: number
 }
 
 export interface EventQueue {
   readonly mode: 'durable' | 'memory'
-  /** Open the store and return every in-flight event to unprocessed. */
+  /** Open the store and return every in-flight event to unprocessed (handing-off ones stay). */
   open(): Promise<RecoveryReport>
   /** Close the store; in-flight events stay where they are (open() recovers them). */
   close(): Promise<void>
@@ -96,5 +128,28 @@ export interface EventQueue {
   /** Put dead letters back on the queue (all when ids is absent); returns the ids replayed. */
   replayDeadletter(ids?: string[]): Promise<string[]>
   getState(key: string): Promise<unknown | undefined>
+  /**
+   * Move up to `max` of the newest unprocessed events with hops < maxHops (any
+   * `pipeline`; never in-flight ones) into the handing-off bucket under `handoffId`,
+   * in one batch written with the configured sync: it is on disk before it resolves,
+   * so before anything is sent. Undefined when nothing is eligible. A handoff id that
+   * is still pending rejects with BINGE_INTERNAL.
+   */
+  takeForHandoff(max: number, options: TakeForHandoffOptions): Promise<HandoffBatch | undefined>
+  /**
+   * The receiver acked: delete the batch (no fsync: a lost delete only causes a resend,
+   * which the receiver dedupes). An unknown id, or one being returned, is a no-op.
+   */
+  completeHandoff(handoffId: string): Promise<void>
+  /**
+   * Refused, or the peer stayed unreachable: put the batch's events back in unprocessed
+   * under their own queue keys (so in their old place), in one atomic batch, and wake
+   * waitForWork. An unknown id, or one being completed, is a no-op.
+   */
+  returnHandoff(handoffId: string): Promise<void>
+  /** Every batch in the handing-off bucket, oldest taken first (after a restart: resend them). */
+  pendingHandoffs(): Promise<HandoffBatch[]>
+  /** For each id: was it accepted (enqueued) here within the dedupe window? */
+  seen(ids: string[]): Promise<boolean[]>
   depth(): QueueDepth
 }

@@ -31,9 +31,16 @@ export function buildQueueForChild(dir: string): string {
 
 /**
  * The child: producers enqueue batches of new ids while workers dequeue and ack them
- * (one in five to a dead letter), until it is killed. It prints a line only after the
- * call it reports has resolved: `A id,...` accepted, `D id` acked, `L id` dead-lettered;
- * `S id` is printed before an ack starts (the event may be gone without a `D`).
+ * (one in five to a dead letter) and an offloader hands the newest off (a batch taken,
+ * "sent", then acked by the peer, or one in three refused and returned), until it is
+ * killed. Its first batch stays pending (a peer that never answers), and every batch
+ * an earlier round left pending is resolved, acked or taken back, while the workers
+ * already run, so a worker that got one would show. It prints a line only after the
+ * call it reports has resolved: `A id,...` accepted, `D id` acked, `L id`
+ * dead-lettered, `T hid id,...` taken for a handoff, `P hid id,...` found pending at
+ * start (the kill may have cut its `T`), `C hid` completed, `B hid` returned; `S id`
+ * and `K hid` are printed before an ack or a complete starts (the event or batch may
+ * be gone without a `D` or `C`).
  * Writes to a pipe are synchronous on Linux, so a printed line was really reported.
  */
 const CHILD = `
@@ -63,6 +70,42 @@ async function work() {
     }
   }
 }
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
+async function complete(handoffId) {
+  process.stdout.write('K ' + handoffId + '\\n')
+  await q.completeHandoff(handoffId)
+  process.stdout.write('C ' + handoffId + '\\n')
+}
+async function giveBack(handoffId) {
+  await q.returnHandoff(handoffId)
+  process.stdout.write('B ' + handoffId + '\\n')
+}
+async function offload() {
+  let leftPending = false
+  for (let h = 0; ; h++) {
+    await sleep(5)
+    const handoffId = round + '-h' + h
+    const batch = await q.takeForHandoff(20, { handoffId, peer: 'peer', maxHops: 1 })
+    if (batch === undefined) continue
+    process.stdout.write('T ' + handoffId + ' ' + batch.events.map((e) => e.id).join(',') + '\\n')
+    if (!leftPending) {
+      leftPending = true // its peer never answers this round: the next one resolves it
+      continue
+    }
+    await sleep(5)
+    await (h % 3 === 0 ? giveBack(handoffId) : complete(handoffId))
+  }
+}
+async function resolveEarlier(pending) {
+  await sleep(30)
+  for (const [i, batch] of pending.entries()) await (i % 2 === 0 ? complete(batch.handoffId) : giveBack(batch.handoffId))
+}
+const pending = await q.pendingHandoffs()
+for (const batch of pending) {
+  process.stdout.write('P ' + batch.handoffId + ' ' + batch.events.map((e) => e.id).join(',') + '\\n')
+}
 for (let i = 0; i < 4; i++) void produce()
 for (let i = 0; i < 2; i++) void work()
+void offload()
+void resolveEarlier(pending)
 `

@@ -1,12 +1,16 @@
 // The one suite every queue backend must pass (abstract-level's pattern): order, nack,
-// dedupe, caps, dead letters, state, lifecycle. What differs by backend (a restart
+// dedupe, caps, dead letters, state, handoff, lifecycle. What differs by backend (a restart
 // keeps or loses everything) is asked of `backend.survivesRestart`, never of its name.
 
 import { afterEach, describe, expect, it } from 'vitest'
-import type { EventQueue, QueuedEvent } from '../../src/queue/types.js'
+import type { EventQueue, EventRecord, QueuedEvent, TakeForHandoffOptions } from '../../src/queue/types.js'
 import { type Backend, type Place, type QueueSettings, bytesOf, event } from './backends.js'
 
 const ids = (events: { id: string }[]): string[] => events.map((e) => e.id)
+
+/** Take for peer-b with maxHops 2 unless told otherwise. */
+const take = (q: EventQueue, max: number, handoffId: string, options: Partial<TakeForHandoffOptions> = {}) =>
+  q.takeForHandoff(max, { handoffId, peer: 'peer-b', maxHops: 2, ...options })
 
 export function queueSuite(backend: Backend): void {
   describe(`${backend.name} queue`, () => {
@@ -62,6 +66,7 @@ export function queueSuite(backend: Backend): void {
         const q = await open({ maxEvents: 50 })
         const accepted = new Set<string>()
         const acked: string[] = []
+        const handed: string[] = []
         let produced = 0
         const producer = async (): Promise<void> => {
           while (produced < 300) {
@@ -74,8 +79,23 @@ export function queueSuite(backend: Backend): void {
             }
           }
         }
+        // Hands the newest off: every other batch acked by the peer, the rest refused.
+        let batches = 0
+        const handOff = async (handoffId: string): Promise<void> => {
+          const batch = await take(q, 2, handoffId)
+          if (batch === undefined) return
+          if (batches++ % 2 === 1) await q.returnHandoff(handoffId)
+          else {
+            await q.completeHandoff(handoffId)
+            handed.push(...ids(batch.events))
+          }
+        }
         const worker = async (seed: number): Promise<void> => {
           for (let round = 0; produced < 300 || q.depth().unprocessed > 0; round++) {
+            if ((seed + round) % 4 === 3) {
+              await handOff(`h${seed}-${round}`)
+              continue
+            }
             const got = await q.dequeue(3)
             if (got.length === 0) await new Promise((resolve) => setTimeout(resolve, 1))
             for (const [i, e] of got.entries()) {
@@ -91,10 +111,12 @@ export function queueSuite(backend: Backend): void {
         }
         await Promise.all([producer(), producer(), worker(0), worker(1), worker(2)])
         const dead = (await q.listDeadletter()).map((l) => l.event.id)
-        const all = [...acked, ...dead]
+        const all = [...acked, ...dead, ...handed]
+        expect(handed.length).toBeGreaterThan(0)
         expect(new Set(all).size).toBe(all.length)
         expect(new Set(all)).toEqual(accepted)
-        expect(q.depth()).toEqual({ unprocessed: 0, inflight: 0, deadletter: dead.length, bytes: 0 })
+        expect(q.depth()).toEqual({ unprocessed: 0, inflight: 0, handingOff: 0, deadletter: dead.length, bytes: 0 })
+        expect(await q.pendingHandoffs()).toEqual([])
       })
     })
 
@@ -294,8 +316,176 @@ export function queueSuite(backend: Backend): void {
           await again.enqueue([event('e')])
           expect(ids(await again.dequeue(10))).toEqual(['e'])
         } else {
-          expect(again.depth()).toEqual({ unprocessed: 0, inflight: 0, deadletter: 0, bytes: 0 })
+          expect(again.depth()).toEqual({ unprocessed: 0, inflight: 0, handingOff: 0, deadletter: 0, bytes: 0 })
         }
+      })
+    })
+
+    describe('handoff', () => {
+      it('takes the newest unprocessed events as one batch, listed in queue order', async () => {
+        const q = await open({ now: () => 5_000 })
+        const events = ['a', 'b', 'c', 'd', 'e'].map((id) => event(id, { pipeline: id === 'e' ? 'p' : undefined }))
+        await q.enqueue(events)
+        const batch = await take(q, 2, 'h1')
+        expect(batch).toEqual({ handoffId: 'h1', peer: 'peer-b', takenAt: 5_000, events: events.slice(3) })
+        expect(ids((await take(q, 2, 'h2'))!.events)).toEqual(['b', 'c'])
+        expect(ids(await q.dequeue(10))).toEqual(['a'])
+      })
+
+      it('takes only events under maxHops, and none that came from the receiving node', async () => {
+        const q = await open()
+        await q.enqueue([
+          event('a'),
+          event('b', { hops: 2 }),
+          event('c', { hops: 1, pipeline: 'p' }),
+          event('d', { origin: 'node-b' }),
+          event('e', { hops: 3 }),
+        ])
+        expect(ids((await take(q, 10, 'h1', { excludeOrigin: 'node-b' }))!.events)).toEqual(['a', 'c'])
+        expect(ids((await take(q, 10, 'h2'))!.events)).toEqual(['d'])
+        expect(await take(q, 10, 'h3')).toBeUndefined()
+        expect(ids((await take(q, 10, 'h3', { maxHops: 4 }))!.events)).toEqual(['b', 'e'])
+      })
+
+      it('never takes in-flight events, and gives undefined when nothing may be taken', async () => {
+        const q = await open()
+        expect(await take(q, 5, 'h1')).toBeUndefined()
+        await q.enqueue([event('a'), event('b'), event('c')])
+        const [, b] = (await q.dequeue(3)) as [QueuedEvent, QueuedEvent, QueuedEvent]
+        expect(await take(q, 5, 'h1')).toBeUndefined()
+        await q.nack([b])
+        expect(await take(q, 0, 'h1')).toBeUndefined()
+        expect(ids((await take(q, 5, 'h1'))!.events)).toEqual(['b'])
+        expect(q.depth()).toMatchObject({ unprocessed: 0, inflight: 2, handingOff: 1 })
+      })
+
+      it('counts handing-off events in depth and against the caps until the peer acks', async () => {
+        const [a, b, c] = ['a', 'b', 'c'].map((id) => event(id, { data: { v: 'x'.repeat(100) } })) as [EventRecord, EventRecord, EventRecord]
+        const q = await open({ maxEvents: 3, maxBytes: bytesOf(a) + bytesOf(b) + bytesOf(c) })
+        await q.enqueue([a, b, c])
+        await take(q, 2, 'h1')
+        expect(q.depth()).toEqual({ unprocessed: 1, inflight: 0, handingOff: 2, deadletter: 0, bytes: bytesOf(a) + bytesOf(b) + bytesOf(c) })
+        await expect(q.enqueue([event('d')])).rejects.toMatchObject({ code: 'BINGE_QUEUE_FULL' })
+        await q.completeHandoff('h1')
+        expect(q.depth()).toEqual({ unprocessed: 1, inflight: 0, handingOff: 0, deadletter: 0, bytes: bytesOf(a) })
+        expect(await q.pendingHandoffs()).toEqual([])
+        // Unknown or finished ids are no-ops; what was handed off stays deduped here.
+        await q.completeHandoff('h1')
+        await q.returnHandoff('h1')
+        await q.completeHandoff('nope')
+        expect(await q.enqueue([b, event('d')])).toEqual([
+          { id: 'b', duplicate: true },
+          { id: 'd', duplicate: false },
+        ])
+        expect(q.depth()).toMatchObject({ unprocessed: 2, handingOff: 0 })
+      })
+
+      it('returns a batch to its old place, behind the dequeue cursor, and wakes workers', async () => {
+        const q = await open()
+        const events = ['a', 'b', 'c', 'd'].map((id) => event(id))
+        await q.enqueue(events)
+        await take(q, 2, 'h1')
+        await q.enqueue([event('e')])
+        expect(ids(await q.dequeue(10))).toEqual(['a', 'b', 'e'])
+        const waiting = q.waitForWork()
+        await q.returnHandoff('h1')
+        await waiting
+        expect(q.depth()).toMatchObject({ unprocessed: 2, inflight: 3, handingOff: 0 })
+        const again = await q.dequeue(10)
+        expect(again.map(({ key: _key, ...record }) => record)).toEqual(events.slice(2))
+        expect(await q.pendingHandoffs()).toEqual([])
+      })
+
+      it('refuses a handoff id still pending or unfit, and allows it again once finished', async () => {
+        const q = await open()
+        await q.enqueue([event('a'), event('b')])
+        await take(q, 1, 'h1')
+        await expect(take(q, 1, 'h1')).rejects.toMatchObject({ code: 'BINGE_INTERNAL' })
+        await expect(take(q, 1, '')).rejects.toMatchObject({ code: 'BINGE_INTERNAL' })
+        await expect(take(q, 1, 'h\u0000x')).rejects.toMatchObject({ code: 'BINGE_INTERNAL' })
+        expect(q.depth()).toMatchObject({ unprocessed: 1, handingOff: 1 })
+        await q.completeHandoff('h1')
+        expect(ids((await take(q, 1, 'h1'))!.events)).toEqual(['a'])
+      })
+
+      it('finishes a batch once when the ack and a take-back race', async () => {
+        const q = await open()
+        await q.enqueue([event('a'), event('b')])
+        await take(q, 2, 'h1')
+        await Promise.all([q.completeHandoff('h1'), q.returnHandoff('h1'), q.completeHandoff('h1')])
+        expect(q.depth()).toEqual({ unprocessed: 0, inflight: 0, handingOff: 0, deadletter: 0, bytes: 0 })
+        expect(await q.dequeue(10)).toEqual([])
+      })
+
+      it('never lets a take and a dequeue share an event', async () => {
+        const q = await open()
+        await q.enqueue(Array.from({ length: 100 }, (_, i) => event(`e${i}`)))
+        const calls = Array.from({ length: 10 }, (_, i) =>
+          i % 2 === 0 ? q.dequeue(7) : take(q, 7, `h${i}`).then((batch) => batch?.events ?? []),
+        )
+        const got = (await Promise.all(calls)).flat()
+        expect(new Set(ids(got)).size).toBe(70)
+        expect(q.depth()).toMatchObject({ unprocessed: 30, inflight: 35, handingOff: 35 })
+        expect((await q.pendingHandoffs()).flatMap((b) => ids(b.events)).sort()).toEqual(
+          got.filter((e) => !('key' in e)).map((e) => e.id).sort(),
+        )
+      })
+
+      it(backend.survivesRestart ? 'keeps batches promised to their peer across a restart' : 'loses batches with a restart', async () => {
+        let now = 7_000
+        const q = await open({ now: () => now })
+        const events = ['a', 'b', 'c', 'd', 'e'].map((id) => event(id))
+        await q.enqueue(events)
+        await q.dequeue(1)
+        await q.takeForHandoff(2, { handoffId: 'h1', peer: 'p1', maxHops: 1 })
+        now = 7_001
+        await q.takeForHandoff(1, { handoffId: 'h2', peer: 'p2', maxHops: 1 })
+        const pending = [
+          { handoffId: 'h1', peer: 'p1', takenAt: 7_000, events: events.slice(3) },
+          { handoffId: 'h2', peer: 'p2', takenAt: 7_001, events: events.slice(2, 3) },
+        ]
+        expect(await q.pendingHandoffs()).toEqual(pending)
+        await q.close()
+        const again = await place.open({ now: () => now })
+        if (!backend.survivesRestart) {
+          expect(await again.pendingHandoffs()).toEqual([])
+          expect(again.depth()).toMatchObject({ unprocessed: 0, handingOff: 0, bytes: 0 })
+          return
+        }
+        // In flight goes back; handing off stays promised and is never handed to a worker.
+        expect(again.depth()).toEqual({
+          unprocessed: 2,
+          inflight: 0,
+          handingOff: 3,
+          deadletter: 0,
+          bytes: events.reduce((n, e) => n + bytesOf(e), 0),
+        })
+        expect(await again.pendingHandoffs()).toEqual(pending)
+        expect(ids(await again.dequeue(10))).toEqual(['a', 'b'])
+        expect(await again.dequeue(10)).toEqual([])
+        await expect(again.takeForHandoff(1, { handoffId: 'h1', peer: 'p1', maxHops: 1 })).rejects.toMatchObject({ code: 'BINGE_INTERNAL' })
+        await again.returnHandoff('h2')
+        await again.completeHandoff('h1')
+        expect(ids(await again.dequeue(10))).toEqual(['c'])
+        await again.close()
+        const third = await place.open()
+        expect(await third.pendingHandoffs()).toEqual([])
+        expect(third.depth()).toMatchObject({ unprocessed: 3, handingOff: 0 })
+      })
+
+      it('seen() tells which ids were accepted here within the dedupe window', async () => {
+        let now = 1_000
+        const q = await open({ dedupeWindowMs: 100, now: () => now })
+        expect(await q.seen([])).toEqual([])
+        await q.enqueue([event('a'), event('b', { hops: 1 })])
+        await take(q, 2, 'h1')
+        await q.completeHandoff('h1') // handed away, still remembered as accepted
+        expect(await q.seen(['a', 'x', 'b', 'a'])).toEqual([true, false, true, true])
+        now = 1_099
+        await q.enqueue([event('c')])
+        expect(await q.seen(['a', 'c'])).toEqual([true, true])
+        now = 1_100
+        expect(await q.seen(['a', 'b', 'c'])).toEqual([false, false, true])
       })
     })
 
@@ -333,6 +523,11 @@ export function queueSuite(backend: Backend): void {
         await expect(q.listDeadletter()).rejects.toMatchObject(closed)
         await expect(q.replayDeadletter()).rejects.toMatchObject(closed)
         await expect(q.getState('k')).rejects.toMatchObject(closed)
+        await expect(take(q, 1, 'h')).rejects.toMatchObject(closed)
+        await expect(q.completeHandoff('h')).rejects.toMatchObject(closed)
+        await expect(q.returnHandoff('h')).rejects.toMatchObject(closed)
+        await expect(q.pendingHandoffs()).rejects.toMatchObject(closed)
+        await expect(q.seen(['a'])).rejects.toMatchObject(closed)
         await expect(q.waitForWork()).rejects.toMatchObject(closed)
         await q.close()
       })
