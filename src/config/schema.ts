@@ -36,6 +36,12 @@ export const stepSchemas: Record<string, z.ZodType> = {
 export const outputSchemas: Record<string, z.ZodType> = {
   // `stdout:` written bare (null) means all defaults.
   stdout: section(strict({ envelope: bool().default(true) })),
+  http: strict({
+    url: httpUrl(),
+    timeout: durationSchema.default(5_000),
+    headers: z.record(z.string(), z.string()).default({}),
+    envelope: bool().default(true),
+  }),
   file: strict({
     path: text().min(1, 'expected a file path'),
     envelope: bool().default(true),
@@ -81,7 +87,9 @@ const meshSection = strict({
   psk: text().default(''),
   allowPeers: list(text().min(1)),
   gossipInterval: durationSchema.default(1_000),
-  maxHops: int(0).default(2),
+  // Above 2 an event could come back to a node it already left, whose dedupe index
+  // would drop it: refused until events carry their path.
+  maxHops: int(0, 2).default(2),
   handoffTimeout: durationSchema.default(10_000),
   unreachablePeerTimeout: durationSchema.default(600_000),
 })

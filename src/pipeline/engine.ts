@@ -26,24 +26,40 @@ export class Engine {
     for (const p of this.pipelines) await p.stop()
   }
 
-  /** Process one event; throws only if the signal aborts (the caller returns it to the queue). */
-  async process(event: EventRecord, signal: AbortSignal): Promise<AckOptions> {
-    if (event.pipeline !== undefined && !this.byName.has(event.pipeline)) {
-      const error = `pipeline "${event.pipeline}" is not configured on this node`
-      this.log.warn({ id: event.id, pipeline: event.pipeline }, 'An event names a pipeline this node does not run, so it was dead-lettered.')
-      this.trace.add(event.id, 'deadlettered', { pipeline: event.pipeline, detail: error })
-      return { deadletter: [{ pipeline: event.pipeline, error, attempts: 0 }] }
+  /**
+   * Process a batch of events; one AckOptions per event, in order. Throws only if the
+   * signal aborts (the caller returns the events to the queue).
+   */
+  async processBatch(events: EventRecord[], signal: AbortSignal): Promise<AckOptions[]> {
+    const acks: Array<Required<AckOptions>> = events.map(() => ({ deadletter: [], state: [] }))
+    const entered = new Map<Pipeline, number[]>()
+    for (const [i, event] of events.entries()) {
+      if (event.pipeline !== undefined && !this.byName.has(event.pipeline)) {
+        const error = `pipeline "${event.pipeline}" is not configured on this node`
+        this.log.warn({ id: event.id, pipeline: event.pipeline }, 'An event names a pipeline this node does not run, so it was dead-lettered.')
+        this.trace.add(event.id, 'deadlettered', { pipeline: event.pipeline, detail: error })
+        acks[i]!.deadletter.push({ pipeline: event.pipeline, error, attempts: 0 })
+        continue
+      }
+      let matched = false
+      for (const p of this.pipelines) {
+        if (!(await p.accepts(event))) continue
+        matched = true
+        const list = entered.get(p) ?? []
+        list.push(i)
+        entered.set(p, list)
+      }
+      if (!matched) this.trace.add(event.id, 'unmatched')
     }
-    const entered: Pipeline[] = []
-    for (const p of this.pipelines) if (await p.accepts(event)) entered.push(p)
-    if (entered.length === 0) this.trace.add(event.id, 'unmatched')
-    const results = await Promise.all(entered.map((p) => p.run(event, signal)))
-    const ack: Required<AckOptions> = { deadletter: [], state: [] }
-    for (const r of results) {
-      if (r.status === 'skipped') continue
-      ack.state.push(...r.state)
-      if (r.status === 'failed' && r.deadletter) ack.deadletter.push(r.deadletter)
-    }
-    return ack
+    await Promise.all([...entered].map(async ([pipeline, indexes]) => {
+      const results = await pipeline.runBatch(indexes.map((i) => events[i]!), signal)
+      results.forEach((r, k) => {
+        if (r.status === 'skipped') return
+        const ack = acks[indexes[k]!]!
+        ack.state.push(...r.state)
+        if (r.status === 'failed' && r.deadletter) ack.deadletter.push(r.deadletter)
+      })
+    }))
+    return acks
   }
 }

@@ -11,6 +11,7 @@ import type { TraceStore } from '../trace.js'
 import { abortableSleep, backoffDelay } from '../util/backoff.js'
 import { compile, isTruthy, type Expression } from './expression.js'
 import { deliverFailure, type FailurePolicy } from './on-fail.js'
+import { OutputFailure } from './outputs/http.js'
 import { buildOutput, buildStep, type OutputEntry } from './registry.js'
 import type { Envelope, PipelineEvent, Step } from './types.js'
 
@@ -67,22 +68,50 @@ export class Pipeline {
     }
   }
 
-  async run(event: EventRecord, signal: AbortSignal): Promise<PipelineResult> {
+  /**
+   * Run a batch of events that all entered this pipeline; one result per event, in
+   * order. Steps run per event; each output gets one write for the whole batch (one
+   * fsync, one POST), which is what makes a busy node fast.
+   */
+  async runBatch(batch: EventRecord[], signal: AbortSignal): Promise<PipelineResult[]> {
     const started = performance.now()
-    const state: StateOp[] = []
-    let events: PipelineEvent[]
-    try {
-      events = await this.transform(event, state)
-    } catch (err) {
-      return this.fail(event, asError(err), 1, started, state, signal)
+    const results: PipelineResult[] = new Array(batch.length)
+    const pending: Array<{ index: number; events: PipelineEvent[]; state: StateOp[] }> = []
+    for (const [index, event] of batch.entries()) {
+      const state: StateOp[] = []
+      let events: PipelineEvent[]
+      try {
+        events = await this.transform(event, state)
+      } catch (err) {
+        results[index] = await this.fail(event, asError(err), 1, started, state, signal)
+        continue
+      }
+      if (events.length === 0) {
+        this.deps.metrics.pipelineDone(this.name, 'filtered', (performance.now() - started) / 1000)
+        this.deps.trace.add(event.id, 'filtered', { pipeline: this.name })
+        results[index] = { status: 'filtered', state }
+        continue
+      }
+      pending.push({ index, events, state })
     }
-    if (events.length === 0) {
-      this.deps.metrics.pipelineDone(this.name, 'filtered', (performance.now() - started) / 1000)
-      this.deps.trace.add(event.id, 'filtered', { pipeline: this.name })
-      return { status: 'filtered', state }
+    if (pending.length === 0) return results
+    const failure = await this.deliver(pending.flatMap((p) => p.events), signal)
+    if (!failure) {
+      for (const p of pending) results[p.index] = this.done(batch[p.index]!, p.state, started)
+      return results
     }
-    const failure = await this.deliver(events, signal)
-    if (failure) return this.fail(event, failure.error, failure.attempts, started, state, signal)
+    // A payload the endpoint refuses for good may be one bad event among good ones:
+    // deliver them one by one so only the bad ones fail. A transient failure that
+    // outlived its retries (the endpoint is down) fails them all without more waiting.
+    const permanent = failure.error instanceof OutputFailure && failure.error.permanent
+    for (const p of pending) {
+      const own = permanent && pending.length > 1 ? await this.deliver(p.events, signal) : failure
+      results[p.index] = own ? await this.fail(batch[p.index]!, own.error, own.attempts, started, p.state, signal) : this.done(batch[p.index]!, p.state, started)
+    }
+    return results
+  }
+
+  private done(event: EventRecord, state: StateOp[], started: number): PipelineResult {
     this.deps.metrics.pipelineDone(this.name, 'processed', (performance.now() - started) / 1000)
     this.deps.trace.add(event.id, 'processed', { pipeline: this.name })
     return { status: 'processed', state }
@@ -111,7 +140,8 @@ export class Pipeline {
           break
         } catch (err) {
           signal.throwIfAborted()
-          if (attempt >= maxAttempts) return { error: asError(err), attempts: attempt }
+          const permanent = err instanceof OutputFailure && err.permanent
+          if (permanent || attempt >= maxAttempts) return { error: asError(err), attempts: attempt }
           this.deps.log.warn({ pipeline: this.name, output: entry.output.kind, attempt, err: asError(err).message }, 'An output failed and will be retried.')
           await abortableSleep(backoffDelay(attempt, retry?.backoff ?? 200, retry?.maxBackoff ?? 30_000), signal)
         }

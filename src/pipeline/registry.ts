@@ -2,6 +2,7 @@
 // each entry's shape, so a factory gets its own section of the config as written.
 import { BingeError } from '../errors.js'
 import { createFileOutput } from './outputs/file.js'
+import { createHttpOutput } from './outputs/http.js'
 import { createStdoutOutput } from './outputs/stdout.js'
 import { createFilter } from './steps/filter.js'
 import { createMap } from './steps/map.js'
@@ -24,6 +25,7 @@ const stepFactories: Record<string, StepFactory> = {
 const outputFactories: Record<string, OutputFactory> = {
   stdout: () => createStdoutOutput(),
   file: (config) => createFileOutput({ path: String(config.path) }),
+  http: (config) => createHttpOutput({ url: String(config.url), timeoutMs: Number(config.timeout), headers: config.headers as Record<string, string> }),
 }
 
 function single(entry: object, what: string): [string, unknown] {

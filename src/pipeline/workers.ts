@@ -1,15 +1,19 @@
-// `workers` loops that take events from the queue, run them through the engine and ack
-// them. On stop, each worker finishes the event it holds or, if its retries are cut
-// short, returns it to the queue: an event is never acked without having been handled.
+// `workers` loops that take batches of events from the queue, run them through the
+// engine and ack each. On stop, each worker finishes the batch it holds or, if its
+// retries are cut short, returns it to the queue: an event is never acked without
+// having been handled.
+import { setMaxListeners } from 'node:events'
 import type { Logger } from 'pino'
 import { asError } from '../errors.js'
-import type { EventQueue } from '../queue/types.js'
+import type { EventQueue, QueuedEvent } from '../queue/types.js'
 import type { TraceStore } from '../trace.js'
 import { abortableSleep } from '../util/backoff.js'
 import type { Engine } from './engine.js'
 
 export interface WorkerPoolOptions {
   workers: number
+  /** Events one worker takes at once: one output write and fsync per batch. */
+  batchSize?: number
   queue: EventQueue
   engine: Engine
   log: Logger
@@ -19,11 +23,18 @@ export interface WorkerPoolOptions {
 export class WorkerPool {
   private controller?: AbortController
   private loops: Promise<void>[] = []
+  private stopping = false
+  /** Aborted on stop to wake idle workers; retries are cut by `controller` only after a grace. */
+  private wake = new AbortController()
 
   constructor(private readonly options: WorkerPoolOptions) {}
 
   start(): void {
     if (this.controller) return
+    this.stopping = false
+    this.wake = new AbortController()
+    // Every idle worker listens on the wake signal; more than ten is not a leak.
+    setMaxListeners(this.options.workers + 10, this.wake.signal)
     this.controller = new AbortController()
     const signal = this.controller.signal
     this.loops = Array.from({ length: this.options.workers }, () => this.loop(signal))
@@ -34,48 +45,56 @@ export class WorkerPool {
     const controller = this.controller
     if (!controller) return
     this.stopping = true
-    const all = Promise.all(this.loops)
-    const timer = setTimeout(() => controller.abort(new Error('shutting down')), graceMs)
     this.wake.abort()
-    await all
+    const timer = setTimeout(() => controller.abort(new Error('shutting down')), graceMs)
+    await Promise.all(this.loops)
     clearTimeout(timer)
-    controller.abort()
     this.controller = undefined
   }
 
-  private stopping = false
-  private wake = new AbortController()
-
   private async loop(signal: AbortSignal): Promise<void> {
-    const { queue, engine, log, trace } = this.options
+    const { queue, log } = this.options
+    const batchSize = this.options.batchSize ?? 32
     while (!this.stopping && !signal.aborted) {
-      let batch
+      let batch: QueuedEvent[]
       try {
-        batch = await queue.dequeue(1)
+        batch = await queue.dequeue(batchSize)
       } catch (err) {
         if (this.stopping) return
-        log.error({ err: asError(err).message }, 'A worker could not take an event from the queue and will try again.')
+        log.error({ err: asError(err).message }, 'A worker could not take events from the queue and will try again.')
         await abortableSleep(1000, this.wake.signal).catch(() => {})
         continue
       }
-      const event = batch[0]
-      if (!event) {
+      if (batch.length === 0) {
         await queue.waitForWork(this.wake.signal).catch(() => {})
         continue
       }
-      trace.add(event.id, 'dequeued')
+      await this.handle(batch, signal)
+    }
+  }
+
+  private async handle(batch: QueuedEvent[], signal: AbortSignal): Promise<void> {
+    const { queue, engine, log, trace } = this.options
+    for (const e of batch) trace.add(e.id, 'dequeued')
+    let acks
+    try {
+      acks = await engine.processBatch(batch, signal)
+    } catch (err) {
+      // Aborted mid-retry: give the events back rather than ack them.
+      await queue.nack(batch).catch((nackErr) => log.error({ events: batch.length, err: asError(nackErr).message }, 'Events could not be returned to the queue; they stay in flight and are recovered at the next start.'))
+      if (!signal.aborted && !this.stopping) {
+        log.error({ events: batch.length, err: asError(err).message }, 'Processing failed unexpectedly; the events were returned to the queue.')
+        await abortableSleep(1000, this.wake.signal).catch(() => {})
+      }
+      return
+    }
+    await Promise.all(batch.map(async (event, i) => {
       try {
-        const ack = await engine.process(event, signal)
-        await queue.ack(event, ack)
+        await queue.ack(event, acks[i])
         trace.add(event.id, 'acked')
       } catch (err) {
-        // Aborted mid-retry or a store failure: give the event back rather than ack it.
-        await queue.nack([event]).catch((nackErr) => log.error({ id: event.id, err: asError(nackErr).message }, 'An event could not be returned to the queue; it stays in flight and is recovered at the next start.'))
-        if (!signal.aborted && !this.stopping) {
-          log.error({ id: event.id, err: asError(err).message }, 'Processing an event failed unexpectedly; it was returned to the queue.')
-          await abortableSleep(1000, this.wake.signal).catch(() => {})
-        }
+        log.error({ id: event.id, err: asError(err).message }, 'An event was processed but its ack failed; it stays in flight and is processed again at the next start.')
       }
-    }
+    }))
   }
 }

@@ -3,6 +3,8 @@
 // it answered 202 is then either in the output already or still in its queue, which a
 // restart drains. A clean stop writes nothing twice.
 
+import { createServer, type Server } from 'node:http'
+import type { AddressInfo } from 'node:net'
 import path from 'node:path'
 import { afterEach, beforeEach, describe, expect, it, onTestFailed } from 'vitest'
 import {
@@ -20,6 +22,9 @@ import {
 // The node a test talks to now; its stderr is printed if the test fails (onTestFailed
 // runs after afterEach has killed it, so it is reset here, not there).
 let current: NodeProcess | undefined
+// A webhook that answers each POST after 30 ms: with one worker it keeps processing
+// slower than the clients post, so the stop always meets a backlog.
+let slowHook: Server | undefined
 beforeEach(() => {
   current = undefined
   onTestFailed(() => {
@@ -28,6 +33,8 @@ beforeEach(() => {
 })
 afterEach(async (ctx) => {
   await killAllNodes()
+  await new Promise((resolve) => (slowHook ? slowHook.close(resolve) : resolve(undefined)))
+  slowHook = undefined
   removeTempDirs(ctx.task.result?.state === 'fail')
 })
 
@@ -40,12 +47,18 @@ describe('graceful stop', () => {
   ])('SIGTERM during steady ingest from $clients clients exits 0 and loses nothing acknowledged', async ({ keepAlive }) => {
     const dir = makeTempDir('binge-sigterm-')
     const outFile = path.join(dir, 'out', 'all.jsonl')
+    slowHook = createServer((req, res) => {
+      req.resume()
+      req.on('end', () => setTimeout(() => res.writeHead(200).end(), 30))
+    })
+    await new Promise<void>((resolve) => slowHook!.listen(0, '127.0.0.1', resolve))
+    const hookUrl = `http://127.0.0.1:${(slowHook.address() as AddressInfo).port}/hook`
     const configFile = writeConfig(dir, {
       node: { id: 'sigterm', dataDir: path.join(dir, 'data') },
       http: { listen: '127.0.0.1:0' },
       queue: { mode: 'durable', sync: 'batch' },
-      workers: 4,
-      pipelines: { all: { outputs: [{ file: { path: outFile } }] } },
+      workers: 1,
+      pipelines: { all: { outputs: [{ http: { url: hookUrl } }, { file: { path: outFile } }] } },
     })
     let node = await NodeProcess.start(configFile, { label: 'sigterm#1' })
     current = node
