@@ -14,8 +14,13 @@ export interface StatsCounters {
   dropped: number
   handedOff: number
   handedIn: number
+  /** Events taken back from a peer that stayed unreachable (possible duplicates). */
+  takenBack: number
   rejected: number
 }
+
+export type HandoffDirection = 'out' | 'in' | 'takenBack'
+
 
 export type PipelineOutcome = 'processed' | 'filtered' | 'failed'
 export type FailureAction = 'deadletter' | 'drop' | 'forward' | 'alert'
@@ -24,7 +29,7 @@ export class Metrics {
   readonly registry = new Registry()
   readonly counters: StatsCounters = {
     received: 0, duplicates: 0, processed: 0, filtered: 0, failed: 0,
-    deadlettered: 0, dropped: 0, handedOff: 0, handedIn: 0, rejected: 0,
+    deadlettered: 0, dropped: 0, handedOff: 0, handedIn: 0, takenBack: 0, rejected: 0,
   }
 
   private readonly received: Counter
@@ -34,6 +39,9 @@ export class Metrics {
   private readonly failures: Counter<'pipeline' | 'action'>
   private readonly ingestLatency: Histogram
   private readonly pipelineLatency: Histogram<'pipeline'>
+  private readonly handoffs: Counter<'direction'>
+  /** Connected mesh peers; set by the mesh when it runs. */
+  peerCount: () => number = () => 0
 
   constructor(nodeId: string, depth: () => QueueDepth, options: { defaultMetrics?: boolean } = {}) {
     const registers = [this.registry]
@@ -59,8 +67,12 @@ export class Metrics {
         this.set({ bucket: 'unprocessed' }, d.unprocessed)
         this.set({ bucket: 'inflight' }, d.inflight)
         this.set({ bucket: 'deadletter' }, d.deadletter)
+        this.set({ bucket: 'handingOff' }, d.handingOff)
       },
     })
+    this.handoffs = new Counter({ name: 'binge_handoff_events_total', help: 'Events moved between nodes, by direction (out, in, takenBack).', labelNames: ['direction'], registers })
+    const metrics = this
+    new Gauge({ name: 'binge_mesh_peers', help: 'Connected mesh peers.', registers, collect() { this.set(metrics.peerCount()) } })
     new Gauge({ name: 'binge_queue_bytes', help: 'Bytes of unprocessed and in-flight events.', registers, collect() { this.set(depth().bytes) } })
   }
 
@@ -81,6 +93,13 @@ export class Metrics {
     this.counters[outcome]++
     this.pipelineEvents.inc({ pipeline, outcome })
     this.pipelineLatency.observe({ pipeline }, seconds)
+  }
+
+  handoff(direction: HandoffDirection, count: number): void {
+    if (direction === 'out') this.counters.handedOff += count
+    else if (direction === 'in') this.counters.handedIn += count
+    else this.counters.takenBack += count
+    this.handoffs.inc({ direction }, count)
   }
 
   failureHandled(pipeline: string, action: FailureAction): void {

@@ -4,6 +4,7 @@
 // open, workers start, and only then is the node ready. Stop is the reverse: refuse
 // new requests, let requests inside finish, stop workers (finish or give back), close
 // outputs, close the store. Every acknowledged event is on disk throughout.
+import './polyfill.js'
 import { join } from 'node:path'
 import type { AddressInfo } from 'node:net'
 import type { Hono } from 'hono'
@@ -13,6 +14,9 @@ import type { IngestOptions, NodeApi, NodePhase, NodeStats } from './http/api.js
 import { createApp } from './http/app.js'
 import { HttpServer } from './http/server.js'
 import { createLogger, type Logger } from './log.js'
+import { BingeError, asError } from './errors.js'
+import { Mesh } from './mesh/mesh.js'
+import { loadOf } from './mesh/peer-table.js'
 import { Metrics } from './metrics.js'
 import { Engine } from './pipeline/engine.js'
 import { Pipeline } from './pipeline/pipeline.js'
@@ -27,6 +31,8 @@ export interface NodeOptions {
   processMetrics?: boolean
   /** Add routes to the node's HTTP app before it listens (benchmarks add a no-op route). */
   extendApp?: (app: Hono) => void
+  /** Handoff batch size and batches in flight (benchmarks vary them). */
+  meshTuning?: { batchSize: number; maxInFlight: number }
 }
 
 export class BingeNode implements NodeApi {
@@ -38,6 +44,7 @@ export class BingeNode implements NodeApi {
   private readonly engine: Engine
   private readonly workers: WorkerPool
   private readonly http: HttpServer
+  readonly mesh?: Mesh
   /** The HTTP app, for in-memory requests (`app.request()`) in tests. */
   readonly app: Hono
   private currentPhase: NodePhase = 'starting'
@@ -64,6 +71,23 @@ export class BingeNode implements NodeApi {
       onReject: (reason) => this.metricsStore.rejectedRequest(reason),
     }))
     options.extendApp?.(app)
+    if (config.mesh) {
+      const metrics = this.metricsStore
+      this.mesh = new Mesh(config.mesh, {
+        nodeId: this.nodeId, dataDir: config.node.dataDir, queue: this.queue, log: this.log, trace: this.traces,
+        highWaterMark: q.highWaterMark, lowWaterMark: q.lowWaterMark, maxEvents: q.maxEvents,
+        httpAddress: () => {
+          const a = this.http.address()
+          return a ? `${a.address}:${a.port}` : config.http.listen
+        },
+        pipelines: () => this.engine.pipelines.map((p) => p.name),
+        hasPipeline: (name) => this.engine.has(name),
+        accepting: () => this.currentPhase === 'ready',
+        finishedCount: () => metrics.counters.processed + metrics.counters.filtered + metrics.counters.failed,
+        handoff: (direction, count) => metrics.handoff(direction, count),
+      }, options.meshTuning)
+      metrics.peerCount = () => this.mesh?.peers().filter((p) => p.connected).length ?? 0
+    }
     this.http = new HttpServer(app, { listen: config.http.listen, requestTimeoutMs: config.http.requestTimeout })
   }
 
@@ -76,7 +100,9 @@ export class BingeNode implements NodeApi {
       const report = await this.queue.open()
       this.log.info(report, 'Queue recovery finished.')
       await this.engine.start()
+      await this.mesh?.start()
     } catch (err) {
+      await this.mesh?.stop().catch(() => {})
       await this.http.stop()
       await this.queue.close().catch(() => {})
       this.currentPhase = 'stopped'
@@ -93,6 +119,7 @@ export class BingeNode implements NodeApi {
     this.currentPhase = 'draining'
     this.log.info('The node is shutting down.')
     await this.http.stop()
+    await this.mesh?.stop()
     await this.workers.stop()
     await this.engine.stop()
     await this.queue.close()
@@ -108,8 +135,9 @@ export class BingeNode implements NodeApi {
     return this.currentPhase
   }
 
+  /** Does this node, or a peer it knows, run the pipeline? */
   hasPipeline(name: string): boolean {
-    return this.engine.has(name)
+    return this.engine.has(name) || (this.mesh?.knowsPipeline(name) ?? false)
   }
 
   async ingest(objects: JsonObject[], options: IngestOptions): Promise<EnqueueResult[]> {
@@ -125,14 +153,49 @@ export class BingeNode implements NodeApi {
       hops: 0,
       data,
     }))
-    const results = await this.queue.enqueue(events)
+    // Traced before admission, so a handoff made while admitting comes after it.
+    for (const e of events) this.traces.add(e.id, 'received')
+    let results: EnqueueResult[]
+    try {
+      results = await this.admit(events, options.pipeline)
+    } catch (err) {
+      for (const e of events) this.traces.add(e.id, 'refused', { detail: asError(err).message })
+      throw err
+    }
     let duplicates = 0
     for (const r of results) {
-      if (r.duplicate) duplicates++
-      this.traces.add(r.id, r.duplicate ? 'duplicate' : 'received')
+      if (!r.duplicate) continue
+      duplicates++
+      this.traces.add(r.id, 'duplicate')
     }
     this.metricsStore.accepted(results.length - duplicates, duplicates, (performance.now() - started) / 1000)
     return results
+  }
+
+  /**
+   * Make the events durable here, or on a peer: one that runs the pipeline when this
+   * node does not, or one with room when this node is at its hard cap. A 429 comes only
+   * when no peer could take them, and names the least-loaded peer to try instead.
+   */
+  private async admit(events: EventRecord[], pipeline: string | undefined): Promise<EnqueueResult[]> {
+    const mesh = this.mesh
+    if (mesh && pipeline !== undefined && !this.engine.has(pipeline)) {
+      const peer = await mesh.handOffDirect(events, 'route', pipeline)
+      if (!peer) throw new BingeError('BINGE_NOT_READY', `no peer running the pipeline "${pipeline}" could take the events now`, { retryAfter: 1 })
+      return events.map((e) => ({ id: e.id, duplicate: false }))
+    }
+    try {
+      return await this.queue.enqueue(events)
+    } catch (err) {
+      if (!mesh || !(err instanceof BingeError) || err.code !== 'BINGE_QUEUE_FULL') throw err
+      const peer = await mesh.handOffDirect(events, 'overflow')
+      if (peer) return events.map((e) => ({ id: e.id, duplicate: false }))
+      const suggestion = mesh.table.fresh().sort((a, b) => loadOf(a) - loadOf(b))[0]
+      throw new BingeError('BINGE_QUEUE_FULL', `${err.message}; no peer can take more either`, {
+        retryAfter: err.retryAfter ?? 1,
+        details: suggestion ? { peer: { node: suggestion.announcement.node, http: suggestion.httpUrl } } : {},
+      })
+    }
   }
 
   stats(): NodeStats {
@@ -141,7 +204,8 @@ export class BingeNode implements NodeApi {
       phase: this.currentPhase,
       queue: { mode: this.queue.mode, ...this.queue.depth() },
       counters: { ...this.metricsStore.counters },
-      peers: [],
+      ...(this.mesh ? { peerId: this.mesh.peerId() } : {}),
+      peers: this.mesh?.peers() ?? [],
       uptimeSeconds: Math.round((Date.now() - this.startedAt) / 1000),
     }
   }
@@ -150,8 +214,12 @@ export class BingeNode implements NodeApi {
     return { contentType: this.metricsStore.registry.contentType, body: await this.metricsStore.registry.metrics() }
   }
 
-  trace(id: string): TraceStep[] | undefined {
-    return this.traces.get(id)
+  /** The event's trace here, followed across handoffs to the peers that hold it. */
+  async trace(id: string): Promise<TraceStep[] | undefined> {
+    const local = this.traces.get(id)
+    if (!local || !this.mesh) return local
+    const remote = await this.mesh.remoteTrace(local, id)
+    return [...local, ...remote]
   }
 
   async listDeadletter(limit: number): Promise<{ count: number; events: DeadLetter[] }> {

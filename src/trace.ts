@@ -8,6 +8,8 @@ export interface TraceStep {
   at: string
   pipeline?: string
   detail?: string
+  /** For handoffs: the peer id on the other side, so a trace can be followed there. */
+  peer?: string
 }
 
 export class TraceStore {
@@ -15,7 +17,7 @@ export class TraceStore {
 
   constructor(private readonly nodeId: string, private readonly capacity = 10_000) {}
 
-  add(id: string, state: string, extra: { pipeline?: string; detail?: string } = {}): void {
+  add(id: string, state: string, extra: Pick<TraceStep, 'pipeline' | 'detail' | 'peer'> = {}): void {
     let steps = this.entries.get(id)
     if (!steps) {
       if (this.entries.size >= this.capacity) {

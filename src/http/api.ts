@@ -3,6 +3,7 @@
 import type { DeadLetter, EnqueueResult, JsonObject, QueueDepth } from '../queue/types.js'
 import type { StatsCounters } from '../metrics.js'
 import type { TraceStep } from '../trace.js'
+import type { PeerView } from '../mesh/peer-table.js'
 
 export type NodePhase = 'starting' | 'recovering' | 'ready' | 'draining' | 'stopped'
 
@@ -19,7 +20,9 @@ export interface NodeStats {
   phase: NodePhase
   queue: QueueDepth & { mode: 'durable' | 'memory' }
   counters: StatsCounters
-  peers: unknown[]
+  /** This node's libp2p peer id, when it is in a mesh. */
+  peerId?: string
+  peers: PeerView[]
   uptimeSeconds: number
 }
 
@@ -30,7 +33,7 @@ export interface NodeApi {
   hasPipeline(name: string): boolean
   stats(): NodeStats
   metrics(): Promise<{ contentType: string; body: string }>
-  trace(id: string): TraceStep[] | undefined
+  trace(id: string): Promise<TraceStep[] | undefined>
   listDeadletter(limit: number): Promise<{ count: number; events: DeadLetter[] }>
   replayDeadletter(ids?: string[]): Promise<string[]>
 }

@@ -61,8 +61,8 @@ pipelines:
     const res = await post('/events/only-b', '{"kind":"not-b","mark":"routed"}')
     expect(res.status).toBe(202)
     const [id] = (await res.json()).ids
-    await waitFor(() => t.node.trace(id)?.some((s) => s.state === 'acked'), 'the routed event to be acked')
-    const trace = t.node.trace(id)!
+    await waitFor(async () => (await t.node.trace(id))?.some((s) => s.state === 'acked'), 'the routed event to be acked')
+    const trace = (await t.node.trace(id))!
     expect(trace.filter((s) => s.state === 'processed').map((s) => s.pipeline)).toEqual(['only-b'])
     const missing = await post('/events/nope', '{}')
     expect(missing.status).toBe(404)
@@ -71,7 +71,7 @@ pipelines:
 
   it('traces an event through its states', async () => {
     const [id] = (await (await post('/events', '{"kind":"b"}')).json()).ids
-    await waitFor(() => t.node.trace(id)?.some((s) => s.state === 'acked'), 'the event to be acked')
+    await waitFor(async () => (await t.node.trace(id))?.some((s) => s.state === 'acked'), 'the event to be acked')
     const res = await t.node.app.request(`/events/${id}`)
     expect(res.status).toBe(200)
     const body = await res.json()

@@ -1,0 +1,89 @@
+// /binge/handoff/1.0.0: a batch of events moves from one node's disk to another's.
+// The receiver answers `accepted` only after the whole batch is durable (the same
+// group commit as ingest); ids it accepted before within the dedupe window are
+// dropped, so a resent batch (after a timeout, reset or sender restart) never adds
+// work. A receiver over its own high-water mark refuses a new overflow batch, which
+// is not an error: the sender tries another peer. A batch it has seen any id of is a
+// resend and is always accepted, so a lost `accepted` answer cannot turn into a
+// refusal that makes the sender process the events itself as well; for the same
+// reason a resend is taken even while the node starts or stops (its queue is open
+// whenever the mesh serves), and only a new batch is refused then.
+import { z } from 'zod'
+import { BingeError } from '../errors.js'
+import type { EventQueue, EventRecord } from '../queue/types.js'
+
+export const handoffProtocol = '/binge/handoff/1.0.0'
+export const maxHandoffEvents = 10_000
+
+const eventSchema = z.strictObject({
+  id: z.string().min(1).max(1000),
+  pipeline: z.string().min(1).max(200).optional(),
+  origin: z.string().min(1).max(200),
+  receivedAt: z.number().int().min(0),
+  hops: z.number().int().min(0).max(1000),
+  data: z.record(z.string(), z.unknown()),
+})
+
+export const handoffRequestSchema = z.strictObject({
+  v: z.literal(1),
+  handoffId: z.string().min(1).max(200),
+  /** overflow: load sharing (refused over the high-water mark); route: for a pipeline the sender lacks. */
+  kind: z.enum(['overflow', 'route']),
+  from: z.string().min(1).max(200),
+  events: z.array(eventSchema).min(1).max(maxHandoffEvents),
+})
+
+export type HandoffRequest = z.output<typeof handoffRequestSchema>
+
+export type HandoffResponse =
+  | { status: 'accepted'; accepted: number; duplicates: number }
+  | { status: 'refused'; reason: string }
+
+export interface HandoffReceiverComponents {
+  queue: EventQueue
+  highWaterMark: number
+  /** False while recovering or shutting down. */
+  accepting(): boolean
+  hasPipeline(name: string): boolean
+  /** Called with the events newly made durable here (not the duplicates). */
+  onHandedIn(events: EventRecord[], from: string): void
+}
+
+const refused = (reason: string): HandoffResponse => ({ status: 'refused', reason })
+
+export async function receiveHandoff(body: unknown, c: HandoffReceiverComponents): Promise<HandoffResponse> {
+  const parsed = handoffRequestSchema.safeParse(body)
+  if (!parsed.success) return refused(`invalid handoff request: ${parsed.error.issues[0]?.message ?? 'bad shape'}`)
+  const request = parsed.data
+  const events: EventRecord[] = request.events.map((e) => ({ ...e, hops: e.hops + 1 }))
+  const seen = await c.queue.seen(events.map((e) => e.id))
+  const resend = seen.some(Boolean)
+  if (!resend) {
+    if (!c.accepting()) return refused('the node is not accepting events (starting or shutting down)')
+    if (request.kind === 'overflow' && c.queue.depth().unprocessed >= c.highWaterMark) return refused('over its high-water mark')
+    const missing = events.find((e) => e.pipeline !== undefined && !c.hasPipeline(e.pipeline))
+    if (missing) return refused(`does not run the pipeline "${missing.pipeline}"`)
+  }
+  let results
+  try {
+    results = await c.queue.enqueue(events)
+  } catch (err) {
+    if (err instanceof BingeError && err.code === 'BINGE_QUEUE_FULL') return refused('its queue is full')
+    throw err
+  }
+  const fresh = events.filter((_, i) => !results[i]!.duplicate)
+  if (fresh.length > 0) c.onHandedIn(fresh, request.from)
+  return { status: 'accepted', accepted: fresh.length, duplicates: events.length - fresh.length }
+}
+
+const responseSchema = z.union([
+  z.object({ status: z.literal('accepted'), accepted: z.number(), duplicates: z.number() }),
+  z.object({ status: z.literal('refused'), reason: z.string() }),
+])
+
+/** Check a peer's answer; anything unexpected is an unknown outcome (the caller resends). */
+export function parseHandoffResponse(body: unknown): HandoffResponse {
+  const parsed = responseSchema.safeParse(body)
+  if (!parsed.success) throw new Error('the peer answered the handoff with something unexpected')
+  return parsed.data
+}

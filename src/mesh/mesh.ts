@@ -1,0 +1,213 @@
+// The mesh side of a node: a libp2p host, load gossip, the peer table, the redialer,
+// the handoff protocol (both directions) and the trace lookup. The node owns the
+// order: the mesh starts after the queue has recovered and stops before it closes.
+import type { PeerId } from '@libp2p/interface'
+import { peerIdFromString } from '@libp2p/peer-id'
+import type { Logger } from 'pino'
+import { v7 as uuidv7 } from 'uuid'
+import type { MeshConfig } from '../config/schema.js'
+import { asError } from '../errors.js'
+import type { HandoffDirection } from '../metrics.js'
+import type { EventQueue, EventRecord, HandoffBatch } from '../queue/types.js'
+import type { TraceStep, TraceStore } from '../trace.js'
+import { toMultiaddr } from './addresses.js'
+import type { Announcement } from './announcement.js'
+import { request, serve } from './frames.js'
+import { LoadGossip } from './gossip.js'
+import { handoffProtocol, parseHandoffResponse, receiveHandoff, type HandoffRequest, type HandoffResponse } from './handoff-protocol.js'
+import { loadOrCreateIdentity } from './identity.js'
+import { Offloader } from './offloader.js'
+import { createPeerHost, type PeerHost } from './peer-host.js'
+import { PeerTable, type PeerEntry, type PeerView } from './peer-table.js'
+import { Redialer } from './redialer.js'
+
+export const traceProtocol = '/binge/trace/1.0.0'
+
+export interface MeshComponents {
+  nodeId: string
+  dataDir: string
+  queue: EventQueue
+  log: Logger
+  trace: TraceStore
+  highWaterMark: number
+  lowWaterMark: number
+  maxEvents: number
+  /** host:port of the HTTP API as bound. */
+  httpAddress(): string
+  pipelines(): string[]
+  hasPipeline(name: string): boolean
+  accepting(): boolean
+  /** Events finished here so far (for the drain rate). */
+  finishedCount(): number
+  handoff(direction: HandoffDirection, count: number): void
+}
+
+export interface MeshTuning {
+  batchSize: number
+  maxInFlight: number
+}
+
+export class Mesh {
+  private host?: PeerHost
+  private gossip?: LoadGossip
+  private redialer?: Redialer
+  private offloader?: Offloader
+  readonly table: PeerTable
+  private drainRate = 0
+  private lastFinished = { at: Date.now(), count: 0 }
+
+  constructor(private readonly config: MeshConfig, private readonly c: MeshComponents, private readonly tuning: MeshTuning = { batchSize: 256, maxInFlight: 4 }) {
+    const interval = config.gossipInterval
+    this.table = new PeerTable(interval * 3 + 2_000, Math.max(60_000, interval * 30))
+  }
+
+  peerId(): string | undefined {
+    return this.host?.peerId.toString()
+  }
+
+  addresses(): string[] {
+    return this.host?.getMultiaddrs().map(String) ?? []
+  }
+
+  async start(): Promise<void> {
+    const { log } = this.c
+    const privateKey = await loadOrCreateIdentity(this.c.dataDir)
+    const host = (this.host = await createPeerHost({ privateKey, listen: this.config.listen, psk: this.config.psk, allowPeers: this.config.allowPeers }))
+    const timeout = this.config.handoffTimeout
+    await serve(host, handoffProtocol, timeout, (body) => receiveHandoff(body, {
+      queue: this.c.queue,
+      highWaterMark: this.c.highWaterMark,
+      accepting: () => this.c.accepting(),
+      hasPipeline: (name) => this.c.hasPipeline(name),
+      onHandedIn: (events, from) => {
+        this.c.handoff('in', events.length)
+        for (const e of events) this.c.trace.add(e.id, 'handedIn', { detail: `from ${from}` })
+      },
+    }))
+    await serve(host, traceProtocol, timeout, async (body) => {
+      const id = (body as { id?: unknown })?.id
+      return { node: this.c.nodeId, steps: typeof id === 'string' ? this.c.trace.get(id) ?? [] : [] }
+    })
+    const redialer = (this.redialer = new Redialer(host, log))
+    for (const entry of this.config.bootstrap) redialer.addBootstrap(toMultiaddr(entry))
+    this.gossip = new LoadGossip({
+      host, table: this.table, intervalMs: this.config.gossipInterval, log,
+      self: () => this.announcement(),
+      onAnnouncement: (a) => redialer.learn(a.peerId, a.addrs),
+    })
+    this.gossip.start()
+    redialer.start()
+    this.offloader = new Offloader({
+      queue: this.c.queue, table: this.table, log,
+      highWaterMark: this.c.highWaterMark, lowWaterMark: this.c.lowWaterMark, maxHops: this.config.maxHops,
+      batchSize: this.tuning.batchSize, maxInFlight: this.tuning.maxInFlight, unreachableMs: this.config.unreachablePeerTimeout,
+      send: (peer, batch) => this.send(peer, batch, 'overflow'),
+      onHandedOff: (batch, peerNode) => {
+        this.c.handoff('out', batch.events.length)
+        for (const e of batch.events) this.c.trace.add(e.id, 'handedOff', { detail: `to ${peerNode}`, peer: batch.peer })
+      },
+      onTakenBack: (batch) => {
+        this.c.handoff('takenBack', batch.events.length)
+        for (const e of batch.events) this.c.trace.add(e.id, 'takenBack', { detail: `peer ${batch.peer} unreachable` })
+      },
+    })
+    await this.offloader.start()
+    log.info({ peerId: host.peerId.toString(), addrs: this.addresses(), bootstrap: this.config.bootstrap }, 'The node joined the mesh.')
+  }
+
+  async stop(): Promise<void> {
+    await this.offloader?.stop()
+    this.gossip?.stop()
+    this.redialer?.stop()
+    await this.host?.stop()
+    this.host = undefined
+  }
+
+  peers(): PeerView[] {
+    const host = this.host
+    return this.table.view((peerId) => (host ? host.getConnections(peerIdFromString(peerId)).length > 0 : false))
+  }
+
+  /** The least-loaded peer with room, for a 429 that points clients somewhere useful. */
+  leastLoaded(): PeerEntry | undefined {
+    return this.table.leastLoaded()
+  }
+
+  knowsPipeline(name: string): boolean {
+    return this.table.runners(name).length > 0
+  }
+
+  /**
+   * Hand events that are not on this node's disk (an ingest over the hard cap, or for a
+   * pipeline this node lacks) to a peer, trying up to three. Resolves with the peer's
+   * node id once one made them durable, or undefined if none would.
+   */
+  async handOffDirect(events: EventRecord[], kind: 'overflow' | 'route', pipeline?: string): Promise<string | undefined> {
+    const candidates = pipeline === undefined ? this.table.withRoom() : this.table.runners(pipeline)
+    const tried = new Set<string>()
+    const handoffId = uuidv7()
+    for (let i = 0; i < 3 && tried.size < candidates.length; i++) {
+      const peer = this.table.choose(candidates.filter((p) => !tried.has(p.announcement.peerId)))
+      if (!peer) break
+      tried.add(peer.announcement.peerId)
+      const batch: HandoffBatch = { handoffId, peer: peer.announcement.peerId, takenAt: Date.now(), events }
+      try {
+        const answer = await this.send(batch.peer, batch, kind)
+        if (answer.status === 'accepted') {
+          this.c.handoff('out', events.length)
+          for (const e of events) this.c.trace.add(e.id, 'handedOff', { detail: `to ${peer.announcement.node}`, peer: batch.peer })
+          return peer.announcement.node
+        }
+        this.table.markRefused(batch.peer, 2_000)
+      } catch (err) {
+        // Unknown outcome: the peer may hold them. Trying another peer with the same
+        // ids could duplicate; the client gets a 503 and retries (with its key, safely).
+        this.c.log.warn({ peer: peer.announcement.node, err: asError(err).message }, 'A direct handoff had an unknown outcome.')
+        throw err
+      }
+    }
+    return undefined
+  }
+
+  /** The trace of `id` on the peers this node handed it to, followed up to `depth` hops. */
+  async remoteTrace(steps: TraceStep[], id: string, depth = 3): Promise<TraceStep[]> {
+    const host = this.host
+    if (!host || depth <= 0) return []
+    const peers = [...new Set(steps.filter((s) => s.state === 'handedOff' && s.peer).map((s) => s.peer!))]
+    const found: TraceStep[] = []
+    for (const peer of peers) {
+      try {
+        const answer = (await request(host, peerIdFromString(peer), traceProtocol, { id }, 3_000)) as { steps?: TraceStep[] }
+        const remote = Array.isArray(answer.steps) ? answer.steps : []
+        found.push(...remote, ...(await this.remoteTrace(remote, id, depth - 1)))
+      } catch (err) {
+        found.push({ state: 'unreachable', node: peer, at: new Date().toISOString(), detail: asError(err).message })
+      }
+    }
+    return found
+  }
+
+  private async send(peer: string, batch: HandoffBatch, kind: HandoffRequest['kind']): Promise<HandoffResponse> {
+    const host = this.host
+    if (!host) throw new Error('the mesh is stopped')
+    const body: HandoffRequest = { v: 1, handoffId: batch.handoffId, kind, from: this.c.nodeId, events: batch.events }
+    const target: PeerId = peerIdFromString(peer)
+    return parseHandoffResponse(await request(host, target, handoffProtocol, body, this.config.handoffTimeout))
+  }
+
+  private announcement(): Announcement {
+    const now = Date.now()
+    const finished = this.c.finishedCount()
+    const seconds = (now - this.lastFinished.at) / 1000
+    if (seconds > 0) this.drainRate = 0.7 * this.drainRate + 0.3 * ((finished - this.lastFinished.count) / seconds)
+    this.lastFinished = { at: now, count: finished }
+    const depth = this.c.queue.depth()
+    return {
+      v: 1, node: this.c.nodeId, peerId: this.host!.peerId.toString(), http: this.c.httpAddress(), addrs: this.addresses(),
+      depth: depth.unprocessed, inflight: depth.inflight,
+      highWaterMark: this.c.highWaterMark, lowWaterMark: this.c.lowWaterMark, maxEvents: this.c.maxEvents,
+      accepting: this.c.accepting() && depth.unprocessed + depth.inflight < this.c.maxEvents,
+      drainRate: Math.round(this.drainRate * 10) / 10, pipelines: this.c.pipelines(), sentAt: now,
+    }
+  }
+}

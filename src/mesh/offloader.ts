@@ -1,0 +1,190 @@
+// The background offloader: past the high-water mark it hands the newest unprocessed
+// events, in batches, to peers with room, until the node is at its low-water mark.
+//
+// Design constraints (exactly once across a crash of either side):
+// - A batch is moved durably into the queue's handing-off bucket, with its peer and
+//   handoff id, before a byte is sent; only an `accepted` answer deletes it.
+// - Any other outcome but `refused` is unknown: the same batch (same handoff id) is
+//   resent to the same peer, whose dedupe makes that safe, and it is never processed
+//   here meanwhile. Batches found in the bucket at start are resent the same way.
+// - A `refused` answer proves only that the attempt it answers took nothing. If an
+//   earlier attempt of the batch had an unknown outcome (or the batch was found in the
+//   bucket at start), that attempt may still land on the peer after the refusal (a
+//   stalled or restarting peer reads the old frame late, maybe on another connection),
+//   so the batch stays promised and is resent later. Only a batch whose every attempt
+//   was answered goes back to unprocessed on `refused`.
+// - A peer unreachable for longer than `unreachableMs` gets its batches taken back and
+//   processed here: a possible duplicate is better than a loss (counted in metrics).
+import type { Logger } from 'pino'
+import { v7 as uuidv7 } from 'uuid'
+import { asError } from '../errors.js'
+import type { EventQueue, HandoffBatch } from '../queue/types.js'
+import type { HandoffResponse } from './handoff-protocol.js'
+import type { PeerTable } from './peer-table.js'
+
+export interface OffloaderOptions {
+  queue: EventQueue
+  table: PeerTable
+  log: Logger
+  highWaterMark: number
+  lowWaterMark: number
+  maxHops: number
+  batchSize: number
+  maxInFlight: number
+  unreachableMs: number
+  /** Send one batch; resolves with the peer's answer, throws when the outcome is unknown. */
+  send(peer: string, batch: HandoffBatch): Promise<HandoffResponse>
+  onHandedOff(batch: HandoffBatch, peerNode: string): void
+  onTakenBack(batch: HandoffBatch): void
+}
+
+interface Outstanding {
+  batch: HandoffBatch
+  failures: number
+  nextAttempt: number
+  sending: boolean
+  /** An attempt may have reached the peer without our hearing the answer: `refused` is not final. */
+  uncertain: boolean
+}
+
+const tickMs = 50
+const refusedPauseMs = 2_000
+
+export class Offloader {
+  private readonly outstanding = new Map<string, Outstanding>()
+  private timer?: NodeJS.Timeout
+  private active = false
+  private taking = false
+  private stopped = true
+  private readonly sends = new Set<Promise<void>>()
+
+  constructor(private readonly o: OffloaderOptions) {}
+
+  async start(): Promise<void> {
+    this.stopped = false
+    for (const batch of await this.o.queue.pendingHandoffs()) {
+      // The last process may have sent it: the peer may hold it, or still be reading it.
+      this.outstanding.set(batch.handoffId, { batch, failures: 0, nextAttempt: 0, sending: false, uncertain: true })
+    }
+    if (this.outstanding.size > 0) this.o.log.info({ batches: this.outstanding.size }, 'Resending handoff batches whose outcome was unknown at the last stop.')
+    this.timer = setInterval(() => void this.tick(), tickMs)
+    this.timer.unref()
+  }
+
+  /** Stop sending; unresolved batches stay in the bucket and are resent at the next start. */
+  async stop(): Promise<void> {
+    this.stopped = true
+    clearInterval(this.timer)
+    await Promise.allSettled([...this.sends])
+  }
+
+  inFlight(): number {
+    return [...this.outstanding.values()].filter((o) => o.sending).length
+  }
+
+  private async tick(): Promise<void> {
+    if (this.stopped) return
+    const now = Date.now()
+    for (const o of this.outstanding.values()) {
+      if (o.sending || now < o.nextAttempt || this.inFlight() >= this.o.maxInFlight) continue
+      this.launch(o)
+    }
+    if (this.taking) return
+    this.taking = true
+    try {
+      await this.offload()
+    } catch (err) {
+      this.o.log.error({ err: asError(err).message }, 'Taking events for a handoff failed; the offloader tries again shortly.')
+    } finally {
+      this.taking = false
+    }
+  }
+
+  private async offload(): Promise<void> {
+    const { queue, table } = this.o
+    const unprocessed = () => queue.depth().unprocessed
+    if (!this.active && unprocessed() > this.o.highWaterMark) this.active = true
+    while (this.active && !this.stopped && this.inFlight() < this.o.maxInFlight) {
+      const excess = unprocessed() - this.o.lowWaterMark
+      if (excess <= 0) {
+        this.active = false
+        return
+      }
+      const peer = table.choose()
+      if (!peer) return
+      const batch = await queue.takeForHandoff(Math.min(this.o.batchSize, excess), {
+        handoffId: uuidv7(), peer: peer.announcement.peerId, maxHops: this.o.maxHops,
+        // Never back to the node that first accepted it: its dedupe index would take the
+        // event for a duplicate, ack it and drop it, and we would delete our copy.
+        excludeOrigin: peer.announcement.node,
+      })
+      if (!batch) {
+        // Everything left has used up its hops: process it here.
+        this.active = false
+        return
+      }
+      const o: Outstanding = { batch, failures: 0, nextAttempt: 0, sending: false, uncertain: false }
+      this.outstanding.set(batch.handoffId, o)
+      this.launch(o)
+    }
+  }
+
+  private launch(o: Outstanding): void {
+    o.sending = true
+    const p = this.attempt(o).catch((err) => {
+      // A store failure while settling: the batch stays in the bucket and is resent later.
+      o.nextAttempt = Date.now() + 1_000
+      this.o.log.error({ handoffId: o.batch.handoffId, err: asError(err).message }, 'Settling a handoff batch failed; it stays in the handing-off bucket.')
+    }).finally(() => {
+      o.sending = false
+      this.sends.delete(p)
+    })
+    this.sends.add(p)
+  }
+
+  private async attempt(o: Outstanding): Promise<void> {
+    const { batch } = o
+    const peerNode = this.o.table.get(batch.peer)?.announcement.node ?? batch.peer
+    let response: HandoffResponse
+    try {
+      response = await this.o.send(batch.peer, batch)
+    } catch (err) {
+      await this.unknown(o, peerNode, err)
+      return
+    }
+    if (response.status === 'accepted') {
+      await this.o.queue.completeHandoff(batch.handoffId)
+      this.outstanding.delete(batch.handoffId)
+      this.o.onHandedOff(batch, peerNode)
+      if (response.duplicates > 0) {
+        this.o.log.info({ peer: peerNode, handoffId: batch.handoffId, duplicates: response.duplicates, accepted: response.accepted }, 'A resent handoff batch was already on the peer, which dropped the copies.')
+      }
+      return
+    }
+    this.o.table.markRefused(batch.peer, refusedPauseMs)
+    if (o.uncertain) {
+      await this.unknown(o, peerNode, new Error(`refused (${response.reason}) after an attempt whose outcome is unknown`))
+      return
+    }
+    await this.o.queue.returnHandoff(batch.handoffId)
+    this.outstanding.delete(batch.handoffId)
+    this.o.log.debug({ peer: peerNode, reason: response.reason, events: batch.events.length }, 'A peer refused a handoff; the events stay here.')
+  }
+
+  private async unknown(o: Outstanding, peerNode: string, err: unknown): Promise<void> {
+    const { batch } = o
+    if (Date.now() - batch.takenAt > this.o.unreachableMs) {
+      await this.o.queue.returnHandoff(batch.handoffId)
+      this.outstanding.delete(batch.handoffId)
+      this.o.onTakenBack(batch)
+      this.o.log.warn({ peer: peerNode, handoffId: batch.handoffId, events: batch.events.length }, 'A peer stayed unreachable past the limit, so its handoff batch was taken back to be processed here; the peer may process some of it too.')
+      return
+    }
+    o.uncertain = true
+    o.failures++
+    o.nextAttempt = Date.now() + Math.min(10_000, 200 * 2 ** Math.min(o.failures, 6))
+    const fields = { peer: peerNode, handoffId: batch.handoffId, failures: o.failures, err: asError(err).message }
+    if (o.failures === 1) this.o.log.warn(fields, 'A handoff had an unknown outcome; the same batch will be resent to the same peer.')
+    else this.o.log.debug(fields, 'A handoff resend failed again.')
+  }
+}

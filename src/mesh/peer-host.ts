@@ -1,0 +1,71 @@
+// Builds the libp2p host of a node: TCP, Noise, Yamux, identify, ping and gossipsub
+// (the libp2p 3 line; `@libp2p/gossipsub` because `@chainsafe/libp2p-gossipsub` 14 is
+// built for libp2p 2 and on libp2p 3 silently forms no mesh). With a psk the host
+// speaks only to peers that share it (private network); with allowPeers the gater
+// refuses every other peer id in both directions.
+import '../polyfill.js'
+import { gossipsub } from '@libp2p/gossipsub'
+import type { GossipSub } from '@libp2p/gossipsub'
+import { identify } from '@libp2p/identify'
+import type { ConnectionGater, PeerId, PrivateKey } from '@libp2p/interface'
+import { noise } from '@libp2p/noise'
+import { ping } from '@libp2p/ping'
+import { preSharedKey } from '@libp2p/pnet'
+import { tcp } from '@libp2p/tcp'
+import { yamux } from '@libp2p/yamux'
+import { createLibp2p, type Libp2p } from 'libp2p'
+import { createHash } from 'node:crypto'
+
+export interface PeerHostOptions {
+  privateKey: PrivateKey
+  listen: string
+  psk: string
+  allowPeers: string[]
+}
+
+export type PeerHost = Libp2p<{ pubsub: GossipSub; identify: unknown; ping: unknown }>
+
+/**
+ * The psk as @libp2p/pnet wants it. A 64-hex-digit key is used as is; any other text is
+ * a passphrase hashed to one, so `BINGE_MESH_KEY=correct-horse` works too.
+ */
+export function swarmKey(psk: string): Uint8Array {
+  const trimmed = psk.trim()
+  if (trimmed.startsWith('/key/swarm/psk/1.0.0/')) return new TextEncoder().encode(trimmed)
+  const hex = /^[0-9a-fA-F]{64}$/.test(trimmed) ? trimmed.toLowerCase() : createHash('sha256').update(trimmed).digest('hex')
+  return new TextEncoder().encode(`/key/swarm/psk/1.0.0/\n/base16/\n${hex}`)
+}
+
+function allowListGater(allowPeers: string[]): ConnectionGater | undefined {
+  if (allowPeers.length === 0) return undefined
+  const allowed = new Set(allowPeers)
+  const denied = (peer: PeerId) => !allowed.has(peer.toString())
+  return {
+    denyDialPeer: denied,
+    denyInboundEncryptedConnection: denied,
+    denyOutboundEncryptedConnection: denied,
+  }
+}
+
+export async function createPeerHost(options: PeerHostOptions): Promise<PeerHost> {
+  return createLibp2p({
+    privateKey: options.privateKey,
+    addresses: { listen: [options.listen] },
+    transports: [tcp()],
+    connectionEncrypters: [noise()],
+    streamMuxers: [yamux()],
+    ...(options.psk !== '' ? { connectionProtector: preSharedKey({ psk: swarmKey(options.psk) }) } : {}),
+    ...(allowListGater(options.allowPeers) ? { connectionGater: allowListGater(options.allowPeers) } : {}),
+    services: {
+      identify: identify(),
+      ping: ping(),
+      pubsub: gossipsub({
+        emitSelf: false,
+        allowPublishToZeroTopicPeers: true,
+        // Small meshes: send our own announcements to every subscribed peer, not just
+        // the gossip mesh, so a new node learns everyone's load within one interval.
+        floodPublish: true,
+      }),
+    },
+  }) as Promise<PeerHost>
+}

@@ -1,0 +1,108 @@
+// The peers a node knows from gossip, with their last announced load. An entry older
+// than `freshMs` is not used for handoff decisions (the peer may be gone or stalled);
+// one older than `expireMs` is forgotten.
+import type { Announcement } from './announcement.js'
+
+export interface PeerEntry {
+  announcement: Announcement
+  /** When we last heard from it (ms since the epoch). */
+  heardAt: number
+  /** Its HTTP API, with the host filled in from the address we reach it at. */
+  httpUrl: string
+}
+
+export interface PeerView {
+  node: string
+  peerId: string
+  http: string
+  load: Pick<Announcement, 'depth' | 'inflight' | 'highWaterMark' | 'lowWaterMark' | 'maxEvents' | 'accepting' | 'drainRate'>
+  pipelines: string[]
+  ageMs: number
+  connected: boolean
+}
+
+export class PeerTable {
+  private readonly peers = new Map<string, PeerEntry>()
+  /** Peers that refused a handoff recently, until the given time: try others first. */
+  private readonly refusedUntil = new Map<string, number>()
+
+  constructor(private readonly freshMs: number, private readonly expireMs: number, private readonly now: () => number = Date.now) {}
+
+  update(announcement: Announcement, httpUrl: string): void {
+    this.peers.set(announcement.peerId, { announcement, heardAt: this.now(), httpUrl })
+  }
+
+  get(peerId: string): PeerEntry | undefined {
+    return this.peers.get(peerId)
+  }
+
+  /** Forget peers not heard from for `expireMs`; returns how many were dropped. */
+  expire(): number {
+    let dropped = 0
+    for (const [id, entry] of this.peers) {
+      if (this.now() - entry.heardAt > this.expireMs) {
+        this.peers.delete(id)
+        dropped++
+      }
+    }
+    return dropped
+  }
+
+  fresh(): PeerEntry[] {
+    const now = this.now()
+    return [...this.peers.values()].filter((e) => now - e.heardAt <= this.freshMs)
+  }
+
+  markRefused(peerId: string, forMs: number): void {
+    this.refusedUntil.set(peerId, this.now() + forMs)
+  }
+
+  /** Fresh peers under their own high-water mark that take events. */
+  withRoom(): PeerEntry[] {
+    const now = this.now()
+    return this.fresh().filter((e) => {
+      const a = e.announcement
+      return a.accepting && a.depth < a.highWaterMark && (this.refusedUntil.get(a.peerId) ?? 0) <= now
+    })
+  }
+
+  /**
+   * Power of two choices: two random candidates, the less loaded wins. Nearly as good
+   * as always taking the least loaded, without every sender piling onto the same peer.
+   */
+  choose(candidates: PeerEntry[] = this.withRoom()): PeerEntry | undefined {
+    if (candidates.length <= 1) return candidates[0]
+    const i = Math.floor(Math.random() * candidates.length)
+    let j = Math.floor(Math.random() * (candidates.length - 1))
+    if (j >= i) j++
+    const a = candidates[i]!
+    const b = candidates[j]!
+    return loadOf(a) <= loadOf(b) ? a : b
+  }
+
+  leastLoaded(): PeerEntry | undefined {
+    return this.withRoom().sort((a, b) => loadOf(a) - loadOf(b))[0]
+  }
+
+  runners(pipeline: string): PeerEntry[] {
+    return this.fresh().filter((e) => e.announcement.pipelines.includes(pipeline))
+  }
+
+  view(isConnected: (peerId: string) => boolean): PeerView[] {
+    const now = this.now()
+    return [...this.peers.values()].map((e) => {
+      const a = e.announcement
+      return {
+        node: a.node, peerId: a.peerId, http: e.httpUrl,
+        load: { depth: a.depth, inflight: a.inflight, highWaterMark: a.highWaterMark, lowWaterMark: a.lowWaterMark, maxEvents: a.maxEvents, accepting: a.accepting, drainRate: a.drainRate },
+        pipelines: a.pipelines, ageMs: now - e.heardAt, connected: isConnected(a.peerId),
+      }
+    })
+  }
+}
+
+/** How full a peer is, relative to its own high-water mark. */
+export function loadOf(e: PeerEntry): number {
+  const a = e.announcement
+  return a.depth / Math.max(1, a.highWaterMark)
+}
