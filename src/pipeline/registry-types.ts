@@ -1,0 +1,39 @@
+// The contract between the registry and the steps and outputs it lists (as Benthos
+// does it): each kind registers a name, a zod config schema, a one-line summary and a
+// factory. The same schema validates config (every problem with its place) and
+// generates docs/config.md, so the two cannot drift apart.
+import type { z } from 'zod'
+import type { EventRecord } from '../queue/types.js'
+import type { Output, Step } from './types.js'
+
+export interface StepFactoryContext {
+  pipeline: string
+  /** Position of the step in its pipeline, so state keys of two steps never collide. */
+  index: number
+  nodeId: string
+  /** Committed state of stateful steps (what the last ack wrote). */
+  getState(key: string): Promise<unknown | undefined>
+}
+
+export interface StepEntry<C = unknown> {
+  name: string
+  summary: string
+  schema: z.ZodType<C>
+  /** Keeps state in the node's store, committed with the ack. */
+  stateful: boolean
+  create(config: C, context: StepFactoryContext): Step
+}
+
+export interface OutputFactoryContext {
+  pipeline: string
+  nodeId: string
+  /** Hand events to a mesh peer that runs `pipeline`; rejects if none could take them. */
+  forward(pipeline: string, events: EventRecord[]): Promise<void>
+}
+
+export interface OutputEntry<C = unknown> {
+  name: string
+  summary: string
+  schema: z.ZodType<C>
+  create(config: C, context: OutputFactoryContext): Output
+}
