@@ -15,10 +15,10 @@ export interface TempNode {
 }
 
 /** `yaml` is the node config without `node:` and `http.listen`, which are filled in. */
-export async function startTempNode(yaml = '', overrides: { http?: string; queue?: string } = {}): Promise<TempNode> {
+export async function startTempNode(yaml = '', overrides: { http?: string; queue?: string; id?: string } = {}): Promise<TempNode> {
   const dir = mkdtempSync(join(tmpdir(), 'binge-test-'))
   const text = [
-    `node: { id: test-node, dataDir: ${JSON.stringify(join(dir, 'data'))} }`,
+    `node: { id: ${overrides.id ?? 'test-node'}, dataDir: ${JSON.stringify(join(dir, 'data'))} }`,
     `http: { listen: '127.0.0.1:0'${overrides.http ? ', ' + overrides.http : ''} }`,
     overrides.queue ? `queue: { ${overrides.queue} }` : '',
     yaml.split('$DIR').join(dir),
