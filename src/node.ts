@@ -19,6 +19,7 @@ import { Mesh } from './mesh/mesh.js'
 import { loadOf } from './mesh/peer-table.js'
 import { Metrics } from './metrics.js'
 import { Engine } from './pipeline/engine.js'
+import { meshForwarder } from './pipeline/outputs/forward.js'
 import { Pipeline } from './pipeline/pipeline.js'
 import { WorkerPool } from './pipeline/workers.js'
 import { createQueue } from './queue/index.js'
@@ -31,8 +32,6 @@ export interface NodeOptions {
   processMetrics?: boolean
   /** Add routes to the node's HTTP app before it listens (benchmarks add a no-op route). */
   extendApp?: (app: Hono) => void
-  /** Handoff batch size and batches in flight (benchmarks vary them). */
-  meshTuning?: { batchSize: number; maxInFlight: number }
 }
 
 export class BingeNode implements NodeApi {
@@ -56,12 +55,15 @@ export class BingeNode implements NodeApi {
     const q = config.queue
     this.queue = createQueue({
       mode: q.mode, dir: join(config.node.dataDir, 'queue'), sync: q.sync,
-      maxEvents: q.maxEvents, maxBytes: q.maxBytes, dedupeWindowMs: q.dedupeWindow,
+      maxEvents: q.maxEvents, maxBytes: q.maxBytes,
+      // A handoff may be resent until the sender gives up on the peer; the index that
+      // drops those resends must outlive that, or a late resend becomes a duplicate.
+      dedupeWindowMs: config.mesh ? Math.max(q.dedupeWindow, 2 * config.mesh.unreachablePeerTimeout) : q.dedupeWindow,
       onSweepError: (err) => this.log.warn({ err: String(err) }, 'Sweeping old idempotency keys failed; it is retried on the next tick.'),
     })
     this.metricsStore = new Metrics(this.nodeId, () => this.queue.depth(), { defaultMetrics: options.processMetrics ?? true })
     this.traces = new TraceStore(this.nodeId)
-    const deps = { nodeId: this.nodeId, log: this.log, metrics: this.metricsStore, trace: this.traces }
+    const deps = { nodeId: this.nodeId, log: this.log, metrics: this.metricsStore, trace: this.traces, forward: meshForwarder(() => this.mesh) }
     const pipelines = Object.entries(config.pipelines).map(([name, p]) => new Pipeline({ name, ...p }, deps))
     this.engine = new Engine(pipelines, this.log, this.traces)
     this.workers = new WorkerPool({ workers: config.workers, queue: this.queue, engine: this.engine, log: this.log, trace: this.traces })
@@ -85,7 +87,7 @@ export class BingeNode implements NodeApi {
         accepting: () => this.currentPhase === 'ready',
         finishedCount: () => metrics.counters.processed + metrics.counters.filtered + metrics.counters.failed,
         handoff: (direction, count) => metrics.handoff(direction, count),
-      }, options.meshTuning)
+      })
       metrics.peerCount = () => this.mesh?.peers().filter((p) => p.connected).length ?? 0
     }
     this.http = new HttpServer(app, { listen: config.http.listen, requestTimeoutMs: config.http.requestTimeout })

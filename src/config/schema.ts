@@ -7,7 +7,6 @@ import { z } from 'zod'
 import { durationSchema } from '../util/duration.js'
 import { sizeSchema } from '../util/size.js'
 import {
-  bool,
   expected,
   expression,
   httpUrl,
@@ -22,32 +21,17 @@ import {
   text,
 } from './fields.js'
 import { oneKeyOf, type OneKey } from './one-key.js'
+import { outputEntries, stepEntries } from '../pipeline/registry.js'
 
 /**
- * Step kinds by name, each the schema of its config. The step registry adds its
- * kinds here; a name missing from this map is refused as an unknown step.
+ * Step kinds by name, each the schema of its config, taken from the step registry
+ * (pipeline/registry.ts) that also builds them and generates their docs. A name
+ * missing from this map is refused as an unknown step; one added later is accepted.
  */
-export const stepSchemas: Record<string, z.ZodType> = {
-  filter: expression(),
-  map: expression(),
-}
+export const stepSchemas: Record<string, z.ZodType> = Object.fromEntries(stepEntries.map((e) => [e.name, e.schema]))
 
-/** Output kinds by name, as for `stepSchemas`. */
-export const outputSchemas: Record<string, z.ZodType> = {
-  // `stdout:` written bare (null) means all defaults.
-  stdout: section(strict({ envelope: bool().default(true) })),
-  http: strict({
-    url: httpUrl(),
-    timeout: durationSchema.default(5_000),
-    headers: z.record(z.string(), z.string()).default({}),
-    envelope: bool().default(true),
-  }),
-  file: strict({
-    path: text().min(1, 'expected a file path'),
-    envelope: bool().default(true),
-    rotateBytes: sizeSchema.optional(),
-  }),
-}
+/** Output kinds by name, from the output registry, as for `stepSchemas`. */
+export const outputSchemas: Record<string, z.ZodType> = Object.fromEntries(outputEntries.map((e) => [e.name, e.schema]))
 
 const nodeSection = strict({
   id: text().min(1, 'expected a non-empty node id').optional(),
@@ -92,6 +76,9 @@ const meshSection = strict({
   maxHops: int(0, 2).default(2),
   handoffTimeout: durationSchema.default(10_000),
   unreachablePeerTimeout: durationSchema.default(600_000),
+  /** Events per handoff batch, and batches in flight to peers at once. */
+  handoffBatch: int(1, 10_000).default(256),
+  handoffConcurrency: int(1, 64).default(4),
 })
 
 const retrySection = strict({

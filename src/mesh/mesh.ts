@@ -42,11 +42,6 @@ export interface MeshComponents {
   handoff(direction: HandoffDirection, count: number): void
 }
 
-export interface MeshTuning {
-  batchSize: number
-  maxInFlight: number
-}
-
 export class Mesh {
   private host?: PeerHost
   private gossip?: LoadGossip
@@ -56,7 +51,7 @@ export class Mesh {
   private drainRate = 0
   private lastFinished = { at: Date.now(), count: 0 }
 
-  constructor(private readonly config: MeshConfig, private readonly c: MeshComponents, private readonly tuning: MeshTuning = { batchSize: 256, maxInFlight: 4 }) {
+  constructor(private readonly config: MeshConfig, private readonly c: MeshComponents) {
     const interval = config.gossipInterval
     this.table = new PeerTable(interval * 3 + 2_000, Math.max(60_000, interval * 30))
   }
@@ -100,7 +95,7 @@ export class Mesh {
     this.offloader = new Offloader({
       queue: this.c.queue, table: this.table, log,
       highWaterMark: this.c.highWaterMark, lowWaterMark: this.c.lowWaterMark, maxHops: this.config.maxHops,
-      batchSize: this.tuning.batchSize, maxInFlight: this.tuning.maxInFlight, unreachableMs: this.config.unreachablePeerTimeout,
+      batchSize: this.config.handoffBatch, maxInFlight: this.config.handoffConcurrency, unreachableMs: this.config.unreachablePeerTimeout,
       send: (peer, batch) => this.send(peer, batch, 'overflow'),
       onHandedOff: (batch, peerNode) => {
         this.c.handoff('out', batch.events.length)

@@ -56,6 +56,8 @@ describe('defaults', () => {
       maxHops: 2,
       handoffTimeout: 10_000,
       unreachablePeerTimeout: 600_000,
+      handoffBatch: 256,
+      handoffConcurrency: 4,
     })
   })
 
