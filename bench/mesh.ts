@@ -1,0 +1,201 @@
+// The mesh benchmark (run: `npm run bench:mesh`): real `binge start` children on
+// 127.0.0.1, built bundle, as users run them. It prints:
+// - handoff throughput between two nodes, 1 KB events, at batch sizes 1, 64 and 512:
+//   A is filled while alone (its output stalled), then B joins and A hands off all it
+//   can; the rate is events handed off per second from B's arrival to the end;
+// - the processing rate of a 3-node mesh against one node, both with the same slow
+//   webhook output (each POST answered after 40 ms), events POSTed to one node only;
+// - gossip latency: from a load change on A to B's table showing it (interval 1 s);
+// - idle RSS of each node of a 3-node mesh.
+import { spawn, type ChildProcess } from 'node:child_process'
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { createServer, type Server } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { join } from 'node:path'
+import { Cleanup, envInt, eventOfSize, fmt, line, makeTempRoot, sleep, waitUntil } from './support.js'
+
+const bundle = join(process.cwd(), 'dist', 'binge.mjs')
+
+interface Child {
+  id: string
+  proc: ChildProcess
+  url: string
+  addr: string
+}
+
+interface Stats {
+  queue: { unprocessed: number; inflight: number; handingOff: number }
+  counters: { received: number; processed: number; handedOff: number; handedIn: number }
+  peers: Array<{ node: string; load: { depth: number }; connected: boolean }>
+}
+
+async function stats(c: Child): Promise<Stats> {
+  const res = await fetch(`${c.url}/stats`)
+  return (await res.json()) as Stats
+}
+
+async function startChild(cleanup: Cleanup, root: string, id: string, yaml: string): Promise<Child> {
+  mkdirSync(root, { recursive: true })
+  const file = join(root, `${id}.yaml`)
+  writeFileSync(file, `node: { id: ${id}, dataDir: ${join(root, id)} }\nhttp: { listen: '127.0.0.1:0' }\nlog: { level: info }\n${yaml}`)
+  const proc = spawn(process.execPath, [bundle, 'start', '--config', file], { stdio: ['ignore', 'ignore', 'pipe'] })
+  cleanup.add(`stop ${id}`, () => {
+    if (proc.exitCode === null) proc.kill('SIGKILL')
+  })
+  let url = ''
+  let addr = ''
+  let buffered = ''
+  proc.stderr!.setEncoding('utf8')
+  proc.stderr!.on('data', (chunk: string) => {
+    buffered += chunk
+    const lines = buffered.split('\n')
+    buffered = lines.pop()!
+    for (const l of lines) {
+      try {
+        const log = JSON.parse(l) as { http?: string; addrs?: string[] }
+        if (log.http && !url) url = `http://${log.http}`
+        if (log.addrs?.[0] && !addr) addr = log.addrs[0]
+      } catch {}
+    }
+  })
+  await waitUntil(`${id} to listen`, () => url !== '', 60_000)
+  await waitUntil(`${id} to be ready`, async () => (await fetch(`${url}/readyz`).catch(() => undefined))?.ok === true, 60_000)
+  if (yaml.includes('mesh:')) await waitUntil(`${id} to join the mesh`, () => addr !== '', 30_000)
+  return { id, proc, url, addr }
+}
+
+async function webhook(cleanup: Cleanup, delayMs: number): Promise<{ url: string; server: Server; held: Array<() => void> }> {
+  const held: Array<() => void> = []
+  const server = createServer((req, res) => {
+    req.resume()
+    req.on('end', () => {
+      if (delayMs < 0) held.push(() => res.destroy())
+      else setTimeout(() => res.writeHead(200).end(), delayMs)
+    })
+  })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  cleanup.add('close webhook', () => {
+    for (const h of held) h()
+    server.closeAllConnections()
+    return new Promise<void>((resolve) => server.close(() => resolve()))
+  })
+  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/hook`, server, held }
+}
+
+async function postAll(c: Child, total: number, batch = 500, clients = 4): Promise<void> {
+  const body = JSON.stringify(Array.from({ length: batch }, (_, i) => eventOfSize(1024, { i })))
+  let sent = 0
+  await Promise.all(Array.from({ length: clients }, async () => {
+    while (sent < total) {
+      sent += batch
+      const res = await fetch(`${c.url}/events`, { method: 'POST', headers: { 'content-type': 'application/json' }, body })
+      await res.body?.cancel()
+      if (res.status !== 202) throw new Error(`POST answered ${res.status}`)
+    }
+  }))
+}
+
+async function handoffRate(root: string, batchSize: number, total: number): Promise<number> {
+  const cleanup = new Cleanup()
+  try {
+    const stalled = await webhook(cleanup, -1)
+    const mesh = (extra = '') => `mesh: { listen: /ip4/127.0.0.1/tcp/0, gossipInterval: 250ms, handoffBatch: ${batchSize}, handoffConcurrency: 4${extra} }`
+    const a = await startChild(cleanup, join(root, `h${batchSize}`), 'a', `queue: { highWaterMark: 1, lowWaterMark: 0, maxEvents: 1000000, maxBytes: 4GiB }\nworkers: 1\n${mesh()}\npipelines:\n  p: { outputs: [ { http: { url: '${stalled.url}', timeout: 10m } } ] }\n`)
+    await postAll(a, total)
+    const before = await stats(a)
+    const movable = before.queue.unprocessed
+    const b = await startChild(cleanup, join(root, `h${batchSize}`), 'b', `queue: { maxEvents: 1000000, maxBytes: 4GiB }\n${mesh(`, bootstrap: ['${a.addr}']`)}\n`)
+    await waitUntil('A to see B', async () => (await stats(a)).peers.some((p) => p.node === b.id), 60_000, 20)
+    const t0 = performance.now()
+    await waitUntil('A to hand off its backlog', async () => (await stats(a)).counters.handedOff >= movable, 600_000, 50)
+    return movable / ((performance.now() - t0) / 1000)
+  } finally {
+    await cleanup.runAll()
+  }
+}
+
+async function processingRate(root: string, nodes: number, total: number): Promise<number> {
+  const cleanup = new Cleanup()
+  try {
+    const slow = await webhook(cleanup, 40)
+    const pipeline = `workers: 1\npipelines:\n  p: { outputs: [ { http: { url: '${slow.url}', timeout: 10s } } ] }\n`
+    const queue = 'queue: { highWaterMark: 500, lowWaterMark: 200, maxEvents: 1000000, maxBytes: 4GiB }\n'
+    const children: Child[] = []
+    for (let i = 0; i < nodes; i++) {
+      const bootstrap = i === 0 ? '' : `, bootstrap: ['${children[0]!.addr}']`
+      children.push(await startChild(cleanup, join(root, `p${nodes}`), `n${i}`, `${queue}${pipeline}mesh: { listen: /ip4/127.0.0.1/tcp/0, gossipInterval: 250ms${bootstrap} }\n`))
+    }
+    if (nodes > 1) await waitUntil('the mesh to form', async () => (await stats(children[0]!)).peers.filter((p) => p.connected).length === nodes - 1, 30_000)
+    const t0 = performance.now()
+    await postAll(children[0]!, total)
+    await waitUntil('every event processed', async () => {
+      const all = await Promise.all(children.map(stats))
+      return all.reduce((n, s) => n + s.counters.processed, 0) >= total
+    }, 600_000, 100)
+    return total / ((performance.now() - t0) / 1000)
+  } finally {
+    await cleanup.runAll()
+  }
+}
+
+async function gossipAndRss(root: string): Promise<{ latencies: number[]; rss: number[] }> {
+  const cleanup = new Cleanup()
+  try {
+    const stalled = await webhook(cleanup, -1)
+    const children: Child[] = []
+    for (let i = 0; i < 3; i++) {
+      const bootstrap = i === 0 ? '' : `, bootstrap: ['${children[0]!.addr}']`
+      children.push(await startChild(cleanup, join(root, 'g'), `g${i}`, `workers: 1\npipelines:\n  p: { outputs: [ { http: { url: '${stalled.url}', timeout: 10m } } ] }\nmesh: { listen: /ip4/127.0.0.1/tcp/0, gossipInterval: 1s${bootstrap} }\n`))
+    }
+    const [a, b] = children as [Child, Child]
+    await waitUntil('the mesh to form', async () => (await stats(b)).peers.filter((p) => p.connected).length === 2, 30_000)
+    await sleep(3000)
+    const rss = children.map((c) => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${c.proc.pid}/status`, 'utf8'))?.[1] ?? 0) * 1024)
+    const latencies: number[] = []
+    for (let round = 1; round <= 5; round++) {
+      const depth = (await stats(a)).queue.unprocessed
+      const t0 = performance.now()
+      await postAll(a, 100, 100, 1)
+      await waitUntil("B to see A's new depth", async () => ((await stats(b)).peers.find((p) => p.node === 'g0')?.load.depth ?? 0) >= depth + 100, 30_000, 5)
+      latencies.push(performance.now() - t0)
+    }
+    return { latencies, rss }
+  } finally {
+    await cleanup.runAll()
+  }
+}
+
+async function main(): Promise<void> {
+  const cleanup = new Cleanup()
+  process.once('SIGINT', () => void cleanup.runAll().then(() => process.exit(130)))
+  const root = await makeTempRoot(cleanup)
+  const total = envInt('BENCH_HANDOFF_EVENTS', 20_000)
+  const summary: Record<string, unknown> = {}
+  try {
+    process.stdout.write(`binge mesh benchmark: node ${process.version}, 1 KB events, child processes of dist/binge.mjs\n\n== handoff throughput between two nodes (${fmt.int(total)} events)\n`)
+    for (const size of [1, 64, 512]) {
+      const rate = await handoffRate(root, size, size === 1 ? Math.min(total, 5_000) : total)
+      summary[`handoff${size}`] = Math.round(rate)
+      line(`handoff batch ${size}`, `${fmt.int(rate)} events/s`)
+    }
+    const events = envInt('BENCH_MESH_EVENTS', 20_000)
+    process.stdout.write(`\n== processing with a slow output (webhook answers after 40 ms; 1 worker per node), ${fmt.int(events)} events POSTed to one node\n`)
+    const one = await processingRate(root, 1, events)
+    line('one node', `${fmt.int(one)} events/s`)
+    const three = await processingRate(root, 3, events)
+    line('three-node mesh', `${fmt.int(three)} events/s`)
+    line('  mesh / one node', `${fmt.ratio(three / one)}x   (aim >= 2.5x)`)
+    Object.assign(summary, { oneNode: Math.round(one), threeNodes: Math.round(three), ratio: Number((three / one).toFixed(2)) })
+    process.stdout.write('\n== gossip latency (interval 1 s) and idle RSS in a 3-node mesh\n')
+    const { latencies, rss } = await gossipAndRss(root)
+    latencies.sort((x, y) => x - y)
+    line('load change seen by a peer', `median ${fmt.ms(latencies[2]!)}, max ${fmt.ms(latencies[4]!)} (includes up to one interval)`)
+    line('idle RSS per node', rss.map((r) => fmt.mib(r)).join(', ') + '   (aim < 100 MiB)')
+    Object.assign(summary, { gossipMedianMs: Math.round(latencies[2]!), rssMiB: rss.map((r) => Number((r / 2 ** 20).toFixed(1))) })
+    process.stdout.write(JSON.stringify(summary) + '\n')
+  } finally {
+    await cleanup.runAll()
+  }
+}
+
+await main()
