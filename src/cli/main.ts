@@ -2,10 +2,13 @@
 // The `binge` command. Exit codes: 0 ok, 1 a runtime failure, 2 bad input or config
 // (with the config path and every problem listed).
 import '../polyfill.js'
+import { fileURLToPath } from 'node:url'
 import { Command } from 'commander'
 import { BingeError } from '../errors.js'
-import { runMeshUp } from './mesh-up.js'
+import { runOnce } from './run.js'
+import { runMeshUp, type MeshUpOptions } from './mesh-up.js'
 import { runStart } from './start.js'
+import { defaultStatusUrl, runStatus } from './status.js'
 import { runValidate } from './validate.js'
 
 const program = new Command()
@@ -31,13 +34,37 @@ program
   })
 
 program
+  .command('run')
+  .description('one-shot: run events through the pipelines in memory (no HTTP, no mesh) and print what each output received as JSON lines; exit 0 ok, 1 a pipeline failed, 2 bad input or config')
+  .requiredOption('-c, --config <file>', 'the node config (YAML)')
+  .option('-p, --pipeline <name>', 'run only this pipeline (its when still applies)')
+  .option('--dry-run', 'only print what the outputs would receive; send nothing')
+  .argument('[event-file]', 'one JSON event, an array of them, or NDJSON lines; - or absent: stdin')
+  .action(async (eventFile: string | undefined, opts: { config: string; pipeline?: string; dryRun?: boolean }) => {
+    process.exitCode = await runOnce({ config: opts.config, pipeline: opts.pipeline, dryRun: opts.dryRun === true, input: eventFile })
+  })
+
+program
   .command('mesh')
   .description('run a local mesh')
   .command('up')
   .description('start every node config in DIR (default mesh-configs/) as local processes; Ctrl-C stops them all')
-  .argument('[dir]', 'a folder of node configs')
-  .action(async (dir: string | undefined) => {
-    process.exitCode = await runMeshUp(dir)
+  .argument('[dir]', 'a folder of node configs; NAME.env beside NAME.yaml sets that node\'s variables')
+  .option('--webhook-receiver [host:port]', 'also run the example webhook receiver (default 127.0.0.1:9000) and set BINGE_WEBHOOK_URL to it')
+  .option('--json', 'print the nodes\' log lines as JSON, as they are')
+  .action(async (dir: string | undefined, opts: { webhookReceiver?: string | true; json?: boolean }) => {
+    // This file is the CLI (dist/src/cli/main.js, or the dist/binge.mjs bundle): the nodes run it too.
+    const options: MeshUpOptions = { cli: fileURLToPath(import.meta.url), json: opts.json === true }
+    if (opts.webhookReceiver !== undefined) options.webhookReceiver = opts.webhookReceiver === true ? '127.0.0.1:9000' : opts.webhookReceiver
+    process.exitCode = await runMeshUp(dir, options)
+  })
+
+program
+  .command('status')
+  .description("a node's view of itself and the mesh, as a table")
+  .option('-u, --url <url>', `the node's HTTP address (default: $BINGE_URL or ${defaultStatusUrl})`)
+  .action(async (opts: { url?: string }) => {
+    process.exitCode = await runStatus(opts.url)
   })
 
 program.parseAsync(process.argv).catch((err: unknown) => {
