@@ -63,7 +63,11 @@ export class BingeNode implements NodeApi {
     })
     this.metricsStore = new Metrics(this.nodeId, () => this.queue.depth(), { defaultMetrics: options.processMetrics ?? true })
     this.traces = new TraceStore(this.nodeId)
-    const deps = { nodeId: this.nodeId, log: this.log, metrics: this.metricsStore, trace: this.traces, forward: meshForwarder(() => this.mesh) }
+    const deps = {
+      nodeId: this.nodeId, log: this.log, metrics: this.metricsStore, trace: this.traces, forward: meshForwarder(() => this.mesh),
+      // Stateful steps load their state from the queue's store and commit it with the acks.
+      state: this.queue, getState: (key: string) => this.queue.getState(key),
+    }
     const pipelines = Object.entries(config.pipelines).map(([name, p]) => new Pipeline({ name, ...p }, deps))
     this.engine = new Engine(pipelines, this.log, this.traces)
     this.workers = new WorkerPool({ workers: config.workers, queue: this.queue, engine: this.engine, log: this.log, trace: this.traces })
@@ -83,6 +87,7 @@ export class BingeNode implements NodeApi {
           return a ? `${a.address}:${a.port}` : config.http.listen
         },
         pipelines: () => this.engine.pipelines.map((p) => p.name),
+        relay: this.engine.pipelines.length === 0,
         hasPipeline: (name) => this.engine.has(name),
         accepting: () => this.currentPhase === 'ready',
         finishedCount: () => metrics.counters.processed + metrics.counters.filtered + metrics.counters.failed,
@@ -110,7 +115,9 @@ export class BingeNode implements NodeApi {
       this.currentPhase = 'stopped'
       throw err
     }
-    this.workers.start()
+    // A relay (mesh, no pipelines) keeps its events for the offloader to hand on;
+    // workers would only ack them as matching nothing.
+    if (!this.isRelay()) this.workers.start()
     this.currentPhase = 'ready'
     this.log.info({ pipelines: this.engine.pipelines.map((p) => p.name), workers: this.config.workers }, 'The node is ready.')
     return address
@@ -127,6 +134,10 @@ export class BingeNode implements NodeApi {
     await this.queue.close()
     this.currentPhase = 'stopped'
     this.log.info('The node stopped cleanly.')
+  }
+
+  private isRelay(): boolean {
+    return this.mesh !== undefined && this.engine.pipelines.length === 0
   }
 
   httpAddress(): AddressInfo | undefined {

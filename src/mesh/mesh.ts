@@ -37,6 +37,11 @@ export interface MeshComponents {
   pipelines(): string[]
   hasPipeline(name: string): boolean
   accepting(): boolean
+  /**
+   * A node without pipelines only relays: it keeps what it accepts durable and hands
+   * all of it on, and takes no overflow from others (it could not process it).
+   */
+  relay: boolean
   /** Events finished here so far (for the drain rate). */
   finishedCount(): number
   handoff(direction: HandoffDirection, count: number): void
@@ -83,6 +88,7 @@ export class Mesh {
       const id = (body as { id?: unknown })?.id
       return { node: this.c.nodeId, steps: typeof id === 'string' ? this.c.trace.get(id) ?? [] : [] }
     })
+    this.table.requiredPipelines = this.c.pipelines()
     const redialer = (this.redialer = new Redialer(host, log))
     for (const entry of this.config.bootstrap) redialer.addBootstrap(toMultiaddr(entry))
     this.gossip = new LoadGossip({
@@ -94,7 +100,7 @@ export class Mesh {
     redialer.start()
     this.offloader = new Offloader({
       queue: this.c.queue, table: this.table, log,
-      highWaterMark: this.c.highWaterMark, lowWaterMark: this.c.lowWaterMark, maxHops: this.config.maxHops,
+      highWaterMark: this.c.relay ? 0 : this.c.highWaterMark, lowWaterMark: this.c.relay ? 0 : this.c.lowWaterMark, maxHops: this.config.maxHops,
       batchSize: this.config.handoffBatch, maxInFlight: this.config.handoffConcurrency, unreachableMs: this.config.unreachablePeerTimeout,
       send: (peer, batch) => this.send(peer, batch, 'overflow'),
       onHandedOff: (batch, peerNode) => {
@@ -201,7 +207,7 @@ export class Mesh {
       v: 1, node: this.c.nodeId, peerId: this.host!.peerId.toString(), http: this.c.httpAddress(), addrs: this.addresses(),
       depth: depth.unprocessed, inflight: depth.inflight,
       highWaterMark: this.c.highWaterMark, lowWaterMark: this.c.lowWaterMark, maxEvents: this.c.maxEvents,
-      accepting: this.c.accepting() && depth.unprocessed + depth.inflight < this.c.maxEvents,
+      accepting: !this.c.relay && this.c.accepting() && depth.unprocessed + depth.inflight < this.c.maxEvents,
       drainRate: Math.round(this.drainRate * 10) / 10, pipelines: this.c.pipelines(), sentAt: now,
     }
   }

@@ -1,6 +1,7 @@
 // The peers a node knows from gossip, with their last announced load. An entry older
 // than `freshMs` is not used for handoff decisions (the peer may be gone or stalled);
-// one older than `expireMs` is forgotten.
+// one older than `expireMs` is forgotten, on the next read (nothing else calls expire,
+// and a peer that left for good must not stay in /stats forever).
 import type { Announcement } from './announcement.js'
 
 export interface PeerEntry {
@@ -26,6 +27,9 @@ export class PeerTable {
   /** Peers that refused a handoff recently, until the given time: try others first. */
   private readonly refusedUntil = new Map<string, number>()
 
+  /** Is there a live connection to the peer? Unknown (always true) until set. */
+  private connected: (peerId: string) => boolean = () => true
+
   constructor(private readonly freshMs: number, private readonly expireMs: number, private readonly now: () => number = Date.now) {}
 
   update(announcement: Announcement, httpUrl: string): void {
@@ -45,24 +49,42 @@ export class PeerTable {
         dropped++
       }
     }
+    for (const [id, until] of this.refusedUntil) if (until <= this.now()) this.refusedUntil.delete(id)
     return dropped
   }
 
   fresh(): PeerEntry[] {
+    this.expire()
     const now = this.now()
     return [...this.peers.values()].filter((e) => now - e.heardAt <= this.freshMs)
+  }
+
+  setConnected(isConnected: (peerId: string) => boolean): void {
+    this.connected = isConnected
   }
 
   markRefused(peerId: string, forMs: number): void {
     this.refusedUntil.set(peerId, this.now() + forMs)
   }
 
-  /** Fresh peers under their own high-water mark that take events. */
+  /**
+   * Fresh, connected peers under their own high-water mark that take events. A peer
+   * that just died stays fresh for a few intervals; its connection is gone at once, and a
+   * batch handed to it would wait in the handing-off bucket until it comes back.
+   */
+  /**
+   * Pipelines a peer must run to take this node's overflow: a handed-off event is
+   * processed by the receiver's own pipelines, so one that lacks some of ours would
+   * ack events without doing what this node would have done with them.
+   */
+  requiredPipelines: string[] = []
+
   withRoom(): PeerEntry[] {
     const now = this.now()
     return this.fresh().filter((e) => {
       const a = e.announcement
-      return a.accepting && a.depth < a.highWaterMark && (this.refusedUntil.get(a.peerId) ?? 0) <= now
+      const runsOurs = this.requiredPipelines.every((p) => a.pipelines.includes(p))
+      return runsOurs && a.accepting && a.depth < a.highWaterMark && (this.refusedUntil.get(a.peerId) ?? 0) <= now && this.connected(a.peerId)
     })
   }
 
@@ -89,6 +111,7 @@ export class PeerTable {
   }
 
   view(isConnected: (peerId: string) => boolean): PeerView[] {
+    this.expire()
     const now = this.now()
     return [...this.peers.values()].map((e) => {
       const a = e.announcement
