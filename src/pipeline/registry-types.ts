@@ -4,6 +4,7 @@
 // generates docs/config.md, so the two cannot drift apart.
 import type { z } from 'zod'
 import type { EventRecord } from '../queue/types.js'
+import type { StepState } from './state/step-state.js'
 import type { Output, Step } from './types.js'
 
 export interface StepFactoryContext {
@@ -13,6 +14,12 @@ export interface StepFactoryContext {
   nodeId: string
   /** Committed state of stateful steps (what the last ack wrote). */
   getState(key: string): Promise<unknown | undefined>
+  /**
+   * A stateful step's own state, held in memory under its pipeline's lock and committed
+   * with the acks (state/step-state.ts). Given by the pipeline to every step; a stateful
+   * step created without it (no store to commit to) refuses to start.
+   */
+  openState?<V>(): StepState<V>
 }
 
 export interface StepEntry<C = unknown> {

@@ -37,11 +37,35 @@ export interface StepContext {
 export interface StepRun {
   /** State changes made while processing this event, committed with its ack. */
   readonly state: StateOp[]
+  /** Aborted at shutdown: a step that waits (throttle's delay) stops waiting and throws. */
+  readonly signal?: AbortSignal
+}
+
+/** What a stateful step's flush is told: the clock, and whether the node has events waiting. */
+export interface FlushRun {
+  /** Wall-clock milliseconds. */
+  readonly now: number
+  /** No event is waiting or in flight: nothing queued could still belong to an open window. */
+  readonly idle: boolean
+  /** No more events will come (end of input in `binge run`): close everything. */
+  readonly final?: boolean
+  readonly signal?: AbortSignal
 }
 
 export interface Step {
   readonly kind: string
   process(event: PipelineEvent, run: StepRun): Promise<PipelineEvent[]>
+  /**
+   * Stateful steps: called on a timer and after batches, under the pipeline's lock, to
+   * close what is due (a window: its result, which flows on to the later steps and the
+   * outputs) and forget what has expired. Its state changes commit once the results
+   * are delivered.
+   */
+  flush?(run: FlushRun): Promise<PipelineEvent[]>
+  /** Something is due for a flush now (a window passed by the watermark). */
+  due?(): boolean
+  /** How often the flush timer should call this step, at most (ms). */
+  readonly flushEveryMs?: number
 }
 
 export interface Output {

@@ -1,7 +1,8 @@
 // `workers` loops that take batches of events from the queue, run them through the
-// engine and ack each. On stop, each worker finishes the batch it holds or, if its
-// retries are cut short, returns it to the queue: an event is never acked without
-// having been handled.
+// engine and ack the batch in one write with the state of its stateful steps, then
+// release the pipelines' locks (engine.ts). On stop, each worker finishes the batch it
+// holds or, if its retries are cut short, returns it to the queue: an event is never
+// acked without having been handled. The pool also runs the stateful steps' flusher.
 import { setMaxListeners } from 'node:events'
 import type { Logger } from 'pino'
 import { asError } from '../errors.js'
@@ -9,6 +10,7 @@ import type { EventQueue, QueuedEvent } from '../queue/types.js'
 import type { TraceStore } from '../trace.js'
 import { abortableSleep } from '../util/backoff.js'
 import type { Engine } from './engine.js'
+import { Flusher } from './flusher.js'
 
 export interface WorkerPoolOptions {
   workers: number
@@ -26,8 +28,11 @@ export class WorkerPool {
   private stopping = false
   /** Aborted on stop to wake idle workers; retries are cut by `controller` only after a grace. */
   private wake = new AbortController()
+  private readonly flusher: Flusher
 
-  constructor(private readonly options: WorkerPoolOptions) {}
+  constructor(private readonly options: WorkerPoolOptions) {
+    this.flusher = new Flusher({ engine: options.engine, queue: options.queue, log: options.log })
+  }
 
   start(): void {
     if (this.controller) return
@@ -38,6 +43,7 @@ export class WorkerPool {
     this.controller = new AbortController()
     const signal = this.controller.signal
     this.loops = Array.from({ length: this.options.workers }, () => this.loop(signal))
+    this.flusher.start(signal)
   }
 
   /** Stop taking events; give workers `graceMs` to finish, then cut their retries short. */
@@ -48,6 +54,7 @@ export class WorkerPool {
     this.wake.abort()
     const timer = setTimeout(() => controller.abort(new Error('shutting down')), graceMs)
     await Promise.all(this.loops)
+    await this.flusher.stop()
     clearTimeout(timer)
     this.controller = undefined
   }
@@ -76,9 +83,9 @@ export class WorkerPool {
   private async handle(batch: QueuedEvent[], signal: AbortSignal): Promise<void> {
     const { queue, engine, log, trace } = this.options
     for (const e of batch) trace.add(e.id, 'dequeued')
-    let acks
+    let outcome
     try {
-      acks = await engine.processBatch(batch, signal)
+      outcome = await engine.begin(batch, signal)
     } catch (err) {
       // Aborted mid-retry: give the events back rather than ack them.
       await queue.nack(batch).catch((nackErr) => log.error({ events: batch.length, err: asError(nackErr).message }, 'Events could not be returned to the queue; they stay in flight and are recovered at the next start.'))
@@ -88,13 +95,14 @@ export class WorkerPool {
       }
       return
     }
-    await Promise.all(batch.map(async (event, i) => {
-      try {
-        await queue.ack(event, acks[i])
-        trace.add(event.id, 'acked')
-      } catch (err) {
-        log.error({ id: event.id, err: asError(err).message }, 'An event was processed but its ack failed; it stays in flight and is processed again at the next start.')
-      }
-    }))
+    try {
+      await queue.ackBatch(batch, outcome.acks, outcome.state)
+      outcome.settle(true)
+      for (const e of batch) trace.add(e.id, 'acked')
+    } catch (err) {
+      outcome.settle(false)
+      log.error({ events: batch.length, err: asError(err).message }, 'A batch was processed but its ack failed; its events stay in flight and are processed again at the next start.')
+    }
+    if (engine.due()) this.flusher.request()
   }
 }

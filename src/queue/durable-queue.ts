@@ -25,6 +25,7 @@
 //   before the write that finishes it, so nothing can be finished twice.
 
 import { Level } from 'level'
+import { BingeError } from '../errors.js'
 import { type PreparedEvent, isSeenWithin, prepare, toRecord } from './admission.js'
 import { InflightClaims } from './claims.js'
 import { deadletterOps, findDeadletters, replayOps } from './deadletters.js'
@@ -48,6 +49,7 @@ import type {
   QueueDepth,
   QueuedEvent,
   RecoveryReport,
+  StateOp,
   TakeForHandoffOptions,
 } from './types.js'
 import { WorkSignal } from './work-signal.js'
@@ -192,34 +194,38 @@ export class DurableQueue implements EventQueue {
   }
 
   ack(event: QueuedEvent, options: AckOptions = {}): Promise<void> {
+    return this.ackBatch([event], [options])
+  }
+
+  ackBatch(events: QueuedEvent[], acks: AckOptions[], state: StateOp[] = []): Promise<void> {
     return this.life.run(async () => {
-      const bytes = this.inflight.claim([event.key])[0]!
+      if (acks.length !== events.length) throw new BingeError('BINGE_INTERNAL', `ackBatch got ${events.length} events and ${acks.length} acks`)
+      const keys = events.map((e) => e.key)
+      const sizes = this.inflight.claim(keys)
       let added = 0
       try {
-        const ops: Op[] = [{ type: 'del', key: k.inflightKey(event.key) }]
-        for (const op of options.state ?? []) {
-          ops.push(
-            op.type === 'put'
-              ? { type: 'put', key: k.stateKey(op.key), value: JSON.stringify(op.value) ?? 'null' }
-              : { type: 'del', key: k.stateKey(op.key) },
-          )
+        const ops: Op[] = keys.map((key) => ({ type: 'del', key: k.inflightKey(key) }))
+        for (const options of acks) ops.push(...stateOps(options.state ?? []))
+        const failing = events.flatMap((event, i) => ((acks[i]!.deadletter ?? []).length > 0 ? [i] : []))
+        if (failing.length > 0) {
+          // The events as accepted, not as a step may have changed the caller's objects.
+          const stored = await this.db.getMany(failing.map((i) => k.inflightKey(keys[i]!)))
+          failing.forEach((i, j) => {
+            const value = stored[j]
+            const record = value === undefined ? toRecord(events[i]!) : (JSON.parse(value) as EventRecord)
+            const letters = deadletterOps(record, keys[i]!, acks[i]!.deadletter!, this.now())
+            ops.push(...letters)
+            added += letters.length
+          })
         }
-        const failed = options.deadletter ?? []
-        if (failed.length > 0) {
-          // The event as accepted, not as a step may have changed the caller's object.
-          const stored = await this.db.get(k.inflightKey(event.key))
-          const record = stored === undefined ? toRecord(event) : (JSON.parse(stored) as EventRecord)
-          const letters = deadletterOps(record, event.key, failed, this.now())
-          ops.push(...letters)
-          added = letters.length
-        }
-        await this.write(ops, false)
+        ops.push(...stateOps(state))
+        if (ops.length > 0) await this.write(ops, false)
       } catch (err) {
-        this.inflight.restore([event.key], [bytes])
+        this.inflight.restore(keys, sizes)
         throw err
       }
-      this.counts.inflight--
-      this.counts.bytes -= bytes
+      this.counts.inflight -= keys.length
+      this.counts.bytes -= sizes.reduce((n, b) => n + b, 0)
       this.counts.deadletter += added
     })
   }
@@ -280,6 +286,13 @@ export class DurableQueue implements EventQueue {
     return this.life.run(async () => {
       const value = await this.db.get(k.stateKey(key))
       return value === undefined ? undefined : (JSON.parse(value) as unknown)
+    })
+  }
+
+  scanState(prefix: string): Promise<Array<{ key: string; value: unknown }>> {
+    return this.life.run(async () => {
+      const entries = await this.db.iterator({ ...k.stateRangeOf(prefix), highWaterMarkBytes: k.READ_AHEAD }).all()
+      return entries.map(([dbKey, value]) => ({ key: k.stateKeyOf(dbKey), value: JSON.parse(value) as unknown }))
     })
   }
 
@@ -414,4 +427,13 @@ export class DurableQueue implements EventQueue {
     this.counters.writes++
     if (sync) this.counters.syncWrites++
   }
+}
+
+/** A stateful step's changes as store operations under the state prefix. */
+function stateOps(changes: StateOp[]): Op[] {
+  return changes.map((op) =>
+    op.type === 'put'
+      ? { type: 'put', key: k.stateKey(op.key), value: JSON.stringify(op.value) ?? 'null' }
+      : { type: 'del', key: k.stateKey(op.key) },
+  )
 }

@@ -94,6 +94,15 @@ export function timeOfSeenByTime(key: string): number {
 }
 
 export const stateKey = (key: string): string => state.start + key
+/** Every state key starting with `prefix`: keys compare as UTF-8 bytes, which keep code point order. */
+export function stateRangeOf(prefix: string): Range {
+  const gte = stateKey(prefix)
+  const last = prefix.charCodeAt(prefix.length - 1)
+  if (prefix.length === 0) return state.range
+  const lt = last < 0xd7ff ? gte.slice(0, -1) + String.fromCharCode(last + 1) : `${gte}\u{10ffff}`
+  return { gte, lt }
+}
+export const stateKeyOf = (dbKey: string): string => dbKey.slice(state.start.length)
 export const metaKey = (name: string): string => meta.start + name
 /** The first sequence number never handed out (so keys are never reused). */
 export const nextSeqKey = metaKey('next-seq')

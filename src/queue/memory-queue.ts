@@ -22,6 +22,7 @@ import type {
   QueueDepth,
   QueuedEvent,
   RecoveryReport,
+  StateOp,
   TakeForHandoffOptions,
 } from './types.js'
 import { WorkSignal } from './work-signal.js'
@@ -125,18 +126,26 @@ export class MemoryQueue implements EventQueue {
   }
 
   ack(event: QueuedEvent, options: AckOptions = {}): Promise<void> {
+    return this.ackBatch([event], [options])
+  }
+
+  ackBatch(events: QueuedEvent[], acks: AckOptions[], state: StateOp[] = []): Promise<void> {
     return this.life.run(async () => {
-      const json = this.inflight.claim([event.key])[0]!
-      const record = JSON.parse(json) as EventRecord
+      if (acks.length !== events.length) throw new BingeError('BINGE_INTERNAL', `ackBatch got ${events.length} events and ${acks.length} acks`)
+      const values = this.inflight.claim(events.map((e) => e.key))
       const at = this.now()
-      for (const op of deadletterOps(record, event.key, options.deadletter ?? [], at)) {
-        if (op.type === 'put') this.deadletters.set(op.key, op.value)
-      }
-      for (const op of options.state ?? []) {
-        if (op.type === 'put') this.state.set(op.key, JSON.stringify(op.value) ?? 'null')
-        else this.state.delete(op.key)
-      }
-      this.bytes -= Buffer.byteLength(json)
+      events.forEach((event, i) => {
+        const json = values[i]!
+        const failed = acks[i]!.deadletter ?? []
+        if (failed.length > 0) {
+          for (const op of deadletterOps(JSON.parse(json) as EventRecord, event.key, failed, at)) {
+            if (op.type === 'put') this.deadletters.set(op.key, op.value)
+          }
+        }
+        this.applyState(acks[i]!.state ?? [])
+        this.bytes -= Buffer.byteLength(json)
+      })
+      this.applyState(state)
     })
   }
 
@@ -179,6 +188,15 @@ export class MemoryQueue implements EventQueue {
       const value = this.state.get(key)
       return value === undefined ? undefined : (JSON.parse(value) as unknown)
     })
+  }
+
+  scanState(prefix: string): Promise<Array<{ key: string; value: unknown }>> {
+    return this.life.run(async () =>
+      [...this.state.keys()]
+        .filter((key) => key.startsWith(prefix))
+        .sort()
+        .map((key) => ({ key, value: JSON.parse(this.state.get(key)!) as unknown })),
+    )
   }
 
   takeForHandoff(max: number, options: TakeForHandoffOptions): Promise<HandoffBatch | undefined> {
@@ -269,6 +287,13 @@ export class MemoryQueue implements EventQueue {
       removed++
     }
     return removed
+  }
+
+  private applyState(ops: StateOp[]): void {
+    for (const op of ops) {
+      if (op.type === 'put') this.state.set(op.key, JSON.stringify(op.value) ?? 'null')
+      else this.state.delete(op.key)
+    }
   }
 
   private push(json: string): void {

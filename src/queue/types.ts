@@ -122,12 +122,22 @@ export interface EventQueue {
    * with BINGE_INTERNAL and changes nothing, so no event is ever finished twice.
    */
   ack(event: QueuedEvent, options?: AckOptions): Promise<void>
+  /**
+   * Finish several in-flight events in ONE atomic write: each event as `ack` would
+   * (acks[i] is events[i]'s), then `state`, changes not tied to one event (a worker
+   * batch's step state, a window flush), applied in order after the events' own. With
+   * no events it commits `state` alone. All or nothing: an event not in flight, or a
+   * length mismatch, rejects with BINGE_INTERNAL and writes nothing.
+   */
+  ackBatch(events: QueuedEvent[], acks: AckOptions[], state?: StateOp[]): Promise<void>
   /** Return in-flight events to unprocessed (shutdown, a worker giving it back); all or none, as ack. */
   nack(events: QueuedEvent[]): Promise<void>
   listDeadletter(limit?: number): Promise<DeadLetter[]>
   /** Put dead letters back on the queue (all when ids is absent); returns the ids replayed. */
   replayDeadletter(ids?: string[]): Promise<string[]>
   getState(key: string): Promise<unknown | undefined>
+  /** Every state entry whose key starts with `prefix`, in key order (a stateful step loads its own). */
+  scanState(prefix: string): Promise<Array<{ key: string; value: unknown }>>
   /**
    * Move up to `max` of the newest unprocessed events with hops < maxHops (any
    * `pipeline`; never in-flight ones) into the handing-off bucket under `handoffId`,

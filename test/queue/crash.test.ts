@@ -43,20 +43,25 @@ interface Seen {
   carried: Set<string>
 }
 
-/** Run the child until it has reported some work, then kill -9 it at a random moment. */
+/**
+ * Run the child until it has reported a random amount of work, then kill -9 it. The
+ * moment is counted in reported operations, not milliseconds, so a loaded machine
+ * (CI runs test files side by side) still kills each round mid-work, never before it.
+ */
 async function runAndKill(round: number, seen: Seen): Promise<void> {
   const child = spawn(process.execPath, [script, dir, `r${round}`], { stdio: ['ignore', 'pipe', 'inherit'] })
   let text = ''
   let lines = 0
-  let killAt = Number.POSITIVE_INFINITY
+  const killAfterLines = 150 + Math.floor(Math.random() * 400)
+  let killed = false
   const exited = new Promise<void>((resolve) => child.on('exit', () => resolve()))
   child.stdout.setEncoding('utf8')
   child.stdout.on('data', (chunk: string) => {
     text += chunk
     lines += chunk.split('\n').length - 1
-    if (text.startsWith('R\n') && killAt === Number.POSITIVE_INFINITY) {
-      killAt = 50 + Math.floor(Math.random() * 300)
-      setTimeout(() => child.kill('SIGKILL'), killAt)
+    if (!killed && text.startsWith('R\n') && lines >= killAfterLines) {
+      killed = true
+      child.kill('SIGKILL')
     }
   })
   await exited

@@ -19,6 +19,7 @@ type Op =
   | { kind: 'enqueue'; calls: string[][] }
   | { kind: 'dequeue'; max: number }
   | { kind: 'ack'; pick: number; deadletter: string[]; state: boolean }
+  | { kind: 'ackBatch'; picks: number[]; deadletter: string[]; state: boolean }
   | { kind: 'nack'; picks: number[] }
   | { kind: 'replay'; ids: string[] | undefined }
   | { kind: 'take'; max: number; maxHops: number; excludeOrigin: string | undefined; reuse: boolean }
@@ -36,6 +37,7 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
   { weight: 4, arbitrary: fc.record({ kind: fc.constant('enqueue' as const), calls: fc.array(fc.array(id, { minLength: 1, maxLength: 3 }), { minLength: 1, maxLength: 3 }) }) },
   { weight: 3, arbitrary: fc.record({ kind: fc.constant('dequeue' as const), max: fc.integer({ min: 1, max: 3 }) }) },
   { weight: 3, arbitrary: fc.record({ kind: fc.constant('ack' as const), pick: fc.nat(), deadletter: fc.subarray(['p1', 'p2']), state: fc.boolean() }) },
+  { weight: 2, arbitrary: fc.record({ kind: fc.constant('ackBatch' as const), picks: fc.array(fc.nat(), { maxLength: 3 }), deadletter: fc.subarray(['p1', 'p2']), state: fc.boolean() }) },
   { weight: 1, arbitrary: fc.record({ kind: fc.constant('nack' as const), picks: fc.array(fc.nat(), { maxLength: 3 }) }) },
   { weight: 1, arbitrary: fc.record({ kind: fc.constant('replay' as const), ids: fc.option(fc.subarray(POOL, { maxLength: 2 }), { nil: undefined }) }) },
   {
@@ -204,6 +206,20 @@ async function runScenario(backend: Backend, caps: { maxEvents: number; bytesInE
           model.inflight = model.inflight.filter((e) => e !== entry)
           for (const pipeline of op.deadletter) {
             model.dead.push({ sortKey: `${entry.record.id}\u0000${pipeline}\u0000${entry.key}`, entry, pipeline })
+          }
+          if (op.state) model.state = step
+          break
+        }
+        case 'ackBatch': {
+          // Several events (or none: state alone) in one write; the batch state last.
+          const picked = model.inflight.length === 0 ? [] : [...new Set(op.picks.map((p) => model.inflight[p % model.inflight.length]!))]
+          const deadletter = op.deadletter.map((pipeline) => ({ pipeline, error: 'boom', attempts: 1 }))
+          await q.ackBatch(picked.map((e) => ({ ...e.record, key: e.key! })), picked.map(() => ({ deadletter })), op.state ? [{ type: 'put', key: 'k', value: step }] : [])
+          model.inflight = model.inflight.filter((e) => !picked.includes(e))
+          for (const entry of picked) {
+            for (const pipeline of op.deadletter) {
+              model.dead.push({ sortKey: `${entry.record.id}\u0000${pipeline}\u0000${entry.key}`, entry, pipeline })
+            }
           }
           if (op.state) model.state = step
           break

@@ -302,6 +302,60 @@ export function queueSuite(backend: Backend): void {
       })
     })
 
+    describe('ackBatch', () => {
+      it('finishes several events in one go with their dead letters, their state and the batch state, in order', async () => {
+        const q = await open({ now: () => 7 })
+        await q.enqueue([event('a', { data: { v: 1 } }), event('b'), event('c')])
+        const [a, b, c] = (await q.dequeue(3)) as [QueuedEvent, QueuedEvent, QueuedEvent]
+        a.data.v = 'changed by a step'
+        await q.ackBatch(
+          [a, b],
+          [
+            { deadletter: [{ pipeline: 'p', error: 'boom', attempts: 2 }], state: [{ type: 'put', key: 'w/1', value: 1 }] },
+            { state: [{ type: 'put', key: 'w/1', value: 2 }, { type: 'put', key: 'w/2', value: 'x' }] },
+          ],
+          [{ type: 'put', key: 'w/1', value: 3 }, { type: 'del', key: 'w/2' }],
+        )
+        expect(q.depth()).toMatchObject({ unprocessed: 0, inflight: 1, deadletter: 1, bytes: bytesOf(c) })
+        expect(await q.getState('w/1')).toBe(3)
+        expect(await q.getState('w/2')).toBeUndefined()
+        const [letter] = await q.listDeadletter()
+        expect(letter).toMatchObject({ pipeline: 'p', error: 'boom', attempts: 2, at: 7, event: { id: 'a', data: { v: 1 } } })
+      })
+
+      it('is all or nothing: one event not in flight changes nothing', async () => {
+        const q = await open()
+        await q.enqueue([event('a'), event('b')])
+        const [a, b] = (await q.dequeue(2)) as [QueuedEvent, QueuedEvent]
+        await q.ack(b)
+        await expect(q.ackBatch([a, b], [{}, {}], [{ type: 'put', key: 's', value: 1 }])).rejects.toMatchObject({ code: 'BINGE_INTERNAL' })
+        await expect(q.ackBatch([a], [], [])).rejects.toMatchObject({ code: 'BINGE_INTERNAL' })
+        expect(q.depth()).toMatchObject({ inflight: 1 })
+        expect(await q.getState('s')).toBeUndefined()
+        await q.ackBatch([a], [{}])
+        expect(q.depth()).toMatchObject({ unprocessed: 0, inflight: 0, bytes: 0 })
+      })
+
+      it('with no events commits state alone, and scanState lists a prefix in key order', async () => {
+        const q = await open()
+        await q.ackBatch([], [], [
+          { type: 'put', key: 'p/0.window/k:"b"', value: { n: 2 } },
+          { type: 'put', key: 'p/0.window/k:"a"', value: { n: 1 } },
+          { type: 'put', key: 'p/1.dedupe/k:"a"', value: 5 },
+          { type: 'put', key: 'p/0.windowz', value: 'not under the prefix' },
+        ])
+        expect(await q.scanState('p/0.window/')).toEqual([
+          { key: 'p/0.window/k:"a"', value: { n: 1 } },
+          { key: 'p/0.window/k:"b"', value: { n: 2 } },
+        ])
+        expect((await q.scanState('p/')).map((e) => e.key)).toEqual(['p/0.window/k:"a"', 'p/0.window/k:"b"', 'p/0.windowz', 'p/1.dedupe/k:"a"'])
+        expect(await q.scanState('q/')).toEqual([])
+        await q.close()
+        const again = await place.open()
+        expect(await again.scanState('p/1.')).toEqual(backend.survivesRestart ? [{ key: 'p/1.dedupe/k:"a"', value: 5 }] : [])
+      })
+    })
+
     describe('restart', () => {
       it(backend.survivesRestart ? 'returns in-flight events to their place' : 'starts empty', async () => {
         const q = await open()

@@ -1,13 +1,23 @@
 // filter: keep the event when the JSONata predicate holds, else it is filtered.
+import { expression } from '../../config/fields.js'
 import { compile, isTruthy } from '../expression.js'
+import type { StepEntry } from '../registry-types.js'
 import type { PipelineEvent, Step } from '../types.js'
 
-export function createFilter(expression: string): Step {
-  const predicate = compile(expression)
+export function createFilter(source: string): Step {
+  const predicate = compile(source)
   return {
     kind: 'filter',
     async process(event: PipelineEvent): Promise<PipelineEvent[]> {
       return isTruthy(await predicate.evaluate(event.data)) ? [event] : []
     },
   }
+}
+
+export const filterEntry: StepEntry<string> = {
+  name: 'filter',
+  summary: 'Keep the events for which a JSONata predicate holds; the others are filtered (counted).',
+  schema: expression(),
+  stateful: false,
+  create: (config) => createFilter(config),
 }

@@ -1,9 +1,11 @@
 // map: replace the event's data with the JSONata result. The result must be an
 // object (or an array of objects, which splits the event); anything else is a failure,
 // since outputs write JSON objects. An undefined result filters the event.
+import { expression } from '../../config/fields.js'
 import { BingeError } from '../../errors.js'
 import type { JsonObject } from '../../queue/types.js'
 import { compile } from '../expression.js'
+import type { StepEntry } from '../registry-types.js'
 import type { PipelineEvent, Step } from '../types.js'
 
 function isObject(value: unknown): value is JsonObject {
@@ -28,4 +30,12 @@ export function createMap(expression: string): Step {
       })
     },
   }
+}
+
+export const mapEntry: StepEntry<string> = {
+  name: 'map',
+  summary: 'Replace the event with the result of a JSONata expression (an array of objects splits it; no result filters it).',
+  schema: expression(),
+  stateful: false,
+  create: (config) => createMap(config),
 }
