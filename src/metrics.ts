@@ -24,6 +24,14 @@ export type HandoffDirection = 'out' | 'in' | 'takenBack'
 
 export type PipelineOutcome = 'processed' | 'filtered' | 'failed'
 export type FailureAction = 'deadletter' | 'drop' | 'forward' | 'alert'
+export type StepOutcome = 'processed' | 'filtered' | 'failed'
+
+/** One step's figures, its labels bound once (a step runs per event: no label hashing then). */
+export interface StepMeter {
+  done(outcome: StepOutcome, seconds: number): void
+  /** An event this step failed was handled by onFail with `action`. */
+  failureHandled(action: FailureAction): void
+}
 
 export class Metrics {
   readonly registry = new Registry()
@@ -40,6 +48,9 @@ export class Metrics {
   private readonly ingestLatency: Histogram
   private readonly pipelineLatency: Histogram<'pipeline'>
   private readonly handoffs: Counter<'direction'>
+  private readonly stepEvents: Counter<'pipeline' | 'step' | 'kind' | 'outcome'>
+  private readonly stepFailures: Counter<'pipeline' | 'step' | 'kind' | 'action'>
+  private readonly stepLatency: Histogram<'pipeline' | 'step' | 'kind'>
   /** Connected mesh peers; set by the mesh when it runs. */
   peerCount: () => number = () => 0
 
@@ -71,6 +82,12 @@ export class Metrics {
       },
     })
     this.handoffs = new Counter({ name: 'binge_handoff_events_total', help: 'Events moved between nodes, by direction (out, in, takenBack).', labelNames: ['direction'], registers })
+    this.stepEvents = new Counter({ name: 'binge_step_events_total', help: 'Events a step took, by outcome (processed: it passed one or more on).', labelNames: ['pipeline', 'step', 'kind', 'outcome'], registers })
+    this.stepFailures = new Counter({ name: 'binge_step_failures_total', help: 'Events a step failed, by the onFail action taken (deadletter, drop, ...).', labelNames: ['pipeline', 'step', 'kind', 'action'], registers })
+    this.stepLatency = new Histogram({
+      name: 'binge_step_duration_seconds', help: 'Time one step spends on one event.',
+      labelNames: ['pipeline', 'step', 'kind'], buckets: [0.00001, 0.00005, 0.0001, 0.0005, 0.001, 0.005, 0.01, 0.1, 1], registers,
+    })
     const metrics = this
     new Gauge({ name: 'binge_mesh_peers', help: 'Connected mesh peers.', registers, collect() { this.set(metrics.peerCount()) } })
     new Gauge({ name: 'binge_queue_bytes', help: 'Bytes of unprocessed and in-flight events.', registers, collect() { this.set(depth().bytes) } })
@@ -100,6 +117,27 @@ export class Metrics {
     else if (direction === 'in') this.counters.handedIn += count
     else this.counters.takenBack += count
     this.handoffs.inc({ direction }, count)
+  }
+
+  /** The figures of step number `index` (0-based) of a pipeline, labelled `step="<index>"` and its kind. */
+  step(pipeline: string, index: number, kind: string): StepMeter {
+    const labels = { pipeline, step: String(index), kind }
+    const outcomes = {
+      processed: this.stepEvents.labels({ ...labels, outcome: 'processed' }),
+      filtered: this.stepEvents.labels({ ...labels, outcome: 'filtered' }),
+      failed: this.stepEvents.labels({ ...labels, outcome: 'failed' }),
+    }
+    const latency = this.stepLatency.labels(labels)
+    const failures = this.stepFailures
+    return {
+      done(outcome, seconds) {
+        outcomes[outcome].inc()
+        latency.observe(seconds)
+      },
+      failureHandled(action) {
+        failures.inc({ ...labels, action })
+      },
+    }
   }
 
   failureHandled(pipeline: string, action: FailureAction): void {

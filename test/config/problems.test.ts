@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import { BingeError } from '../../src/errors.js'
-import { formatProblems, loadConfig, parseConfig, type ConfigProblem } from '../../src/config/index.js'
+import { formatProblems, loadConfig, parseConfig, stepSchemas, type ConfigProblem } from '../../src/config/index.js'
 
 const fixture = (name: string) => new URL(`../fixtures/config/${name}`, import.meta.url).pathname
 
@@ -41,7 +41,8 @@ describe('every problem at once, each at its line', () => {
     expect(err.details?.file).toBe(fixture('many-problems.yaml'))
     // The message alone is enough for a person reading a terminal.
     expect(err.message).toContain('(8 problems)')
-    expect(err.message).toContain(`${fixture('many-problems.yaml')}:17:9 pipelines.alerts.steps[2]: unknown step "fitler"; known: filter, map`)
+    const known = Object.keys(stepSchemas).sort().join(', ')
+    expect(err.message).toContain(`${fixture('many-problems.yaml')}:17:9 pipelines.alerts.steps[2]: unknown step "fitler"; known: ${known}`)
   })
 
   it('formatProblems writes file:line:col path: message, one a line', () => {

@@ -1,0 +1,155 @@
+// Gathers the records of concurrent writes into sends of at most `count` records. A
+// send goes out as soon as `count` records wait; otherwise at once when no send is in
+// flight (after the current turn, so writes made together share it), and while sends
+// are in flight, when the last of them answers or `periodMs` after the first waiting
+// record arrived, whichever comes first. So an idle destination gets each write at
+// once, and a busy one fewer, larger sends, each record waiting at most `periodMs`:
+// the callers (workers) wait for their writes, and a timer alone would cap them.
+// A write resolves only once every send holding one of its records succeeded, and
+// rejects with the first failure among them (its unsent records are then dropped from
+// the queue: the caller retries the whole write). Nothing here retries.
+
+interface Job {
+  /** Records of this write still waiting to be sent. */
+  unsent: number
+  /** Sends holding records of this write that have not answered yet. */
+  inFlight: number
+  done: boolean
+  resolve(): void
+  reject(err: unknown): void
+  cleanup(): void
+}
+
+interface Segment<T> {
+  items: T[]
+  job: Job
+}
+
+export interface BatcherOptions<T> {
+  count: number
+  periodMs: number
+  send(items: T[]): Promise<void>
+}
+
+export class Batcher<T> {
+  private segments: Segment<T>[] = []
+  private waiting = 0
+  private timer?: NodeJS.Timeout
+  private immediate?: NodeJS.Immediate
+  private readonly sending = new Set<Promise<void>>()
+
+  constructor(private readonly options: BatcherOptions<T>) {}
+
+  submit(items: T[], signal?: AbortSignal): Promise<void> {
+    if (items.length === 0) return Promise.resolve()
+    if (signal?.aborted) return Promise.reject(signal.reason)
+    return new Promise<void>((resolve, reject) => {
+      const onAbort = () => this.abandon(job, signal?.reason)
+      const job: Job = {
+        unsent: items.length,
+        inFlight: 0,
+        done: false,
+        resolve,
+        reject,
+        cleanup: () => signal?.removeEventListener('abort', onAbort),
+      }
+      signal?.addEventListener('abort', onAbort, { once: true })
+      this.segments.push({ items, job })
+      this.waiting += items.length
+      this.schedule()
+    })
+  }
+
+  /** Send everything still waiting now, and wait for every send to answer. */
+  async flush(): Promise<void> {
+    this.sendWaiting()
+    await Promise.allSettled([...this.sending])
+  }
+
+  private schedule(): void {
+    while (this.waiting >= this.options.count) this.sendOne()
+    if (this.waiting === 0) return this.clearTimer()
+    if (this.sending.size === 0) {
+      this.immediate ??= setImmediate(() => {
+        this.immediate = undefined
+        this.sendWaiting()
+      })
+    } else {
+      this.timer ??= setTimeout(() => {
+        this.timer = undefined
+        this.sendWaiting()
+      }, this.options.periodMs)
+    }
+  }
+
+  private sendWaiting(): void {
+    this.clearTimer()
+    while (this.waiting > 0) this.sendOne()
+  }
+
+  private clearTimer(): void {
+    if (this.timer) clearTimeout(this.timer)
+    if (this.immediate) clearImmediate(this.immediate)
+    this.timer = undefined
+    this.immediate = undefined
+  }
+
+  private sendOne(): void {
+    const { count } = this.options
+    const items: T[] = []
+    const jobs = new Set<Job>()
+    while (items.length < count && this.segments.length > 0) {
+      const segment = this.segments[0]!
+      const take = Math.min(count - items.length, segment.items.length)
+      if (take === segment.items.length) {
+        for (const item of segment.items) items.push(item)
+        this.segments.shift()
+      } else {
+        for (let i = 0; i < take; i++) items.push(segment.items[i]!)
+        segment.items = segment.items.slice(take)
+      }
+      segment.job.unsent -= take
+      jobs.add(segment.job)
+    }
+    this.waiting -= items.length
+    for (const job of jobs) job.inFlight++
+    const sent: Promise<void> = this.options.send(items).then(
+      () => {
+        for (const job of jobs) {
+          job.inFlight--
+          if (!job.done && job.unsent === 0 && job.inFlight === 0) this.finish(job)
+        }
+      },
+      (err: unknown) => {
+        for (const job of jobs) {
+          job.inFlight--
+          this.finish(job, err, true)
+        }
+      },
+    ).finally(() => {
+      this.sending.delete(sent)
+      // The last send answered: what gathered meanwhile goes now.
+      if (this.sending.size === 0 && this.waiting > 0) this.schedule()
+    })
+    this.sending.add(sent)
+  }
+
+  /** Settle a job once; a failed one takes its unsent records out of the queue. */
+  private finish(job: Job, err?: unknown, failed = false): void {
+    if (job.done) return
+    job.done = true
+    job.cleanup()
+    if (job.unsent > 0) {
+      this.segments = this.segments.filter((s) => s.job !== job)
+      this.waiting -= job.unsent
+      job.unsent = 0
+      if (this.waiting === 0) this.clearTimer()
+    }
+    if (failed) job.reject(err)
+    else job.resolve()
+  }
+
+  private abandon(job: Job, reason: unknown): void {
+    this.finish(job, reason ?? new Error('aborted'), true)
+  }
+}
