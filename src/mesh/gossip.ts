@@ -1,12 +1,14 @@
 // Load gossip: every interval this node publishes its announcement on the load topic,
 // and every valid announcement it receives updates the peer table and teaches the
 // redialer the sender's addresses. Invalid messages are rejected in the topic
-// validator, before delivery, so they are neither believed nor forwarded.
-import { TopicValidatorResult, type Message } from '@libp2p/gossipsub'
+// validator, before delivery, so they are neither believed nor forwarded. A valid
+// announcement from a peer outside this node's allow-list (relayed by an allowed one)
+// is ignored: believing it would offer events to a peer the gater will not let us reach.
+import { TopicValidatorResult, type Message, type SubscriptionChangeData } from '@libp2p/gossipsub'
 import type { Logger } from 'pino'
 import { asError } from '../errors.js'
 import { decodeAnnouncement, encodeAnnouncement, loadTopic, type Announcement } from './announcement.js'
-import type { PeerHost } from './peer-host.js'
+import { isPeerAllowed, type PeerHost } from './peer-host.js'
 import type { PeerTable } from './peer-table.js'
 
 export interface GossipOptions {
@@ -22,6 +24,7 @@ export interface GossipOptions {
 
 export class LoadGossip {
   private timer?: NodeJS.Timeout
+  private greeting = false
   /** Counts of rejected messages, for tests and metrics. */
   rejected = 0
 
@@ -31,9 +34,24 @@ export class LoadGossip {
     const msg = event.detail
     if (msg.topic !== loadTopic || msg.type !== 'signed') return
     const a = decodeAnnouncement(msg.data, msg.from.toString())
-    if (typeof a === 'string') return
+    if (typeof a === 'string' || !isPeerAllowed(this.options.host, a.peerId)) return
     this.options.table.update(a, this.httpUrlOf(a))
     this.options.onAnnouncement(a)
+  }
+
+  /**
+   * A peer just subscribed to the load topic (it connected): announce now rather than at
+   * the next interval, so it, and the peers it relays to, learn of this node in one hop.
+   * Several at once share one announcement.
+   */
+  private readonly onSubscription = (event: CustomEvent<SubscriptionChangeData>) => {
+    if (this.greeting || !this.timer) return
+    if (!event.detail.subscriptions.some((s) => s.topic === loadTopic && s.subscribe)) return
+    this.greeting = true
+    setTimeout(() => {
+      this.greeting = false
+      if (this.timer) void this.publish()
+    }, 20).unref()
   }
 
   start(): void {
@@ -41,9 +59,14 @@ export class LoadGossip {
     host.services.pubsub.topicValidators.set(loadTopic, (_relayer, msg) => {
       if (msg.type !== 'signed') return this.reject('an unsigned announcement')
       const a = decodeAnnouncement(msg.data, msg.from.toString())
-      return typeof a === 'string' ? this.reject(a) : TopicValidatorResult.Accept
+      if (typeof a === 'string') return this.reject(a)
+      return isPeerAllowed(host, a.peerId) ? TopicValidatorResult.Accept : TopicValidatorResult.Ignore
     })
+    // Offer handoffs only to peers we hold a connection to: the redialer keeps one to
+    // every reachable peer, and a batch sent to one that is down waits for it to return.
+    this.options.table.setConnected((peerId) => host.getConnections().some((c) => c.remotePeer.toString() === peerId))
     host.services.pubsub.addEventListener('message', this.onMessage)
+    host.services.pubsub.addEventListener('subscription-change', this.onSubscription)
     host.services.pubsub.subscribe(loadTopic)
     this.timer = setInterval(() => void this.publish(), this.options.intervalMs)
     this.timer.unref()
@@ -55,6 +78,7 @@ export class LoadGossip {
     this.timer = undefined
     const pubsub = this.options.host.services.pubsub
     pubsub.removeEventListener('message', this.onMessage)
+    pubsub.removeEventListener('subscription-change', this.onSubscription)
     pubsub.topicValidators.delete(loadTopic)
   }
 
@@ -72,15 +96,31 @@ export class LoadGossip {
     return TopicValidatorResult.Reject
   }
 
-  /** The peer's HTTP URL; a wildcard host is replaced by the address we reach it at. */
+  /**
+   * The peer's HTTP URL. A wildcard host is replaced by the address we reach the peer at
+   * (the connection's remote address, else the first non-loopback address it announced);
+   * an IPv6 host is bracketed.
+   */
   private httpUrlOf(a: Announcement): string {
     const i = a.http.lastIndexOf(':')
-    const host = a.http.slice(0, i)
+    const host = a.http.slice(0, i).replace(/^\[|\]$/g, '')
     const port = a.http.slice(i + 1)
-    if (host !== '' && host !== '0.0.0.0' && host !== '::') return `http://${host}:${port}`
+    if (host !== '' && host !== '0.0.0.0' && host !== '::') return `http://${bracketed(host)}:${port}`
     const connection = this.options.host.getConnections().find((c) => c.remotePeer.toString() === a.peerId)
-    const seen = connection?.remoteAddr.toString() ?? a.addrs[0] ?? ''
-    const ip = /^\/(?:ip4|dns4|dns)\/([^/]+)/.exec(seen)?.[1] ?? '127.0.0.1'
-    return `http://${ip}:${port}`
+    const hosts = [connection?.remoteAddr.toString(), ...a.addrs].map((addr) => (addr === undefined ? undefined : hostOf(addr)))
+    const seen = hosts[0] ?? hosts.slice(1).find((h) => h !== undefined && !isLoopback(h)) ?? hosts.find((h) => h !== undefined)
+    return `http://${bracketed(seen ?? '127.0.0.1')}:${port}`
   }
+}
+
+function hostOf(addr: string): string | undefined {
+  return /^\/(?:ip4|ip6|dns4|dns6|dns)\/([^/]+)/.exec(addr)?.[1]
+}
+
+function isLoopback(host: string): boolean {
+  return host.startsWith('127.') || host === '::1' || host === 'localhost'
+}
+
+function bracketed(host: string): string {
+  return host.includes(':') ? `[${host}]` : host
 }

@@ -3,7 +3,7 @@
 // peers' allow-lists and handoff records stay valid.
 import { generateKeyPair, privateKeyFromProtobuf, privateKeyToProtobuf } from '@libp2p/crypto/keys'
 import type { PrivateKey } from '@libp2p/interface'
-import { chmod, mkdir, readFile, rename, writeFile } from 'node:fs/promises'
+import { chmod, mkdir, open, readFile, rename } from 'node:fs/promises'
 import { join } from 'node:path'
 
 export const keyFileName = 'peer-key'
@@ -19,9 +19,19 @@ export async function loadOrCreateIdentity(dataDir: string): Promise<PrivateKey>
   }
   await mkdir(dataDir, { recursive: true })
   const key = await generateKeyPair('Ed25519')
-  // Write then rename: a crash mid-write must not leave a truncated key behind.
+  // Write, fsync, then rename: neither a crash nor a power loss may leave a truncated
+  // key behind (the node would refuse to start, or come back as another peer).
   const tmp = `${path}.tmp`
-  await writeFile(tmp, privateKeyToProtobuf(key), { mode: 0o600 })
+  const file = await open(tmp, 'w', 0o600)
+  try {
+    await file.chmod(0o600) // a tmp file left by an earlier crash keeps its old mode otherwise
+    await file.writeFile(privateKeyToProtobuf(key))
+    await file.sync()
+  } finally {
+    await file.close()
+  }
   await rename(tmp, path)
+  const dir = await open(dataDir, 'r')
+  await dir.sync().catch(() => {}).finally(() => dir.close())
   return key
 }

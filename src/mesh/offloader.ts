@@ -45,10 +45,14 @@ interface Outstanding {
   sending: boolean
   /** An attempt may have reached the peer without our hearing the answer: `refused` is not final. */
   uncertain: boolean
+  /** When the last attempt failed (0: none did). */
+  failedAt: number
 }
 
 const tickMs = 50
 const refusedPauseMs = 2_000
+/** Longest wait before resending to a peer that gossips (is alive) after a failed attempt. */
+const aliveRetryMs = 500
 
 export class Offloader {
   private readonly outstanding = new Map<string, Outstanding>()
@@ -64,7 +68,7 @@ export class Offloader {
     this.stopped = false
     for (const batch of await this.o.queue.pendingHandoffs()) {
       // The last process may have sent it: the peer may hold it, or still be reading it.
-      this.outstanding.set(batch.handoffId, { batch, failures: 0, nextAttempt: 0, sending: false, uncertain: true })
+      this.outstanding.set(batch.handoffId, { batch, failures: 0, nextAttempt: 0, sending: false, uncertain: true, failedAt: 0 })
     }
     if (this.outstanding.size > 0) this.o.log.info({ batches: this.outstanding.size }, 'Resending handoff batches whose outcome was unknown at the last stop.')
     this.timer = setInterval(() => void this.tick(), tickMs)
@@ -86,6 +90,11 @@ export class Offloader {
     if (this.stopped) return
     const now = Date.now()
     for (const o of this.outstanding.values()) {
+      // A peer heard from since the last failure is alive (back from a restart or a
+      // freeze): resend soon, not at the end of a backoff that grew while it was away.
+      if (o.failedAt > 0 && (this.o.table.get(o.batch.peer)?.heardAt ?? 0) > o.failedAt) {
+        o.nextAttempt = Math.min(o.nextAttempt, o.failedAt + aliveRetryMs)
+      }
       if (o.sending || now < o.nextAttempt || this.inFlight() >= this.o.maxInFlight) continue
       this.launch(o)
     }
@@ -123,7 +132,7 @@ export class Offloader {
         this.active = false
         return
       }
-      const o: Outstanding = { batch, failures: 0, nextAttempt: 0, sending: false, uncertain: false }
+      const o: Outstanding = { batch, failures: 0, nextAttempt: 0, sending: false, uncertain: false, failedAt: 0 }
       this.outstanding.set(batch.handoffId, o)
       this.launch(o)
     }
@@ -138,6 +147,8 @@ export class Offloader {
     }).finally(() => {
       o.sending = false
       this.sends.delete(p)
+      // A slot is free: fill it now rather than at the next tick.
+      if (!this.stopped) void this.tick()
     })
     this.sends.add(p)
   }
@@ -163,7 +174,13 @@ export class Offloader {
     }
     this.o.table.markRefused(batch.peer, refusedPauseMs)
     if (o.uncertain) {
-      await this.unknown(o, peerNode, new Error(`refused (${response.reason}) after an attempt whose outcome is unknown`))
+      // An earlier attempt may still land there, so the batch stays promised to this
+      // peer. It is alive and said no (over its mark, say, after a restart that brought
+      // every resend at once): offer it again shortly rather than after a long backoff.
+      if (await this.takeBackIfOverdue(o, peerNode)) return
+      o.failedAt = 0
+      o.nextAttempt = Date.now() + refusedPauseMs
+      this.o.log.debug({ peer: peerNode, handoffId: batch.handoffId, reason: response.reason }, 'A peer refused a resend; the batch stays promised to it and is offered again shortly.')
       return
     }
     await this.o.queue.returnHandoff(batch.handoffId)
@@ -171,16 +188,22 @@ export class Offloader {
     this.o.log.debug({ peer: peerNode, reason: response.reason, events: batch.events.length }, 'A peer refused a handoff; the events stay here.')
   }
 
+  /** Past `unreachableMs` since the batch was taken: take it back to process here. */
+  private async takeBackIfOverdue(o: Outstanding, peerNode: string): Promise<boolean> {
+    const { batch } = o
+    if (Date.now() - batch.takenAt <= this.o.unreachableMs) return false
+    await this.o.queue.returnHandoff(batch.handoffId)
+    this.outstanding.delete(batch.handoffId)
+    this.o.onTakenBack(batch)
+    this.o.log.warn({ peer: peerNode, handoffId: batch.handoffId, events: batch.events.length }, 'A peer stayed unreachable past the limit, so its handoff batch was taken back to be processed here; the peer may process some of it too.')
+    return true
+  }
+
   private async unknown(o: Outstanding, peerNode: string, err: unknown): Promise<void> {
     const { batch } = o
-    if (Date.now() - batch.takenAt > this.o.unreachableMs) {
-      await this.o.queue.returnHandoff(batch.handoffId)
-      this.outstanding.delete(batch.handoffId)
-      this.o.onTakenBack(batch)
-      this.o.log.warn({ peer: peerNode, handoffId: batch.handoffId, events: batch.events.length }, 'A peer stayed unreachable past the limit, so its handoff batch was taken back to be processed here; the peer may process some of it too.')
-      return
-    }
+    if (await this.takeBackIfOverdue(o, peerNode)) return
     o.uncertain = true
+    o.failedAt = Date.now()
     o.failures++
     o.nextAttempt = Date.now() + Math.min(10_000, 200 * 2 ** Math.min(o.failures, 6))
     const fields = { peer: peerNode, handoffId: batch.handoffId, failures: o.failures, err: asError(err).message }

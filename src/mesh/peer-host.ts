@@ -36,6 +36,17 @@ export function swarmKey(psk: string): Uint8Array {
   return new TextEncoder().encode(`/key/swarm/psk/1.0.0/\n/base16/\n${hex}`)
 }
 
+/** Each host's allow-list (absent: every peer is allowed), for the checks outside the gater. */
+const allowLists = new WeakMap<object, Set<string>>()
+
+/**
+ * May `host` talk to `peerId`? Gossip asks, so that a peer the gater refuses is not
+ * believed (and not handed events) just because an allowed peer relayed its announcement.
+ */
+export function isPeerAllowed(host: PeerHost, peerId: string): boolean {
+  return allowLists.get(host)?.has(peerId) ?? true
+}
+
 function allowListGater(allowPeers: string[]): ConnectionGater | undefined {
   if (allowPeers.length === 0) return undefined
   const allowed = new Set(allowPeers)
@@ -48,7 +59,7 @@ function allowListGater(allowPeers: string[]): ConnectionGater | undefined {
 }
 
 export async function createPeerHost(options: PeerHostOptions): Promise<PeerHost> {
-  return createLibp2p({
+  const host = await createLibp2p({
     privateKey: options.privateKey,
     addresses: { listen: [options.listen] },
     transports: [tcp()],
@@ -67,5 +78,7 @@ export async function createPeerHost(options: PeerHostOptions): Promise<PeerHost
         floodPublish: true,
       }),
     },
-  }) as Promise<PeerHost>
+  }) as PeerHost
+  if (options.allowPeers.length > 0) allowLists.set(host, new Set(options.allowPeers))
+  return host
 }

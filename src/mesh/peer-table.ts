@@ -68,17 +68,18 @@ export class PeerTable {
   }
 
   /**
-   * Fresh, connected peers under their own high-water mark that take events. A peer
-   * that just died stays fresh for a few intervals; its connection is gone at once, and a
-   * batch handed to it would wait in the handing-off bucket until it comes back.
-   */
-  /**
    * Pipelines a peer must run to take this node's overflow: a handed-off event is
    * processed by the receiver's own pipelines, so one that lacks some of ours would
    * ack events without doing what this node would have done with them.
    */
   requiredPipelines: string[] = []
 
+  /**
+   * Fresh, connected peers under their own high-water mark that run our pipelines and
+   * take events. A peer that just died stays fresh for a few intervals; its connection
+   * is gone at once, and a batch handed to it would wait in the handing-off bucket until
+   * it comes back.
+   */
   withRoom(): PeerEntry[] {
     const now = this.now()
     return this.fresh().filter((e) => {

@@ -1,0 +1,54 @@
+// The peer table on its own, with a fake clock: freshness, expiry, room and choice.
+import { describe, expect, it } from 'vitest'
+import type { Announcement } from '../../src/mesh/announcement.js'
+import { PeerTable } from '../../src/mesh/peer-table.js'
+
+function announcement(peerId: string, extra: Partial<Announcement> = {}): Announcement {
+  return {
+    v: 1, node: peerId, peerId, http: '127.0.0.1:1', addrs: [], depth: 0, inflight: 0, highWaterMark: 100, lowWaterMark: 50,
+    maxEvents: 1000, accepting: true, drainRate: 0, pipelines: ['p'], sentAt: 0, ...extra,
+  }
+}
+
+describe('PeerTable', () => {
+  it('stops using a silent peer after freshMs and forgets it after expireMs, in /stats too', () => {
+    let now = 1_000
+    const table = new PeerTable(1_000, 5_000, () => now)
+    table.update(announcement('x', { sentAt: now }), 'http://x')
+    expect(table.withRoom().map((e) => e.announcement.peerId)).toEqual(['x'])
+    now += 1_001
+    expect(table.withRoom()).toEqual([])
+    expect(table.runners('p')).toEqual([])
+    expect(table.view(() => false).map((v) => v.peerId)).toEqual(['x'])
+    now += 5_000
+    expect(table.view(() => false)).toEqual([])
+    expect(table.get('x')).toBeUndefined()
+  })
+
+  it('offers only accepting peers under their high-water mark and not refused lately; prefers the less loaded', () => {
+    let now = 0
+    const table = new PeerTable(10_000, 60_000, () => now)
+    table.update(announcement('full', { depth: 100 }), '')
+    table.update(announcement('closed', { accepting: false }), '')
+    table.update(announcement('busy', { depth: 90 }), '')
+    table.update(announcement('idle', { depth: 1 }), '')
+    expect(table.withRoom().map((e) => e.announcement.peerId).sort()).toEqual(['busy', 'idle'])
+    expect(table.choose()?.announcement.peerId).toBe('idle')
+    expect(table.leastLoaded()?.announcement.peerId).toBe('idle')
+    table.markRefused('idle', 1_000)
+    expect(table.choose()?.announcement.peerId).toBe('busy')
+    now += 1_000
+    expect(table.choose()?.announcement.peerId).toBe('idle')
+  })
+
+  it('offers no handoff to a peer it holds no connection to, though its gossip is still fresh', () => {
+    const table = new PeerTable(10_000, 60_000, () => 0)
+    table.update(announcement('up'), '')
+    table.update(announcement('down'), '')
+    expect(table.withRoom()).toHaveLength(2) // no connectivity known yet: all
+    table.setConnected((peerId) => peerId === 'up')
+    expect(table.withRoom().map((e) => e.announcement.peerId)).toEqual(['up'])
+    expect(table.runners('p')).toHaveLength(2) // routing may still dial it
+    expect(table.view(() => false)).toHaveLength(2)
+  })
+})
