@@ -12,7 +12,7 @@ import { basename, dirname } from 'node:path'
 import type { z } from 'zod'
 import { bool, strict, text } from '../../config/fields.js'
 import { sizeSchema } from '../../util/size.js'
-import { GroupCommit } from '../../util/group-commit.js'
+import { GroupCommit } from '../../queue/group-commit.js'
 import type { OutputEntry } from '../registry-types.js'
 import type { Output } from '../types.js'
 
@@ -103,7 +103,7 @@ export function createFileOutput(options: FileOutputOptions): Output {
     size = 0
   }
 
-  const commit = new GroupCommit<string>(async (lines) => {
+  const writeLines = async (lines: string[]): Promise<void> => {
     try {
       if (rotateBytes === undefined) return await append(lines.join(''))
       await ensureOpen()
@@ -127,6 +127,11 @@ export function createFileOutput(options: FileOutputOptions): Output {
       await broken?.close().catch(() => {})
       throw err
     }
+  }
+  // One append and one fsync for every writer waiting meanwhile; a failure fails them all.
+  const commit = new GroupCommit<string[], void>(async (groups) => {
+    await writeLines(groups.flat())
+    return groups.map(() => ({ ok: true as const, value: undefined }))
   })
   return {
     kind: 'file',
@@ -134,7 +139,7 @@ export function createFileOutput(options: FileOutputOptions): Output {
       await commit.submit(records.map((r) => JSON.stringify(r) + '\n'))
     },
     async stop() {
-      await commit.drained()
+      await commit.drain()
       await handle?.close()
       handle = undefined
     },
