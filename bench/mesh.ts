@@ -15,6 +15,9 @@ import { join } from 'node:path'
 import { Cleanup, envInt, eventOfSize, fmt, line, makeTempRoot, sleep, waitUntil } from './support.js'
 
 const bundle = join(process.cwd(), 'dist', 'binge.mjs')
+/** BENCH_ONLY: a comma list of handoff, processing, gossip (default: all three). */
+const ONLY = new Set((process.env.BENCH_ONLY ?? 'handoff,processing,gossip').split(',').map((s) => s.trim()))
+const SIZES = (process.env.BENCH_HANDOFF_SIZES ?? '1,64,512').split(',').map(Number)
 
 interface Child {
   id: string
@@ -104,8 +107,10 @@ async function handoffRate(root: string, batchSize: number, total: number): Prom
     await postAll(a, total)
     const before = await stats(a)
     const movable = before.queue.unprocessed
-    // B runs the same pipeline (overflow goes only to peers that do), with no output: it finishes events at once.
-    const b = await startChild(cleanup, join(root, `h${batchSize}`), 'b', `queue: { maxEvents: 1000000, maxBytes: 4GiB }\n${mesh(`, bootstrap: ['${a.addr}']`)}\npipelines:\n  p: {}\n`)
+    // B runs the same pipeline (overflow goes only to peers that do), its output stalled
+    // too and its marks above the total: this measures moving events from A's disk to
+    // B's, not B's processing, and B never refuses.
+    const b = await startChild(cleanup, join(root, `h${batchSize}`), 'b', `queue: { highWaterMark: 2000000, lowWaterMark: 1000000, maxEvents: 3000000, maxBytes: 8GiB }\nworkers: 1\n${mesh(`, bootstrap: ['${a.addr}']`)}\npipelines:\n  p: { outputs: [ { http: { url: '${stalled.url}', timeout: 10m } } ] }\n`)
     await waitUntil('A to see B', async () => (await stats(a)).peers.some((p) => p.node === b.id), 60_000, 20)
     const t0 = performance.now()
     await waitUntil('A to hand off its backlog', async () => (await stats(a)).counters.handedOff >= movable, 600_000, 50)
@@ -175,30 +180,43 @@ async function main(): Promise<void> {
   const total = envInt('BENCH_HANDOFF_EVENTS', 20_000)
   const summary: Record<string, unknown> = {}
   try {
-    process.stdout.write(`binge mesh benchmark: node ${process.version}, 1 KB events, child processes of dist/binge.mjs\n\n== handoff throughput between two nodes (${fmt.int(total)} events)\n`)
-    for (const size of [1, 64, 512]) {
-      const rate = await handoffRate(root, size, size === 1 ? Math.min(total, 5_000) : total)
-      summary[`handoff${size}`] = Math.round(rate)
-      line(`handoff batch ${size}`, `${fmt.int(rate)} events/s`)
-    }
-    const events = envInt('BENCH_MESH_EVENTS', 20_000)
-    process.stdout.write(`\n== processing with a slow output (webhook answers after 40 ms; 1 worker per node), ${fmt.int(events)} events POSTed to one node\n`)
-    const one = await processingRate(root, 1, events)
-    line('one node', `${fmt.int(one)} events/s`)
-    const three = await processingRate(root, 3, events)
-    line('three-node mesh', `${fmt.int(three)} events/s`)
-    line('  mesh / one node', `${fmt.ratio(three / one)}x   (aim >= 2.5x)`)
-    Object.assign(summary, { oneNode: Math.round(one), threeNodes: Math.round(three), ratio: Number((three / one).toFixed(2)) })
-    process.stdout.write('\n== gossip latency (interval 1 s) and idle RSS in a 3-node mesh\n')
-    const { latencies, rss } = await gossipAndRss(root)
-    latencies.sort((x, y) => x - y)
-    line('load change seen by a peer', `median ${fmt.ms(latencies[2]!)}, max ${fmt.ms(latencies[4]!)} (includes up to one interval)`)
-    line('idle RSS per node', rss.map((r) => fmt.mib(r)).join(', ') + '   (aim < 100 MiB)')
-    Object.assign(summary, { gossipMedianMs: Math.round(latencies[2]!), rssMiB: rss.map((r) => Number((r / 2 ** 20).toFixed(1))) })
+    process.stdout.write(`binge mesh benchmark: node ${process.version}, 1 KB events, child processes of dist/binge.mjs\n`)
+    if (ONLY.has('handoff')) await handoffSection(root, total, summary)
+    if (ONLY.has('processing')) await processingSection(root, summary)
+    if (ONLY.has('gossip')) await gossipSection(root, summary)
     process.stdout.write(JSON.stringify(summary) + '\n')
   } finally {
     await cleanup.runAll()
   }
+}
+
+async function handoffSection(root: string, total: number, summary: Record<string, unknown>): Promise<void> {
+  process.stdout.write(`\n== handoff throughput between two nodes (${fmt.int(total)} events; B stores, it does not process)\n`)
+  for (const size of SIZES) {
+    const rate = await handoffRate(root, size, size === 1 ? Math.min(total, 5_000) : total)
+    summary[`handoff${size}`] = Math.round(rate)
+    line(`handoff batch ${size}`, `${fmt.int(rate)} events/s`)
+  }
+}
+
+async function processingSection(root: string, summary: Record<string, unknown>): Promise<void> {
+  const events = envInt('BENCH_MESH_EVENTS', 20_000)
+  process.stdout.write(`\n== processing with a slow output (webhook answers after 40 ms; 1 worker per node), ${fmt.int(events)} events POSTed to one node\n`)
+  const one = await processingRate(root, 1, events)
+  line('one node', `${fmt.int(one)} events/s`)
+  const three = await processingRate(root, 3, events)
+  line('three-node mesh', `${fmt.int(three)} events/s`)
+  line('  mesh / one node', `${fmt.ratio(three / one)}x   (aim >= 2.5x)`)
+  Object.assign(summary, { oneNode: Math.round(one), threeNodes: Math.round(three), ratio: Number((three / one).toFixed(2)) })
+}
+
+async function gossipSection(root: string, summary: Record<string, unknown>): Promise<void> {
+  process.stdout.write('\n== gossip latency (interval 1 s) and idle RSS in a 3-node mesh\n')
+  const { latencies, rss } = await gossipAndRss(root)
+  latencies.sort((x, y) => x - y)
+  line('load change seen by a peer', `median ${fmt.ms(latencies[2]!)}, max ${fmt.ms(latencies[4]!)} (includes up to one interval)`)
+  line('idle RSS per node', rss.map((r) => fmt.mib(r)).join(', ') + '   (aim < 100 MiB)')
+  Object.assign(summary, { gossipMedianMs: Math.round(latencies[2]!), rssMiB: rss.map((r) => Number((r / 2 ** 20).toFixed(1))) })
 }
 
 await main()

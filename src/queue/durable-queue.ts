@@ -5,7 +5,8 @@
 // Design constraints:
 // - An accepted event is in exactly one bucket after any crash: every move between
 //   buckets is a del + put in one atomic batch, and enqueue writes the event and its
-//   dedupe entry in the same batch.
+//   dedupe entry in the same batch. A handoff batch does not move its events: one
+//   header lists them and they stay unprocessed, held (handoff-store.ts).
 // - enqueue resolves only after its batch is written with the configured sync (group
 //   commit: concurrent calls share one fsync), and so does takeForHandoff: a batch is
 //   on disk as promised to its peer before the mesh sends it, so a sender that crashes
@@ -32,7 +33,7 @@ import { deadletterOps, findDeadletters, replayOps } from './deadletters.js'
 import { DedupeSweeper, sweepChunk, sweepInterval } from './dedupe-sweeper.js'
 import { type Outcome, GroupCommit } from './group-commit.js'
 import { HandoffBook, takeLimit } from './handoff-book.js'
-import { completeOps, findNewest, readBatch, returnOps, takeOps } from './handoff-store.js'
+import { CoveredSpans, completeOps, findNewest, returnOps, takeOps } from './handoff-store.js'
 import * as k from './keys.js'
 import type { Op } from './keys.js'
 import { planEnqueue } from './enqueue-plan.js'
@@ -98,8 +99,10 @@ export class DurableQueue implements EventQueue {
   private readonly counts: Omit<QueueDepth, 'handingOff'> = { unprocessed: 0, inflight: 0, deadletter: 0, bytes: 0 }
   /** Bytes of each in-flight event, by queue key. */
   private readonly inflight = new InflightClaims<number>()
-  /** Pending handoff batches, with the bytes of each event. */
+  /** Pending handoff batches, with the bytes of each event; their events stay in unprocessed, held. */
   private readonly handoffs = new HandoffBook<number>()
+  /** Where takes need not read again (handoff-store.ts). */
+  private readonly covered = new CoveredSpans()
   private nextSeq = 0
   /** Dequeue reads unprocessed keys from here on (inclusive). */
   private cursor = k.ranges.unprocessed.gte
@@ -130,6 +133,7 @@ export class DurableQueue implements EventQueue {
         this.cursor = k.ranges.unprocessed.gte
         this.inflight.clear()
         this.handoffs.clear()
+        this.covered.clear()
         for (const batch of r.handoffs) this.handoffs.add(batch)
         this.sweeper.start()
         return {
@@ -168,24 +172,44 @@ export class DurableQueue implements EventQueue {
       this.moves.run(async () => {
         const limit = Math.floor(max)
         if (!(limit > 0) || this.counts.unprocessed === 0) return []
-        const range = { gte: this.cursor, lt: k.ranges.unprocessed.lt }
-        const entries = await this.db.iterator({ ...range, limit, highWaterMarkBytes: k.READ_AHEAD }).all()
-        if (entries.length === 0) return []
+        const found = await this.readFree(limit)
+        if (found.entries.length === 0) return []
         const ops: Op[] = []
         const events: QueuedEvent[] = []
-        for (const [dbKey, value] of entries) {
+        for (const [dbKey, value] of found.entries) {
           const key = k.queueKeyOf(dbKey)
           ops.push({ type: 'del', key: dbKey }, { type: 'put', key: k.inflightKey(key), value })
           events.push({ ...(JSON.parse(value) as EventRecord), key })
         }
         await this.write(ops, false)
-        entries.forEach(([, value], i) => this.inflight.add(events[i]!.key, Buffer.byteLength(value)))
-        this.cursor = `${entries[entries.length - 1]![0]}\u0000`
-        this.counts.unprocessed -= entries.length
-        this.counts.inflight += entries.length
+        found.entries.forEach(([, value], i) => this.inflight.add(events[i]!.key, Buffer.byteLength(value)))
+        // Past the held keys read over too: returning their batch moves the cursor back.
+        this.cursor = `${found.last}\u0000`
+        this.counts.unprocessed -= found.entries.length
+        this.counts.inflight += found.entries.length
         return events
       }),
     )
+  }
+
+  /** The oldest `limit` unprocessed events at or after the cursor that no handoff holds. */
+  private async readFree(limit: number): Promise<{ entries: Array<[string, string]>; last: string }> {
+    const entries: Array<[string, string]> = []
+    let last = ''
+    const it = this.db.iterator({ gte: this.cursor, lt: k.ranges.unprocessed.lt, highWaterMarkBytes: k.READ_AHEAD })
+    try {
+      while (entries.length < limit) {
+        const chunk = await it.nextv(limit - entries.length)
+        if (chunk.length === 0) break
+        for (const entry of chunk) {
+          last = entry[0]
+          if (!this.handoffs.holds(k.queueKeyOf(entry[0]))) entries.push(entry)
+        }
+      }
+    } finally {
+      await it.close()
+    }
+    return { entries, last }
   }
 
   async waitForWork(signal?: AbortSignal): Promise<void> {
@@ -251,6 +275,7 @@ export class DurableQueue implements EventQueue {
         }
         const oldest = k.unprocessedKey([...keys].sort()[0]!)
         if (oldest < this.cursor) this.cursor = oldest
+        this.covered.forget(keys.map(k.unprocessedKey))
         this.counts.inflight -= keys.length
         this.counts.unprocessed += keys.length
         this.work.notify()
@@ -302,13 +327,14 @@ export class DurableQueue implements EventQueue {
         this.handoffs.checkNew(options.handoffId)
         const limit = takeLimit(max)
         if (limit === 0 || this.counts.unprocessed === 0) return undefined
-        const range = { gte: this.cursor, lt: k.ranges.unprocessed.lt }
-        const found = await findNewest(this.db, range, limit, options)
+        // Nothing is at or past the next sequence number (see CoveredSpans).
+        const range = { gte: this.cursor, lt: k.unprocessedKey(k.seqString(this.nextSeq)) }
+        const found = await findNewest(this.db, range, limit, options, (key) => this.handoffs.holds(key), this.covered)
         if (found.length === 0) return undefined
         const { handoffId, peer } = options
         const takenAt = this.now()
-        await this.write(takeOps(handoffId, { peer, takenAt }, found), this.options.sync !== 'none')
         const keys = found.map((f) => f.key)
+        await this.write(takeOps(handoffId, { peer, takenAt, keys }), this.options.sync !== 'none')
         this.handoffs.add({ handoffId, peer, takenAt, keys, values: found.map((f) => Buffer.byteLength(f.json)) })
         this.counts.unprocessed -= found.length
         return { handoffId, peer, takenAt, events: found.map((f) => f.record) }
@@ -337,7 +363,7 @@ export class DurableQueue implements EventQueue {
         const batch = this.handoffs.claim(handoffId)
         if (batch === undefined) return
         try {
-          await this.write(returnOps(batch, await readBatch(this.db, batch)), false)
+          await this.write(returnOps(batch), false)
         } catch (err) {
           this.handoffs.release(handoffId)
           throw err
@@ -346,6 +372,7 @@ export class DurableQueue implements EventQueue {
         // The batch's keys are in queue order: its first is its oldest (see nack).
         const oldest = k.unprocessedKey(batch.keys[0]!)
         if (oldest < this.cursor) this.cursor = oldest
+        this.covered.forget(batch.keys.map(k.unprocessedKey))
         this.counts.unprocessed += batch.keys.length
         this.work.notify()
       }),
@@ -355,13 +382,13 @@ export class DurableQueue implements EventQueue {
   pendingHandoffs(): Promise<HandoffBatch[]> {
     return this.life.run(async () => {
       const batches = this.handoffs.list()
-      const values = await this.db.getMany(batches.flatMap((b) => b.keys.map((key) => k.handoffEventKey(b.handoffId, key))))
+      const values = await this.db.getMany(batches.flatMap((b) => b.keys.map(k.unprocessedKey)))
       const pending: HandoffBatch[] = []
       let at = 0
       for (const { handoffId, peer, takenAt, keys } of batches) {
         const stored = values.slice(at, (at += keys.length))
         // Completed or returned while this read ran: no longer pending.
-        if (stored.some((v) => v === undefined)) continue
+        if (!this.handoffs.pending(handoffId) || stored.some((v) => v === undefined)) continue
         pending.push({ handoffId, peer, takenAt, events: stored.map((v) => JSON.parse(v!) as EventRecord) })
       }
       return pending

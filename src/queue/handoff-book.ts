@@ -20,6 +20,8 @@ export interface HeldBatch<V> {
 export class HandoffBook<V> {
   private readonly batches = new Map<string, HeldBatch<V>>()
   private readonly settling = new Set<string>()
+  /** The queue keys of every stored batch. */
+  private readonly keys = new Set<string>()
   private held = 0
 
   /** Events in every batch still stored, those being finished included. */
@@ -39,7 +41,18 @@ export class HandoffBook<V> {
 
   add(batch: HeldBatch<V>): void {
     this.batches.set(batch.handoffId, batch)
+    for (const key of batch.keys) this.keys.add(key)
     this.held += batch.keys.length
+  }
+
+  /** Is the batch stored and not being finished? */
+  pending(handoffId: string): boolean {
+    return this.batches.has(handoffId) && !this.settling.has(handoffId)
+  }
+
+  /** Is the event under this queue key in a stored batch? */
+  holds(key: string): boolean {
+    return this.keys.has(key)
   }
 
   /** Reserve a pending batch for finishing; undefined if unknown or already being finished. */
@@ -56,6 +69,7 @@ export class HandoffBook<V> {
     if (batch === undefined) return
     this.batches.delete(handoffId)
     this.settling.delete(handoffId)
+    for (const key of batch.keys) this.keys.delete(key)
     this.held -= batch.keys.length
   }
 
@@ -74,6 +88,7 @@ export class HandoffBook<V> {
   clear(): void {
     this.batches.clear()
     this.settling.clear()
+    this.keys.clear()
     this.held = 0
   }
 }
@@ -84,10 +99,18 @@ export function takeLimit(max: number): number {
   return limit > 0 ? limit : 0
 }
 
+/**
+ * The stored event if a handoff under `options` may take it, else why not: `hops` (no
+ * handoff ever may) or `origin` (not to this peer; to another, maybe).
+ */
+export function handoffFit(json: string, options: TakeForHandoffOptions): { record?: EventRecord; why?: 'hops' | 'origin' } {
+  const record = JSON.parse(json) as EventRecord
+  if (!(record.hops < options.maxHops)) return { why: 'hops' }
+  if (options.excludeOrigin !== undefined && record.origin === options.excludeOrigin) return { why: 'origin' }
+  return { record }
+}
+
 /** The stored event if a handoff under `options` may take it. */
 export function eligible(json: string, options: TakeForHandoffOptions): EventRecord | undefined {
-  const record = JSON.parse(json) as EventRecord
-  if (!(record.hops < options.maxHops)) return undefined
-  if (options.excludeOrigin !== undefined && record.origin === options.excludeOrigin) return undefined
-  return record
+  return handoffFit(json, options).record
 }

@@ -45,6 +45,15 @@ export function seqString(seq: number): string {
 export const unprocessedKey = (key: string): string => unprocessed.start + key
 export const inflightKey = (key: string): string => inflight.start + key
 export const queueKeyOf = (dbKey: string): string => dbKey.slice(unprocessed.start.length)
+/** The largest unprocessed key strictly before `bound` (an unprocessed key, maybe with a suffix). */
+export function unprocessedKeyBelow(bound: string): string | undefined {
+  if (!bound.startsWith(unprocessed.start)) return bound < unprocessed.start ? undefined : unprocessedKey('9'.repeat(SEQ_WIDTH))
+  const digits = bound.slice(unprocessed.start.length, unprocessed.start.length + SEQ_WIDTH)
+  if (!isQueueKey(digits)) return undefined
+  if (bound.length > unprocessed.start.length + SEQ_WIDTH) return unprocessedKey(digits)
+  const seq = Number(digits)
+  return seq > 0 ? unprocessedKey(seqString(seq - 1)) : undefined
+}
 export const isQueueKey = (key: string): boolean =>
   key.length === SEQ_WIDTH && /^[0-9]+$/.test(key)
 
@@ -62,10 +71,10 @@ export const deadletterRangeOf = (id: string): Range => ({
 })
 
 /**
- * Handing-off bucket: per batch, a header `h!ID NUL` (peer, time taken) and its events
- * under `h!ID NUL queueKey`, so a batch is one contiguous range with its header first.
- * Handoff ids are made by this node and never contain NUL (handoff-book.ts checks), so
- * one id's range never holds another's keys.
+ * Handing-off bucket: per batch, one header `h!ID NUL` (peer, time taken, the queue keys
+ * of its events, which stay in unprocessed: handoff-store.ts). Layout 1 also kept the
+ * events here, under `h!ID NUL queueKey`; opening such a store migrates it. Handoff ids
+ * are made by this node and never contain NUL (handoff-book.ts checks).
  */
 export const handoffHeaderKey = (handoffId: string): string => `${handingOff.start}${handoffId}\u0000`
 export const handoffEventKey = (handoffId: string, queueKey: string): string =>

@@ -15,13 +15,14 @@
 import type { Level } from 'level'
 import { BingeError } from '../errors.js'
 import type { HeldBatch } from './handoff-book.js'
-import { scanHandoffs } from './handoff-store.js'
+import { migrateLayout1, scanHandoffs } from './handoff-store.js'
 import { READ_AHEAD, inflightKey, metaKey, nextSeqKey, queueKeyOf, ranges, unprocessedKey } from './keys.js'
 
 type Db = Level<string, string>
 
 const CHUNK = 2000
-const FORMAT = '1'
+/** 2: a handoff batch is a header listing its events' keys; they stay unprocessed (handoff-store.ts). */
+const FORMAT = '2'
 
 export interface Recovered {
   requeued: number
@@ -38,29 +39,40 @@ export interface Recovered {
 
 export async function recover(db: Db): Promise<Recovered> {
   const requeued = await requeueInflight(db)
-  const scan = await scanUnprocessed(db)
-  const handing = await scanHandoffs(db)
+  const headers = await scanHandoffs(db)
+  const held = new Map<string, number>()
+  for (const { header } of headers) for (const key of header.keys) held.set(key, 0)
+  const scan = await scanUnprocessed(db, held)
   const deadletter = await countKeys(db, ranges.deadletter)
   // Past every key ever handed out, not just past those still queued: dead letters
   // carry their queue key, so a reused one could collide with an older dead letter.
   const persisted = Number((await db.get(nextSeqKey)) ?? 0)
-  const nextSeq = Math.max(scan.nextSeq, handing.nextSeq, Number.isSafeInteger(persisted) ? persisted : 0)
+  const nextSeq = Math.max(scan.nextSeq, Number.isSafeInteger(persisted) ? persisted : 0)
+  const handoffs = headers.map(({ handoffId, header }): HeldBatch<number> => ({
+    handoffId, peer: header.peer, takenAt: header.takenAt, keys: header.keys, values: header.keys.map((key) => held.get(key)!),
+  }))
   return {
     requeued,
     unprocessed: scan.count,
     deadletter,
-    handoffs: handing.batches,
-    handingOff: handing.events,
-    bytes: scan.bytes + handing.bytes,
+    handoffs,
+    handingOff: held.size,
+    bytes: scan.bytes,
     nextSeq,
   }
 }
 
-/** Stamp a new store with the layout version; refuse one written in another layout. */
+/**
+ * Stamp a new store with the layout version, bring one of layout 1 to 2 (one atomic
+ * batch), and refuse one written in a layout this version does not know.
+ */
 export async function checkFormat(db: Db): Promise<void> {
   const format = await db.get(metaKey('format'))
   if (format === undefined) await db.put(metaKey('format'), FORMAT, { sync: true })
-  else if (format !== FORMAT) {
+  else if (format === '1') {
+    const ops = await migrateLayout1(db)
+    await db.batch([...ops, { type: 'put', key: metaKey('format'), value: FORMAT }], { sync: true })
+  } else if (format !== FORMAT) {
     throw new BingeError('BINGE_INTERNAL', `queue in ${db.location} has unknown layout ${format}`)
   }
 }
@@ -83,7 +95,11 @@ async function requeueInflight(db: Db): Promise<number> {
   return ops.length / 2
 }
 
-async function scanUnprocessed(db: Db): Promise<{ count: number; bytes: number; nextSeq: number }> {
+/**
+ * Count the free unprocessed events, and the bytes of all of them; fills in the bytes
+ * of each held one (`held`, by queue key), which is not counted.
+ */
+async function scanUnprocessed(db: Db, held: Map<string, number>): Promise<{ count: number; bytes: number; nextSeq: number }> {
   let count = 0
   let bytes = 0
   let last: string | undefined
@@ -91,7 +107,14 @@ async function scanUnprocessed(db: Db): Promise<{ count: number; bytes: number; 
   try {
     for (let chunk = await it.nextv(CHUNK); chunk.length > 0; chunk = await it.nextv(CHUNK)) {
       count += chunk.length
-      for (const entry of chunk) bytes += Buffer.byteLength(entry[1])
+      for (const [key, value] of chunk) {
+        const size = Buffer.byteLength(value)
+        bytes += size
+        if (held.size > 0 && held.has(queueKeyOf(key))) {
+          held.set(queueKeyOf(key), size)
+          count--
+        }
+      }
       last = chunk[chunk.length - 1]![0]
     }
   } finally {

@@ -5,6 +5,7 @@
 import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
+import { Level } from 'level'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { DurableQueue, type DurableQueueOptions } from '../../src/queue/durable-queue.js'
 import { createQueue } from '../../src/queue/index.js'
@@ -102,6 +103,65 @@ describe('handoff', () => {
     await again.returnHandoff('h1')
     // d under a key of the batch would have been overwritten by the return.
     expect((await again.dequeue(10)).map((e) => e.id)).toEqual(['a', 'b', 'c', 'd'])
+  })
+
+  it('holds a batch by one small header: the events are not written again', async () => {
+    const q = await open()
+    const pad = 'x'.repeat(4000)
+    await q.enqueue(['a', 'b', 'c'].map((id) => event(id, { data: { pad } })))
+    await q.takeForHandoff(3, { handoffId: 'h1', peer: 'p', maxHops: 1 })
+    await q.close()
+    const db = new Level<string, string>(dir, { valueEncoding: 'utf8' })
+    const bucket = await db.iterator({ gte: 'h!', lt: 'h"' }).all()
+    await db.close()
+    expect(bucket).toHaveLength(1)
+    expect(bucket[0]![1].length).toBeLessThan(200)
+    expect(JSON.parse(bucket[0]![1])).toMatchObject({ peer: 'p', keys: expect.any(Array) })
+  })
+
+  it('takes the newest events past held ones and over many completed batches, and dequeue passes held ones by', async () => {
+    const q = await open({ sync: 'none' })
+    await q.enqueue(Array.from({ length: 300 }, (_, i) => event(`e${i}`)))
+    const ids = async (handoffId: string, max: number) =>
+      (await q.takeForHandoff(max, { handoffId, peer: 'p', maxHops: 1 }))?.events.map((e) => e.id) ?? []
+    expect(await ids('h0', 10)).toEqual(Array.from({ length: 10 }, (_, i) => `e${290 + i}`))
+    for (let n = 1; n <= 20; n++) {
+      expect(await ids(`h${n}`, 10)).toEqual(Array.from({ length: 10 }, (_, i) => `e${290 - 10 * n + i}`))
+      await q.completeHandoff(`h${n}`)
+    }
+    // New events are newer than every covered span.
+    await q.enqueue([event('late')])
+    expect(await ids('h21', 2)).toEqual(['e89', 'late'])
+    // A returned batch is free again: taken again first, being the newest.
+    await q.returnHandoff('h0')
+    expect(await ids('h22', 3)).toEqual(['e297', 'e298', 'e299'])
+    expect(q.depth()).toMatchObject({ unprocessed: 89 + 7, handingOff: 2 + 3 })
+    const all = await q.dequeue(1000)
+    expect(all.map((e) => e.id)).toEqual([...Array.from({ length: 89 }, (_, i) => `e${i}`), ...Array.from({ length: 7 }, (_, i) => `e${290 + i}`)])
+  })
+
+  it('opens a store of layout 1 (events moved into the bucket) and resends its batches', async () => {
+    const db = new Level<string, string>(dir, { valueEncoding: 'utf8' })
+    const json = (id: string) => JSON.stringify(event(id))
+    const key = (n: number) => String(n).padStart(16, '0')
+    await db.batch([
+      { type: 'put', key: 'm!format', value: '1' },
+      { type: 'put', key: 'm!next-seq', value: '3' },
+      { type: 'put', key: `u!${key(0)}`, value: json('a') },
+      { type: 'put', key: 'h!old\u0000', value: JSON.stringify({ peer: 'p', takenAt: 5 }) },
+      { type: 'put', key: `h!old\u0000${key(1)}`, value: json('b') },
+      { type: 'put', key: `h!old\u0000${key(2)}`, value: json('c') },
+    ])
+    await db.close()
+    const q = await open()
+    expect(q.depth()).toMatchObject({ unprocessed: 1, handingOff: 2 })
+    expect((await q.pendingHandoffs()).map((b) => [b.handoffId, b.peer, b.events.map((e) => e.id)])).toEqual([['old', 'p', ['b', 'c']]])
+    expect((await q.dequeue(10)).map((e) => e.id)).toEqual(['a'])
+    await q.returnHandoff('old')
+    expect((await q.dequeue(10)).map((e) => e.id)).toEqual(['b', 'c'])
+    await q.close()
+    const again = await open()
+    expect(again.depth()).toMatchObject({ unprocessed: 3, handingOff: 0 })
   })
 })
 
