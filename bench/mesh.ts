@@ -17,6 +17,9 @@ import { Cleanup, envInt, eventOfSize, fmt, line, makeTempRoot, sleep, waitUntil
 const bundle = join(process.cwd(), 'dist', 'binge.mjs')
 /** BENCH_ONLY: a comma list of handoff, processing, gossip (default: all three). */
 const ONLY = new Set((process.env.BENCH_ONLY ?? 'handoff,processing,gossip').split(',').map((s) => s.trim()))
+/** BENCH_HANDOFF_CONCURRENCY: handoff batches in flight (default 4, the config's default). */
+const CONCURRENCY = envInt('BENCH_HANDOFF_CONCURRENCY', 4)
+/** BENCH_HANDOFF_SIZES: batch sizes to measure (default 1,64,512). */
 const SIZES = (process.env.BENCH_HANDOFF_SIZES ?? '1,64,512').split(',').map(Number)
 
 interface Child {
@@ -102,7 +105,7 @@ async function handoffRate(root: string, batchSize: number, total: number): Prom
   const cleanup = new Cleanup()
   try {
     const stalled = await webhook(cleanup, -1)
-    const mesh = (extra = '') => `mesh: { listen: /ip4/127.0.0.1/tcp/0, gossipInterval: 250ms, handoffBatch: ${batchSize}, handoffConcurrency: 4${extra} }`
+    const mesh = (extra = '') => `mesh: { listen: /ip4/127.0.0.1/tcp/0, gossipInterval: 250ms, handoffBatch: ${batchSize}, handoffConcurrency: ${CONCURRENCY}${extra} }`
     const a = await startChild(cleanup, join(root, `h${batchSize}`), 'a', `queue: { highWaterMark: 1, lowWaterMark: 0, maxEvents: 1000000, maxBytes: 4GiB }\nworkers: 1\n${mesh()}\npipelines:\n  p: { outputs: [ { http: { url: '${stalled.url}', timeout: 10m } } ] }\n`)
     await postAll(a, total)
     const before = await stats(a)

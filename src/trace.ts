@@ -12,12 +12,22 @@ export interface TraceStep {
   peer?: string
 }
 
+type TraceExtra = Pick<TraceStep, 'pipeline' | 'detail' | 'peer'>
+
+/** A step as kept: the time as a number and the extra fields shared, not copied (add is per event). */
+interface StoredStep {
+  state: string
+  at: number
+  extra: TraceExtra | undefined
+}
+
 export class TraceStore {
-  private readonly entries = new Map<string, TraceStep[]>()
+  private readonly entries = new Map<string, StoredStep[]>()
 
   constructor(private readonly nodeId: string, private readonly capacity = 10_000) {}
 
-  add(id: string, state: string, extra: Pick<TraceStep, 'pipeline' | 'detail' | 'peer'> = {}): void {
+  /** Record a step; `extra` is kept as given (callers pass one object for a whole batch). */
+  add(id: string, state: string, extra?: TraceExtra): void {
     let steps = this.entries.get(id)
     if (!steps) {
       if (this.entries.size >= this.capacity) {
@@ -28,10 +38,10 @@ export class TraceStore {
       this.entries.set(id, steps)
     }
     // Bound one id's history too: a replayed poison event must not grow without end.
-    if (steps.length < 64) steps.push({ state, node: this.nodeId, at: new Date().toISOString(), ...extra })
+    if (steps.length < 64) steps.push({ state, at: Date.now(), extra })
   }
 
   get(id: string): TraceStep[] | undefined {
-    return this.entries.get(id)
+    return this.entries.get(id)?.map((s) => ({ state: s.state, node: this.nodeId, at: new Date(s.at).toISOString(), ...s.extra }))
   }
 }

@@ -56,14 +56,10 @@ export async function receiveHandoff(body: unknown, c: HandoffReceiverComponents
   if (!parsed.success) return refused(`invalid handoff request: ${parsed.error.issues[0]?.message ?? 'bad shape'}`)
   const request = parsed.data
   const events: EventRecord[] = request.events.map((e) => ({ ...e, hops: e.hops + 1 }))
-  const seen = await c.queue.seen(events.map((e) => e.id))
-  const resend = seen.some(Boolean)
-  if (!resend) {
-    if (!c.accepting()) return refused('the node is not accepting events (starting or shutting down)')
-    if (request.kind === 'overflow' && c.queue.depth().unprocessed >= c.highWaterMark) return refused('over its high-water mark')
-    const missing = events.find((e) => e.pipeline !== undefined && !c.hasPipeline(e.pipeline))
-    if (missing) return refused(`does not run the pipeline "${missing.pipeline}"`)
-  }
+  const refusal = reasonToRefuse(request, events, c)
+  // Only a new batch may be refused; the dedupe lookup that tells a resend is paid
+  // here only when there is a reason (enqueue looks the ids up anyway).
+  if (refusal !== undefined && !(await c.queue.seen(events.map((e) => e.id))).some(Boolean)) return refused(refusal)
   let results
   try {
     results = await c.queue.enqueue(events)
@@ -74,6 +70,14 @@ export async function receiveHandoff(body: unknown, c: HandoffReceiverComponents
   const fresh = events.filter((_, i) => !results[i]!.duplicate)
   if (fresh.length > 0) c.onHandedIn(fresh, request.from)
   return { status: 'accepted', accepted: fresh.length, duplicates: events.length - fresh.length }
+}
+
+function reasonToRefuse(request: HandoffRequest, events: EventRecord[], c: HandoffReceiverComponents): string | undefined {
+  if (!c.accepting()) return 'the node is not accepting events (starting or shutting down)'
+  if (request.kind === 'overflow' && c.queue.depth().unprocessed >= c.highWaterMark) return 'over its high-water mark'
+  const missing = events.find((e) => e.pipeline !== undefined && !c.hasPipeline(e.pipeline))
+  if (missing) return `does not run the pipeline "${missing.pipeline}"`
+  return undefined
 }
 
 const responseSchema = z.union([

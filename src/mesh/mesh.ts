@@ -81,7 +81,8 @@ export class Mesh {
       hasPipeline: (name) => this.c.hasPipeline(name),
       onHandedIn: (events, from) => {
         this.c.handoff('in', events.length)
-        for (const e of events) this.c.trace.add(e.id, 'handedIn', { detail: `from ${from}` })
+        const step = { detail: `from ${from}` }
+        for (const e of events) this.c.trace.add(e.id, 'handedIn', step)
       },
     }))
     await serve(host, traceProtocol, timeout, async (body) => {
@@ -105,11 +106,13 @@ export class Mesh {
       send: (peer, batch) => this.send(peer, batch, 'overflow'),
       onHandedOff: (batch, peerNode) => {
         this.c.handoff('out', batch.events.length)
-        for (const e of batch.events) this.c.trace.add(e.id, 'handedOff', { detail: `to ${peerNode}`, peer: batch.peer })
+        const step = { detail: `to ${peerNode}`, peer: batch.peer }
+        for (const e of batch.events) this.c.trace.add(e.id, 'handedOff', step)
       },
       onTakenBack: (batch) => {
         this.c.handoff('takenBack', batch.events.length)
-        for (const e of batch.events) this.c.trace.add(e.id, 'takenBack', { detail: `peer ${batch.peer} unreachable` })
+        const step = { detail: `peer ${batch.peer} unreachable` }
+        for (const e of batch.events) this.c.trace.add(e.id, 'takenBack', step)
       },
     })
     await this.offloader.start()
@@ -156,7 +159,8 @@ export class Mesh {
         const answer = await this.send(batch.peer, batch, kind)
         if (answer.status === 'accepted') {
           this.c.handoff('out', events.length)
-          for (const e of events) this.c.trace.add(e.id, 'handedOff', { detail: `to ${peer.announcement.node}`, peer: batch.peer })
+          const step = { detail: `to ${peer.announcement.node}`, peer: batch.peer }
+          for (const e of events) this.c.trace.add(e.id, 'handedOff', step)
           return peer.announcement.node
         }
         this.table.markRefused(batch.peer, 2_000)

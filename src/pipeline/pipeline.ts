@@ -73,9 +73,12 @@ export class Pipeline {
   private readonly stepMeters: StepMeter[]
   /** The stateful steps' state and lock; undefined when the pipeline has none. */
   readonly state?: PipelineState
+  /** Shared by every trace step of this pipeline (the trace keeps it as is). */
+  private readonly traceStep: { pipeline: string }
 
   constructor(private readonly spec: PipelineSpec, private readonly deps: PipelineDeps) {
     this.name = spec.name
+    this.traceStep = { pipeline: spec.name }
     this.when = spec.when === undefined ? undefined : compile(spec.when)
     const state = new PipelineState(spec.name, deps.state ?? noState)
     const openState = <V>(index: number, kind: string) => state.open<V>(index, kind)
@@ -147,7 +150,7 @@ export class Pipeline {
     }
     for (const f of filtered) {
       this.deps.metrics.pipelineDone(this.name, 'filtered', (performance.now() - started) / 1000)
-      this.deps.trace.add(batch[f.index]!.id, 'filtered', { pipeline: this.name })
+      this.deps.trace.add(batch[f.index]!.id, 'filtered', this.traceStep)
       results[f.index] = { status: 'filtered', state: f.state }
     }
     if (!failure) {
@@ -213,7 +216,7 @@ export class Pipeline {
 
   private done(event: EventRecord, state: StateOp[], started: number): PipelineResult {
     this.deps.metrics.pipelineDone(this.name, 'processed', (performance.now() - started) / 1000)
-    this.deps.trace.add(event.id, 'processed', { pipeline: this.name })
+    this.deps.trace.add(event.id, 'processed', this.traceStep)
     return { status: 'processed', state }
   }
 

@@ -88,7 +88,7 @@ export class DurableQueue implements EventQueue {
   private db!: Level<string, string>
   private readonly life = new Lifecycle('durable queue')
   private readonly writer: GroupCommit<PreparedEvent[], EnqueueResult[]>
-  /** dequeue, nack, takeForHandoff, returnHandoff: each moves events out of or into unprocessed. */
+  /** dequeue, nack, takeForHandoff, returnHandoff, completeHandoff: each moves events out of or into unprocessed, or deletes some. */
   private readonly moves = new Mutex()
   /** Replays: two must not both take the same dead letter. */
   private readonly replays = new Mutex()
@@ -343,18 +343,22 @@ export class DurableQueue implements EventQueue {
   }
 
   completeHandoff(handoffId: string): Promise<void> {
-    return this.life.run(async () => {
-      const batch = this.handoffs.claim(handoffId)
-      if (batch === undefined) return
-      try {
-        await this.write(completeOps(batch), false)
-      } catch (err) {
-        this.handoffs.release(handoffId)
-        throw err
-      }
-      this.handoffs.finish(handoffId)
-      this.counts.bytes -= batch.values.reduce((n, b) => n + b, 0)
-    })
+    // Under the moves mutex: it deletes unprocessed keys, and a take or dequeue reading
+    // them from a snapshot taken before the delete must still find them held.
+    return this.life.run(() =>
+      this.moves.run(async () => {
+        const batch = this.handoffs.claim(handoffId)
+        if (batch === undefined) return
+        try {
+          await this.write(completeOps(batch), false)
+        } catch (err) {
+          this.handoffs.release(handoffId)
+          throw err
+        }
+        this.handoffs.finish(handoffId)
+        this.counts.bytes -= batch.values.reduce((n, b) => n + b, 0)
+      }),
+    )
   }
 
   returnHandoff(handoffId: string): Promise<void> {

@@ -140,6 +140,25 @@ describe('handoff', () => {
     expect(all.map((e) => e.id)).toEqual([...Array.from({ length: 89 }, (_, i) => `e${i}`), ...Array.from({ length: 7 }, (_, i) => `e${290 + i}`)])
   })
 
+  it('never takes an event twice when a batch completes while the next take reads', async () => {
+    const q = await open()
+    await q.enqueue(Array.from({ length: 400 }, (_, i) => event(`e${i}`, { origin: i % 3 === 0 ? 'b' : 'a' })))
+    const taken: string[] = []
+    let previous = (await q.takeForHandoff(10, { handoffId: 'h0', peer: 'p', maxHops: 1, excludeOrigin: 'b' }))!
+    taken.push(...previous.events.map((e) => e.id))
+    for (let n = 1; n < 40; n++) {
+      // Either may start first; both orders, every other round.
+      const take = () => q.takeForHandoff(5, { handoffId: `h${n}`, peer: 'p', maxHops: 1, excludeOrigin: 'b' })
+      const complete = () => q.completeHandoff(previous.handoffId)
+      const batch = n % 2 === 0 ? (await Promise.all([complete(), take()]))[1] : (await Promise.all([take(), complete()]))[0]
+      taken.push(...batch!.events.map((e) => e.id))
+      previous = batch!
+    }
+    expect(new Set(taken).size).toBe(taken.length)
+    expect(taken).toHaveLength(10 + 39 * 5)
+    expect(q.depth()).toMatchObject({ unprocessed: 400 - taken.length, handingOff: 5 })
+  })
+
   it('opens a store of layout 1 (events moved into the bucket) and resends its batches', async () => {
     const db = new Level<string, string>(dir, { valueEncoding: 'utf8' })
     const json = (id: string) => JSON.stringify(event(id))
