@@ -16,7 +16,6 @@ import { HttpServer } from './http/server.js'
 import { createLogger, type Logger } from './log.js'
 import { BingeError, asError } from './errors.js'
 import { Mesh } from './mesh/mesh.js'
-import { loadOf } from './mesh/peer-table.js'
 import { Metrics } from './metrics.js'
 import { Engine } from './pipeline/engine.js'
 import { meshForwarder } from './pipeline/outputs/forward.js'
@@ -203,7 +202,7 @@ export class BingeNode implements NodeApi {
       if (!mesh || !(err instanceof BingeError) || err.code !== 'BINGE_QUEUE_FULL') throw err
       const peer = await mesh.handOffDirect(events, 'overflow')
       if (peer) return events.map((e) => ({ id: e.id, duplicate: false }))
-      const suggestion = mesh.table.fresh().sort((a, b) => loadOf(a) - loadOf(b))[0]
+      const suggestion = mesh.table.fresh().sort((a, b) => mesh.table.loadOf(a) - mesh.table.loadOf(b))[0]
       throw new BingeError('BINGE_QUEUE_FULL', `${err.message}; no peer can take more either`, {
         retryAfter: err.retryAfter ?? 1,
         details: suggestion ? { peer: { node: suggestion.announcement.node, http: suggestion.httpUrl } } : {},

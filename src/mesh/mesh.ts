@@ -158,6 +158,7 @@ export class Mesh {
       try {
         const answer = await this.send(batch.peer, batch, kind)
         if (answer.status === 'accepted') {
+          this.table.noteSent(batch.peer, events.length)
           this.c.handoff('out', events.length)
           const step = { detail: `to ${peer.announcement.node}`, peer: batch.peer }
           for (const e of events) this.c.trace.add(e.id, 'handedOff', step)

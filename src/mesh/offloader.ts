@@ -50,6 +50,7 @@ interface Outstanding {
 }
 
 const tickMs = 50
+/** The longest a refusing peer is passed over; its next announcement ends the pause sooner. */
 const refusedPauseMs = 2_000
 /** Longest wait before resending to a peer that gossips (is alive) after a failed attempt. */
 const aliveRetryMs = 500
@@ -121,7 +122,9 @@ export class Offloader {
       }
       const peer = table.choose()
       if (!peer) return
-      const batch = await queue.takeForHandoff(Math.min(this.o.batchSize, excess), {
+      // No more than the peer has room for, by its last announcement and what we have
+      // sent it since: past that it would refuse (and idle once it drains).
+      const batch = await queue.takeForHandoff(Math.min(this.o.batchSize, excess, table.room(peer)), {
         handoffId: uuidv7(), peer: peer.announcement.peerId, maxHops: this.o.maxHops,
         // Never back to the node that first accepted it: its dedupe index would take the
         // event for a duplicate, ack it and drop it, and we would delete our copy.
@@ -132,6 +135,7 @@ export class Offloader {
         this.active = false
         return
       }
+      table.noteSent(batch.peer, batch.events.length)
       const o: Outstanding = { batch, failures: 0, nextAttempt: 0, sending: false, uncertain: false, failedAt: 0 }
       this.outstanding.set(batch.handoffId, o)
       this.launch(o)
@@ -185,6 +189,7 @@ export class Offloader {
     }
     await this.o.queue.returnHandoff(batch.handoffId)
     this.outstanding.delete(batch.handoffId)
+    this.o.table.noteSent(batch.peer, -batch.events.length)
     this.o.log.debug({ peer: peerNode, reason: response.reason, events: batch.events.length }, 'A peer refused a handoff; the events stay here.')
   }
 

@@ -24,8 +24,18 @@ export interface PeerView {
 
 export class PeerTable {
   private readonly peers = new Map<string, PeerEntry>()
-  /** Peers that refused a handoff recently, until the given time: try others first. */
-  private readonly refusedUntil = new Map<string, number>()
+  /**
+   * Peers that refused a handoff recently: not offered more until the given time, or
+   * until they announce again after the refusal (with room, or withRoom skips them).
+   */
+  private readonly refused = new Map<string, { at: number; until: number }>()
+  /**
+   * Events handed to each peer since its last announcement: its announced depth plus
+   * these is what it holds now, near enough, so a sender does not fill a peer past its
+   * high-water mark between two announcements (and then wait out a refusal while the
+   * peer drains and idles).
+   */
+  private readonly sentSince = new Map<string, number>()
 
   /** Is there a live connection to the peer? Unknown (always true) until set. */
   private connected: (peerId: string) => boolean = () => true
@@ -34,6 +44,18 @@ export class PeerTable {
 
   update(announcement: Announcement, httpUrl: string): void {
     this.peers.set(announcement.peerId, { announcement, heardAt: this.now(), httpUrl })
+    this.sentSince.delete(announcement.peerId)
+  }
+
+  /** `events` were handed (or are being handed) to the peer. */
+  noteSent(peerId: string, events: number): void {
+    this.sentSince.set(peerId, (this.sentSince.get(peerId) ?? 0) + events)
+  }
+
+  /** How many more events the peer takes before its high-water mark, by our estimate. */
+  room(e: PeerEntry): number {
+    const a = e.announcement
+    return a.highWaterMark - a.depth - (this.sentSince.get(a.peerId) ?? 0)
   }
 
   get(peerId: string): PeerEntry | undefined {
@@ -49,7 +71,7 @@ export class PeerTable {
         dropped++
       }
     }
-    for (const [id, until] of this.refusedUntil) if (until <= this.now()) this.refusedUntil.delete(id)
+    for (const [id, r] of this.refused) if (r.until <= this.now()) this.refused.delete(id)
     return dropped
   }
 
@@ -64,7 +86,13 @@ export class PeerTable {
   }
 
   markRefused(peerId: string, forMs: number): void {
-    this.refusedUntil.set(peerId, this.now() + forMs)
+    const now = this.now()
+    this.refused.set(peerId, { at: now, until: now + forMs })
+  }
+
+  private refusedNow(e: PeerEntry, now: number): boolean {
+    const r = this.refused.get(e.announcement.peerId)
+    return r !== undefined && now < r.until && e.heardAt <= r.at
   }
 
   /**
@@ -75,17 +103,17 @@ export class PeerTable {
   requiredPipelines: string[] = []
 
   /**
-   * Fresh, connected peers under their own high-water mark that run our pipelines and
-   * take events. A peer that just died stays fresh for a few intervals; its connection
-   * is gone at once, and a batch handed to it would wait in the handing-off bucket until
-   * it comes back.
+   * Fresh, connected peers with room under their own high-water mark (by our estimate)
+   * that run our pipelines and take events. A peer that just died stays fresh for a few
+   * intervals; its connection is gone at once, and a batch handed to it would wait in
+   * the handing-off bucket until it comes back.
    */
   withRoom(): PeerEntry[] {
     const now = this.now()
     return this.fresh().filter((e) => {
       const a = e.announcement
       const runsOurs = this.requiredPipelines.every((p) => a.pipelines.includes(p))
-      return runsOurs && a.accepting && a.depth < a.highWaterMark && (this.refusedUntil.get(a.peerId) ?? 0) <= now && this.connected(a.peerId)
+      return runsOurs && a.accepting && this.room(e) > 0 && !this.refusedNow(e, now) && this.connected(a.peerId)
     })
   }
 
@@ -100,11 +128,17 @@ export class PeerTable {
     if (j >= i) j++
     const a = candidates[i]!
     const b = candidates[j]!
-    return loadOf(a) <= loadOf(b) ? a : b
+    return this.loadOf(a) <= this.loadOf(b) ? a : b
   }
 
   leastLoaded(): PeerEntry | undefined {
-    return this.withRoom().sort((a, b) => loadOf(a) - loadOf(b))[0]
+    return this.withRoom().sort((a, b) => this.loadOf(a) - this.loadOf(b))[0]
+  }
+
+  /** How full a peer is, relative to its own high-water mark, counting what we sent it since it spoke. */
+  loadOf(e: PeerEntry): number {
+    const a = e.announcement
+    return (a.depth + (this.sentSince.get(a.peerId) ?? 0)) / Math.max(1, a.highWaterMark)
   }
 
   runners(pipeline: string): PeerEntry[] {
@@ -123,10 +157,4 @@ export class PeerTable {
       }
     })
   }
-}
-
-/** How full a peer is, relative to its own high-water mark. */
-export function loadOf(e: PeerEntry): number {
-  const a = e.announcement
-  return a.depth / Math.max(1, a.highWaterMark)
 }

@@ -41,6 +41,27 @@ describe('PeerTable', () => {
     expect(table.choose()?.announcement.peerId).toBe('idle')
   })
 
+  it('counts what was sent to a peer since it spoke against its room, and a new announcement ends a refusal early', () => {
+    let now = 0
+    const table = new PeerTable(10_000, 60_000, () => now)
+    table.update(announcement('b', { depth: 40 }), '')
+    const b = table.get('b')!
+    expect(table.room(b)).toBe(60)
+    table.noteSent('b', 50)
+    expect(table.room(b)).toBe(10)
+    table.noteSent('b', 10)
+    expect(table.withRoom()).toEqual([])
+    // Its next announcement says what it holds now: the estimate starts again from it.
+    now += 100
+    table.update(announcement('b', { depth: 70 }), '')
+    expect(table.room(table.get('b')!)).toBe(30)
+    table.markRefused('b', 2_000)
+    expect(table.withRoom()).toEqual([])
+    now += 100
+    table.update(announcement('b', { depth: 20 }), '')
+    expect(table.withRoom().map((e) => e.announcement.peerId)).toEqual(['b'])
+  })
+
   it('offers no handoff to a peer it holds no connection to, though its gossip is still fresh', () => {
     const table = new PeerTable(10_000, 60_000, () => 0)
     table.update(announcement('up'), '')
