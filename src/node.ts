@@ -192,22 +192,41 @@ export class BingeNode implements NodeApi {
   private async admit(events: EventRecord[], pipeline: string | undefined): Promise<EnqueueResult[]> {
     const mesh = this.mesh
     if (mesh && pipeline !== undefined && !this.engine.has(pipeline)) {
-      const peer = await mesh.handOffDirect(events, 'route', pipeline)
-      if (!peer) throw new BingeError('BINGE_NOT_READY', `no peer running the pipeline "${pipeline}" could take the events now`, { retryAfter: 1 })
-      return events.map((e) => ({ id: e.id, duplicate: false }))
+      const results = await this.viaPeer(events, 'route', pipeline)
+      if (!results) throw new BingeError('BINGE_NOT_READY', `no peer running the pipeline "${pipeline}" could take the events now`, { retryAfter: 1 })
+      return results
     }
     try {
       return await this.queue.enqueue(events)
     } catch (err) {
       if (!mesh || !(err instanceof BingeError) || err.code !== 'BINGE_QUEUE_FULL') throw err
-      const peer = await mesh.handOffDirect(events, 'overflow')
-      if (peer) return events.map((e) => ({ id: e.id, duplicate: false }))
+      const results = await this.viaPeer(events, 'overflow')
+      if (results) return results
       const suggestion = mesh.table.fresh().sort((a, b) => mesh.table.loadOf(a) - mesh.table.loadOf(b))[0]
       throw new BingeError('BINGE_QUEUE_FULL', `${err.message}; no peer can take more either`, {
         retryAfter: err.retryAfter ?? 1,
         details: suggestion ? { peer: { node: suggestion.announcement.node, http: suggestion.httpUrl } } : {},
       })
     }
+  }
+
+  /**
+   * Make the events durable on a peer, and remember their ids here: a client retrying
+   * with the same Idempotency-Key at this node gets `duplicate: true`, whichever peer
+   * holds the first copy and whether or not this node has room by then. Undefined when
+   * no peer took them.
+   */
+  private async viaPeer(events: EventRecord[], kind: 'overflow' | 'route', pipeline?: string): Promise<EnqueueResult[] | undefined> {
+    const seen = await this.queue.seen(events.map((e) => e.id))
+    const fresh = events.filter((_, i) => !seen[i])
+    const duplicates = new Set(events.filter((_, i) => seen[i]).map((e) => e.id))
+    if (fresh.length > 0) {
+      const done = await this.mesh!.handOffDirect(fresh, kind, pipeline)
+      if (!done) return undefined
+      await this.queue.remember(fresh.map((e) => e.id))
+      for (const id of done.duplicateIds) duplicates.add(id)
+    }
+    return events.map((e) => ({ id: e.id, duplicate: duplicates.has(e.id) }))
   }
 
   stats(): NodeStats {

@@ -36,7 +36,8 @@ export const handoffRequestSchema = z.strictObject({
 export type HandoffRequest = z.output<typeof handoffRequestSchema>
 
 export type HandoffResponse =
-  | { status: 'accepted'; accepted: number; duplicates: number }
+  /** duplicateIds: the ids of the batch the receiver had accepted before (and dropped now). */
+  | { status: 'accepted'; accepted: number; duplicates: number; duplicateIds?: string[] }
   | { status: 'refused'; reason: string }
 
 export interface HandoffReceiverComponents {
@@ -69,7 +70,8 @@ export async function receiveHandoff(body: unknown, c: HandoffReceiverComponents
   }
   const fresh = events.filter((_, i) => !results[i]!.duplicate)
   if (fresh.length > 0) c.onHandedIn(fresh, request.from)
-  return { status: 'accepted', accepted: fresh.length, duplicates: events.length - fresh.length }
+  const duplicateIds = results.filter((r) => r.duplicate).map((r) => r.id)
+  return { status: 'accepted', accepted: fresh.length, duplicates: duplicateIds.length, duplicateIds }
 }
 
 function reasonToRefuse(request: HandoffRequest, events: EventRecord[], c: HandoffReceiverComponents): string | undefined {
@@ -81,7 +83,7 @@ function reasonToRefuse(request: HandoffRequest, events: EventRecord[], c: Hando
 }
 
 const responseSchema = z.union([
-  z.object({ status: z.literal('accepted'), accepted: z.number(), duplicates: z.number() }),
+  z.object({ status: z.literal('accepted'), accepted: z.number(), duplicates: z.number(), duplicateIds: z.array(z.string()).optional() }),
   z.object({ status: z.literal('refused'), reason: z.string() }),
 ])
 

@@ -4,6 +4,7 @@
 import type { PeerId } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
 import type { Logger } from 'pino'
+import { createHash } from 'node:crypto'
 import { v7 as uuidv7 } from 'uuid'
 import type { MeshConfig } from '../config/schema.js'
 import { asError } from '../errors.js'
@@ -143,34 +144,42 @@ export class Mesh {
 
   /**
    * Hand events that are not on this node's disk (an ingest over the hard cap, or for a
-   * pipeline this node lacks) to a peer, trying up to three. Resolves with the peer's
-   * node id once one made them durable, or undefined if none would.
+   * pipeline this node lacks) to a peer, trying up to three. A route tries the runners
+   * in an order fixed by the first event's id (rendezvous hashing), so a client's retry
+   * of the same id reaches the same peer, whose dedupe index drops it, as long as the
+   * same peers run the pipeline; an overflow goes by load. An unknown outcome is resent
+   * once to the same peer under the same handoff id (its dedupe makes that safe); if
+   * that fails too it throws, and no other peer is tried, since that one may hold them.
+   * Resolves with the peer's node id and the ids it had already, or undefined if none
+   * would take the events.
    */
-  async handOffDirect(events: EventRecord[], kind: 'overflow' | 'route', pipeline?: string): Promise<string | undefined> {
-    const candidates = pipeline === undefined ? this.table.withRoom() : this.table.runners(pipeline)
+  async handOffDirect(events: EventRecord[], kind: 'overflow' | 'route', pipeline?: string): Promise<DirectHandoff | undefined> {
+    const order = kind === 'route' ? rendezvous(this.table.runners(pipeline ?? ''), events[0]?.id ?? '') : undefined
     const tried = new Set<string>()
     const handoffId = uuidv7()
-    for (let i = 0; i < 3 && tried.size < candidates.length; i++) {
-      const peer = this.table.choose(candidates.filter((p) => !tried.has(p.announcement.peerId)))
+    for (let i = 0; i < 3; i++) {
+      const peer = order ? order[i] : this.table.choose(this.table.withRoom().filter((p) => !tried.has(p.announcement.peerId)))
       if (!peer) break
       tried.add(peer.announcement.peerId)
       const batch: HandoffBatch = { handoffId, peer: peer.announcement.peerId, takenAt: Date.now(), events }
+      let answer: HandoffResponse
+      let resent = false
       try {
-        const answer = await this.send(batch.peer, batch, kind)
-        if (answer.status === 'accepted') {
-          this.table.noteSent(batch.peer, events.length)
-          this.c.handoff('out', events.length)
-          const step = { detail: `to ${peer.announcement.node}`, peer: batch.peer }
-          for (const e of events) this.c.trace.add(e.id, 'handedOff', step)
-          return peer.announcement.node
-        }
-        this.table.markRefused(batch.peer, 2_000)
+        answer = await this.send(batch.peer, batch, kind)
       } catch (err) {
-        // Unknown outcome: the peer may hold them. Trying another peer with the same
-        // ids could duplicate; the client gets a 503 and retries (with its key, safely).
-        this.c.log.warn({ peer: peer.announcement.node, err: asError(err).message }, 'A direct handoff had an unknown outcome.')
-        throw err
+        this.c.log.warn({ peer: peer.announcement.node, err: asError(err).message }, 'A direct handoff had an unknown outcome; resending it once to the same peer.')
+        answer = await this.send(batch.peer, batch, kind)
+        resent = true
       }
+      if (answer.status === 'accepted') {
+        if (kind === 'overflow') this.table.noteSent(batch.peer, events.length)
+        this.c.handoff('out', events.length)
+        const step = { detail: `to ${peer.announcement.node}`, peer: batch.peer }
+        for (const e of events) this.c.trace.add(e.id, 'handedOff', step)
+        // After a resend the peer has the ids from our own first attempt: not the client's duplicates.
+        return { node: peer.announcement.node, duplicateIds: resent ? [] : (answer.duplicateIds ?? []) }
+      }
+      this.table.markRefused(batch.peer, 2_000)
     }
     return undefined
   }
@@ -216,4 +225,17 @@ export class Mesh {
       drainRate: Math.round(this.drainRate * 10) / 10, pipelines: this.c.pipelines(), sentAt: now,
     }
   }
+}
+
+export interface DirectHandoff {
+  /** The peer's node id. */
+  node: string
+  /** Ids the peer had accepted before: duplicates, not queued again. */
+  duplicateIds: string[]
+}
+
+/** Peers in the order of a hash of (key, peer id), highest first: the same key, the same order. */
+function rendezvous(peers: PeerEntry[], key: string): PeerEntry[] {
+  const score = (p: PeerEntry) => createHash('sha256').update(key).update('\u0000').update(p.announcement.peerId).digest().readUInt32BE(0)
+  return peers.map((p) => ({ p, s: score(p) })).sort((x, y) => y.s - x.s).map((x) => x.p)
 }

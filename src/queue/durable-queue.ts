@@ -26,6 +26,7 @@
 //   before the write that finishes it, so nothing can be finished twice.
 
 import { Level } from 'level'
+import { randomUUID } from 'node:crypto'
 import { BingeError } from '../errors.js'
 import { type PreparedEvent, isSeenWithin, prepare, toRecord } from './admission.js'
 import { InflightClaims } from './claims.js'
@@ -406,6 +407,19 @@ export class DurableQueue implements EventQueue {
       const now = this.now()
       return stored.map((at) => isSeenWithin(at === undefined ? undefined : Number(at), now, this.options.dedupeWindowMs))
     })
+  }
+
+  remember(ids: string[]): Promise<void> {
+    return this.life.run(() =>
+      // In the group-commit chain, like enqueue groups: the sweep and lookups see it whole.
+      this.writer.exclusive(async () => {
+        if (ids.length === 0) return
+        const now = this.now()
+        const ops: Op[] = ids.map((id) => ({ type: 'put', key: k.seenKey(id), value: String(now) }))
+        ops.push({ type: 'put', key: k.seenByTimeKey(now, `r${randomUUID()}`), value: JSON.stringify(ids) })
+        await this.write(ops, this.options.sync !== 'none')
+      }),
+    )
   }
 
   depth(): QueueDepth {

@@ -256,6 +256,16 @@ export class MemoryQueue implements EventQueue {
     )
   }
 
+  remember(ids: string[]): Promise<void> {
+    return this.life.run(async () => {
+      const now = this.now()
+      for (const id of ids) {
+        this.seenAt.delete(id) // re-inserted last, to keep the Map in time order
+        this.seenAt.set(id, now)
+      }
+    })
+  }
+
   seen(ids: string[]): Promise<boolean[]> {
     return this.life.run(async () => {
       const now = this.now()

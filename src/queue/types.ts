@@ -159,7 +159,14 @@ export interface EventQueue {
   returnHandoff(handoffId: string): Promise<void>
   /** Every batch in the handing-off bucket, oldest taken first (after a restart: resend them). */
   pendingHandoffs(): Promise<HandoffBatch[]>
-  /** For each id: was it accepted (enqueued) here within the dedupe window? */
+  /** For each id: was it accepted (enqueued or remembered) here within the dedupe window? */
   seen(ids: string[]): Promise<boolean[]>
+  /**
+   * Count ids as accepted here now, in the dedupe index only: their events were made
+   * durable on a peer (routed, or handed off at the hard cap), so a client retrying with
+   * the same Idempotency-Key here gets `duplicate: true` rather than a second copy.
+   * Written with the configured sync, like an enqueue.
+   */
+  remember(ids: string[]): Promise<void>
   depth(): QueueDepth
 }

@@ -71,6 +71,18 @@ pipelines:
     expect(a.node.stats().counters.handedOff).toBe(5)
     expect(a.node.stats().counters.received).toBe(accepted + 5)
 
+    // A client retrying a request A handed over (same Idempotency-Key) gets a duplicate,
+    // not a second copy: A remembers the ids it made durable on B.
+    const keyed = () => a.node.app.request('/events', { method: 'POST', body: JSON.stringify({ retry: 1 }), headers: { ...json, 'idempotency-key': 'cap-retry' } })
+    const first = await keyed()
+    expect(first.status).toBe(202)
+    expect(await first.json()).toEqual({ ids: ['cap-retry'] })
+    const retried = await keyed()
+    expect(retried.status).toBe(202)
+    expect(await retried.json()).toMatchObject({ ids: ['cap-retry'], duplicate: true })
+    expect(a.node.stats().counters.handedOff).toBe(6)
+    expect(a.node.stats().counters.duplicates).toBe(1)
+
     // Keep going until B is full too: then, and only then, a 429 naming the peer.
     let refused: Response | undefined
     for (let i = 0; i < 40 && !refused; i++) {

@@ -57,14 +57,21 @@ describe('routing by pipeline', () => {
     const batch = await postJson(`${a.url}/events/only-c`, [{ cid: 'route-b0' }, { cid: 'route-b1' }, { cid: 'route-b2' }], { 'idempotency-key': 'route-b' })
     expect(batch.status).toBe(202)
     expect(batch.body.ids).toEqual(['route-b-0', 'route-b-1', 'route-b-2'])
-    // The same key again: a duplicate, not a second copy (C drops the id it has seen).
-    // Known gap: A answers it without `"duplicate": true` and counts it as handed off
-    // again, since the handoff answer gives only a count of duplicates, not their ids.
+    // The same key again: a duplicate, not a second copy, answered as one. A remembers
+    // the ids it routed; a key it has not seen but C has is reported from C's answer.
     const again = await postJson(`${a.url}/events/only-c`, { cid: 'route-1' }, { 'idempotency-key': 'route-1' })
     expect(again.status).toBe(202)
-    expect(again.body.ids).toEqual(['route-1'])
+    expect(again.body).toMatchObject({ ids: ['route-1'], duplicate: true })
+    const batchAgain = await postJson(`${a.url}/events/only-c`, [{ cid: 'route-b0' }, { cid: 'route-b1' }, { cid: 'route-b2' }, { cid: 'route-b3' }], { 'idempotency-key': 'route-b' })
+    expect(batchAgain.status).toBe(202)
+    expect(batchAgain.body).toMatchObject({ duplicate: false, duplicates: ['route-b-0', 'route-b-1', 'route-b-2'] })
+    // At B, which never saw the key, C's answer names the id it had.
+    await waitFor(async () => (await meshStats(b)).peers.some((p) => p.node === 'c' && p.pipelines.includes('only-c')), { what: 'B to hear that C runs only-c' })
+    const atB = await postJson(`${b.url}/events/only-c`, { cid: 'route-1' }, { 'idempotency-key': 'route-1' })
+    expect(atB.status).toBe(202)
+    expect(atB.body).toMatchObject({ ids: ['route-1'], duplicate: true })
 
-    const expected = ['route-1', 'route-b0', 'route-b1', 'route-b2']
+    const expected = ['route-1', 'route-b0', 'route-b1', 'route-b2', 'route-b3']
     await waitFor(() => expected.every((cid) => readOutput(outC).counts.has(cid)), { timeoutMs: 20_000, what: "the routed events in C's output" })
     // Let C finish whatever it holds, then count: each exactly once, all done by C.
     await c.proc.waitDrained(20_000)
@@ -81,11 +88,12 @@ describe('routing by pipeline', () => {
 
     const [sa, sb, sc] = await Promise.all([meshStats(a), meshStats(b), meshStats(c)])
     expect(sa.queue.unprocessed + sa.queue.inflight).toBe(0)
-    expect(sa.counters.handedOff).toBeGreaterThanOrEqual(4) // 5 today: the duplicate is counted (see above)
+    expect(sa.counters.handedOff).toBe(5)
     expect(sa.counters.processed).toBe(0)
     expect(sb.counters.handedIn).toBe(0)
-    expect(sc.counters.handedIn).toBe(4)
-    expect(sc.counters.processed).toBe(4)
+    expect(sb.counters.handedOff).toBe(1) // the duplicate went to C, which dropped it
+    expect(sc.counters.handedIn).toBe(5)
+    expect(sc.counters.processed).toBe(5)
 
     // The trace at A follows the event to C: received and handed off at A, handed in,
     // processed and acked at C, in that order.
@@ -107,7 +115,7 @@ describe('routing by pipeline', () => {
     // At C the same id has its own trace, without A's part.
     const atC = (await (await fetch(`${c.url}/events/route-1`)).json()) as { trace: TraceStep[] }
     expect(atC.trace.every((s) => s.node === 'c')).toBe(true)
-    // B never saw it.
-    expect((await fetch(`${b.url}/events/route-1`)).status).toBe(404)
+    // B never saw this one.
+    expect((await fetch(`${b.url}/events/route-b-0`)).status).toBe(404)
   })
 })

@@ -94,7 +94,7 @@ describe('forward output', () => {
 
   it('through the mesh: resolves when a peer took them, fails (to be retried) when none could or the outcome is unknown', async () => {
     const calls: Array<{ events: EventRecord[]; pipeline: string }> = []
-    let answer: () => Promise<string | undefined> = async () => 'node-b'
+    let answer: () => Promise<{ node: string } | undefined> = async () => ({ node: 'node-b' })
     const mesh: RouteHandoff = {
       handOffDirect: (events, _kind, pipeline) => {
         calls.push({ events, pipeline })

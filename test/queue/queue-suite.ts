@@ -195,6 +195,26 @@ export function queueSuite(backend: Backend): void {
         ])
         expect(q.depth().unprocessed).toBe(4)
       })
+
+      it('remembers ids made durable elsewhere: duplicates within the window, stored nowhere, swept after it', async () => {
+        let now = 5_000
+        const q = await open({ dedupeWindowMs: 1000, now: () => now })
+        await q.remember(['routed-1', 'routed-2'])
+        expect(q.depth()).toMatchObject({ unprocessed: 0, bytes: 0 })
+        expect(await q.seen(['routed-1', 'other'])).toEqual([true, false])
+        now = 5_500
+        expect(await q.enqueue([event('routed-1'), event('other')])).toEqual([
+          { id: 'routed-1', duplicate: true },
+          { id: 'other', duplicate: false },
+        ])
+        now = 6_200
+        // The remembered pair goes; 'other' (accepted at 5_500) stays.
+        expect(await q.sweepDedupe()).toBe(2)
+        expect(await q.enqueue([event('routed-2'), event('other')])).toEqual([
+          { id: 'routed-2', duplicate: false },
+          { id: 'other', duplicate: true },
+        ])
+      })
     })
 
     describe('caps', () => {

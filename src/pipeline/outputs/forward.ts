@@ -15,8 +15,11 @@ export type ForwardFn = OutputFactoryContext['forward']
 
 /** The part of the mesh a forward needs. */
 export interface RouteHandoff {
-  /** Resolves to the peer's node id, or undefined when no peer running `pipeline` took them. */
-  handOffDirect(events: EventRecord[], kind: 'route', pipeline: string): Promise<string | undefined>
+  /**
+   * Resolves with the peer's node id, or undefined when no peer running `pipeline` took
+   * them. The same first id goes to the same peer first, so a retry meets its dedupe.
+   */
+  handOffDirect(events: EventRecord[], kind: 'route', pipeline: string): Promise<{ node: string } | undefined>
 }
 
 /** A forward through `mesh()` (read at each call: the mesh may be built after the pipelines). */
@@ -24,7 +27,7 @@ export function meshForwarder(mesh: () => RouteHandoff | undefined): ForwardFn {
   return async (pipeline, events) => {
     const m = mesh()
     if (!m) return noMesh(pipeline, events)
-    let peer: string | undefined
+    let peer: { node: string } | undefined
     try {
       peer = await m.handOffDirect(events, 'route', pipeline)
     } catch (err) {
