@@ -25,7 +25,7 @@ afterEach(async () => {
   await Promise.all(servers.splice(0).map((s) => s.close()))
 })
 
-async function serve(answer: (n: number) => Answer = () => ({})): Promise<Server> {
+async function serve(answer: (n: number, body: unknown[]) => Answer = () => ({})): Promise<Server> {
   const bodies: unknown[][] = []
   const arrivals: number[] = []
   const t0 = performance.now()
@@ -34,9 +34,10 @@ async function serve(answer: (n: number) => Answer = () => ({})): Promise<Server
     req.on('data', (c: Buffer) => chunks.push(c))
     req.on('end', () => {
       const n = bodies.length
-      bodies.push(JSON.parse(Buffer.concat(chunks).toString('utf8')) as unknown[])
+      const body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as unknown[]
+      bodies.push(body)
       arrivals.push(performance.now() - t0)
-      const { status = 200, delayMs = 0 } = answer(n)
+      const { status = 200, delayMs = 0 } = answer(n, body)
       setTimeout(() => {
         if (!res.destroyed) res.writeHead(status).end(status >= 400 ? `nope ${status}` : '')
       }, delayMs)
@@ -138,6 +139,28 @@ describe('http output batching', () => {
     expect(second.status === 'rejected' && second.reason).toBe(first.status === 'rejected' && first.reason)
     await out.write([{ w: 3 }])
     expect(s.bodies).toEqual([[{ w: 1 }, { w: 2 }], [{ w: 3 }]])
+    await out.stop?.()
+  })
+
+  it('a retried write skips the records an earlier POST of it delivered before another failed', async () => {
+    // A write of three split over two POSTs: the first (w1, w2) is taken, the second (w3) fails.
+    let failedOnce = false
+    const s = await serve((_, body) => {
+      if (failedOnce || !JSON.stringify(body).includes('"w":3')) return {}
+      failedOnce = true
+      return { status: 503 }
+    })
+    const out = createHttpOutput({ url: s.url, timeoutMs: 5_000, batchCount: 2, batchPeriodMs: 10 })
+    const records = [{ w: 1 }, { w: 2 }, { w: 3 }]
+    await failureOf(out.write(records))
+    // The caller (the pipeline's retry) writes the same records again: only w3 goes.
+    await out.write(records)
+    expect(s.bodies).toEqual(expect.arrayContaining([[{ w: 1 }, { w: 2 }], [{ w: 3 }]]))
+    expect(s.bodies).toHaveLength(3)
+    expect(s.bodies[2]).toEqual([{ w: 3 }])
+    // Records of other writes, equal but not the same objects, are sent as usual.
+    await out.write([{ w: 1 }])
+    expect(s.bodies).toHaveLength(4)
     await out.stop?.()
   })
 

@@ -7,11 +7,17 @@
 // the callers (workers) wait for their writes, and a timer alone would cap them.
 // A write resolves only once every send holding one of its records succeeded, and
 // rejects with the first failure among them (its unsent records are then dropped from
-// the queue: the caller retries the whole write). Nothing here retries.
+// the queue: the caller retries the whole write). Nothing here retries, but the records
+// of a failed write that a send did deliver are remembered (by identity: the caller
+// retries with the same objects), and a retry skips them, so a failure of one shared
+// POST does not deliver again what an earlier one already did.
 
 interface Job {
   /** Records of this write still waiting to be sent. */
   unsent: number
+  /** Records of this write that a send delivered. */
+  delivered: unknown[]
+  failed: boolean
   /** Sends holding records of this write that have not answered yet. */
   inFlight: number
   done: boolean
@@ -37,16 +43,21 @@ export class Batcher<T> {
   private timer?: NodeJS.Timeout
   private immediate?: NodeJS.Immediate
   private readonly sending = new Set<Promise<void>>()
+  /** Delivered records of failed writes (see the top). */
+  private readonly deliveredBefore = new WeakSet<object>()
 
   constructor(private readonly options: BatcherOptions<T>) {}
 
-  submit(items: T[], signal?: AbortSignal): Promise<void> {
+  submit(all: T[], signal?: AbortSignal): Promise<void> {
+    const items = all.filter((item) => !(typeof item === 'object' && item !== null && this.deliveredBefore.has(item)))
     if (items.length === 0) return Promise.resolve()
     if (signal?.aborted) return Promise.reject(signal.reason)
     return new Promise<void>((resolve, reject) => {
       const onAbort = () => this.abandon(job, signal?.reason)
       const job: Job = {
         unsent: items.length,
+        delivered: [],
+        failed: false,
         inFlight: 0,
         done: false,
         resolve,
@@ -97,31 +108,33 @@ export class Batcher<T> {
   private sendOne(): void {
     const { count } = this.options
     const items: T[] = []
-    const jobs = new Set<Job>()
+    const jobs = new Map<Job, T[]>()
     while (items.length < count && this.segments.length > 0) {
       const segment = this.segments[0]!
       const take = Math.min(count - items.length, segment.items.length)
-      if (take === segment.items.length) {
-        for (const item of segment.items) items.push(item)
-        this.segments.shift()
-      } else {
-        for (let i = 0; i < take; i++) items.push(segment.items[i]!)
-        segment.items = segment.items.slice(take)
-      }
+      const taken = take === segment.items.length ? segment.items : segment.items.slice(0, take)
+      if (take === segment.items.length) this.segments.shift()
+      else segment.items = segment.items.slice(take)
+      for (const item of taken) items.push(item)
       segment.job.unsent -= take
-      jobs.add(segment.job)
+      const mine = jobs.get(segment.job)
+      if (mine) mine.push(...taken)
+      else jobs.set(segment.job, [...taken])
     }
     this.waiting -= items.length
-    for (const job of jobs) job.inFlight++
+    for (const job of jobs.keys()) job.inFlight++
     const sent: Promise<void> = this.options.send(items).then(
       () => {
-        for (const job of jobs) {
+        for (const [job, mine] of jobs) {
           job.inFlight--
+          // Delivered after its write failed: the retry may skip these already.
+          if (job.failed) this.remember(mine)
+          else job.delivered.push(...mine)
           if (!job.done && job.unsent === 0 && job.inFlight === 0) this.finish(job)
         }
       },
       (err: unknown) => {
-        for (const job of jobs) {
+        for (const job of jobs.keys()) {
           job.inFlight--
           this.finish(job, err, true)
         }
@@ -145,8 +158,16 @@ export class Batcher<T> {
       job.unsent = 0
       if (this.waiting === 0) this.clearTimer()
     }
-    if (failed) job.reject(err)
-    else job.resolve()
+    if (failed) {
+      job.failed = true
+      this.remember(job.delivered)
+      job.reject(err)
+    } else job.resolve()
+    job.delivered = []
+  }
+
+  private remember(items: unknown[]): void {
+    for (const item of items) if (typeof item === 'object' && item !== null) this.deliveredBefore.add(item)
   }
 
   private abandon(job: Job, reason: unknown): void {
