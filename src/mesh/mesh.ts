@@ -48,12 +48,17 @@ export interface MeshComponents {
   handoff(direction: HandoffDirection, count: number): void
 }
 
+/** Most ids remembered with an unknown outcome (a client retries within seconds). */
+const maxUnsure = 10_000
+
 export class Mesh {
   private host?: PeerHost
   private gossip?: LoadGossip
   private redialer?: Redialer
   private offloader?: Offloader
   readonly table: PeerTable
+  /** Ids whose direct handoff had an unknown outcome, and the peer that may hold them. */
+  private readonly unsure = new Map<string, string>()
   private drainRate = 0
   private lastFinished = { at: Date.now(), count: 0 }
 
@@ -155,10 +160,13 @@ export class Mesh {
    */
   async handOffDirect(events: EventRecord[], kind: 'overflow' | 'route', pipeline?: string): Promise<DirectHandoff | undefined> {
     const order = kind === 'route' ? rendezvous(this.table.runners(pipeline ?? ''), events[0]?.id ?? '') : undefined
+    // A retry of ids whose handoff had an unknown outcome goes first where they may be.
+    const unsure = this.unsure.get(events[0]?.id ?? '')
+    const sticky = unsure === undefined ? undefined : this.table.get(unsure)
     const tried = new Set<string>()
     const handoffId = uuidv7()
     for (let i = 0; i < 3; i++) {
-      const peer = order ? order[i] : this.table.choose(this.table.withRoom().filter((p) => !tried.has(p.announcement.peerId)))
+      const peer = i === 0 && sticky ? sticky : order ? order.filter((p) => !tried.has(p.announcement.peerId))[0] : this.table.choose(this.table.withRoom().filter((p) => !tried.has(p.announcement.peerId)))
       if (!peer) break
       tried.add(peer.announcement.peerId)
       const batch: HandoffBatch = { handoffId, peer: peer.announcement.peerId, takenAt: Date.now(), events }
@@ -168,10 +176,16 @@ export class Mesh {
         answer = await this.send(batch.peer, batch, kind)
       } catch (err) {
         this.c.log.warn({ peer: peer.announcement.node, err: asError(err).message }, 'A direct handoff had an unknown outcome; resending it once to the same peer.')
-        answer = await this.send(batch.peer, batch, kind)
+        try {
+          answer = await this.send(batch.peer, batch, kind)
+        } catch (again) {
+          this.rememberUnsure(events, batch.peer)
+          throw again
+        }
         resent = true
       }
       if (answer.status === 'accepted') {
+        for (const e of events) this.unsure.delete(e.id)
         if (kind === 'overflow') this.table.noteSent(batch.peer, events.length)
         this.c.handoff('out', events.length)
         const step = { detail: `to ${peer.announcement.node}`, peer: batch.peer }
@@ -182,6 +196,18 @@ export class Mesh {
       this.table.markRefused(batch.peer, 2_000)
     }
     return undefined
+  }
+
+  /** Remember where ids with an unknown outcome may be, for the client's retry (bounded: oldest forgotten). */
+  private rememberUnsure(events: EventRecord[], peer: string): void {
+    for (const e of events) {
+      this.unsure.delete(e.id)
+      this.unsure.set(e.id, peer)
+    }
+    for (const id of this.unsure.keys()) {
+      if (this.unsure.size <= maxUnsure) break
+      this.unsure.delete(id)
+    }
   }
 
   /** The trace of `id` on the peers this node handed it to, followed up to `depth` hops. */

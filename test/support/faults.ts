@@ -521,15 +521,40 @@ export class FaultMesh {
     await waitFor(async () => (await this.sender.stats()).queue.handingOff > 0, { timeoutMs: ms, intervalMs: 10 }).catch(() => undefined)
   }
 
+  /**
+   * Freeze `nodes` (SIGSTOP) at a moment the sender has batches in flight, until some
+   * stay stuck there. The sender offers a peer no more than the room its last
+   * announcement left, so a freeze may find nothing in flight and nothing sent after
+   * it: then thaw them, let batches go out again, and freeze again. Returns when the
+   * last freeze began.
+   */
+  private async freezeWithStuckBatches(nodes: FaultNode[]): Promise<number> {
+    for (let attempt = 1; ; attempt++) {
+      await this.maybeInFlight(2_000)
+      const at = Date.now()
+      for (const r of nodes) r.signal('SIGSTOP')
+      try {
+        await this.stuckHandoffs(300, attempt < 10 ? 3_000 : 30_000)
+        return at
+      } catch (err) {
+        if (attempt >= 10) throw err
+        for (const r of nodes) {
+          r.signal('SIGCONT')
+          this.disruptions.push({ node: r.id, kind: 'stop', at, resumedAt: Date.now(), workers: r.spec.workers })
+        }
+      }
+    }
+  }
+
   /** Until the sender has had batches handing off for `ms` on end: some are stuck with a frozen peer. */
-  private async stuckHandoffs(ms = 300): Promise<void> {
+  private async stuckHandoffs(ms = 300, timeoutMs = 30_000): Promise<void> {
     let since: number | undefined
     await waitFor(async () => {
       const s = await this.sender.stats()
       if (s.queue.handingOff === 0) since = undefined
       else since ??= Date.now()
       return since !== undefined && Date.now() - since >= ms
-    }, { timeoutMs: 30_000, intervalMs: 20, what: `node ${this.sender.id} to have batches stuck in flight` })
+    }, { timeoutMs, intervalMs: 20, what: `node ${this.sender.id} to have batches stuck in flight` })
   }
 
   private async drainAndCheck(): Promise<DeliveryCheck> {
@@ -585,9 +610,7 @@ export class FaultMesh {
       case 'receiver-kill-pinned': {
         // Freeze every receiver so the batches in flight stay in flight, then kill them all.
         victims = this.receivers
-        const at = Date.now()
-        for (const r of victims) r.signal('SIGSTOP')
-        await this.stuckHandoffs()
+        const at = await this.freezeWithStuckBatches(victims)
         await this.killAndRestart(victims, at)
         break
       }
@@ -595,9 +618,8 @@ export class FaultMesh {
       case 'sender-kill-pinned': {
         victims = [this.sender]
         const frozen = kind === 'sender-kill-pinned' ? this.receivers : []
-        const frozenAt = Date.now()
-        for (const r of frozen) r.signal('SIGSTOP')
-        if (frozen.length > 0) await this.stuckHandoffs()
+        let frozenAt = Date.now()
+        if (frozen.length > 0) frozenAt = await this.freezeWithStuckBatches(frozen)
         else await this.maybeInFlight()
         await this.killAndRestart([this.sender], Date.now(), async () => {
           // What the kill left promised to peers, read from its store before it restarts.
@@ -614,9 +636,7 @@ export class FaultMesh {
         // Freeze every receiver until the sender has timed out on one of them (so that
         // one certainly has a batch in flight), let the others go, hold that one for
         // `stopMs` in all, then SIGCONT it.
-        const at = Date.now()
-        for (const r of this.receivers) r.signal('SIGSTOP')
-        await this.stuckHandoffs()
+        const at = await this.freezeWithStuckBatches(this.receivers)
         this.clients.pause()
         const ids = this.receivers.map((r) => r.id)
         const gaveUp = [unknownMsg, takenBackMsg]
