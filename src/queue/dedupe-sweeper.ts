@@ -6,6 +6,7 @@
 
 import type { Level } from 'level'
 import { seenBefore, seenKey, timeOfSeenByTime } from './keys.js'
+import { writeBatch } from './write-batch.js'
 
 /** Time-ordered entries (one per enqueue group) handled per chunk. */
 export const SWEEP_CHUNK = 200
@@ -34,7 +35,7 @@ export async function sweepChunk(db: Db, cutoff: number, limit = SWEEP_CHUNK): P
   ids.forEach((e, i) => {
     if (current[i] !== undefined && Number(current[i]) === e.at) ops.push({ type: 'del', key: seenKey(e.id) })
   })
-  await db.batch(ops, { sync: false })
+  await writeBatch(db, ops, false)
   return { entries: groups.length, forgotten: ops.length - groups.length }
 }
 

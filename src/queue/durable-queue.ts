@@ -55,6 +55,7 @@ import type {
   TakeForHandoffOptions,
 } from './types.js'
 import { WorkSignal } from './work-signal.js'
+import { writeBatch } from './write-batch.js'
 
 export type SyncMode = 'batch' | 'always' | 'none'
 
@@ -468,7 +469,7 @@ export class DurableQueue implements EventQueue {
   }
 
   private async write(ops: Op[], sync: boolean): Promise<void> {
-    await this.db.batch(ops, { sync })
+    await writeBatch(this.db, ops, sync)
     this.counters.writes++
     if (sync) this.counters.syncWrites++
   }

@@ -17,6 +17,7 @@ import { BingeError } from '../errors.js'
 import type { HeldBatch } from './handoff-book.js'
 import { migrateLayout1, scanHandoffs } from './handoff-store.js'
 import { READ_AHEAD, inflightKey, metaKey, nextSeqKey, queueKeyOf, ranges, unprocessedKey } from './keys.js'
+import { writeBatch } from './write-batch.js'
 
 type Db = Level<string, string>
 
@@ -71,7 +72,7 @@ export async function checkFormat(db: Db): Promise<void> {
   if (format === undefined) await db.put(metaKey('format'), FORMAT, { sync: true })
   else if (format === '1') {
     const ops = await migrateLayout1(db)
-    await db.batch([...ops, { type: 'put', key: metaKey('format'), value: FORMAT }], { sync: true })
+    await writeBatch(db, [...ops, { type: 'put', key: metaKey('format'), value: FORMAT }], true)
   } else if (format !== FORMAT) {
     throw new BingeError('BINGE_INTERNAL', `queue in ${db.location} has unknown layout ${format}`)
   }
@@ -91,7 +92,7 @@ async function requeueInflight(db: Db): Promise<number> {
   } finally {
     await it.close()
   }
-  if (ops.length > 0) await db.batch(ops, { sync: false })
+  if (ops.length > 0) await writeBatch(db, ops, false)
   return ops.length / 2
 }
 
