@@ -16,7 +16,7 @@
 // - A peer unreachable for longer than `unreachableMs` gets its batches taken back and
 //   processed here: a possible duplicate is better than a loss (counted in metrics).
 import type { Logger } from 'pino'
-import { v7 as uuidv7 } from 'uuid'
+import { uuidv7 } from '../ids.js'
 import { asError } from '../errors.js'
 import type { EventQueue, HandoffBatch } from '../queue/types.js'
 import type { HandoffResponse } from './handoff-protocol.js'
