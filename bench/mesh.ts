@@ -180,7 +180,7 @@ async function main(): Promise<void> {
   const cleanup = new Cleanup()
   process.once('SIGINT', () => void cleanup.runAll().then(() => process.exit(130)))
   const root = await makeTempRoot(cleanup)
-  const total = envInt('BENCH_HANDOFF_EVENTS', 20_000)
+  const total = envInt('BENCH_HANDOFF_EVENTS', 50_000)
   const summary: Record<string, unknown> = {}
   try {
     process.stdout.write(`binge mesh benchmark: node ${process.version}, 1 KB events, child processes of dist/binge.mjs\n`)
