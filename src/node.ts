@@ -221,7 +221,12 @@ export class BingeNode implements NodeApi {
     const fresh = events.filter((_, i) => !seen[i])
     const duplicates = new Set(events.filter((_, i) => seen[i]).map((e) => e.id))
     if (fresh.length > 0) {
-      const done = await this.mesh!.handOffDirect(fresh, kind, pipeline)
+      let done
+      try {
+        done = await this.mesh!.handOffDirect(fresh, kind, pipeline)
+      } catch (err) {
+        throw new BingeError('BINGE_NOT_READY', `a peer may or may not have stored the events (${asError(err).message}); retry with the same Idempotency-Key: the retry goes to that peer first, which drops a copy it has`, { retryAfter: 1, cause: err })
+      }
       if (!done) return undefined
       await this.queue.remember(fresh.map((e) => e.id))
       for (const id of done.duplicateIds) duplicates.add(id)
