@@ -164,9 +164,14 @@ export class Mesh {
     const unsure = this.unsure.get(events[0]?.id ?? '')
     const sticky = unsure === undefined ? undefined : this.table.get(unsure)
     const tried = new Set<string>()
+    const untried = (peers: PeerEntry[]) => peers.filter((p) => !tried.has(p.announcement.peerId))
+    const next = (): PeerEntry | undefined => {
+      if (tried.size === 0 && sticky) return sticky
+      return order ? untried(order)[0] : this.table.choose(untried(this.table.withRoom()))
+    }
     const handoffId = uuidv7()
     for (let i = 0; i < 3; i++) {
-      const peer = i === 0 && sticky ? sticky : order ? order.filter((p) => !tried.has(p.announcement.peerId))[0] : this.table.choose(this.table.withRoom().filter((p) => !tried.has(p.announcement.peerId)))
+      const peer = next()
       if (!peer) break
       tried.add(peer.announcement.peerId)
       const batch: HandoffBatch = { handoffId, peer: peer.announcement.peerId, takenAt: Date.now(), events }

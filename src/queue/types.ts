@@ -142,8 +142,10 @@ export interface EventQueue {
    * Move up to `max` of the newest unprocessed events with hops < maxHops (any
    * `pipeline`; never in-flight ones) into the handing-off bucket under `handoffId`,
    * in one batch written with the configured sync: it is on disk before it resolves,
-   * so before anything is sent. Undefined when nothing is eligible. A handoff id that
-   * is still pending rejects with BINGE_INTERNAL.
+   * so before anything is sent (the durable queue writes a header naming the events
+   * and leaves them in place, held, so the move costs no rewrite of the events).
+   * Undefined when nothing is eligible. A handoff id that is still pending rejects
+   * with BINGE_INTERNAL.
    */
   takeForHandoff(max: number, options: TakeForHandoffOptions): Promise<HandoffBatch | undefined>
   /**
