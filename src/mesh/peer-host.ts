@@ -64,9 +64,7 @@ export async function createPeerHost(options: PeerHostOptions): Promise<PeerHost
     addresses: { listen: [options.listen] },
     transports: [tcp()],
     connectionEncrypters: [noise()],
-    // A handoff frame is a batch of events (512 KB for 512 of 1 KB): with yamux's default
-    // 256 KB window each one waits a round trip for window updates midway.
-    streamMuxers: [yamux({ streamOptions: { initialStreamWindowSize: 4 << 20, maxStreamWindowSize: 16 << 20 } })],
+    streamMuxers: [yamux()],
     ...(options.psk !== '' ? { connectionProtector: preSharedKey({ psk: swarmKey(options.psk) }) } : {}),
     ...(allowListGater(options.allowPeers) ? { connectionGater: allowListGater(options.allowPeers) } : {}),
     services: {
