@@ -12,6 +12,7 @@
 // BENCH_E2E_EVENTS (50000), BENCH_BACKLOG (100000), BENCH_ONLY (comma list of
 // http,modes,batch,recovery,e2e,rss). Data lives in a temp dir removed at the end.
 import { spawn } from 'node:child_process'
+import type { IncomingMessage } from 'node:http'
 import { mkdir, readFile, writeFile } from 'node:fs/promises'
 import { cpus } from 'node:os'
 import { join } from 'node:path'
@@ -20,7 +21,7 @@ import { Level } from 'level'
 import { writeBatch } from '../src/queue/write-batch.js'
 import { uuidv7 } from '../src/ids.js'
 import type { Hono } from 'hono'
-import { readBody } from '../src/http/body.js'
+import { readNodeBody } from '../src/http/body.js'
 import { DurableQueue } from '../src/queue/durable-queue.js'
 import type { EventRecord } from '../src/queue/types.js'
 import type { BingeNode } from '../src/node.js'
@@ -66,8 +67,10 @@ const summary: Record<string, unknown> = {
 
 /** The no-op route reads the body the way /events does, so only parsing and queueing differ. */
 function addNoop(app: Hono): void {
+  // Reads the body the way POST /events does (from Node's request stream), then answers.
   app.post('/noop', async (c) => {
-    await readBody(c.req.raw.body, c.req.header('content-length'), 4 * 2 ** 20)
+    const incoming = (c.env as { incoming: IncomingMessage }).incoming
+    await readNodeBody(incoming, c.req.header('content-length'), 4 * 2 ** 20)
     return c.json({ ok: true }, 202)
   })
 }

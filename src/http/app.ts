@@ -5,7 +5,8 @@ import { Hono, type Context } from 'hono'
 import { timingSafeEqual } from 'node:crypto'
 import { BingeError } from '../errors.js'
 import type { NodeApi } from './api.js'
-import { bodyFormat, parseEvents, readBody } from './body.js'
+import type { IncomingMessage } from 'node:http'
+import { bodyFormat, parseEvents, readBody, readNodeBody } from './body.js'
 
 export interface AppOptions {
   maxBodyBytes: number
@@ -20,6 +21,16 @@ function tokenMatches(header: string | undefined, token: string): boolean {
   const given = Buffer.from(header?.startsWith('Bearer ') ? header.slice(7) : '')
   const wanted = Buffer.from(token)
   return given.length === wanted.length && timingSafeEqual(given, wanted)
+}
+
+/**
+ * The body as text, at most `limit` bytes: from Node's request stream when the app runs
+ * under @hono/node-server (`c.env.incoming`), else (app.request in tests) the Web body.
+ */
+function requestText(c: Context, limit: number): Promise<string> {
+  const incoming = (c.env as { incoming?: IncomingMessage } | undefined)?.incoming
+  const length = c.req.header('content-length')
+  return incoming ? readNodeBody(incoming, length, limit) : readBody(c.req.raw.body, length, limit)
 }
 
 function notReady(node: NodeApi): BingeError | undefined {
@@ -69,7 +80,7 @@ export function createApp(node: NodeApi, options: AppOptions): Hono {
       throw new BingeError('BINGE_BAD_REQUEST', 'the Idempotency-Key header must be 1-200 printable ASCII characters without spaces')
     }
     const format = bodyFormat(c.req.header('content-type'))
-    const text = await readBody(c.req.raw.body, c.req.header('content-length'), options.maxBodyBytes)
+    const text = await requestText(c, options.maxBodyBytes)
     const { events, batch } = parseEvents(text, format)
     const results = await node.ingest(events, { idempotencyKey: key, pipeline, batch })
     const duplicates = results.filter((r) => r.duplicate).map((r) => r.id)
@@ -116,7 +127,7 @@ export function createApp(node: NodeApi, options: AppOptions): Hono {
 
   app.post('/deadletter/replay', async (c) => {
     guarded(c)
-    const text = await readBody(c.req.raw.body, c.req.header('content-length'), options.maxBodyBytes)
+    const text = await requestText(c, options.maxBodyBytes)
     const request = text.trim() === '' ? {} : parseEvents(text, 'json').events[0]
     const ids = request?.ids
     if (ids !== undefined && !(Array.isArray(ids) && ids.every((id) => typeof id === 'string'))) {

