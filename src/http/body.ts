@@ -35,6 +35,7 @@ export function readNodeBody(incoming: NodeJS.ReadableStream & { resume(): unkno
       incoming.off('data', onData)
       incoming.off('end', onEnd)
       incoming.off('error', onError)
+      incoming.off('close', onClose)
     }
     const onData = (chunk: Buffer) => {
       size += chunk.length
@@ -54,9 +55,12 @@ export function readNodeBody(incoming: NodeJS.ReadableStream & { resume(): unkno
       stop()
       reject(new BingeError('BINGE_BAD_REQUEST', `the request body could not be read: ${err.message}`))
     }
+    // Closed before its end (the client went away): settle, so the handler finishes.
+    const onClose = () => onError(new Error('the connection closed before the body ended'))
     incoming.on('data', onData)
     incoming.on('end', onEnd)
     incoming.on('error', onError)
+    incoming.on('close', onClose)
   })
 }
 

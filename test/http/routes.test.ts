@@ -179,6 +179,19 @@ describe('bad input over a real socket', () => {
     expect(health.status).toBe(200)
   })
 
+  it('a client that goes away mid-body: the request is given up (counted as rejected), nothing is accepted', async () => {
+    const before = t.node.stats().counters
+    await new Promise<void>((resolve) => {
+      const req = httpRequest(`${t.url}/events`, { method: 'POST', headers: { ...json, 'content-length': '1000' } })
+      req.on('error', () => resolve())
+      req.write('{"half": "a bo', () => setTimeout(() => req.destroy(), 50))
+      req.on('close', () => resolve())
+    })
+    await waitFor(() => t.node.stats().counters.rejected === before.rejected + 1, 'the cut-off request to be given up')
+    expect(t.node.stats().counters.received).toBe(before.received)
+    expect((await fetch(`${t.url}/healthz`)).status).toBe(200)
+  })
+
   it('refuses a chunked body that grows past maxBodyBytes without reading it all', async () => {
     const res = await send(t.url, '/events', Buffer.alloc(64 * 1024, 0x20), { ...json, 'transfer-encoding': 'chunked' })
     expect(res.status).toBe(413)
