@@ -169,7 +169,7 @@ export class BingeNode implements NodeApi {
     for (const e of events) this.traces.add(e.id, 'received')
     let results: EnqueueResult[]
     try {
-      results = await this.admit(events, options.pipeline)
+      results = await this.admit(events, options.pipeline, key === undefined)
     } catch (err) {
       for (const e of events) this.traces.add(e.id, 'refused', { detail: asError(err).message })
       throw err
@@ -189,18 +189,19 @@ export class BingeNode implements NodeApi {
    * node does not, or one with room when this node is at its hard cap. A 429 comes only
    * when no peer could take them, and names the least-loaded peer to try instead.
    */
-  private async admit(events: EventRecord[], pipeline: string | undefined): Promise<EnqueueResult[]> {
+  /** `newIds`: the ids were made here just now (no Idempotency-Key), so dedupe has nothing to do. */
+  private async admit(events: EventRecord[], pipeline: string | undefined, newIds: boolean): Promise<EnqueueResult[]> {
     const mesh = this.mesh
     if (mesh && pipeline !== undefined && !this.engine.has(pipeline)) {
-      const results = await this.viaPeer(events, 'route', pipeline)
+      const results = await this.viaPeer(events, 'route', newIds, pipeline)
       if (!results) throw new BingeError('BINGE_NOT_READY', `no peer running the pipeline "${pipeline}" could take the events now`, { retryAfter: 1 })
       return results
     }
     try {
-      return await this.queue.enqueue(events)
+      return await this.queue.enqueue(events, { newIds })
     } catch (err) {
       if (!mesh || !(err instanceof BingeError) || err.code !== 'BINGE_QUEUE_FULL') throw err
-      const results = await this.viaPeer(events, 'overflow')
+      const results = await this.viaPeer(events, 'overflow', newIds)
       if (results) return results
       const suggestion = mesh.table.fresh().sort((a, b) => mesh.table.loadOf(a) - mesh.table.loadOf(b))[0]
       throw new BingeError('BINGE_QUEUE_FULL', `${err.message}; no peer can take more either`, {
@@ -216,8 +217,8 @@ export class BingeNode implements NodeApi {
    * holds the first copy and whether or not this node has room by then. Undefined when
    * no peer took them.
    */
-  private async viaPeer(events: EventRecord[], kind: 'overflow' | 'route', pipeline?: string): Promise<EnqueueResult[] | undefined> {
-    const seen = await this.queue.seen(events.map((e) => e.id))
+  private async viaPeer(events: EventRecord[], kind: 'overflow' | 'route', newIds: boolean, pipeline?: string): Promise<EnqueueResult[] | undefined> {
+    const seen = newIds ? events.map(() => false) : await this.queue.seen(events.map((e) => e.id))
     const fresh = events.filter((_, i) => !seen[i])
     const duplicates = new Set(events.filter((_, i) => seen[i]).map((e) => e.id))
     if (fresh.length > 0) {
@@ -228,7 +229,7 @@ export class BingeNode implements NodeApi {
         throw new BingeError('BINGE_NOT_READY', `a peer may or may not have stored the events (${asError(err).message}); retry with the same Idempotency-Key: the retry goes to that peer first, which drops a copy it has`, { retryAfter: 1, cause: err })
       }
       if (!done) return undefined
-      await this.queue.remember(fresh.map((e) => e.id))
+      if (!newIds) await this.queue.remember(fresh.map((e) => e.id))
       for (const id of done.duplicateIds) duplicates.add(id)
     }
     return events.map((e) => ({ id: e.id, duplicate: duplicates.has(e.id) }))

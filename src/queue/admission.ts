@@ -5,7 +5,7 @@
 // (or the same call) is a duplicate; an index entry older than the window is not.
 
 import { BingeError } from '../errors.js'
-import type { EnqueueResult, EventRecord } from './types.js'
+import type { EnqueueOptions, EnqueueResult, EventRecord } from './types.js'
 
 /** Seconds a client is told to wait when the queue is full. */
 export const FULL_RETRY_AFTER_S = 1
@@ -21,6 +21,8 @@ export interface PreparedEvent {
   record: EventRecord
   json: string
   bytes: number
+  /** In the dedupe index (looked up, then added): all but ids this node just made (EnqueueOptions). */
+  indexed: boolean
 }
 
 export interface Admitted {
@@ -56,7 +58,8 @@ export function toRecord(event: EventRecord): EventRecord {
  * Check and serialize one call's events before it joins a group, so a malformed event
  * (no id, data JSON cannot hold) fails its own call and never the group it would join.
  */
-export function prepare(events: EventRecord[]): PreparedEvent[] {
+export function prepare(events: EventRecord[], options: EnqueueOptions = {}): PreparedEvent[] {
+  const indexed = options.newIds !== true
   return events.map((event, i) => {
     if (typeof event?.id !== 'string' || event.id.length === 0) {
       throw new BingeError('BINGE_BAD_REQUEST', `event ${i} has no id`)
@@ -68,7 +71,7 @@ export function prepare(events: EventRecord[]): PreparedEvent[] {
     } catch (err) {
       throw new BingeError('BINGE_BAD_REQUEST', `event ${event.id} cannot be stored as JSON`, { cause: err })
     }
-    return { record, json, bytes: Buffer.byteLength(json) }
+    return { record, json, bytes: Buffer.byteLength(json), indexed }
   })
 }
 
@@ -83,7 +86,7 @@ export function admit(events: PreparedEvent[], ctx: AdmissionContext): Admitted 
   let bytes = 0
   for (const event of events) {
     const id = event.record.id
-    const duplicate = mine.has(id) || ctx.taken.has(id) || isSeenWithin(ctx.seenAt(id), ctx.now, ctx.dedupeWindowMs)
+    const duplicate = mine.has(id) || ctx.taken.has(id) || (event.indexed && isSeenWithin(ctx.seenAt(id), ctx.now, ctx.dedupeWindowMs))
     results.push({ id, duplicate })
     if (duplicate) continue
     mine.add(id)

@@ -43,6 +43,7 @@ import { Mutex } from './mutex.js'
 import { checkFormat, recover } from './recovery.js'
 import type {
   AckOptions,
+  EnqueueOptions,
   DeadLetter,
   EnqueueResult,
   EventQueue,
@@ -160,10 +161,10 @@ export class DurableQueue implements EventQueue {
     })
   }
 
-  enqueue(events: EventRecord[]): Promise<EnqueueResult[]> {
+  enqueue(events: EventRecord[], options?: EnqueueOptions): Promise<EnqueueResult[]> {
     return this.life.run(async () => {
       if (events.length === 0) return []
-      const prepared = prepare(events)
+      const prepared = prepare(events, options)
       this.counters.enqueueCalls++
       return this.writer.submit(prepared)
     })

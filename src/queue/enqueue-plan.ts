@@ -1,7 +1,9 @@
 // Turns one group of enqueue calls into one batch for the durable queue: one getMany
-// on the dedupe index for every id of the group, admission call by call (shared rules,
-// admission.ts), then the puts of each accepted event (the event under a fresh queue
-// key, its dedupe entry) and one time-ordered entry listing the group's ids for the sweep.
+// on the dedupe index for every indexed id of the group, admission call by call (shared
+// rules, admission.ts), then the puts of each accepted event (the event under a fresh
+// queue key, and its dedupe entry if indexed) and one time-ordered entry listing the
+// group's indexed ids for the sweep. Ids this node just made (EnqueueOptions.newIds)
+// are not indexed: nobody can send them again.
 // Invariant: the batch holds an event and its dedupe entries together, so after any
 // crash an id is either accepted and remembered, or neither.
 
@@ -33,7 +35,7 @@ export async function planEnqueue(
   calls: PreparedEvent[][],
   ctx: PlanContext,
 ): Promise<EnqueuePlan> {
-  const ids = [...new Set(calls.flatMap((events) => events.map((e) => e.record.id)))]
+  const ids = [...new Set(calls.flatMap((events) => events.flatMap((e) => (e.indexed ? [e.record.id] : []))))]
   const stored = await db.getMany(ids.map(k.seenKey))
   const seen = new Map<string, number>()
   ids.forEach((id, i) => {
@@ -56,21 +58,19 @@ export async function planEnqueue(
     }
     for (const f of admitted.fresh) {
       const key = k.seqString(plan.nextSeq++)
-      plan.ops.push(
-        { type: 'put', key: k.unprocessedKey(key), value: f.json },
-        { type: 'put', key: k.seenKey(f.record.id), value: String(ctx.now) },
-      )
-      accepted.push(f.record.id)
+      plan.ops.push({ type: 'put', key: k.unprocessedKey(key), value: f.json })
+      if (f.indexed) {
+        plan.ops.push({ type: 'put', key: k.seenKey(f.record.id), value: String(ctx.now) })
+        accepted.push(f.record.id)
+      }
       plan.added++
       plan.addedBytes += f.bytes
     }
     plan.outcomes.push({ ok: true, value: admitted.results })
   }
   if (accepted.length > 0) {
-    plan.ops.push(
-      { type: 'put', key: k.seenByTimeKey(ctx.now, k.seqString(ctx.nextSeq)), value: JSON.stringify(accepted) },
-      { type: 'put', key: k.nextSeqKey, value: String(plan.nextSeq) },
-    )
+    plan.ops.push({ type: 'put', key: k.seenByTimeKey(ctx.now, k.seqString(ctx.nextSeq)), value: JSON.stringify(accepted) })
   }
+  if (plan.added > 0) plan.ops.push({ type: 'put', key: k.nextSeqKey, value: String(plan.nextSeq) })
   return plan
 }

@@ -15,6 +15,7 @@ import { Lifecycle } from './lifecycle.js'
 import type {
   AckOptions,
   DeadLetter,
+  EnqueueOptions,
   EnqueueResult,
   EventQueue,
   EventRecord,
@@ -74,9 +75,9 @@ export class MemoryQueue implements EventQueue {
     })
   }
 
-  enqueue(events: EventRecord[]): Promise<EnqueueResult[]> {
+  enqueue(events: EventRecord[], options?: EnqueueOptions): Promise<EnqueueResult[]> {
     return this.life.run(async () => {
-      const prepared = prepare(events)
+      const prepared = prepare(events, options)
       const now = this.now()
       const admitted = admit(prepared, {
         now,
@@ -90,8 +91,10 @@ export class MemoryQueue implements EventQueue {
       })
       if (admitted instanceof BingeError) throw admitted
       for (const f of admitted.fresh) {
-        this.seenAt.delete(f.record.id) // re-inserted last, to keep the Map in time order
-        this.seenAt.set(f.record.id, now)
+        if (f.indexed) {
+          this.seenAt.delete(f.record.id) // re-inserted last, to keep the Map in time order
+          this.seenAt.set(f.record.id, now)
+        }
         this.push(f.json)
         this.bytes += f.bytes
       }

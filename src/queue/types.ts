@@ -77,6 +77,16 @@ export interface HandoffBatch {
   events: EventRecord[]
 }
 
+export interface EnqueueOptions {
+  /**
+   * The ids were made by this node just now (a POST without Idempotency-Key): no client
+   * can send them again, and a handoff never brings an event back to the node it came
+   * from, so they are neither looked up in nor added to the dedupe index. On the
+   * durable queue that halves the entries an event costs on the ingest path.
+   */
+  newIds?: boolean
+}
+
 export interface TakeForHandoffOptions {
   /** Made by the sender, unique among its pending batches; no NUL character. */
   handoffId: string
@@ -111,7 +121,7 @@ export interface EventQueue {
    * over `maxEvents`/`maxBytes` it throws BINGE_QUEUE_FULL and stores none.
    * Ids seen within the dedupe window come back with duplicate: true, not stored again.
    */
-  enqueue(events: EventRecord[]): Promise<EnqueueResult[]>
+  enqueue(events: EventRecord[], options?: EnqueueOptions): Promise<EnqueueResult[]>
   /** Move up to `max` of the oldest unprocessed events to in-flight; [] if none. */
   dequeue(max: number): Promise<QueuedEvent[]>
   /** Resolves when there may be unprocessed events, or the signal aborts. */

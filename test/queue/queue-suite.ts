@@ -196,6 +196,24 @@ export function queueSuite(backend: Backend): void {
         expect(q.depth().unprocessed).toBe(4)
       })
 
+      it('stores ids it was told are new without indexing them: no lookup, no dedupe entry, still one copy per call', async () => {
+        const q = await open()
+        expect(await q.enqueue([event('n1'), event('n2')], { newIds: true })).toEqual([
+          { id: 'n1', duplicate: false },
+          { id: 'n2', duplicate: false },
+        ])
+        expect(await q.seen(['n1', 'n2'])).toEqual([false, false])
+        // Within one call an id still counts once.
+        expect(await q.enqueue([event('n3'), event('n3')], { newIds: true })).toEqual([
+          { id: 'n3', duplicate: false },
+          { id: 'n3', duplicate: true },
+        ])
+        // Indexed events in the same queue behave as ever.
+        await q.enqueue([event('k1')])
+        expect(await q.enqueue([event('k1')])).toEqual([{ id: 'k1', duplicate: true }])
+        expect((await q.dequeue(10)).map((e) => e.id)).toEqual(['n1', 'n2', 'n3', 'k1'])
+      })
+
       it('remembers ids made durable elsewhere: duplicates within the window, stored nowhere, swept after it', async () => {
         let now = 5_000
         const q = await open({ dedupeWindowMs: 1000, now: () => now })
