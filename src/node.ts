@@ -188,8 +188,9 @@ export class BingeNode implements NodeApi {
    * Make the events durable here, or on a peer: one that runs the pipeline when this
    * node does not, or one with room when this node is at its hard cap. A 429 comes only
    * when no peer could take them, and names the least-loaded peer to try instead.
+   * `newIds`: the ids were made here just now (no Idempotency-Key), so dedupe has
+   * nothing to do.
    */
-  /** `newIds`: the ids were made here just now (no Idempotency-Key), so dedupe has nothing to do. */
   private async admit(events: EventRecord[], pipeline: string | undefined, newIds: boolean): Promise<EnqueueResult[]> {
     const mesh = this.mesh
     if (mesh && pipeline !== undefined && !this.engine.has(pipeline)) {
