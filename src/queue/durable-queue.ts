@@ -33,7 +33,7 @@ import { InflightClaims } from './claims.js'
 import { deadletterOps, findDeadletters, replayOps } from './deadletters.js'
 import { DedupeSweeper, sweepChunk, sweepInterval } from './dedupe-sweeper.js'
 import { type Outcome, GroupCommit } from './group-commit.js'
-import { HandoffBook, takeLimit } from './handoff-book.js'
+import { HandoffBook, type HeldBatch, takeLimit } from './handoff-book.js'
 import { CoveredSpans, completeOps, findNewest, returnOps, takeOps } from './handoff-store.js'
 import * as k from './keys.js'
 import type { Op } from './keys.js'
@@ -350,16 +350,8 @@ export class DurableQueue implements EventQueue {
     // them from a snapshot taken before the delete must still find them held.
     return this.life.run(() =>
       this.moves.run(async () => {
-        const batch = this.handoffs.claim(handoffId)
-        if (batch === undefined) return
-        try {
-          await this.write(completeOps(batch), false)
-        } catch (err) {
-          this.handoffs.release(handoffId)
-          throw err
-        }
-        this.handoffs.finish(handoffId)
-        this.counts.bytes -= batch.values.reduce((n, b) => n + b, 0)
+        const batch = await this.finishHandoff(handoffId, completeOps)
+        if (batch) this.counts.bytes -= batch.values.reduce((n, b) => n + b, 0)
       }),
     )
   }
@@ -367,15 +359,8 @@ export class DurableQueue implements EventQueue {
   returnHandoff(handoffId: string): Promise<void> {
     return this.life.run(() =>
       this.moves.run(async () => {
-        const batch = this.handoffs.claim(handoffId)
+        const batch = await this.finishHandoff(handoffId, returnOps)
         if (batch === undefined) return
-        try {
-          await this.write(returnOps(batch), false)
-        } catch (err) {
-          this.handoffs.release(handoffId)
-          throw err
-        }
-        this.handoffs.finish(handoffId)
         // The batch's keys are in queue order: its first is its oldest (see nack).
         const oldest = k.unprocessedKey(batch.keys[0]!)
         if (oldest < this.cursor) this.cursor = oldest
@@ -384,6 +369,24 @@ export class DurableQueue implements EventQueue {
         this.work.notify()
       }),
     )
+  }
+
+  /**
+   * Settle a pending batch with the ops `finish` makes for it (callers hold the moves
+   * mutex). Undefined, writing nothing, if the id is unknown or already being settled;
+   * a failed write leaves the batch pending.
+   */
+  private async finishHandoff(handoffId: string, finish: (batch: HeldBatch<number>) => Op[]): Promise<HeldBatch<number> | undefined> {
+    const batch = this.handoffs.claim(handoffId)
+    if (batch === undefined) return undefined
+    try {
+      await this.write(finish(batch), false)
+    } catch (err) {
+      this.handoffs.release(handoffId)
+      throw err
+    }
+    this.handoffs.finish(handoffId)
+    return batch
   }
 
   pendingHandoffs(): Promise<HandoffBatch[]> {
