@@ -1,9 +1,7 @@
 import os from 'node:os'
 import path from 'node:path'
-import { afterEach, describe, expect, it } from 'vitest'
-import { z } from 'zod'
-import { BingeError } from '../../src/errors.js'
-import { loadConfig, outputSchemas, parseConfig, type Config } from '../../src/config/index.js'
+import { describe, expect, it } from 'vitest'
+import { loadConfig, parseConfig, type Config } from '../../src/config/index.js'
 
 const fixtures = new URL('../fixtures/config/', import.meta.url).pathname
 const fixture = (name: string) => path.join(fixtures, name)

@@ -6,36 +6,27 @@
 import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import path from 'node:path'
-import { afterEach, beforeEach, describe, expect, it, onTestFailed } from 'vitest'
+import { describe, expect, it } from 'vitest'
+import { cleanUpNodesAfterEach, printNodeOnFailure } from '../support/hooks.js'
 import {
   compareDelivery,
-  killAllNodes,
   makeTempDir,
   NodeProcess,
   readOutput,
-  removeTempDirs,
   startIngestClients,
   waitFor,
   writeConfig,
 } from '../support/node-process.js'
 
-// The node a test talks to now; its stderr is printed if the test fails (onTestFailed
-// runs after afterEach has killed it, so it is reset here, not there).
-let current: NodeProcess | undefined
 // A webhook that answers each POST after 30 ms: with one worker it keeps processing
 // slower than the clients post, so the stop always meets a backlog.
 let slowHook: Server | undefined
-beforeEach(() => {
-  current = undefined
-  onTestFailed(() => {
-    if (current) console.error(current.tail(80))
-  })
-})
-afterEach(async (ctx) => {
-  await killAllNodes()
-  await new Promise((resolve) => (slowHook ? slowHook.close(resolve) : resolve(undefined)))
-  slowHook = undefined
-  removeTempDirs(ctx.task.result?.state === 'fail')
+const watched = printNodeOnFailure()
+cleanUpNodesAfterEach({
+  after: async () => {
+    await new Promise((resolve) => (slowHook ? slowHook.close(resolve) : resolve(undefined)))
+    slowHook = undefined
+  },
 })
 
 describe('graceful stop', () => {
@@ -61,7 +52,7 @@ describe('graceful stop', () => {
       pipelines: { all: { outputs: [{ http: { url: hookUrl } }, { file: { path: outFile } }] } },
     })
     let node = await NodeProcess.start(configFile, { label: 'sigterm#1' })
-    current = node
+    watched.node = node
     let target: string | undefined = node.url
     const clients = startIngestClients({ clients: 8, target: () => target, maxBatch: 8, keepAlive })
 
@@ -96,7 +87,7 @@ describe('graceful stop', () => {
     // Whatever was not yet written out is still in the queue: a restart drains it.
     target = undefined
     node = await NodeProcess.start(configFile, { label: 'sigterm#2' })
-    current = node
+    watched.node = node
     const recovered = await node.waitForLog((l) => l.msg === 'Queue recovery finished.')
     await node.waitDrained()
     const output = readOutput(outFile)

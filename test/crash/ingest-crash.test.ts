@@ -7,15 +7,14 @@
 // BINGE_CRASH_SEED=N replays a run's random kill moments.
 
 import path from 'node:path'
-import { afterEach, beforeEach, describe, expect, it, onTestFailed } from 'vitest'
+import { describe, expect, it } from 'vitest'
+import { cleanUpNodesAfterEach, printNodeOnFailure } from '../support/hooks.js'
 import {
   compareDelivery,
-  killAllNodes,
   makeTempDir,
   NodeProcess,
   postEvents,
   readOutput,
-  removeTempDirs,
   seededRandom,
   startIngestClients,
   waitFor,
@@ -55,19 +54,8 @@ interface HarnessResult {
   seconds: number
 }
 
-// The node a test talks to now; its stderr is printed if the test fails (onTestFailed
-// runs after afterEach has killed it, so it is reset here, not there).
-let current: NodeProcess | undefined
-beforeEach(() => {
-  current = undefined
-  onTestFailed(() => {
-    if (current) console.error(current.tail(80))
-  })
-})
-afterEach(async (ctx) => {
-  await killAllNodes()
-  removeTempDirs(ctx.task.result?.state === 'fail')
-})
+const watched = printNodeOnFailure()
+cleanUpNodesAfterEach()
 
 /** POST `batches` arrays of `size` events at once; every id answered 202 joins the ledger. */
 async function burst(url: string, ledger: IngestLedger, tag: string, batches: number, size: number): Promise<number> {
@@ -104,7 +92,7 @@ async function runHarness(options: HarnessOptions): Promise<HarnessResult> {
   let target: string | undefined
   const restart = async (round: number): Promise<NodeProcess> => {
     const node = await NodeProcess.spawn(configFile, { label: `${options.mode}#${round}` })
-    current = node
+    watched.node = node
     target = node.url // clients get 503 while it recovers: that path is exercised too
     await node.waitReady()
     return node

@@ -6,16 +6,15 @@
 
 import path from 'node:path'
 import { performance } from 'node:perf_hooks'
-import { afterEach, beforeEach, describe, expect, it, onTestFailed } from 'vitest'
+import { describe, expect, it } from 'vitest'
+import { cleanUpNodesAfterEach, printNodeOnFailure } from '../support/hooks.js'
 import { DurableQueue } from '../../src/queue/index.js'
 import type { EventRecord } from '../../src/queue/types.js'
 import {
-  killAllNodes,
   makeTempDir,
   NodeProcess,
   postEvents,
   readOutput,
-  removeTempDirs,
   writeConfig,
   type LogLine,
 } from '../support/node-process.js'
@@ -25,19 +24,8 @@ import {
 const BACKLOG = Number(process.env.BINGE_RECOVERY_BACKLOG ?? 100_000)
 const LEFT_IN_FLIGHT = 500
 
-// The node a test talks to now; its stderr is printed if the test fails (onTestFailed
-// runs after afterEach has killed it, so it is reset here, not there).
-let current: NodeProcess | undefined
-beforeEach(() => {
-  current = undefined
-  onTestFailed(() => {
-    if (current) console.error(current.tail(80))
-  })
-})
-afterEach(async (ctx) => {
-  await killAllNodes()
-  removeTempDirs(ctx.task.result?.state === 'fail')
-})
+const watched = printNodeOnFailure()
+cleanUpNodesAfterEach()
 
 /** Fill `<dataDir>/queue` as a node that crashed mid-work would have left it. */
 async function writeBacklog(dataDir: string): Promise<void> {
@@ -92,7 +80,7 @@ describe(`recovery of a ${BACKLOG}-event backlog`, () => {
       pipelines: { all: { outputs: [{ file: { path: outFile } }] } },
     })
     const node = await NodeProcess.spawn(configFile, { label: 'recovery' })
-    current = node
+    watched.node = node
     const url = node.url!
 
     // From the moment the port is known: poll /readyz and POST as fast as answers come,

@@ -11,14 +11,13 @@
 // BINGE_CRASH_SEED=N replays a run's random kill moments and batch sizes.
 
 import path from 'node:path'
-import { afterEach, beforeEach, describe, expect, it, onTestFailed } from 'vitest'
+import { describe, expect, it } from 'vitest'
+import { cleanUpNodesAfterEach, printNodeOnFailure } from '../support/hooks.js'
 import {
   delay,
-  killAllNodes,
   makeTempDir,
   NodeProcess,
   readOutput,
-  removeTempDirs,
   seededRandom,
   waitFor,
   writeConfig,
@@ -35,17 +34,8 @@ const SIZE = 100
 const LATENESS = 2_000
 const IDLE_MS = 2_000
 
-let current: NodeProcess | undefined
-beforeEach(() => {
-  current = undefined
-  onTestFailed(() => {
-    if (current) console.error(current.tail(80))
-  })
-})
-afterEach(async (ctx) => {
-  await killAllNodes()
-  removeTempDirs(ctx.task.result?.state === 'fail')
-})
+const watched = printNodeOnFailure()
+cleanUpNodesAfterEach()
 
 interface WindowLine {
   id: string
@@ -91,7 +81,7 @@ async function runHarness(mode: 'durable' | 'memory'): Promise<HarnessResult> {
   let node: NodeProcess
   const restart = async (label: string): Promise<NodeProcess> => {
     const n = await NodeProcess.spawn(configFile, { label })
-    current = n
+    watched.node = n
     await n.waitReady()
     target = n.url
     return n

@@ -4,23 +4,15 @@
 // that comes back rejoins by itself.
 import fs from 'node:fs'
 import path from 'node:path'
-import { afterEach, describe, expect, it } from 'vitest'
-import { killAllNodes, makeTempDir, removeTempDirs } from '../support/node-process.js'
+import { describe, expect, it } from 'vitest'
+import { cleanUpNodesAfterEach } from '../support/hooks.js'
+import { makeTempDir } from '../support/node-process.js'
 import {
-  bootstrapOf, checkExactlyOnce, closeWebhooks, connectedPeers, meshStats, mergeCounts, postJson, restartMeshNode, startMeshNode, startWebhook,
+  bootstrapOf, checkExactlyOnce, connectedPeers, meshStats, mergeCounts, postJson, restartMeshNode, startMeshNode, startWebhook,
   waitFor, waitFullMesh, type MeshNode,
 } from '../support/mesh.js'
 
-let failed = false
-
-afterEach((ctx) => {
-  failed ||= ctx.task.result?.state === 'fail'
-})
-afterEach(async () => {
-  await killAllNodes()
-  await closeWebhooks()
-  removeTempDirs(failed)
-})
+cleanUpNodesAfterEach()
 
 const retry = { retry: { attempts: 10, backoff: '50ms', maxBackoff: '1s' } }
 

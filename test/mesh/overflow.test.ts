@@ -2,22 +2,14 @@
 // process; past its high-water mark it hands the newest to its peers until it is at
 // its low-water mark. Every acknowledged event comes out exactly once across the
 // three nodes' outputs: handoff loses nothing and adds no duplicate processing.
-import { afterEach, describe, expect, it } from 'vitest'
-import { killAllNodes, makeTempDir, removeTempDirs, startIngestClients } from '../support/node-process.js'
+import { describe, expect, it } from 'vitest'
+import { cleanUpNodesAfterEach } from '../support/hooks.js'
+import { makeTempDir, startIngestClients } from '../support/node-process.js'
 import {
-  bootstrapOf, checkExactlyOnce, closeWebhooks, meshStats, mergeCounts, startMeshNode, startWebhook, waitFor, waitFullMesh, warnings,
+  bootstrapOf, checkExactlyOnce, meshStats, mergeCounts, startMeshNode, startWebhook, waitFor, waitFullMesh, warnings,
 } from '../support/mesh.js'
 
-let failed = false
-
-afterEach((ctx) => {
-  failed ||= ctx.task.result?.state === 'fail'
-})
-afterEach(async () => {
-  await killAllNodes()
-  await closeWebhooks()
-  removeTempDirs(failed)
-})
+cleanUpNodesAfterEach()
 
 const total = 20_000
 const marks = { highWaterMark: 500, lowWaterMark: 200, maxEvents: 100_000 }

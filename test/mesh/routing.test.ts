@@ -2,31 +2,15 @@
 // goes to a peer that announced it; with no such peer, 404. GET /events/ID at the
 // node that took the POST follows the event across the handoff to where it was done.
 import path from 'node:path'
-import { afterEach, describe, expect, it } from 'vitest'
-import { killAllNodes, makeTempDir, readOutput, removeTempDirs } from '../support/node-process.js'
+import { describe, expect, it } from 'vitest'
+import type { TraceStep } from '../../src/trace.js'
+import { cleanUpNodesAfterEach } from '../support/hooks.js'
+import { makeTempDir, readOutput } from '../support/node-process.js'
 import {
-  bootstrapOf, closeWebhooks, meshStats, postJson, startMeshNode, startWebhook, waitFor, waitFullMesh,
+  bootstrapOf, meshStats, postJson, startMeshNode, startWebhook, waitFor, waitFullMesh,
 } from '../support/mesh.js'
 
-let failed = false
-
-afterEach((ctx) => {
-  failed ||= ctx.task.result?.state === 'fail'
-})
-afterEach(async () => {
-  await killAllNodes()
-  await closeWebhooks()
-  removeTempDirs(failed)
-})
-
-interface TraceStep {
-  state: string
-  node: string
-  at: string
-  pipeline?: string
-  detail?: string
-  peer?: string
-}
+cleanUpNodesAfterEach()
 
 describe('routing by pipeline', () => {
   it('routes POST /events/only-c to the one node that runs it; 404 for a pipeline nobody runs; the trace follows the handoff', async () => {

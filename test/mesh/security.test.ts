@@ -4,26 +4,18 @@
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
-import { afterEach, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
+import { cleanUpNodesAfterEach } from '../support/hooks.js'
 import { loadTopic, type Announcement } from '../../src/mesh/announcement.js'
 import { createPeerHost, type PeerHost } from '../../src/mesh/peer-host.js'
-import { killAllNodes, makeTempDir, removeTempDirs } from '../support/node-process.js'
+import { makeTempDir } from '../support/node-process.js'
 import {
-  bootstrapOf, closeWebhooks, connectedPeers, logsOf, meshStats, startMeshNode, startWebhook, waitConnected, waitFor, type MeshNode,
+  bootstrapOf, connectedPeers, logsOf, meshStats, startMeshNode, startWebhook, waitConnected, waitFor, type MeshNode,
 } from '../support/mesh.js'
 
-let failed = false
 const hosts: PeerHost[] = []
 
-afterEach((ctx) => {
-  failed ||= ctx.task.result?.state === 'fail'
-})
-afterEach(async () => {
-  await Promise.all(hosts.splice(0).map(async (h) => h.stop()).map((p) => p.catch(() => undefined)))
-  await killAllNodes()
-  await closeWebhooks()
-  removeTempDirs(failed)
-})
+cleanUpNodesAfterEach({ before: () => Promise.all(hosts.splice(0).map(async (h) => h.stop()).map((p) => p.catch(() => undefined))) })
 
 const psk = 'correct-horse-battery-staple'
 const retry = { retry: { attempts: 10, backoff: '50ms', maxBackoff: '1s' } }

@@ -5,22 +5,18 @@
 // thaws, unless the sender's abort reaches it first): if it does, it drops the second
 // and the client hears `duplicate: true`; either way no event is stored twice. Real
 // child processes, SIGSTOP/SIGCONT by pid.
-import { afterEach, describe, expect, it } from 'vitest'
-import { killAllNodes, makeTempDir, removeTempDirs } from '../support/node-process.js'
-import { bootstrapOf, closeWebhooks, meshStats, postJson, startMeshNode, startWebhook, waitFor, type MeshNode } from '../support/mesh.js'
+import { describe, expect, it } from 'vitest'
+import { cleanUpNodesAfterEach } from '../support/hooks.js'
+import { makeTempDir } from '../support/node-process.js'
+import { bootstrapOf, meshStats, postJson, startMeshNode, startWebhook, waitFor, type MeshNode } from '../support/mesh.js'
 
-let failed = false
 const frozen = new Set<number>()
 
-afterEach((ctx) => {
-  failed ||= ctx.task.result?.state === 'fail'
-})
-afterEach(async () => {
-  for (const pid of frozen) process.kill(pid, 'SIGCONT')
-  frozen.clear()
-  await killAllNodes()
-  await closeWebhooks()
-  removeTempDirs(failed)
+cleanUpNodesAfterEach({
+  before: () => {
+    for (const pid of frozen) process.kill(pid, 'SIGCONT')
+    frozen.clear()
+  },
 })
 
 function freeze(n: MeshNode, on: boolean): void {
