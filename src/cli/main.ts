@@ -5,6 +5,7 @@ import '../polyfill.js'
 import { fileURLToPath } from 'node:url'
 import { Command } from 'commander'
 import { BingeError } from '../errors.js'
+import { runId, runKeygen } from './keys.js'
 import { runOnce } from './run.js'
 import { runMeshUp, type MeshUpOptions } from './mesh-up.js'
 import { runStart } from './start.js'
@@ -57,6 +58,21 @@ program
     const options: MeshUpOptions = { cli: fileURLToPath(import.meta.url), json: opts.json === true }
     if (opts.webhookReceiver !== undefined) options.webhookReceiver = opts.webhookReceiver === true ? '127.0.0.1:9000' : opts.webhookReceiver
     process.exitCode = await runMeshUp(dir, options)
+  })
+
+program
+  .command('keygen')
+  .description('print a fresh mesh key (64 hex digits) for mesh.psk: every node of a mesh shares it')
+  .action(() => {
+    process.exitCode = runKeygen()
+  })
+
+program
+  .command('id')
+  .description("print the node's libp2p peer id (for other nodes' mesh.allowPeers); creates its identity key in dataDir if it has none")
+  .requiredOption('-c, --config <file>', 'the node config (YAML)')
+  .action(async (opts: { config: string }) => {
+    process.exitCode = await runId(opts.config)
   })
 
 program

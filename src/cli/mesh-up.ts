@@ -10,6 +10,7 @@ import { existsSync, readdirSync, readFileSync, realpathSync } from 'node:fs'
 import { basename, dirname, join, resolve } from 'node:path'
 import { createInterface } from 'node:readline'
 import { loadConfig, splitHostPort } from '../config/index.js'
+import { newMeshKey } from './keys.js'
 import { fetchStats, formatTable } from './status.js'
 import { reportConfigError } from './validate.js'
 
@@ -149,6 +150,9 @@ export async function runMeshUp(dirArg: string | undefined, options: MeshUpOptio
     return 2
   }
   const shared: NodeJS.ProcessEnv = { ...process.env }
+  // The nodes of one `mesh up` share a key made for this run, unless the shell gives one
+  // (the example configs' fallback key is public).
+  shared.BINGE_MESH_KEY ||= newMeshKey()
   const receiverListen = options.webhookReceiver
   const receiverPath = receiverScript(options.cli)
   if (receiverListen !== undefined) {

@@ -8,6 +8,7 @@ import { durationSchema } from '../util/duration.js'
 import { sizeSchema } from '../util/size.js'
 import {
   expected,
+  bool,
   expression,
   httpUrl,
   int,
@@ -20,6 +21,7 @@ import {
   strict,
   text,
 } from './fields.js'
+import { closedByDefault } from './closed-mesh.js'
 import { oneKeyOf, type OneKey } from './one-key.js'
 import { outputEntries, stepEntries } from '../pipeline/registry.js'
 
@@ -70,6 +72,8 @@ const meshSection = strict({
   bootstrap: list(text().min(1)),
   psk: text().default(''),
   allowPeers: list(text().min(1)),
+  /** An open mesh on purpose: any peer that can reach the port may join (warned at every start). */
+  insecure: bool().default(false),
   gossipInterval: durationSchema.default(1_000),
   // Above 2 an event could come back to a node it already left, whose dedupe index
   // would drop it: refused until events carry their path.
@@ -79,7 +83,7 @@ const meshSection = strict({
   /** Events per handoff batch, and batches in flight to peers at once. */
   handoffBatch: int(1, 10_000).default(256),
   handoffConcurrency: int(1, 64).default(4),
-})
+}).check(closedByDefault())
 
 const retrySection = strict({
   attempts: int(0).default(3),

@@ -6,6 +6,7 @@ import { peerIdFromString } from '@libp2p/peer-id'
 import type { Logger } from 'pino'
 import { createHash } from 'node:crypto'
 import { uuidv7 } from '../ids.js'
+import { listensBeyondLoopback } from '../config/closed-mesh.js'
 import type { MeshConfig } from '../config/schema.js'
 import { asError } from '../errors.js'
 import type { HandoffDirection } from '../metrics.js'
@@ -23,6 +24,9 @@ import { PeerTable, type PeerEntry, type PeerView } from './peer-table.js'
 import { Redialer } from './redialer.js'
 
 export const traceProtocol = '/binge/trace/1.0.0'
+
+/** The key the example configs fall back to: fine on one machine, public everywhere else. */
+export const exampleMeshKey = 'binge-example-mesh-key'
 
 export interface MeshComponents {
   nodeId: string
@@ -123,6 +127,18 @@ export class Mesh {
     })
     await this.offloader.start()
     log.info({ peerId: host.peerId.toString(), addrs: this.addresses(), bootstrap: this.config.bootstrap }, 'The node joined the mesh.')
+    this.warnIfOpen()
+  }
+
+  /** Say so at every start when the mesh is open to more than its members should be. */
+  private warnIfOpen(): void {
+    const { listen, psk, allowPeers, insecure } = this.config
+    if (!listensBeyondLoopback(listen)) return
+    if (insecure && psk === '' && allowPeers.length === 0) {
+      this.c.log.warn({ listen }, 'The mesh is open (mesh.insecure: true): any machine that reaches its port can join, gossip and hand this node events.')
+    } else if (psk.trim() === exampleMeshKey) {
+      this.c.log.warn({ listen }, 'The mesh uses the example key from mesh-configs, which anyone can read: set BINGE_MESH_KEY to a key from `binge keygen`.')
+    }
   }
 
   async stop(): Promise<void> {

@@ -2,6 +2,7 @@ import os from 'node:os'
 import path from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { loadConfig, parseConfig, type Config } from '../../src/config/index.js'
+import { BingeError } from '../../src/errors.js'
 
 const fixtures = new URL('../fixtures/config/', import.meta.url).pathname
 const fixture = (name: string) => path.join(fixtures, name)
@@ -44,12 +45,13 @@ describe('defaults', () => {
     expect(absolute.node.dataDir).toBe('/var/lib/binge')
   })
 
-  it('an empty `mesh:` turns the mesh on with its defaults', () => {
-    expect(parseConfig('mesh:', 'a.yaml', {}).mesh).toEqual({
+  it('a `mesh:` with only its key turns the mesh on with its defaults', () => {
+    expect(parseConfig('mesh: { psk: k }', 'a.yaml', {}).mesh).toEqual({
       listen: '/ip4/0.0.0.0/tcp/7000',
       bootstrap: [],
-      psk: '',
+      psk: 'k',
       allowPeers: [],
+      insecure: false,
       gossipInterval: 1_000,
       maxHops: 2,
       handoffTimeout: 10_000,
@@ -102,8 +104,18 @@ describe('defaults', () => {
 })
 
 describe('the example of SPEC.md section 2', () => {
-  it('parses, with its env vars unset and their empty defaults', () => {
-    const config = loadConfig(fixture('spec-example.yaml'), {})
+  it('is refused with its env vars unset only for want of a mesh key (its mesh listens beyond loopback)', () => {
+    let problems: Array<{ path: string }> = []
+    try {
+      loadConfig(fixture('spec-example.yaml'), {})
+    } catch (err) {
+      problems = (err as BingeError).details?.problems as Array<{ path: string }>
+    }
+    expect(problems.map((p) => p.path)).toEqual(['mesh.psk'])
+  })
+
+  it('parses with a mesh key and its other env vars unset, taking their empty defaults', () => {
+    const config = loadConfig(fixture('spec-example.yaml'), { BINGE_MESH_KEY: 'k' })
     expect(config.node).toEqual({ id: 'node-a', dataDir: path.resolve('data/node-a') })
     expect(config.http).toEqual({
       listen: '0.0.0.0:8080',
@@ -113,7 +125,7 @@ describe('the example of SPEC.md section 2', () => {
     })
     expect(config.queue).toMatchObject({ mode: 'durable', sync: 'batch', maxBytes: 2 ** 30 })
     expect(config.workers).toBe(4)
-    expect(config.mesh).toMatchObject({ bootstrap: ['node-b:7000'], psk: '', gossipInterval: 1_000, maxHops: 2 })
+    expect(config.mesh).toMatchObject({ bootstrap: ['node-b:7000'], psk: 'k', gossipInterval: 1_000, maxHops: 2 })
     expect(config.pipelines['hot-rooms']).toEqual({
       when: 'type = "temperature"',
       steps: [{ filter: 'celsius > 30' }, { map: '$merge([$, {"fahrenheit": celsius * 9 / 5 + 32}])' }],

@@ -80,7 +80,7 @@ describe('unknown keys are refused at every depth', () => {
   it.each([
     ['nodes:\n  id: a\n', 'nodes', 1, 1],
     ['http:\n  lisen: 0.0.0.0:80\n', 'http.lisen', 2, 3],
-    ['mesh:\n  peers: []\n', 'mesh.peers', 2, 3],
+    ['mesh:\n  peers: []\n  psk: k\n', 'mesh.peers', 2, 3],
     ['pipelines:\n  p:\n    step: []\n', 'pipelines.p.step', 3, 5],
     ['pipelines:\n  p:\n    onFail:\n      retry: { tries: 2 }\n', 'pipelines.p.onFail.retry.tries', 4, 16],
     ['pipelines:\n  p:\n    outputs:\n      - stdout: { pretty: true }\n', 'pipelines.p.outputs[0].stdout.pretty', 4, 19],
@@ -130,7 +130,7 @@ describe('values', () => {
     ['workers: 2.5', 'workers'],
     ['log: { level: loud }', 'log.level'],
     ['queue: { sync: sometimes }', 'queue.sync'],
-    ['mesh: { bootstrap: node-b:7000 }', 'mesh.bootstrap'],
+    ['mesh: { bootstrap: node-b:7000, psk: k }', 'mesh.bootstrap'],
     ['pipelines: { "-bad": {} }', 'pipelines["-bad"]'],
     ['pipelines: { p: { outputs: [ { file: {} } ] } }', 'pipelines.p.outputs[0].file.path'],
     ['pipelines: { p: { steps: [ { filter: "a", map: "b" } ] } }', 'pipelines.p.steps[0]'],

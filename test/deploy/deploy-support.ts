@@ -11,7 +11,7 @@ import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { isMap, isSeq, parse, parseDocument } from 'yaml'
 import { BingeError } from '../../src/errors.js'
-import { parseConfig, stepSchemas, type Config, type ConfigProblem } from '../../src/config/index.js'
+import { expandEnv, parseConfig, stepSchemas, type Config, type ConfigProblem, type Env } from '../../src/config/index.js'
 
 export const repoRoot = fileURLToPath(new URL('../..', import.meta.url))
 export const meshConfigsDir = path.join(repoRoot, 'mesh-configs')
@@ -123,8 +123,12 @@ export function nodeServices(compose: ComposeFile): Array<[string, ComposeServic
   return Object.entries(compose.services).filter(([, s]) => s.entrypoint === undefined)
 }
 
-export function serviceEnv(s: ComposeService): Record<string, string> {
-  return Object.fromEntries(Object.entries(s.environment ?? {}).map(([k, v]) => [k, String(v)]))
+/**
+ * A service's environment as the container sees it: compose interpolates `${VAR:-default}`
+ * from the shell that runs it (here a fresh one, `cleanEnv()`), with the same syntax as binge.
+ */
+export function serviceEnv(s: ComposeService, shell: Env = cleanEnv()): Record<string, string> {
+  return Object.fromEntries(Object.entries(s.environment ?? {}).map(([k, v]) => [k, expandEnv(String(v), shell).value]))
 }
 
 /** `HOST:CONTAINER` port pairs as numbers. */
