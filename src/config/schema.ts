@@ -1,4 +1,4 @@
-// The node's config contract (SPEC.md section 2) as one zod schema; the types come
+// The node's config contract (docs/design.md §2) as one zod schema; the types come
 // from it, never written twice. Every section is optional with defaults, unknown keys
 // are refused at every depth, and steps and outputs are looked up in open registries.
 

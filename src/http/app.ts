@@ -1,4 +1,4 @@
-// The HTTP surface of a node (SPEC section 3). Routes only translate: parse and check
+// The HTTP surface of a node (docs/design.md §3). Routes only translate: parse and check
 // the request, call the node, render the answer. Every failure is a BingeError that
 // onError renders as JSON with its status, so no route formats errors of its own.
 import { Hono, type Context } from 'hono'

@@ -103,7 +103,7 @@ describe('defaults', () => {
   })
 })
 
-describe('the example of SPEC.md section 2', () => {
+describe('a full example config, every section written', () => {
   it('is refused with its env vars unset only for want of a mesh key (its mesh listens beyond loopback)', () => {
     let problems: Array<{ path: string }> = []
     try {

@@ -1,4 +1,4 @@
-// SIGTERM during steady ingest (SPEC section 1, `binge start`): the node stops
+// SIGTERM during steady ingest (docs/design.md §1, `binge start`): the node stops
 // accepting, finishes or returns its in-flight work, closes, and exits 0; every event
 // it answered 202 is then either in the output already or still in its queue, which a
 // restart drains. A clean stop writes nothing twice.

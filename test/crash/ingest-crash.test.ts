@@ -1,6 +1,6 @@
 // kill -9 of a real node, many times, while clients post events and while workers
 // process them: in durable mode no acknowledged event may be lost and duplicates stay
-// within what was in flight at the kills (SPEC section 6). The same harness against
+// within what was in flight at the kills (docs/design.md §6). The same harness against
 // `queue.mode: memory` must see loss, which shows the instrument can see it at all.
 //
 // BINGE_CRASH_SYNC=none|always runs the durable case with another sync mode;

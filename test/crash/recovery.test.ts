@@ -1,4 +1,4 @@
-// Start-up over a big backlog (SPEC sections 3 and 4): with 100,000 events on disk,
+// Start-up over a big backlog (docs/design.md §3 and §4): with 100,000 events on disk,
 // some of them left in flight by a crashed run, the node answers /readyz 503 and
 // refuses POST /events with 503 + Retry-After until its queue has recovered, never
 // accepts an event before it says it is ready, and then processes the whole backlog.

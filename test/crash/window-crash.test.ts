@@ -1,4 +1,4 @@
-// Windows across kill -9 (SPEC section 2: stateful steps commit their state with the
+// Windows across kill -9 (docs/design.md §2: stateful steps commit their state with the
 // ack, so a crash neither loses nor double-counts). Clients post 10,000 events to a
 // real node whose pipeline counts them in tumbling windows per key, and the node is
 // killed -9 five times meanwhile. Each client retries a request it got no answer to

@@ -1,4 +1,4 @@
-// The HTTP contract (SPEC section 3) against a real node: routes in memory through
+// The HTTP contract (docs/design.md §3) against a real node: routes in memory through
 // app.request(), bad input over a real socket.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { request as httpRequest } from 'node:http'

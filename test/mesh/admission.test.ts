@@ -1,4 +1,4 @@
-// Admission with a mesh (SPEC section 3 and 5): a node at its hard cap answers 429
+// Admission with a mesh (docs/design.md §3 and §5): a node at its hard cap answers 429
 // only when no peer can take the events either; until then it hands the request's
 // events to a peer with room and answers 202 once the peer made them durable. The 429
 // names the least-loaded peer's HTTP address. Two real nodes in this process, real

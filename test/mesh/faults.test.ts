@@ -1,4 +1,4 @@
-// The mesh handoff under faults (SPEC sections 5 and 6; the issue asks for at least 20
+// The mesh handoff under faults (docs/design.md §5 and §6; the issue asks for at least 20
 // rounds here and more in scripts/chaos-mesh.mjs): kill -9 of the receiver while
 // batches are in flight to it, kill -9 of the sender mid-handoff, SIGSTOP of a
 // receiver for 10 s. Real nodes as child processes on 127.0.0.1 (test/support/faults.ts):

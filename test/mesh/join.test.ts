@@ -1,4 +1,4 @@
-// Joining the mesh with a local config alone (SPEC §5): a chain of bootstraps forms a
+// Joining the mesh with a local config alone (docs/design.md §5): a chain of bootstraps forms a
 // full mesh, a late node that names one peer meets all of them within seconds and
 // takes a share of the overflow, the peer id survives a restart, and a killed node
 // that comes back rejoins by itself.

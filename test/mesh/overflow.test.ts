@@ -1,4 +1,4 @@
-// Overflow (SPEC §5, §6): a node whose output is slow gets far more events than it can
+// Overflow (docs/design.md §5, §6): a node whose output is slow gets far more events than it can
 // process; past its high-water mark it hands the newest to its peers until it is at
 // its low-water mark. Every acknowledged event comes out exactly once across the
 // three nodes' outputs: handoff loses nothing and adds no duplicate processing.

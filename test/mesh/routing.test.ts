@@ -1,4 +1,4 @@
-// Routing (SPEC §2, §3): POST /events/PIPELINE at a node that does not run the pipeline
+// Routing (docs/design.md §2, §3): POST /events/PIPELINE at a node that does not run the pipeline
 // goes to a peer that announced it; with no such peer, 404. GET /events/ID at the
 // node that took the POST follows the event across the handoff to where it was done.
 import path from 'node:path'

@@ -1,4 +1,4 @@
-// Mesh security (SPEC §5): with `psk` set, only peers that share the key connect;
+// Mesh security (docs/design.md §5): with `psk` set, only peers that share the key connect;
 // gossip is signed and validated, so a peer that publishes garbage, or an announcement
 // that claims to come from another peer, is neither believed nor listed.
 import { generateKeyPair } from '@libp2p/crypto/keys'

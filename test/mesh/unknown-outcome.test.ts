@@ -1,4 +1,4 @@
-// A direct handoff whose outcome is unknown (SPEC §3, §5): a node at its hard cap hands
+// A direct handoff whose outcome is unknown (docs/design.md §3, §5): a node at its hard cap hands
 // a request to a peer that freezes mid-handoff. The client gets a 503 and retries with
 // its Idempotency-Key; by then a less-loaded peer has joined. The retry must go to the
 // frozen-then-thawed peer, which may hold the first copy (it reads the frame when it
