@@ -3,6 +3,6 @@
 
 export { loadConfig, parseConfig, formatProblems, type ConfigProblem } from './load.js'
 export { expandEnv, substituteEnv, type Env } from './env.js'
-export { entryOf, type OneKey } from './one-key.js'
-export { splitHostPort } from './fields.js'
+export { entryOf, type OneKey } from '../schema/one-key.js'
+export { splitHostPort } from '../schema/fields.js'
 export * from './schema.js'

@@ -10,7 +10,6 @@ import {
   expected,
   bool,
   expression,
-  httpUrl,
   int,
   list,
   listenAddress,
@@ -20,9 +19,10 @@ import {
   section,
   strict,
   text,
-} from './fields.js'
+} from '../schema/fields.js'
 import { closedByDefault } from './closed-mesh.js'
-import { oneKeyOf, type OneKey } from './one-key.js'
+import { oneKeyOf, type OneKey } from '../schema/one-key.js'
+import { onFailSection } from '../pipeline/on-fail-schema.js'
 import { outputEntries, stepEntries } from '../pipeline/registry.js'
 
 /**
@@ -85,43 +85,6 @@ const meshSection = strict({
   handoffConcurrency: int(1, 64).default(4),
 }).check(closedByDefault())
 
-const retrySection = strict({
-  attempts: int(0).default(3),
-  backoff: durationSchema.default(200),
-  maxBackoff: durationSchema.default(30_000),
-}).check(ordered('backoff', 'maxBackoff', 'high', 'ms'))
-
-/** What `onFail.then` may say, besides the bare words deadletter, drop and alert. */
-export const failActionSchemas: Record<string, z.ZodType> = {
-  forward: strict({ url: httpUrl() }),
-  alert: section(strict({ webhook: httpUrl().optional() })),
-}
-
-const bareActions = ['deadletter', 'drop', 'alert'] as const
-export type BareFailAction = (typeof bareActions)[number]
-const failAction = oneKeyOf('failure action', failActionSchemas)
-
-// A bare word or a one-key object; kept as written so the engine sees the same shape.
-const thenSchema = z.unknown().transform((input, ctx): BareFailAction | OneKey => {
-  if (typeof input !== 'string') {
-    const parsed = failAction.safeParse(input)
-    if (parsed.success) return parsed.data
-    ctx.issues.push(...parsed.error.issues.map((issue) => ({ ...issue, input: undefined })))
-    return z.NEVER
-  }
-  if ((bareActions as readonly string[]).includes(input)) return input as BareFailAction
-  ctx.addIssue({
-    code: 'custom',
-    message: `expected deadletter, drop, alert, forward: { url } or alert: { webhook }, got ${JSON.stringify(input)}`,
-  })
-  return z.NEVER
-})
-
-const onFailSection = strict({
-  retry: retrySection.optional(),
-  then: thenSchema.default('deadletter'),
-})
-
 const pipelineName = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/
 
 const pipelineSection = strict({
@@ -165,10 +128,8 @@ export type QueueConfig = Config['queue']
 export type LogConfig = Config['log']
 export type MeshConfig = z.output<typeof meshSection>
 export type PipelineConfig = z.output<typeof pipelineSection>
-export type OnFailConfig = PipelineConfig['onFail']
-export type RetryConfig = z.output<typeof retrySection>
+export type { OnFailConfig, RetryConfig, FailAction, BareFailAction } from '../pipeline/on-fail-schema.js'
 /** A step as written: `{ <kind>: <config> }`; see `entryOf` in one-key.ts. */
 export type StepConfig = OneKey
 /** An output as written: `{ <kind>: <config> }`. */
 export type OutputConfig = OneKey
-export type FailAction = BareFailAction | OneKey

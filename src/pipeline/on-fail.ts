@@ -4,8 +4,8 @@
 import type { Logger } from 'pino'
 import { asError } from '../errors.js'
 import type { FailureAction } from '../metrics.js'
-import type { OnFailConfig } from '../config/schema.js'
-import { entryOf } from '../config/one-key.js'
+import type { OnFailConfig } from './on-fail-schema.js'
+import { entryOf } from '../schema/one-key.js'
 import type { EventRecord } from '../queue/types.js'
 
 export type FailurePolicy = OnFailConfig

@@ -5,7 +5,7 @@
 // Config validation already checked each entry's shape, so a factory gets its own
 // section of the config, defaults applied.
 import { BingeError } from '../errors.js'
-import { entryOf } from '../config/one-key.js'
+import { entryOf } from '../schema/one-key.js'
 import { outputEntries } from './outputs/index.js'
 import { noMesh } from './outputs/forward.js'
 import type { OutputEntry, OutputFactoryContext, StepEntry, StepFactoryContext } from './registry-types.js'

@@ -10,7 +10,7 @@
 import { mkdir, open, readdir, rename, type FileHandle } from 'node:fs/promises'
 import { basename, dirname } from 'node:path'
 import type { z } from 'zod'
-import { bool, strict, text } from '../../config/fields.js'
+import { bool, strict, text } from '../../schema/fields.js'
 import { sizeSchema } from '../../util/size.js'
 import { GroupCommit } from '../../queue/group-commit.js'
 import type { OutputEntry } from '../registry-types.js'

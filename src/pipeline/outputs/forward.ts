@@ -5,7 +5,7 @@
 // retried after an unknown outcome is dropped by the receiver's dedupe, never run twice.
 import type { z } from 'zod'
 import { asError } from '../../errors.js'
-import { strict, text } from '../../config/fields.js'
+import { strict, text } from '../../schema/fields.js'
 import type { EventRecord, JsonObject } from '../../queue/types.js'
 import type { OutputEntry, OutputFactoryContext } from '../registry-types.js'
 import type { Envelope, Output } from '../types.js'

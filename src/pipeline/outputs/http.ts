@@ -7,7 +7,7 @@
 // and connection errors are transient: the pipeline retries them per onFail.retry,
 // with exponential backoff and jitter.
 import { z } from 'zod'
-import { bool, httpUrl, int, optionalSection, strict } from '../../config/fields.js'
+import { bool, httpUrl, int, optionalSection, strict } from '../../schema/fields.js'
 import { durationSchema } from '../../util/duration.js'
 import type { OutputEntry } from '../registry-types.js'
 import type { Output } from '../types.js'

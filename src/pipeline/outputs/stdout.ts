@@ -1,7 +1,7 @@
 // stdout: one JSON line per record on the process's standard output. Resolves when
 // the stream has taken the data, so a piped reader that stalls applies backpressure.
 import type { z } from 'zod'
-import { bool, section, strict } from '../../config/fields.js'
+import { bool, section, strict } from '../../schema/fields.js'
 import type { OutputEntry } from '../registry-types.js'
 import type { Output } from '../types.js'
 

@@ -5,7 +5,7 @@
 // expired, whether or not the flush has removed it yet, so answers never depend on
 // when flushes run. Duplicates are filtered (counted).
 import { z } from 'zod'
-import { expression, strict } from '../../config/fields.js'
+import { expression, strict } from '../../schema/fields.js'
 import { compile } from '../expression.js'
 import type { StepEntry, StepFactoryContext } from '../registry-types.js'
 import { eventTime, groupKey } from '../state/event-time.js'

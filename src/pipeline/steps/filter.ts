@@ -1,5 +1,5 @@
 // filter: keep the event when the JSONata predicate holds, else it is filtered.
-import { expression } from '../../config/fields.js'
+import { expression } from '../../schema/fields.js'
 import { compile, isTruthy } from '../expression.js'
 import type { StepEntry } from '../registry-types.js'
 import type { PipelineEvent, Step } from '../types.js'

@@ -1,7 +1,7 @@
 // map: replace the event's data with the JSONata result. The result must be an
 // object (or an array of objects, which splits the event); anything else is a failure,
 // since outputs write JSON objects. An undefined result filters the event.
-import { expression } from '../../config/fields.js'
+import { expression } from '../../schema/fields.js'
 import { BingeError } from '../../errors.js'
 import type { JsonObject } from '../../queue/types.js'
 import { compile } from '../expression.js'

@@ -4,7 +4,7 @@
 // needs no state. The others are filtered (counted).
 import { createHash } from 'node:crypto'
 import { z } from 'zod'
-import { expression, strict } from '../../config/fields.js'
+import { expression, strict } from '../../schema/fields.js'
 import { compile } from '../expression.js'
 import type { StepEntry, StepFactoryContext } from '../registry-types.js'
 import { groupKey } from '../state/event-time.js'

@@ -6,7 +6,7 @@
 // what slows the pipeline down to the rate. Buckets live in the node's store; a full
 // bucket is the same as none, so the flush forgets those.
 import { z } from 'zod'
-import { expression, int, oneOf, strict } from '../../config/fields.js'
+import { expression, int, oneOf, strict } from '../../schema/fields.js'
 import { abortableSleep } from '../../util/backoff.js'
 import { compile } from '../expression.js'
 import type { StepEntry, StepFactoryContext } from '../registry-types.js'

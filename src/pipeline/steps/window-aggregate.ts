@@ -2,7 +2,7 @@
 // sum, min, max and the sum behind its average. Plain JSON, so it is stored as is.
 import { z } from 'zod'
 import { BingeError } from '../../errors.js'
-import { bool, expression, list, section, strict } from '../../config/fields.js'
+import { bool, expression, list, section, strict } from '../../schema/fields.js'
 import { compile, type Expression } from '../expression.js'
 import type { JsonObject } from '../../queue/types.js'
 import type { PipelineEvent } from '../types.js'

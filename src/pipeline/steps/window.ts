@@ -17,7 +17,7 @@
 //   whose output keeps failing stays, and is retried at the next flush. So no window
 //   loses an acked event or counts one twice.
 import { z } from 'zod'
-import { expression, strict } from '../../config/fields.js'
+import { expression, strict } from '../../schema/fields.js'
 import { durationSchema } from '../../util/duration.js'
 import type { EventRecord } from '../../queue/types.js'
 import { compile } from '../expression.js'
