@@ -72,6 +72,8 @@ export class BingeNode implements NodeApi {
     this.workers = new WorkerPool({ workers: config.workers, queue: this.queue, engine: this.engine, log: this.log, trace: this.traces })
     const app = (this.app = createApp(this, {
       maxBodyBytes: config.http.maxBodyBytes,
+      maxEventsPerRequest: config.http.maxEventsPerRequest,
+      queueMaxEvents: q.maxEvents,
       authToken: config.http.authToken,
       onReject: (reason) => this.metricsStore.rejectedRequest(reason),
     }))
@@ -80,7 +82,7 @@ export class BingeNode implements NodeApi {
       const metrics = this.metricsStore
       this.mesh = new Mesh(config.mesh, {
         nodeId: this.nodeId, dataDir: config.node.dataDir, queue: this.queue, log: this.log, trace: this.traces,
-        highWaterMark: q.highWaterMark, lowWaterMark: q.lowWaterMark, maxEvents: q.maxEvents,
+        highWaterMark: q.highWaterMark, lowWaterMark: q.lowWaterMark, maxEvents: q.maxEvents, maxEventBytes: config.http.maxBodyBytes,
         httpAddress: () => {
           const a = this.http.address()
           return a ? `${a.address}:${a.port}` : config.http.listen
@@ -199,7 +201,7 @@ export class BingeNode implements NodeApi {
       return results
     }
     try {
-      return await this.queue.enqueue(events, { newIds })
+      return await this.queue.enqueue(events, { newIds, fingerprint: !newIds })
     } catch (err) {
       if (!mesh || !(err instanceof BingeError) || err.code !== 'BINGE_QUEUE_FULL') throw err
       const results = await this.viaPeer(events, 'overflow', newIds)

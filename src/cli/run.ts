@@ -14,6 +14,8 @@
 import { readFile } from 'node:fs/promises'
 import { loadConfig, type Config } from '../config/index.js'
 import { asError } from '../errors.js'
+import { EventInputError } from '../events/check-event.js'
+import { parseEvents } from '../events/parse-events.js'
 import { createLogger } from '../log.js'
 import { Metrics } from '../metrics.js'
 import { Engine } from '../pipeline/engine.js'
@@ -41,40 +43,37 @@ export interface RunStreams {
 
 const batchSize = 32
 
-/** Events in `text`: one JSON object, an array of them, or one object a line. */
-export function parseEvents(text: string, source: string): { events: JsonObject[]; problems: string[] } {
-  const isObject = (v: unknown): v is JsonObject => typeof v === 'object' && v !== null && !Array.isArray(v)
-  const kind = (v: unknown) => (v === null ? 'null' : Array.isArray(v) ? 'an array' : typeof v)
-  if (text.trim() === '') return { events: [], problems: [`${source}: no event: the input is empty`] }
-  let whole: unknown
-  let wholeParsed = true
+/**
+ * Events in `text`: one JSON object, an array of them, or one object a line, through the
+ * parser and checks every door uses (so `binge run` refuses what POST /events refuses),
+ * worded for a file: `source:line: ...`.
+ */
+export function readEvents(text: string, source: string): { events: JsonObject[] } | { problem: string } {
   try {
-    whole = JSON.parse(text)
-  } catch {
-    wholeParsed = false
+    return { events: parseAnyFormat(text) }
+  } catch (err) {
+    if (!(err instanceof EventInputError)) throw err
+    return { problem: describeProblem(err, source) }
   }
-  if (wholeParsed) {
-    if (isObject(whole)) return { events: [whole], problems: [] }
-    if (Array.isArray(whole)) {
-      const problems = whole.flatMap((v, i) => (isObject(v) ? [] : [`${source}: item ${i}: expected a JSON object, got ${kind(v)}`]))
-      if (whole.length === 0) problems.push(`${source}: no event: the array is empty`)
-      return { events: problems.length === 0 ? (whole as JsonObject[]) : [], problems }
-    }
-    return { events: [], problems: [`${source}: expected a JSON object, got ${kind(whole)}`] }
+}
+
+/** A whole JSON document if the text is one, else NDJSON (a syntax error there has its line). */
+function parseAnyFormat(text: string): JsonObject[] {
+  try {
+    return parseEvents(text, 'json').events
+  } catch (err) {
+    if (err instanceof EventInputError && err.problem.kind === 'syntax') return parseEvents(text, 'ndjson').events
+    throw err
   }
-  const events: JsonObject[] = []
-  const problems: string[] = []
-  text.split('\n').forEach((line, i) => {
-    if (line.trim() === '') return
-    try {
-      const value: unknown = JSON.parse(line)
-      if (isObject(value)) events.push(value)
-      else problems.push(`${source}:${i + 1}: expected a JSON object, got ${kind(value)}`)
-    } catch (err) {
-      problems.push(`${source}:${i + 1}: bad JSON: ${asError(err).message}`)
-    }
-  })
-  return { events: problems.length === 0 ? events : [], problems }
+}
+
+function describeProblem(err: EventInputError, source: string): string {
+  const { kind, line, item, found } = err.problem
+  const at = line === undefined ? `${source}:` : `${source}:${line}:`
+  if (kind === 'empty') return `${source}: no event: ${found === 'an empty array' ? 'the array is empty' : 'the input is empty'}`
+  if (kind === 'syntax') return `${at} bad JSON: ${err.message}`
+  if (kind === 'not-object') return `${at}${item === undefined ? '' : ` item ${item}:`} expected a JSON object, got ${found}`
+  return `${at} ${err.message}`
 }
 
 async function readInput(input: string | undefined, stdin: NodeJS.ReadableStream): Promise<string> {
@@ -117,8 +116,9 @@ export async function runOnce(options: RunOptions, io: RunStreams = process): Pr
   } catch (err) {
     return fail(`cannot read ${source}: ${asError(err).message}`)
   }
-  const { events: objects, problems } = parseEvents(text, source)
-  if (problems.length > 0) return fail(`bad input, nothing ran:\n${problems.slice(0, 20).join('\n')}${problems.length > 20 ? `\n... and ${problems.length - 20} more` : ''}`)
+  const input = readEvents(text, source)
+  if ('problem' in input) return fail(`bad input, nothing ran:\n${input.problem}`)
+  const objects = input.events
 
   const nodeId = config.node.id
   const log = createLogger(config.log.level, { node: nodeId, command: 'run' })

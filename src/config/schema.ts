@@ -47,6 +47,9 @@ const nodeSection = strict({
 const httpSection = strict({
   listen: listenAddress().default('0.0.0.0:8080'),
   maxBodyBytes: sizeSchema.default(1024 * 1024),
+  // One handoff batch holds at most 10,000 events, so any request can be routed to a
+  // peer whole; and a 1 MiB body of `{}` (350,000 events) is refused before it costs.
+  maxEventsPerRequest: int(1).default(10_000),
   authToken: text().default(''),
   requestTimeout: durationSchema.default(30_000),
 })

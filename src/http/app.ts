@@ -6,10 +6,15 @@ import { timingSafeEqual } from 'node:crypto'
 import { BingeError } from '../errors.js'
 import type { NodeApi } from './api.js'
 import type { IncomingMessage } from 'node:http'
-import { bodyFormat, parseEvents, readBody, readNodeBody } from './body.js'
+import { parseEvents, type EventLimits } from '../events/parse-events.js'
+import { bodyFormat, readBody, readNodeBody } from './body.js'
 
 export interface AppOptions {
   maxBodyBytes: number
+  /** http.maxEventsPerRequest. */
+  maxEventsPerRequest: number
+  /** queue.maxEvents: a request with more could never fit, so it is a final 413, not a 429. */
+  queueMaxEvents: number
   authToken: string
   /** Called for each rejected ingest request, with a short reason, for metrics. */
   onReject?: (reason: string) => void
@@ -40,8 +45,17 @@ function notReady(node: NodeApi): BingeError | undefined {
   return new BingeError('BINGE_NOT_READY', `the node is ${why}; retry shortly`, { retryAfter: 1 })
 }
 
+/** The tighter of the two event caps, and which setting it is. */
+function eventLimits(options: AppOptions): EventLimits {
+  if (options.queueMaxEvents < options.maxEventsPerRequest) {
+    return { maxEvents: options.queueMaxEvents, maxEventsReason: 'queue.maxEvents: the queue could never hold more at once' }
+  }
+  return { maxEvents: options.maxEventsPerRequest, maxEventsReason: 'http.maxEventsPerRequest' }
+}
+
 export function createApp(node: NodeApi, options: AppOptions): Hono {
   const app = new Hono()
+  const limits = eventLimits(options)
 
   app.onError((err, c) => {
     const e = err instanceof BingeError ? err : new BingeError('BINGE_INTERNAL', 'internal error', { cause: err })
@@ -81,7 +95,7 @@ export function createApp(node: NodeApi, options: AppOptions): Hono {
     }
     const format = bodyFormat(c.req.header('content-type'))
     const text = await requestText(c, options.maxBodyBytes)
-    const { events, batch } = parseEvents(text, format)
+    const { events, batch } = parseEvents(text, format, limits)
     const results = await node.ingest(events, { idempotencyKey: key, pipeline, batch })
     const duplicates = results.filter((r) => r.duplicate).map((r) => r.id)
     const body: Record<string, unknown> = { ids: results.map((r) => r.id) }

@@ -16,6 +16,11 @@ export function splitHostPort(listen: string): { host: string; port: number } {
   return { host, port: Number(listen.slice(i + 1)) }
 }
 
+/** A quarter of the timeout, at most a second: a request is cut off within 25% of its time. */
+export function checkingInterval(requestTimeoutMs: number): number {
+  return Math.max(10, Math.min(Math.floor(requestTimeoutMs / 4), 1_000))
+}
+
 export class HttpServer {
   private server?: Server
 
@@ -29,7 +34,14 @@ export class HttpServer {
         fetch: this.app.fetch,
         hostname: host,
         port,
-        serverOptions: { requestTimeout: timeout, headersTimeout: Math.min(timeout, 60_000), keepAliveTimeout: 5_000 },
+        serverOptions: {
+          requestTimeout: timeout,
+          headersTimeout: Math.min(timeout, 60_000),
+          keepAliveTimeout: 5_000,
+          // Node checks both timeouts only this often (30 s by default), so a slow
+          // client could hold a socket that long past them: check in proportion.
+          connectionsCheckingInterval: checkingInterval(timeout),
+        },
       }) as Server
       server.once('error', reject)
       server.once('listening', () => {

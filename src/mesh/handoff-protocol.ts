@@ -7,10 +7,12 @@
 // resend and is always accepted, so a lost `accepted` answer cannot turn into a
 // refusal that makes the sender process the events itself as well; for the same
 // reason a resend is taken even while the node starts or stops (its queue is open
-// whenever the mesh serves), and only a new batch is refused then.
+// whenever the mesh serves), and only a new batch is refused then. What the receiver
+// checks and corrects in a batch before any of that is in handoff-checks.ts.
 import { z } from 'zod'
 import { BingeError } from '../errors.js'
 import type { EventQueue, EventRecord } from '../queue/types.js'
+import { checkHandoff } from './handoff-checks.js'
 
 export const handoffProtocol = '/binge/handoff/1.0.0'
 export const maxHandoffEvents = 10_000
@@ -43,6 +45,8 @@ export type HandoffResponse =
 export interface HandoffReceiverComponents {
   queue: EventQueue
   highWaterMark: number
+  /** The largest event taken at this node's HTTP door (http.maxBodyBytes): the same limit here. */
+  maxEventBytes: number
   /** False while recovering or shutting down. */
   accepting(): boolean
   hasPipeline(name: string): boolean
@@ -52,20 +56,26 @@ export interface HandoffReceiverComponents {
 
 const refused = (reason: string): HandoffResponse => ({ status: 'refused', reason })
 
-export async function receiveHandoff(body: unknown, c: HandoffReceiverComponents): Promise<HandoffResponse> {
+/** `senderNode`: the node name the connection's peer id announced (undefined: none, or not valid). */
+export async function receiveHandoff(body: unknown, senderNode: string | undefined, c: HandoffReceiverComponents): Promise<HandoffResponse> {
   const parsed = handoffRequestSchema.safeParse(body)
   if (!parsed.success) return refused(`invalid handoff request: ${parsed.error.issues[0]?.message ?? 'bad shape'}`)
   const request = parsed.data
-  const events: EventRecord[] = request.events.map((e) => ({ ...e, hops: e.hops + 1 }))
-  const refusal = reasonToRefuse(request, events, c)
+  const events = checkHandoff(request, { senderNode, hasPipeline: c.hasPipeline, maxEventBytes: c.maxEventBytes, now: Date.now() })
+  if (typeof events === 'string') return refused(events)
+  const refusal = reasonToRefuse(request, c)
   // Only a new batch may be refused; the dedupe lookup that tells a resend is paid
   // here only when there is a reason (enqueue looks the ids up anyway).
   if (refusal !== undefined && !(await c.queue.seen(events.map((e) => e.id))).some(Boolean)) return refused(refusal)
   let results
   try {
-    results = await c.queue.enqueue(events)
+    // An overflow batch holds events as clients sent them: an id reused for another
+    // event is refused (the sender keeps it). A route may carry a forward's retry,
+    // re-transformed under the same id, which stays a duplicate.
+    results = await c.queue.enqueue(events, { fingerprint: request.kind === 'overflow' })
   } catch (err) {
     if (err instanceof BingeError && err.code === 'BINGE_QUEUE_FULL') return refused('its queue is full')
+    if (err instanceof BingeError && err.code === 'BINGE_IDEMPOTENCY_CONFLICT') return refused(err.message)
     throw err
   }
   const fresh = events.filter((_, i) => !results[i]!.duplicate)
@@ -74,11 +84,9 @@ export async function receiveHandoff(body: unknown, c: HandoffReceiverComponents
   return { status: 'accepted', accepted: fresh.length, duplicates: duplicateIds.length, duplicateIds }
 }
 
-function reasonToRefuse(request: HandoffRequest, events: EventRecord[], c: HandoffReceiverComponents): string | undefined {
+function reasonToRefuse(request: HandoffRequest, c: HandoffReceiverComponents): string | undefined {
   if (!c.accepting()) return 'the node is not accepting events (starting or shutting down)'
   if (request.kind === 'overflow' && c.queue.depth().unprocessed >= c.highWaterMark) return 'over its high-water mark'
-  const missing = events.find((e) => e.pipeline !== undefined && !c.hasPipeline(e.pipeline))
-  if (missing) return `does not run the pipeline "${missing.pipeline}"`
   return undefined
 }
 

@@ -1,7 +1,7 @@
 // The mesh side of a node: a libp2p host, load gossip, the peer table, the redialer,
 // the handoff protocol (both directions) and the trace lookup. The node owns the
 // order: the mesh starts after the queue has recovered and stops before it closes.
-import type { PeerId } from '@libp2p/interface'
+import type { Connection, PeerId } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
 import type { Logger } from 'pino'
 import { createHash } from 'node:crypto'
@@ -37,6 +37,8 @@ export interface MeshComponents {
   highWaterMark: number
   lowWaterMark: number
   maxEvents: number
+  /** http.maxBodyBytes: no event handed in may be larger than one the HTTP door takes. */
+  maxEventBytes: number
   /** host:port of the HTTP API as bound. */
   httpAddress(): string
   pipelines(): string[]
@@ -84,9 +86,13 @@ export class Mesh {
     const privateKey = await loadOrCreateIdentity(this.c.dataDir)
     const host = (this.host = await createPeerHost({ privateKey, listen: this.config.listen, psk: this.config.psk, allowPeers: this.config.allowPeers }))
     const timeout = this.config.handoffTimeout
-    await serve(host, handoffProtocol, timeout, (body) => receiveHandoff(body, {
+    // Who is on the other end is the peer id the connection proved, and what that peer
+    // announced: never what a frame says.
+    const member = (connection: Connection) => this.table.get(connection.remotePeer.toString())?.announcement.node
+    await serve(host, handoffProtocol, timeout, (body, connection) => receiveHandoff(body, member(connection), {
       queue: this.c.queue,
       highWaterMark: this.c.highWaterMark,
+      maxEventBytes: this.c.maxEventBytes,
       accepting: () => this.c.accepting(),
       hasPipeline: (name) => this.c.hasPipeline(name),
       onHandedIn: (events, from) => {
@@ -95,7 +101,9 @@ export class Mesh {
         for (const e of events) this.c.trace.add(e.id, 'handedIn', step)
       },
     }))
-    await serve(host, traceProtocol, timeout, async (body) => {
+    // Traces name peers and event ids: only mesh members may ask.
+    await serve(host, traceProtocol, timeout, async (body, connection) => {
+      if (member(connection) === undefined) return { refused: 'the trace protocol answers mesh members only' }
       const id = (body as { id?: unknown })?.id
       return { node: this.c.nodeId, steps: typeof id === 'string' ? this.c.trace.get(id) ?? [] : [] }
     })

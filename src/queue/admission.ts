@@ -4,6 +4,7 @@
 // cap takes no room and marks no id as seen); an id accepted earlier in the same group
 // (or the same call) is a duplicate; an index entry older than the window is not.
 
+import { createHash } from 'node:crypto'
 import { BingeError } from '../errors.js'
 import type { EnqueueOptions, EnqueueResult, EventRecord } from './types.js'
 
@@ -23,6 +24,8 @@ export interface PreparedEvent {
   bytes: number
   /** In the dedupe index (looked up, then added): all but ids this node just made (EnqueueOptions). */
   indexed: boolean
+  /** Of pipeline and data, for an indexed event when EnqueueOptions.fingerprint asks. */
+  fingerprint?: string
 }
 
 export interface Admitted {
@@ -35,6 +38,8 @@ export interface AdmissionContext {
   dedupeWindowMs: number
   /** When the index last accepted this id, if it holds it. */
   seenAt: (id: string) => number | undefined
+  /** The fingerprint the index holds for this id, if it holds one. */
+  fingerprintOf?: (id: string) => string | undefined
   /** Ids accepted earlier in this group; admit() adds the ids it accepts. */
   taken: Set<string>
   /** Room left under the caps; admit() subtracts what it accepts. */
@@ -71,8 +76,15 @@ export function prepare(events: EventRecord[], options: EnqueueOptions = {}): Pr
     } catch (err) {
       throw new BingeError('BINGE_BAD_REQUEST', `event ${event.id} cannot be stored as JSON`, { cause: err })
     }
-    return { record, json, bytes: Buffer.byteLength(json), indexed }
+    const prepared: PreparedEvent = { record, json, bytes: Buffer.byteLength(json), indexed }
+    if (indexed && options.fingerprint === true) prepared.fingerprint = fingerprintOf(record)
+    return prepared
   })
+}
+
+/** 128 bits of SHA-256 over pipeline and data: what "the same event" means for a reused id. */
+export function fingerprintOf(record: EventRecord): string {
+  return createHash('sha256').update(record.pipeline ?? '').update('\u0000').update(JSON.stringify(record.data)).digest('base64url').slice(0, 22)
 }
 
 export function isSeenWithin(at: number | undefined, now: number, windowMs: number): boolean {
@@ -86,7 +98,14 @@ export function admit(events: PreparedEvent[], ctx: AdmissionContext): Admitted 
   let bytes = 0
   for (const event of events) {
     const id = event.record.id
-    const duplicate = mine.has(id) || ctx.taken.has(id) || (event.indexed && isSeenWithin(ctx.seenAt(id), ctx.now, ctx.dedupeWindowMs))
+    const seenBefore = event.indexed && isSeenWithin(ctx.seenAt(id), ctx.now, ctx.dedupeWindowMs)
+    if (seenBefore && event.fingerprint !== undefined) {
+      const held = ctx.fingerprintOf?.(id)
+      if (held !== undefined && held !== event.fingerprint) {
+        return new BingeError('BINGE_IDEMPOTENCY_CONFLICT', `the id "${id}" was accepted within the dedupe window for a different event; an Idempotency-Key (with its -N suffixes for a batch) may be reused only for the same events`, { details: { id } })
+      }
+    }
+    const duplicate = mine.has(id) || ctx.taken.has(id) || seenBefore
     results.push({ id, duplicate })
     if (duplicate) continue
     mine.add(id)

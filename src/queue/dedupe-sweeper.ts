@@ -5,7 +5,7 @@
 // a late sweep is harmless because lookups ignore entries older than the window.
 
 import type { Level } from 'level'
-import { seenBefore, seenKey, timeOfSeenByTime } from './keys.js'
+import { parseSeen, seenBefore, seenKey, timeOfSeenByTime } from './keys.js'
 import { writeBatch } from './write-batch.js'
 
 /** Time-ordered entries (one per enqueue group) handled per chunk. */
@@ -33,7 +33,7 @@ export async function sweepChunk(db: Db, cutoff: number, limit = SWEEP_CHUNK): P
   const current = await db.getMany(ids.map((e) => seenKey(e.id)))
   const ops: Op[] = groups.map(([key]) => ({ type: 'del', key }))
   ids.forEach((e, i) => {
-    if (current[i] !== undefined && Number(current[i]) === e.at) ops.push({ type: 'del', key: seenKey(e.id) })
+    if (current[i] !== undefined && parseSeen(current[i]!).at === e.at) ops.push({ type: 'del', key: seenKey(e.id) })
   })
   await writeBatch(db, ops, false)
   return { entries: groups.length, forgotten: ops.length - groups.length }

@@ -410,7 +410,7 @@ export class DurableQueue implements EventQueue {
       if (ids.length === 0) return []
       const stored = await this.db.getMany(ids.map(k.seenKey))
       const now = this.now()
-      return stored.map((at) => isSeenWithin(at === undefined ? undefined : Number(at), now, this.options.dedupeWindowMs))
+      return stored.map((value) => isSeenWithin(value === undefined ? undefined : k.parseSeen(value).at, now, this.options.dedupeWindowMs))
     })
   }
 

@@ -37,14 +37,15 @@ export async function planEnqueue(
 ): Promise<EnqueuePlan> {
   const ids = [...new Set(calls.flatMap((events) => events.flatMap((e) => (e.indexed ? [e.record.id] : []))))]
   const stored = await db.getMany(ids.map(k.seenKey))
-  const seen = new Map<string, number>()
+  const seen = new Map<string, { at: number; fingerprint?: string }>()
   ids.forEach((id, i) => {
-    if (stored[i] !== undefined) seen.set(id, Number(stored[i]))
+    if (stored[i] !== undefined) seen.set(id, k.parseSeen(stored[i]!))
   })
   const admission = {
     now: ctx.now,
     dedupeWindowMs: ctx.dedupeWindowMs,
-    seenAt: (id: string) => seen.get(id),
+    seenAt: (id: string) => seen.get(id)?.at,
+    fingerprintOf: (id: string) => seen.get(id)?.fingerprint,
     taken: new Set<string>(),
     room: { ...ctx.room },
   }
@@ -60,7 +61,7 @@ export async function planEnqueue(
       const key = k.seqString(plan.nextSeq++)
       plan.ops.push({ type: 'put', key: k.unprocessedKey(key), value: f.json })
       if (f.indexed) {
-        plan.ops.push({ type: 'put', key: k.seenKey(f.record.id), value: String(ctx.now) })
+        plan.ops.push({ type: 'put', key: k.seenKey(f.record.id), value: k.seenValue(ctx.now, f.fingerprint) })
         accepted.push(f.record.id)
       }
       plan.added++

@@ -91,6 +91,16 @@ export function parseHandoffKey(dbKey: string): { handoffId: string; queueKey: s
  * the index's cost on the ingest path small, and the sweep still reads a range.
  */
 export const seenKey = (id: string): string => seen.start + id
+/**
+ * A dedupe entry's value: the time the id was accepted, and for an event fingerprinted
+ * at admission (EnqueueOptions.fingerprint) a space and the fingerprint. Entries written
+ * before fingerprints existed hold the time alone, and read as unfingerprinted.
+ */
+export const seenValue = (at: number, fingerprint?: string): string => (fingerprint === undefined ? String(at) : `${at} ${fingerprint}`)
+export function parseSeen(value: string): { at: number; fingerprint?: string } {
+  const space = value.indexOf(' ')
+  return space < 0 ? { at: Number(value) } : { at: Number(value.slice(0, space)), fingerprint: value.slice(space + 1) }
+}
 export const seenByTimeKey = (at: number, tag: string): string =>
   `${seenByTime.start}${String(Math.max(0, Math.floor(at))).padStart(TIME_WIDTH, '0')}!${tag}`
 /** Every time-ordered entry strictly older than `at`. */

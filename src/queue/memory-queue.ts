@@ -43,6 +43,8 @@ export class MemoryQueue implements EventQueue {
   private readonly now: () => number
   /** Dedupe index, id -> time accepted; Map order is (about) time order. */
   private readonly seenAt = new Map<string, number>()
+  /** Fingerprints of ids indexed with one (EnqueueOptions.fingerprint). */
+  private readonly fingerprints = new Map<string, string>()
   /** Unprocessed keys in order, from `head` on; values in `events`. */
   private order: string[] = []
   private head = 0
@@ -83,6 +85,7 @@ export class MemoryQueue implements EventQueue {
         now,
         dedupeWindowMs: this.options.dedupeWindowMs,
         seenAt: (id) => this.seenAt.get(id),
+        fingerprintOf: (id) => this.fingerprints.get(id),
         taken: new Set(),
         room: {
           events: this.options.maxEvents - this.events.size - this.inflight.size - this.handoffs.events,
@@ -94,6 +97,8 @@ export class MemoryQueue implements EventQueue {
         if (f.indexed) {
           this.seenAt.delete(f.record.id) // re-inserted last, to keep the Map in time order
           this.seenAt.set(f.record.id, now)
+          if (f.fingerprint === undefined) this.fingerprints.delete(f.record.id)
+          else this.fingerprints.set(f.record.id, f.fingerprint)
         }
         this.push(f.json)
         this.bytes += f.bytes
@@ -297,6 +302,7 @@ export class MemoryQueue implements EventQueue {
     for (const [id, at] of this.seenAt) {
       if (at > cutoff) break
       this.seenAt.delete(id)
+      this.fingerprints.delete(id)
       removed++
     }
     return removed

@@ -85,6 +85,16 @@ export interface EnqueueOptions {
    * durable queue that halves the entries an event costs on the ingest path.
    */
   newIds?: boolean
+  /**
+   * Keep a fingerprint of each indexed event's pipeline and data with its dedupe entry,
+   * and refuse the whole call (BINGE_IDEMPOTENCY_CONFLICT) if an id seen within the
+   * window was fingerprinted with another: the id was reused for a different event (a
+   * batch keyed K has ids K-0, K-1, ..., which a single request may also be keyed).
+   * A resend of the same event matches and stays a duplicate. Set where a client chose
+   * the id (ingest) or an overflow handoff brings such an event; not for a forward,
+   * whose retry may carry a re-transformed body under the same id.
+   */
+  fingerprint?: boolean
 }
 
 export interface TakeForHandoffOptions {

@@ -9,7 +9,7 @@ const fixture = (name: string) => path.join(fixtures, name)
 
 const defaults = (): Omit<Config, 'pipelines'> => ({
   node: { id: os.hostname(), dataDir: path.resolve('data', os.hostname()) },
-  http: { listen: '0.0.0.0:8080', maxBodyBytes: 1_048_576, authToken: '', requestTimeout: 30_000 },
+  http: { listen: '0.0.0.0:8080', maxBodyBytes: 1_048_576, maxEventsPerRequest: 10_000, authToken: '', requestTimeout: 30_000 },
   queue: {
     mode: 'durable',
     sync: 'batch',
@@ -120,6 +120,7 @@ describe('a full example config, every section written', () => {
     expect(config.http).toEqual({
       listen: '0.0.0.0:8080',
       maxBodyBytes: 1_048_576,
+      maxEventsPerRequest: 10_000,
       authToken: '',
       requestTimeout: 30_000,
     })

@@ -94,7 +94,7 @@ describe('unknown keys are refused at every depth', () => {
 
   it('names the known keys', () => {
     expect(problemsIn('http:\n  lisen: x\n')[0]?.message).toBe(
-      'unknown key "lisen"; known: listen, maxBodyBytes, authToken, requestTimeout',
+      'unknown key "lisen"; known: listen, maxBodyBytes, maxEventsPerRequest, authToken, requestTimeout',
     )
   })
 })

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest'
-import { bodyFormat, parseEvents } from '../../src/http/body.js'
+import { bodyFormat } from '../../src/http/body.js'
+import { parseEvents } from '../../src/events/parse-events.js'
 import { BingeError } from '../../src/errors.js'
 
 function errorOf(fn: () => unknown): BingeError {
@@ -66,7 +67,7 @@ describe('parseEvents', () => {
 })
 
 describe('jsonErrorOffset', async () => {
-  const { jsonErrorOffset } = await import('../../src/http/json-error-offset.js')
+  const { jsonErrorOffset } = await import('../../src/events/json-error-offset.js')
   it.each([
     ['{"a":1}', -1],
     ['[1, {"b": [true, null, "x\\"y"]}, -2.5e3]', -1],

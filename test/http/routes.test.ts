@@ -125,10 +125,13 @@ describe('hard cap', () => {
   })
   afterAll(() => t.close())
 
-  it('answers 429 with Retry-After for a batch that does not fit, storing none of it', async () => {
+  it('answers a final 413 (no Retry-After) for a batch larger than the whole queue, storing none of it', async () => {
     const res = await t.node.app.request('/events', { method: 'POST', body: '[{},{},{},{}]', headers: json })
-    expect(res.status).toBe(429)
-    expect(res.headers.get('retry-after')).toMatch(/^\d+$/)
+    expect(res.status).toBe(413)
+    expect(res.headers.get('retry-after')).toBeNull()
+    const body = (await res.json()) as { code: string; error: string }
+    expect(body.code).toBe('BINGE_PAYLOAD_TOO_LARGE')
+    expect(body.error).toMatch(/at most 3 .*queue\.maxEvents: the queue could never hold more/)
     expect(t.node.stats().counters.received).toBe(0)
     expect(t.node.stats().counters.rejected).toBe(1)
   })

@@ -216,15 +216,15 @@ describe('handoff decisions when an outcome is unknown', () => {
     const queue = await openQueue()
     let accepting = true
     const c = {
-      queue, highWaterMark: 100, accepting: () => accepting, hasPipeline: () => true, onHandedIn: () => undefined,
+      queue, highWaterMark: 100, maxEventBytes: 1 << 20, accepting: () => accepting, hasPipeline: () => true, onHandedIn: () => undefined,
     }
     const request = (id: string, evs: EventRecord[]) => ({ v: 1, handoffId: id, kind: 'overflow', from: 'a', events: evs })
-    expect(await receiveHandoff(request('h1', events(5)), c)).toEqual({ status: 'accepted', accepted: 5, duplicates: 0, duplicateIds: [] })
+    expect(await receiveHandoff(request('h1', events(5)), 'a', c)).toEqual({ status: 'accepted', accepted: 5, duplicates: 0, duplicateIds: [] })
     accepting = false
     // The answer to h1 was lost and the receiver is restarting: a refusal here would make
     // the sender process the events too.
-    expect(await receiveHandoff(request('h1', events(5)), c)).toEqual({ status: 'accepted', accepted: 0, duplicates: 5, duplicateIds: events(5).map((e) => e.id) })
-    expect(await receiveHandoff(request('h2', events(5, 'a', 'new')), c)).toMatchObject({ status: 'refused' })
+    expect(await receiveHandoff(request('h1', events(5)), 'a', c)).toEqual({ status: 'accepted', accepted: 0, duplicates: 5, duplicateIds: events(5).map((e) => e.id) })
+    expect(await receiveHandoff(request('h2', events(5, 'a', 'new')), 'a', c)).toMatchObject({ status: 'refused' })
     expect(queue.depth().unprocessed).toBe(5)
   })
 })

@@ -1,0 +1,50 @@
+// What a handoff receiver believes of a batch, and what it checks itself. Events that
+// come in over the mesh meet the checks HTTP applies (events/check-event.ts), and the
+// envelope is corrected wherever the receiver knows better. The rules:
+//  - Only a mesh member hands in: the connection's peer id must have a valid, signed
+//    announcement in the peer table, and the batch's `from` must be the node name that
+//    announcement gives (a peer cannot speak for another node).
+//  - Every event's data is a JSON object within the limits of this node's own HTTP door:
+//    depth 64, no __proto__/constructor key, finite numbers, at most http.maxBodyBytes.
+//  - `kind: route` (which skips the high-water mark) is honoured only when every event
+//    names a pipeline this node runs; an event naming a pipeline it does not run is
+//    refused in any batch. Refusals here are not lifted for a resend: none of them can
+//    change between a send and its resend, so a lost answer cannot turn into one.
+//  - `hops` counts the hop just made; an event whose origin is not the sender has made
+//    at least one hop before, so a claimed 0 is read as 1. `origin` cannot be checked
+//    (the origin may have left the mesh) and is kept.
+//  - `receivedAt` in the future is clamped to now (it orders and ages events).
+// Any refusal refuses the whole batch, and nothing of it is stored.
+import { EventInputError, checkEvent } from '../events/check-event.js'
+import type { EventRecord } from '../queue/types.js'
+import type { HandoffRequest } from './handoff-protocol.js'
+
+export interface HandoffChecks {
+  /** The node name the sending peer id announced, or undefined if it has no valid announcement. */
+  senderNode: string | undefined
+  hasPipeline(name: string): boolean
+  /** The largest event this node takes at its HTTP door (http.maxBodyBytes). */
+  maxEventBytes: number
+  now: number
+}
+
+/** The events as this node will store them, or the reason the whole batch is refused. */
+export function checkHandoff(request: HandoffRequest, c: HandoffChecks): EventRecord[] | string {
+  if (c.senderNode === undefined) return 'the sender is not a mesh member: its peer id has no valid announcement here'
+  if (request.from !== c.senderNode) return `the batch says it is from "${request.from}", but the sender's peer id announced "${c.senderNode}"`
+  const events: EventRecord[] = []
+  for (let i = 0; i < request.events.length; i++) {
+    const e = request.events[i]!
+    if (e.pipeline !== undefined && !c.hasPipeline(e.pipeline)) return `does not run the pipeline "${e.pipeline}"`
+    if (request.kind === 'route' && e.pipeline === undefined) return `event ${i} (${e.id}) names no pipeline; a route batch is for a pipeline this node runs`
+    try {
+      checkEvent(e.data, { label: `event ${i} (${e.id}): data` }, c.maxEventBytes)
+    } catch (err) {
+      if (err instanceof EventInputError) return err.message
+      throw err
+    }
+    const hopsBefore = e.origin === request.from ? e.hops : Math.max(1, e.hops)
+    events.push({ ...e, hops: hopsBefore + 1, receivedAt: Math.min(e.receivedAt, c.now) })
+  }
+  return events
+}
