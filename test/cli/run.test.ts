@@ -166,6 +166,11 @@ pipelines:
     ['a JSON value that is not an object', '42', 'stdin: expected a JSON object, got number'],
     ['an array holding a non-object', '[{"a":1}, "b"]', 'stdin: item 1: expected a JSON object, got string'],
     ['empty input', '\n', 'stdin: no event: the input is empty'],
+    // The checks POST /events makes, made here too (one parser for every door).
+    ['a constructor key, as POST /events refuses it', '{"constructor":{"x":1}}', 'stdin: the body has the key "constructor", which is not allowed'],
+    ['a __proto__ key on line 2 of NDJSON', '{"a":1}\n{"b":{"__proto__":{}}}\n', 'stdin:2: line 2.b has the key "__proto__"'],
+    ['nesting deeper than 64', '{"a":'.repeat(65) + '1' + '}'.repeat(65), 'nests deeper than 64 levels'],
+    ['a number a double cannot hold', '[{"ok":1},{"t":1e400}]', 'stdin: item [1].t is a number too large for a double'],
   ])('exits 2 for %s, and runs nothing', async (_name, stdin, message) => {
     const r = await run(['--config', config], { cwd: dir, stdin })
     expect(r.code).toBe(2)

@@ -1,0 +1,134 @@
+// The handoff door as an attacker on the same network meets it: a real libp2p host,
+// in this process, opens /binge/handoff/1.0.0 and /binge/trace/1.0.0 on a real node and
+// sends hostile frames. A peer with no announcement is refused; a member cannot speak
+// for another node; events meet the checks HTTP makes (forbidden keys, depth, numbers,
+// size); a route must name a pipeline the node runs; forged hops and receivedAt are
+// corrected. Nothing of a refused batch is stored.
+import { generateKeyPair } from '@libp2p/crypto/keys'
+import { peerIdFromString } from '@libp2p/peer-id'
+import { lpStream } from '@libp2p/utils'
+import { multiaddr } from '@multiformats/multiaddr'
+import { randomUUID } from 'node:crypto'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { loadTopic, type Announcement } from '../../src/mesh/announcement.js'
+import { handoffProtocol } from '../../src/mesh/handoff-protocol.js'
+import { traceProtocol } from '../../src/mesh/mesh.js'
+import { createPeerHost, type PeerHost } from '../../src/mesh/peer-host.js'
+import type { EventRecord, QueuedEvent } from '../../src/queue/types.js'
+import { startWebhook, type Webhook } from '../support/mesh.js'
+import { startTempNode, waitFor, type TempNode } from '../support/temp-node.js'
+
+/** One frame as raw JSON text (so it can hold what JSON.stringify cannot: `1e400`), and the answer. */
+async function rawRequest(host: PeerHost, peer: string, protocol: string, text: string): Promise<Record<string, unknown>> {
+  const signal = AbortSignal.timeout(10_000)
+  const stream = await host.dialProtocol(peerIdFromString(peer), protocol, { signal })
+  const lp = lpStream(stream)
+  await lp.write(Buffer.from(text, 'utf8'), { signal })
+  const answer = JSON.parse(new TextDecoder().decode((await lp.read({ signal })).subarray())) as Record<string, unknown>
+  await stream.close({ signal }).catch(() => {})
+  return answer
+}
+
+const event = (id: string, extra: Partial<EventRecord> = {}): EventRecord => ({
+  id, origin: 'evil', receivedAt: Date.now(), hops: 0, data: { cid: id }, ...extra,
+})
+const batch = (events: unknown[], extra: Record<string, unknown> = {}) =>
+  JSON.stringify({ v: 1, handoffId: randomUUID(), kind: 'overflow', from: 'evil', events, ...extra })
+
+describe('the handoff door against a hostile peer', () => {
+  let t: TempNode
+  let hook: Webhook
+  let evil: PeerHost
+  let target: string
+
+  beforeAll(async () => {
+    // One worker, held by a webhook that does not answer: events handed in stay in the
+    // queue, where the test reads what was stored.
+    hook = await startWebhook({ held: true })
+    t = await startTempNode(`
+workers: 1
+pipelines:
+  p:
+    outputs: [ { http: { url: '${hook.url}', timeout: 60s } } ]
+mesh: { listen: /ip4/127.0.0.1/tcp/0, gossipInterval: 200ms }
+`, { http: 'maxBodyBytes: 4KiB' })
+    const res = await fetch(`${t.url}/events`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"cid":"blocker"}' })
+    expect(res.status).toBe(202)
+    await waitFor(() => t.node.queue.depth().inflight === 1, 'the one worker to hold the blocker')
+    target = t.node.mesh!.peerId()!
+    evil = await createPeerHost({ privateKey: await generateKeyPair('Ed25519'), listen: '/ip4/127.0.0.1/tcp/0', psk: '', allowPeers: [] })
+    await evil.start()
+    await evil.dial(multiaddr(t.node.mesh!.addresses().find((a) => a.includes('/ip4/127.0.0.1/'))!))
+  })
+  afterAll(async () => {
+    hook.release()
+    await evil?.stop()
+    await t?.close()
+    await hook?.close()
+  })
+
+  const send = (text: string) => rawRequest(evil, target, handoffProtocol, text)
+  const accepted: string[] = []
+
+  it('refuses a batch and a trace lookup from a peer that has not announced itself', async () => {
+    expect(await send(batch([event('anon-1')]))).toEqual({ status: 'refused', reason: expect.stringMatching(/not a mesh member/) })
+    expect(await rawRequest(evil, target, traceProtocol, JSON.stringify({ id: 'blocker' }))).toEqual({ refused: 'the trace protocol answers mesh members only' })
+  })
+
+  it('once it announces itself (as "evil"), refuses what HTTP would refuse and what it cannot claim', async () => {
+    const pubsub = evil.services.pubsub
+    pubsub.subscribe(loadTopic)
+    await waitFor(() => pubsub.getSubscribers(loadTopic).some((p) => p.toString() === target), 'the node to be subscribed to the load topic')
+    const announcement: Announcement = {
+      v: 1, node: 'evil', peerId: evil.peerId.toString(), http: '127.0.0.1:1', addrs: [], depth: 0, inflight: 0, highWaterMark: 10,
+      lowWaterMark: 0, maxEvents: 10, accepting: false, drainRate: 0, pipelines: [], sentAt: Date.now(),
+    }
+    await waitFor(async () => {
+      await pubsub.publish(loadTopic, new TextEncoder().encode(JSON.stringify({ ...announcement, sentAt: Date.now() })))
+      return t.node.mesh!.table.get(evil.peerId.toString())
+    }, 'the node to list the evil peer')
+
+    const deep = '{"a":'.repeat(64) + '1' + '}'.repeat(64)
+    const hostile: Array<[string, string, RegExp]> = [
+      ['a batch from another node\'s name', batch([event('forged-from')], { from: 'test-node' }), /says it is from "test-node", but the sender's peer id announced "evil"/],
+      ['a constructor key', batch([event('ctor', { data: { constructor: { x: 1 } } })]), /event 0 \(ctor\): data has the key "constructor"/],
+      ['a __proto__ key, raw', batch([event('proto-ok'), { ...event('proto'), data: 'DATA' }]).replace('"DATA"', '{"x":{"__proto__":{"polluted":true}}}'), /event 1 \(proto\): data\.x has the key "__proto__"/],
+      ['nesting 65 levels (data at depth 1)', batch([{ ...event('deep'), data: 'DATA' }]).replace('"DATA"', `{"x":${deep}}`), /nests deeper than 64 levels/],
+      ['a number a double cannot hold', batch([{ ...event('inf'), data: 'DATA' }]).replace('"DATA"', '{"t":1e400}'), /data\.t is a number too large for a double/],
+      ['an event larger than the HTTP door takes', batch([event('big', { data: { pad: 'x'.repeat(5000) } })]), /more than the 4096 one event may be here/],
+      ['a route that names no pipeline (skipping the high-water mark)', batch([event('route-none')], { kind: 'route' }), /names no pipeline/],
+      ['a route for a pipeline the node does not run', batch([event('route-other', { pipeline: 'elsewhere' })], { kind: 'route' }), /does not run the pipeline "elsewhere"/],
+    ]
+    for (const [what, text, reason] of hostile) {
+      expect(await send(text), what).toEqual({ status: 'refused', reason: expect.stringMatching(reason) })
+    }
+    expect(t.node.queue.depth().unprocessed).toBe(0)
+  })
+
+  it('corrects forged hops and receivedAt, takes a route for a pipeline it runs, and answers a member\'s trace', async () => {
+    const now = Date.now()
+    const batchOf = [
+      // Claims a hop count of 0 for an event whose origin is another node, and a time a day ahead.
+      event('forged-origin', { origin: 'victim', hops: 0, receivedAt: now + 86_400_000 }),
+      // Its own event, first hop: believed, and an old time cannot be checked.
+      event('own', { receivedAt: 0 }),
+    ]
+    expect(await send(batch(batchOf))).toMatchObject({ status: 'accepted', accepted: 2 })
+    expect(await send(batch([event('routed', { pipeline: 'p' })], { kind: 'route' }))).toMatchObject({ status: 'accepted', accepted: 1 })
+    accepted.push('forged-origin', 'own', 'routed')
+    const answer = await rawRequest(evil, target, traceProtocol, JSON.stringify({ id: 'own' }))
+    expect((answer.steps as Array<{ state: string }>).map((s) => s.state)).toContain('handedIn')
+
+    const stored: QueuedEvent[] = await t.node.queue.dequeue(100)
+    const byId = new Map(stored.map((e) => [e.id, e]))
+    expect([...byId.keys()].sort()).toEqual([...accepted].sort())
+    expect(byId.get('forged-origin')).toMatchObject({ origin: 'victim', hops: 2 })
+    expect(byId.get('forged-origin')!.receivedAt).toBeLessThanOrEqual(Date.now())
+    expect(byId.get('forged-origin')!.receivedAt).toBeGreaterThanOrEqual(now)
+    expect(byId.get('own')).toMatchObject({ origin: 'evil', hops: 1, receivedAt: 0 })
+    expect(byId.get('routed')).toMatchObject({ pipeline: 'p', hops: 1 })
+    await t.node.queue.nack(stored)
+    // The node still serves HTTP.
+    expect((await fetch(`${t.url}/healthz`)).status).toBe(200)
+  })
+})
