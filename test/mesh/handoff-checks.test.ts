@@ -131,4 +131,13 @@ mesh: { listen: /ip4/127.0.0.1/tcp/0, gossipInterval: 200ms }
     // The node still serves HTTP.
     expect((await fetch(`${t.url}/healthz`)).status).toBe(200)
   })
+
+  it('refuses an overflow batch that reuses a client\'s Idempotency-Key for another event; the same event is a duplicate', async () => {
+    const res = await fetch(`${t.url}/events`, { method: 'POST', headers: { 'content-type': 'application/json', 'idempotency-key': 'order-1-0' }, body: '{"cid":"client"}' })
+    expect(res.status).toBe(202)
+    const before = t.node.queue.depth().unprocessed
+    expect(await send(batch([event('order-1-0', { data: { cid: 'other' } })]))).toEqual({ status: 'refused', reason: expect.stringMatching(/"order-1-0" was accepted within the dedupe window for a different event/) })
+    expect(await send(batch([event('order-1-0', { data: { cid: 'client' } })]))).toMatchObject({ status: 'accepted', accepted: 0, duplicates: 1 })
+    expect(t.node.queue.depth().unprocessed).toBe(before)
+  })
 })

@@ -235,6 +235,28 @@ export function queueSuite(backend: Backend): void {
       })
     })
 
+    describe('idempotency fingerprints', () => {
+      it('refuse an id reused for another event (the whole call), take the same event again as a duplicate, and are swept with the id', async () => {
+        let now = 1_000
+        const q = await open({ dedupeWindowMs: 1000, now: () => now })
+        const first = event('k-0', { data: { n: 'first' } })
+        const other = { ...first, data: { n: 'second' } }
+        expect(await q.enqueue([first], { fingerprint: true })).toEqual([{ id: 'k-0', duplicate: false }])
+        // The same pipeline and data under another envelope (a resend, a later hop): a duplicate.
+        expect(await q.enqueue([{ ...first, hops: 1, origin: 'x', receivedAt: 5 }], { fingerprint: true })).toEqual([{ id: 'k-0', duplicate: true }])
+        const conflict = (events: EventRecord[]) => expect(q.enqueue(events, { fingerprint: true })).rejects.toMatchObject({ code: 'BINGE_IDEMPOTENCY_CONFLICT', status: 422 })
+        await conflict([event('fresh'), other])
+        await conflict([{ ...first, pipeline: 'p' }])
+        expect(await q.seen(['fresh'])).toEqual([false])
+        // Without fingerprints (a forward's retry) the id is a duplicate, as ever.
+        expect(await q.enqueue([other])).toEqual([{ id: 'k-0', duplicate: true }])
+        expect(q.depth().unprocessed).toBe(1)
+        now = 2_100
+        expect(await q.sweepDedupe()).toBe(1)
+        expect(await q.enqueue([other], { fingerprint: true })).toEqual([{ id: 'k-0', duplicate: false }])
+      })
+    })
+
     describe('caps', () => {
       it('takes a call whole or not at all, up to the exact boundary', async () => {
         const q = await open({ maxEvents: 3 })
