@@ -3,7 +3,8 @@
 // envelope is corrected wherever the receiver knows better. The rules:
 //  - Only a mesh member hands in: the connection's peer id must have a valid, signed
 //    announcement in the peer table, and the batch's `from` must be the node name that
-//    announcement gives (a peer cannot speak for another node).
+//    announcement gives (a peer cannot speak for another node). A peer that connected
+//    just now gets a couple of gossip intervals to announce itself (mesh.ts).
 //  - Every event's data is a JSON object within the limits of this node's own HTTP door:
 //    depth 64, no __proto__/constructor key, finite numbers, at most http.maxBodyBytes.
 //  - `kind: route` (which skips the high-water mark) is honoured only when every event

@@ -86,10 +86,7 @@ export class Mesh {
     const privateKey = await loadOrCreateIdentity(this.c.dataDir)
     const host = (this.host = await createPeerHost({ privateKey, listen: this.config.listen, psk: this.config.psk, allowPeers: this.config.allowPeers }))
     const timeout = this.config.handoffTimeout
-    // Who is on the other end is the peer id the connection proved, and what that peer
-    // announced: never what a frame says.
-    const member = (connection: Connection) => this.table.get(connection.remotePeer.toString())?.announcement.node
-    await serve(host, handoffProtocol, timeout, (body, connection) => receiveHandoff(body, member(connection), {
+    await serve(host, handoffProtocol, timeout, async (body, connection) => receiveHandoff(body, await this.memberNode(connection), {
       queue: this.c.queue,
       highWaterMark: this.c.highWaterMark,
       maxEventBytes: this.c.maxEventBytes,
@@ -103,7 +100,7 @@ export class Mesh {
     }))
     // Traces name peers and event ids: only mesh members may ask.
     await serve(host, traceProtocol, timeout, async (body, connection) => {
-      if (member(connection) === undefined) return { refused: 'the trace protocol answers mesh members only' }
+      if ((await this.memberNode(connection)) === undefined) return { refused: 'the trace protocol answers mesh members only' }
       const id = (body as { id?: unknown })?.id
       return { node: this.c.nodeId, steps: typeof id === 'string' ? this.c.trace.get(id) ?? [] : [] }
     })
@@ -225,6 +222,22 @@ export class Mesh {
       this.table.markRefused(batch.peer, 2_000)
     }
     return undefined
+  }
+
+  /**
+   * The node name the peer on `connection` announced: who is on the other end is the
+   * peer id the connection proved, never what a frame says. A peer that connected just
+   * now (a restart, a new node) may not have announced itself yet: it is given a couple
+   * of gossip intervals, so its resends are not refused for being early.
+   */
+  private async memberNode(connection: Connection): Promise<string | undefined> {
+    const peerId = connection.remotePeer.toString()
+    const deadline = Date.now() + Math.min(2 * this.config.gossipInterval + 1_000, this.config.handoffTimeout / 2)
+    for (;;) {
+      const node = this.table.get(peerId)?.announcement.node
+      if (node !== undefined || Date.now() >= deadline) return node
+      await new Promise((resolve) => setTimeout(resolve, 50))
+    }
   }
 
   /** Remember where ids with an unknown outcome may be, for the client's retry (bounded: oldest forgotten). */

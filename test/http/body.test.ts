@@ -60,6 +60,16 @@ describe('parseEvents', () => {
     expect(err.message).toMatch(message)
   })
 
+  it('takes bytes as well as text (an input reads messages as bytes), and meets the same limits', () => {
+    expect(parseEvents(new TextEncoder().encode('{"a":1}\n{"b":2}'), 'ndjson').events).toEqual([{ a: 1 }, { b: 2 }])
+    const big = errorOf(() => parseEvents(new TextEncoder().encode('{"a":"xxxx"}'), 'json', { maxBytes: 8 }))
+    expect([big.status, big.code]).toEqual([413, 'BINGE_PAYLOAD_TOO_LARGE'])
+    const many = errorOf(() => parseEvents('{}\n{}\n{}\n', 'ndjson', { maxEvents: 2, maxEventsReason: 'the test' }))
+    expect([many.status, many.message]).toEqual([413, 'the body holds more than 2 events; at most 2 are taken in one request (the test); split it'])
+    expect(parseEvents('[{},{}]', 'json', { maxEvents: 2 }).events).toHaveLength(2)
+    expect(errorOf(() => parseEvents('{"n":[1e400]}', 'json')).message).toBe('the body.n[0] is a number too large for a double (it would be stored as null); send it as a string')
+  })
+
   it('accepts exactly 64 levels', () => {
     const ok = '{"a":'.repeat(63) + '1' + '}'.repeat(63)
     expect(parseEvents(ok, 'json').events).toHaveLength(1)
