@@ -11,9 +11,10 @@
 //    names a pipeline this node runs; an event naming a pipeline it does not run is
 //    refused in any batch. Refusals here are not lifted for a resend: none of them can
 //    change between a send and its resend, so a lost answer cannot turn into one.
-//  - `hops` counts the hop just made; an event whose origin is not the sender has made
-//    at least one hop before, so a claimed 0 is read as 1. `origin` cannot be checked
-//    (the origin may have left the mesh) and is kept.
+//  - `hops` counts the hop just made. In an overflow batch, an event whose origin is not
+//    the sender has made at least one hop before, so a claimed 0 is read as 1 (in a
+//    route, 0 is honest: a forward makes a new event that keeps its origin). `origin`
+//    cannot be checked (the origin may have left the mesh) and is kept.
 //  - `receivedAt` in the future is clamped to now (it orders and ages events).
 // Any refusal refuses the whole batch, and nothing of it is stored.
 import { EventInputError, checkEvent } from '../events/check-event.js'
@@ -44,7 +45,7 @@ export function checkHandoff(request: HandoffRequest, c: HandoffChecks): EventRe
       if (err instanceof EventInputError) return err.message
       throw err
     }
-    const hopsBefore = e.origin === request.from ? e.hops : Math.max(1, e.hops)
+    const hopsBefore = request.kind === 'overflow' && e.origin !== request.from ? Math.max(1, e.hops) : e.hops
     events.push({ ...e, hops: hopsBefore + 1, receivedAt: Math.min(e.receivedAt, c.now) })
   }
   return events
