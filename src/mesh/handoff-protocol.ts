@@ -50,6 +50,8 @@ export interface HandoffReceiverComponents {
   /** False while recovering or shutting down. */
   accepting(): boolean
   hasPipeline(name: string): boolean
+  /** Called when a batch fails the checks of handoff-checks.ts: a bug or an attacker, worth a warning. */
+  onChecksFailed?(reason: string): void
   /** Called with the events newly made durable here (not the duplicates). */
   onHandedIn(events: EventRecord[], from: string): void
 }
@@ -62,7 +64,10 @@ export async function receiveHandoff(body: unknown, senderNode: string | undefin
   if (!parsed.success) return refused(`invalid handoff request: ${parsed.error.issues[0]?.message ?? 'bad shape'}`)
   const request = parsed.data
   const events = checkHandoff(request, { senderNode, hasPipeline: c.hasPipeline, maxEventBytes: c.maxEventBytes, now: Date.now() })
-  if (typeof events === 'string') return refused(events)
+  if (typeof events === 'string') {
+    c.onChecksFailed?.(events)
+    return refused(events)
+  }
   const refusal = reasonToRefuse(request, c)
   // Only a new batch may be refused; the dedupe lookup that tells a resend is paid
   // here only when there is a reason (enqueue looks the ids up anyway).

@@ -87,6 +87,7 @@ export class Mesh {
     const host = (this.host = await createPeerHost({ privateKey, listen: this.config.listen, psk: this.config.psk, allowPeers: this.config.allowPeers }))
     const timeout = this.config.handoffTimeout
     await serve(host, handoffProtocol, timeout, async (body, connection) => receiveHandoff(body, await this.memberNode(connection), {
+      onChecksFailed: (reason) => log.warn({ peer: connection.remotePeer.toString(), reason }, 'A handoff batch failed the checks every event meets and was refused.'),
       queue: this.c.queue,
       highWaterMark: this.c.highWaterMark,
       maxEventBytes: this.c.maxEventBytes,
