@@ -22,9 +22,15 @@ export const defaultLimits: ExpressionLimits = { timeoutMs: 1000, maxDepth: 500 
 export const maxPadWidth = 1_000_000
 const builtinPad = jsonata('$pad($s, $w, $c)')
 
-/** jsonata's own `$pad`, after a check on the width (its signature, `<s-ns?:s>`, is kept). */
+/**
+ * jsonata's own `$pad`, after a check on the width and on what it builds first: the pad
+ * string repeated `width` times, then split into characters (at 400 million characters
+ * that aborts the process, a V8 fatal error no catch sees). Its signature is kept.
+ */
 async function boundedPad(str: string | undefined, width: number, char?: string): Promise<unknown> {
   if (Math.abs(width) > maxPadWidth) throw new Error(`$pad width ${width} is over the limit of ${maxPadWidth} characters`)
+  const built = Math.abs(width) * Math.max(1, char?.length ?? 1)
+  if (built > 8 * maxPadWidth) throw new Error(`$pad width ${width} with a ${char!.length}-character pad string would build ${built} characters, over the limit of ${8 * maxPadWidth}`)
   return builtinPad.evaluate({}, { s: str, w: width, c: char })
 }
 
