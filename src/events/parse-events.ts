@@ -44,11 +44,35 @@ export function parseEvents(payload: string | Uint8Array, format: EventFormat, l
     }
     return { events, batch: true }
   }
+  // The smallest event with its comma is 3 characters: only a text this long can hold
+  // too many, and it is counted before JSON.parse builds hundreds of thousands of objects.
+  if (text.length >= 3 * max - 1 && topLevelCommas(text, max) >= max) throw tooMany(`more than ${max}`, limits)
   const value = parseJson(text)
   if (!Array.isArray(value)) return { events: [checkEvent(value, { label: 'the body' })], batch: false }
   if (value.length === 0) throw new EventInputError('the body is an empty array; send at least one event', { kind: 'empty', found: 'an empty array' })
   if (value.length > max) throw tooMany(String(value.length), limits)
   return { events: value.map((item, i) => checkEvent(item, { label: `item [${i}]`, item: i })), batch: true }
+}
+
+/**
+ * Commas between the items of a top-level JSON array, counted in one pass without
+ * building anything, stopping at `stop` (0 when the text is not an array). Malformed
+ * text may miscount; JSON.parse still judges it when the count is under the limit.
+ */
+function topLevelCommas(text: string, stop: number): number {
+  if (text.trimStart()[0] !== '[') return 0
+  let depth = 0
+  let commas = 0
+  for (let i = 0; i < text.length && commas < stop; i++) {
+    const c = text.charCodeAt(i)
+    if (c === 0x22) {
+      // Skip the string: a backslash escapes the next character.
+      for (i++; i < text.length && text.charCodeAt(i) !== 0x22; i++) if (text.charCodeAt(i) === 0x5c) i++
+    } else if (c === 0x5b || c === 0x7b) depth++
+    else if (c === 0x5d || c === 0x7d) depth--
+    else if (c === 0x2c && depth === 1) commas++
+  }
+  return commas
 }
 
 function tooMany(count: string, limits: EventLimits): EventInputError {

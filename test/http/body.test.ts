@@ -67,6 +67,10 @@ describe('parseEvents', () => {
     const many = errorOf(() => parseEvents('{}\n{}\n{}\n', 'ndjson', { maxEvents: 2, maxEventsReason: 'the test' }))
     expect([many.status, many.message]).toEqual([413, 'the body holds more than 2 events; at most 2 are taken in one request (the test); split it'])
     expect(parseEvents('[{},{}]', 'json', { maxEvents: 2 }).events).toHaveLength(2)
+    // Items are counted before parsing: commas and brackets inside strings and nested values do not count.
+    const tricky = JSON.stringify({ s: 'a,b\\",[{', t: ['x,y', { z: ',,,' }] })
+    expect(parseEvents(`[${Array(20).fill(tricky).join(',')}]`, 'json', { maxEvents: 20 }).events).toHaveLength(20)
+    expect(errorOf(() => parseEvents(`[${Array(21).fill('{}').join(' , ')}]`, 'json', { maxEvents: 20 })).status).toBe(413)
     expect(errorOf(() => parseEvents('{"n":[1e400]}', 'json')).message).toBe('the body.n[0] is a number too large for a double (it would be stored as null); send it as a string')
   })
 

@@ -32,9 +32,10 @@ describe('http limits', () => {
       socket.write('POST /events HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"slow":')
     })
     expect(ended.answer).toMatch(/^HTTP\/1\.1 408/)
-    // requestTimeout is 1 s, checked every 250 ms: well under 2 s (Node's default check ran every 30 s).
+    // requestTimeout is 1 s, checked every 250 ms; Node's default check ran every 30 s
+    // (this test took 29.9 s on main). The margin is for a loaded machine.
     expect(ended.ms).toBeGreaterThanOrEqual(900)
-    expect(ended.ms).toBeLessThan(2_000)
+    expect(ended.ms).toBeLessThan(3_000)
     expect(t.node.stats().counters.received).toBe(0)
   })
 
@@ -47,7 +48,7 @@ describe('http limits', () => {
     expect(res.headers.get('retry-after')).toBeNull()
     const answer = (await res.json()) as { code: string; error: string }
     expect(answer.code).toBe('BINGE_PAYLOAD_TOO_LARGE')
-    expect(answer.error).toBe('the body holds 349000 events; at most 10000 are taken in one request (http.maxEventsPerRequest); split it')
+    expect(answer.error).toBe('the body holds more than 10000 events; at most 10000 are taken in one request (http.maxEventsPerRequest); split it')
     const ndjson = await post('{}\n'.repeat(300_000), { 'content-type': 'application/x-ndjson' })
     expect(ndjson.status).toBe(413)
     expect(((await ndjson.json()) as { error: string }).error).toMatch(/more than 10000 events/)
