@@ -14,7 +14,7 @@
 
 import type { Level } from 'level'
 import { BingeError } from '../errors.js'
-import { type HeldBatch, handoffFit } from './handoff-book.js'
+import { type HeldBatch, fitsBatch, handoffFit } from './handoff-book.js'
 import * as k from './keys.js'
 import type { EventRecord, TakeForHandoffOptions } from './types.js'
 
@@ -129,10 +129,13 @@ export async function findNewest(
   let top: string | undefined
   let coveredFrom: string | undefined
   let contiguous = true
+  /** Bytes of the events found, and whether the next would have gone over options.maxBytes. */
+  let bytes = 0
+  let full = false
   for (const gap of covered.gaps(range)) {
     const it = db.iterator({ ...gap, reverse: true, highWaterMarkBytes: k.READ_AHEAD })
     try {
-      while (found.length < limit) {
+      while (found.length < limit && !full) {
         const chunk = await it.nextv(Math.min(CHUNK, Math.max(64, limit - found.length)))
         if (chunk.length === 0) break
         for (const [dbKey, json] of chunk) {
@@ -141,7 +144,15 @@ export async function findNewest(
           top ??= k.unprocessedKey(k.seqString(Number(key) + 1))
           if (!held(key)) {
             const fit = handoffFit(json, options)
-            if (fit.record !== undefined) found.push({ key, json, record: fit.record })
+            if (fit.record !== undefined && !fitsBatch(json, bytes, found.length, options)) {
+              // The next batch's: not covered.
+              full = true
+              break
+            }
+            if (fit.record !== undefined) {
+              found.push({ key, json, record: fit.record })
+              bytes += Buffer.byteLength(json)
+            }
             // Not for this peer, but maybe for another: a later take must read it.
             else if (fit.why === 'origin') contiguous = false
           }
@@ -152,7 +163,7 @@ export async function findNewest(
     } finally {
       await it.close()
     }
-    if (found.length === limit) break
+    if (found.length === limit || full) break
     if (contiguous && top !== undefined) coveredFrom = gap.gte
   }
   if (top !== undefined && coveredFrom !== undefined) covered.add(coveredFrom, top)
