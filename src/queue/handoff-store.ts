@@ -38,7 +38,7 @@ export interface Found {
 
 /**
  * Spans [lo, hi) of unprocessed db keys that a take has read through and found nothing
- * any take may have (held, gone, or out of hops), newest first and disjoint. Takes read
+ * any take may have (held, gone, out of hops or too big), newest first and disjoint. Takes read
  * from the newest end, so without these each one would step again over the deleted keys
  * of every batch completed before it: LevelDB keeps them until a compaction, and a
  * reverse read skips them one by one (a take's read was measured growing from 4 to 20 ms
@@ -50,15 +50,16 @@ export interface Found {
  */
 export class CoveredSpans {
   private spans: Array<{ lo: string; hi: string }> = []
-  private maxHops?: number
+  private limits?: string
 
   constructor(private readonly max = 32) {}
 
-  /** A span's "out of hops" holds for one `maxHops`: another clears them. */
-  useMaxHops(maxHops: number): void {
-    if (this.maxHops === maxHops) return
+  /** A span's "out of hops" and "too big" hold for one `maxHops` and `maxBytes`: others clear them. */
+  useLimits(maxHops: number, maxBytes: number | undefined): void {
+    const limits = `${maxHops}/${maxBytes ?? ''}`
+    if (this.limits === limits) return
     this.spans = []
-    this.maxHops = maxHops
+    this.limits = limits
   }
 
   /**
@@ -123,7 +124,7 @@ export async function findNewest(
   held: (queueKey: string) => boolean,
   covered: CoveredSpans,
 ): Promise<Found[]> {
-  covered.useMaxHops(options.maxHops)
+  covered.useLimits(options.maxHops, options.maxBytes)
   const found: Found[] = []
   /** The newest key seen, and how far down everything from it is covered (db keys). */
   let top: string | undefined
