@@ -166,7 +166,7 @@ export class Offloader {
         this.active = false
         return
       }
-      const peer = table.choose(table.withRoom().filter((p) => this.o.health.healthy(p.announcement.peerId)))
+      const peer = table.choose(table.withRoom().filter((p) => this.o.health.ready(p.announcement.peerId)))
       if (!peer) return
       // No more than the peer has room for, by its last announcement and what we have
       // sent it since: past that it would refuse (and idle once it drains).

@@ -3,7 +3,8 @@
 // a peer we cannot reach may still be heard through a third node. A peer is suspect
 // from an unknown outcome until its next handoff answer, and while a handoff to it has
 // gone unanswered for `stallMs`; the offloader gives a suspect peer no new batch and at
-// most one slot, so the rest of its slots go to peers that answer.
+// most one slot, so the rest of its slots go to peers that answer. A peer that has not
+// answered a handoff yet gets one batch at a time until it does.
 
 interface State {
   /** Start times of the handoffs to the peer still waiting for an answer, by send number. */
@@ -43,8 +44,6 @@ export class PeerHealth {
       throw err
     } finally {
       s.waiting.delete(n)
-      // A healthy, idle peer needs no entry (the default is healthy).
-      if (s.waiting.size === 0 && s.failedAt <= s.answeredAt) this.peers.delete(peer)
     }
   }
 
@@ -61,6 +60,12 @@ export class PeerHealth {
     const stalledBefore = this.now() - this.stallMs
     for (const startedAt of s.waiting.values()) if (startedAt < stalledBefore) return false
     return true
+  }
+
+  /** May the peer be given one more batch now: healthy, and answered before or nothing under way? */
+  ready(peer: string): boolean {
+    const s = this.peers.get(peer)
+    return s === undefined || (this.healthy(peer) && (s.answeredAt > 0 || s.waiting.size === 0))
   }
 
   /** When the peer last answered us anything (a handoff or a ping); 0 if never since it failed. */
