@@ -22,8 +22,12 @@ export const maxHandoffEventBytes = maxFrameBytes - envelopeBytes
 const maxPrefixBytes = 4
 /** The reader's buffer: one whole frame and its prefix. */
 const readBufferBytes = maxFrameBytes + maxPrefixBytes
-/** Inbound streams per connection and protocol being served at once. */
-const maxInboundStreams = 32
+/**
+ * Inbound streams per connection and protocol being served at once: above a sender's
+ * most concurrent handoffs (mesh.handoffConcurrency, up to 64, plus direct ones); the
+ * FrameBudget bounds the bytes they hold.
+ */
+const maxInboundStreams = 128
 
 const decoder = new TextDecoder()
 

@@ -216,6 +216,8 @@ export class Mesh {
       return this.table.choose(untried(this.table.withRoom()).filter((p) => this.health.healthy(p.announcement.peerId)))
     }
     const handoffId = uuidv7()
+    // Its answer, or its failure, tells PeerHealth whether the peer answers (as the offloader's do).
+    const send = (batch: HandoffBatch) => this.health.track(batch.peer, () => this.send(batch.peer, batch, kind), (err) => err instanceof FrameTooLargeError)
     for (let i = 0; i < 3; i++) {
       const peer = next()
       if (!peer) break
@@ -224,11 +226,11 @@ export class Mesh {
       let answer: HandoffResponse
       let resent = false
       try {
-        answer = await this.send(batch.peer, batch, kind)
+        answer = await send(batch)
       } catch (err) {
         this.c.log.warn({ peer: peer.announcement.node, err: asError(err).message }, 'A direct handoff had an unknown outcome; resending it once to the same peer.')
         try {
-          answer = await this.send(batch.peer, batch, kind)
+          answer = await send(batch)
         } catch (again) {
           this.rememberUnsure(events, batch.peer)
           throw again
@@ -279,13 +281,12 @@ export class Mesh {
     return found
   }
 
-  /** Every handoff this node sends: its answer, or its failure, tells PeerHealth whether the peer answers. */
   private async send(peer: string, batch: HandoffBatch, kind: HandoffRequest['kind']): Promise<HandoffResponse> {
     const host = this.host
     if (!host) throw new Error('the mesh is stopped')
     const body: HandoffRequest = { v: 1, handoffId: batch.handoffId, kind, from: this.c.nodeId, events: batch.events }
     const target: PeerId = peerIdFromString(peer)
-    return this.health.track(peer, async () => parseHandoffResponse(await request(host, target, handoffProtocol, body, this.config.handoffTimeout)), (err) => err instanceof FrameTooLargeError)
+    return parseHandoffResponse(await request(host, target, handoffProtocol, body, this.config.handoffTimeout))
   }
 
   /** A libp2p ping of `peer`: on our connection to it, so it says whether the peer itself answers. */

@@ -26,13 +26,14 @@ import { asError } from '../errors.js'
 import type { EventQueue, HandoffBatch } from '../queue/types.js'
 import { FrameTooLargeError, maxHandoffEventBytes } from './frames.js'
 import type { HandoffResponse } from './handoff-protocol.js'
-import type { PeerHealth } from './peer-health.js'
+import { PeerHealth } from './peer-health.js'
 import type { PeerTable } from './peer-table.js'
 
 export interface OffloaderOptions {
   queue: EventQueue
   table: PeerTable
-  health: PeerHealth
+  /** Shared with the other senders of handoffs (the mesh's direct ones); its own if absent. */
+  health?: PeerHealth
   log: Logger
   highWaterMark: number
   lowWaterMark: number
@@ -42,8 +43,8 @@ export interface OffloaderOptions {
   unreachableMs: number
   /** Send one batch; resolves with the peer's answer, throws when the outcome is unknown. */
   send(peer: string, batch: HandoffBatch): Promise<HandoffResponse>
-  /** Does the peer answer a ping on our connection to it now? */
-  ping(peer: string): Promise<boolean>
+  /** Does the peer answer a ping on our connection to it now? (Absent: only resends tell.) */
+  ping?(peer: string): Promise<boolean>
   onHandedOff(batch: HandoffBatch, peerNode: string): void
   onTakenBack(batch: HandoffBatch): void
 }
@@ -66,6 +67,8 @@ const refusedPauseMs = 2_000
 const aliveRetryMs = 500
 /** How often a peer with failed batches is pinged, to resend soon once it is back. */
 const pingEveryMs = 500
+/** A handoff unanswered this long makes its peer suspect, when no PeerHealth is given. */
+const stallMs = 1_000
 
 export class Offloader {
   private readonly outstanding = new Map<string, Outstanding>()
@@ -77,7 +80,11 @@ export class Offloader {
   /** Peers being pinged now, and when each was last pinged. */
   private readonly pings = new Map<string, number>()
 
-  constructor(private readonly o: OffloaderOptions) {}
+  private readonly health: PeerHealth
+
+  constructor(private readonly o: OffloaderOptions) {
+    this.health = o.health ?? new PeerHealth(stallMs)
+  }
 
   async start(): Promise<void> {
     this.stopped = false
@@ -101,7 +108,7 @@ export class Offloader {
   inFlight(): number {
     const perPeer = this.sendingPerPeer()
     let slots = 0
-    for (const [peer, n] of perPeer) slots += this.o.health.healthy(peer) ? n : Math.min(n, 1)
+    for (const [peer, n] of perPeer) slots += this.health.healthy(peer) ? n : Math.min(n, 1)
     return slots
   }
 
@@ -114,7 +121,7 @@ export class Offloader {
   private async tick(): Promise<void> {
     if (this.stopped) return
     const now = Date.now()
-    const { health } = this.o
+    const { health } = this
     const sending = this.sendingPerPeer()
     for (const o of this.outstanding.values()) {
       const peer = o.batch.peer
@@ -147,13 +154,12 @@ export class Offloader {
     const last = this.pings.get(peer)
     if (last !== undefined && (last < 0 || now - last < pingEveryMs)) return
     this.pings.set(peer, -1)
-    const p = this.o.ping(peer).then((alive) => {
-      if (alive) this.o.health.pinged(peer)
-    }, () => {}).finally(() => {
-      this.pings.set(peer, Date.now())
-      this.sends.delete(p)
-    })
-    this.sends.add(p)
+    // Not awaited by stop(): a ping to a frozen peer would hold it up to its timeout,
+    // and stopping the host ends it anyway.
+    if (this.o.ping === undefined) return
+    void this.o.ping(peer).then((alive) => {
+      if (alive) this.health.pinged(peer)
+    }, () => {}).finally(() => this.pings.set(peer, Date.now()))
   }
 
   private async offload(): Promise<void> {
@@ -166,7 +172,7 @@ export class Offloader {
         this.active = false
         return
       }
-      const peer = table.choose(table.withRoom().filter((p) => this.o.health.ready(p.announcement.peerId)))
+      const peer = table.choose(table.withRoom().filter((p) => this.health.ready(p.announcement.peerId)))
       if (!peer) return
       // No more than the peer has room for, by its last announcement and what we have
       // sent it since: past that it would refuse (and idle once it drains).
@@ -208,7 +214,7 @@ export class Offloader {
     const peerNode = this.o.table.get(batch.peer)?.announcement.node ?? batch.peer
     let response: HandoffResponse
     try {
-      response = await this.o.send(batch.peer, batch)
+      response = await this.health.track(batch.peer, () => this.o.send(batch.peer, batch), (err) => err instanceof FrameTooLargeError)
     } catch (err) {
       if (err instanceof FrameTooLargeError) await this.giveBack(o, peerNode, err)
       else await this.unknown(o, peerNode, err)
