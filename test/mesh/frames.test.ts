@@ -27,6 +27,23 @@ async function occupyWorker(a: MeshNode): Promise<void> {
   await waitFor(async () => (await meshStats(a)).queue.inflight > 0, { what: "A's worker to hold events at its webhook" })
 }
 
+/**
+ * POST as a client does: a 503 (the peer may or may not have the events, or none could
+ * take them just now) or a 404 (no fresh announcement of the pipeline on a busy box) is
+ * retried with the same Idempotency-Key, which the receivers' dedupe makes safe.
+ */
+async function postRetrying(url: string, body: unknown, key: string): Promise<{ status: number; body: Record<string, unknown> }> {
+  let last: { status: number; body: Record<string, unknown> } | undefined
+  try {
+    return await waitFor(async () => {
+      last = await postJson(url, body, { 'idempotency-key': key })
+      return last.status === 503 || last.status === 404 ? undefined : last
+    }, { timeoutMs: 60_000, intervalMs: 500, what: `POST ${url} to be answered other than 503/404` })
+  } catch (err) {
+    throw new Error(`${(err as Error).message}; last answer ${JSON.stringify(last)}`)
+  }
+}
+
 function expectOnce(counts: Map<string, number>, cids: string[]): void {
   const wrong = cids.filter((cid) => counts.get(cid) !== 1).map((cid) => `${cid}: ${counts.get(cid) ?? 0}`)
   expect(wrong).toEqual([])
@@ -44,8 +61,8 @@ describe('handoff frames', () => {
     // Routed: A does not run "big". 6 MiB goes in one frame, 20 MiB in two.
     const routed6 = Array.from({ length: 6 }, (_, i) => big(`route6-${i}`, MiB))
     const routed20 = Array.from({ length: 20 }, (_, i) => big(`route20-${i}`, MiB))
-    for (const events of [routed6, routed20]) {
-      const res = await postJson(`${a.url}/events/big`, events)
+    for (const [key, events] of [['route6', routed6], ['route20', routed20]] as const) {
+      const res = await postRetrying(`${a.url}/events/big`, events, key)
       expect(res.status, JSON.stringify(res.body)).toBe(202)
     }
     const routedCids = [...routed6, ...routed20].map((e) => e.cid)
@@ -80,7 +97,7 @@ describe('handoff frames', () => {
     await waitFullMesh([a, b])
     await waitFor(async () => (await meshStats(a)).peers.some((p) => p.node === 'b' && p.pipelines.includes('q')), { what: 'A to hear that B runs "q"' })
 
-    const routed = await postJson(`${a.url}/events/q`, big('huge-routed', 17 * MiB))
+    const routed = await postRetrying(`${a.url}/events/q`, big('huge-routed', 17 * MiB), 'huge-routed')
     expect(routed.status, JSON.stringify(routed.body)).toBe(413)
     expect(String(routed.body.error)).toContain('more than a mesh handoff carries')
 
