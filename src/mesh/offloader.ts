@@ -152,11 +152,10 @@ export class Offloader {
   /** Ping `peer` unless that is under way or was done lately; an answer marks it alive. */
   private ping(peer: string, now: number): void {
     const last = this.pings.get(peer)
-    if (last !== undefined && (last < 0 || now - last < pingEveryMs)) return
+    if (this.o.ping === undefined || (last !== undefined && (last < 0 || now - last < pingEveryMs))) return
     this.pings.set(peer, -1)
     // Not awaited by stop(): a ping to a frozen peer would hold it up to its timeout,
     // and stopping the host ends it anyway.
-    if (this.o.ping === undefined) return
     void this.o.ping(peer).then((alive) => {
       if (alive) this.health.pinged(peer)
     }, () => {}).finally(() => this.pings.set(peer, Date.now()))
@@ -183,7 +182,7 @@ export class Offloader {
         excludeOrigin: peer.announcement.node, maxBytes: maxHandoffEventBytes,
       })
       if (!batch) {
-        // Everything left has used up its hops: process it here.
+        // Everything left has used up its hops (or is too big for a frame): process it here.
         this.active = false
         return
       }
