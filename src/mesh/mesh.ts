@@ -2,23 +2,27 @@
 // the handoff protocol (both directions) and the trace lookup. The node owns the
 // order: the mesh starts after the queue has recovered and stops before it closes.
 import type { Connection, PeerId } from '@libp2p/interface'
+import type { Ping as PingService } from '@libp2p/ping'
 import { peerIdFromString } from '@libp2p/peer-id'
 import type { Logger } from 'pino'
 import { createHash } from 'node:crypto'
 import { uuidv7 } from '../ids.js'
 import { listensBeyondLoopback } from '../config/closed-mesh.js'
 import type { MeshConfig } from '../config/schema.js'
-import { asError } from '../errors.js'
+import { BingeError, asError } from '../errors.js'
 import type { HandoffDirection } from '../metrics.js'
 import type { EventQueue, EventRecord, HandoffBatch } from '../queue/types.js'
 import type { TraceStep, TraceStore } from '../trace.js'
 import { toMultiaddr } from './addresses.js'
 import type { Announcement } from './announcement.js'
-import { request, serve } from './frames.js'
+import { FrameBudget } from './frame-budget.js'
+import { FrameTooLargeError, maxHandoffEventBytes, request, serve } from './frames.js'
 import { LoadGossip } from './gossip.js'
-import { handoffProtocol, parseHandoffResponse, receiveHandoff, type HandoffRequest, type HandoffResponse } from './handoff-protocol.js'
+import { handoffProtocol, maxHandoffEvents, parseHandoffResponse, receiveHandoff, type HandoffRequest, type HandoffResponse } from './handoff-protocol.js'
+import { splitByBytes } from './handoff-split.js'
 import { loadOrCreateIdentity } from './identity.js'
 import { Offloader } from './offloader.js'
+import { PeerHealth } from './peer-health.js'
 import { createPeerHost, type PeerHost } from './peer-host.js'
 import { PeerTable, type PeerEntry, type PeerView } from './peer-table.js'
 import { Redialer } from './redialer.js'
@@ -56,6 +60,8 @@ export interface MeshComponents {
 
 /** Most ids remembered with an unknown outcome (a client retries within seconds). */
 const maxUnsure = 10_000
+/** A handoff unanswered this long makes its peer suspect (PeerHealth): a healthy one answers in milliseconds. */
+const stallMs = 1_000
 
 export class Mesh {
   private host?: PeerHost
@@ -63,6 +69,8 @@ export class Mesh {
   private redialer?: Redialer
   private offloader?: Offloader
   readonly table: PeerTable
+  /** Which peers answer our handoffs: every handoff this node sends is noted here. */
+  private readonly health: PeerHealth
   /** Ids whose direct handoff had an unknown outcome, and the peer that may hold them. */
   private readonly unsure = new Map<string, string>()
   private drainRate = 0
@@ -71,6 +79,7 @@ export class Mesh {
   constructor(private readonly config: MeshConfig, private readonly c: MeshComponents) {
     const interval = config.gossipInterval
     this.table = new PeerTable(interval * 3 + 2_000, Math.max(60_000, interval * 30))
+    this.health = new PeerHealth(Math.min(stallMs, config.handoffTimeout / 2))
   }
 
   peerId(): string | undefined {
@@ -86,6 +95,7 @@ export class Mesh {
     const privateKey = await loadOrCreateIdentity(this.c.dataDir)
     const host = (this.host = await createPeerHost({ privateKey, listen: this.config.listen, psk: this.config.psk, allowPeers: this.config.allowPeers }))
     const timeout = this.config.handoffTimeout
+    const frames = { budget: new FrameBudget(), log }
     await serve(host, handoffProtocol, timeout, async (body, connection) => receiveHandoff(body, await this.memberNode(connection), {
       onChecksFailed: (reason) => log.warn({ peer: connection.remotePeer.toString(), reason }, 'A handoff batch failed the checks every event meets and was refused.'),
       queue: this.c.queue,
@@ -98,13 +108,13 @@ export class Mesh {
         const step = { detail: `from ${from}` }
         for (const e of events) this.c.trace.add(e.id, 'handedIn', step)
       },
-    }))
+    }), frames)
     // Traces name peers and event ids: only mesh members may ask.
     await serve(host, traceProtocol, timeout, async (body, connection) => {
       if ((await this.memberNode(connection)) === undefined) return { refused: 'the trace protocol answers mesh members only' }
       const id = (body as { id?: unknown })?.id
       return { node: this.c.nodeId, steps: typeof id === 'string' ? this.c.trace.get(id) ?? [] : [] }
-    })
+    }, frames)
     this.table.requiredPipelines = this.c.pipelines()
     const redialer = (this.redialer = new Redialer(host, log))
     for (const entry of this.config.bootstrap) redialer.addBootstrap(toMultiaddr(entry))
@@ -116,10 +126,11 @@ export class Mesh {
     this.gossip.start()
     redialer.start()
     this.offloader = new Offloader({
-      queue: this.c.queue, table: this.table, log,
+      queue: this.c.queue, table: this.table, health: this.health, log,
       highWaterMark: this.c.relay ? 0 : this.c.highWaterMark, lowWaterMark: this.c.relay ? 0 : this.c.lowWaterMark, maxHops: this.config.maxHops,
       batchSize: this.config.handoffBatch, maxInFlight: this.config.handoffConcurrency, unreachableMs: this.config.unreachablePeerTimeout,
       send: (peer, batch) => this.send(peer, batch, 'overflow'),
+      ping: (peer) => this.ping(peer),
       onHandedOff: (batch, peerNode) => {
         this.c.handoff('out', batch.events.length)
         const step = { detail: `to ${peerNode}`, peer: batch.peer }
@@ -171,17 +182,51 @@ export class Mesh {
 
   /**
    * Hand events that are not on this node's disk (an ingest over the hard cap, or for a
-   * pipeline this node lacks) to a peer, trying up to three. A route tries the runners
-   * in an order fixed by the first event's id (rendezvous hashing), so a client's retry
-   * of the same id reaches the same peer, whose dedupe index drops it, as long as the
-   * same peers run the pipeline; an overflow goes by load. An unknown outcome is resent
-   * once to the same peer under the same handoff id (its dedupe makes that safe); if
-   * that fails too it throws, and no other peer is tried, since that one may hold them.
-   * Resolves with the peer's node id and the ids it had already, or undefined if none
-   * would take the events.
+   * pipeline this node lacks) to a peer, in batches that each fit one frame, trying up
+   * to three peers for each. A route tries the runners in an order fixed by the first
+   * event's id (rendezvous hashing), so a client's retry of the same ids reaches the
+   * same peer, whose dedupe index drops them, as long as the same peers run the
+   * pipeline; an overflow goes by load, to peers that answer us. An unknown outcome is
+   * resent once to the same peer under the same handoff id (its dedupe makes that
+   * safe); if that fails too it throws, and no other peer is tried, since that one may
+   * hold them. It throws too when some batches were taken and a later one was not: the
+   * retry goes first to the peers that hold the taken ones. Resolves with the peers'
+   * node ids and the ids they had already, or undefined if none would take the events.
+   * A route with an event too big for any frame is refused (413); an overflow of one
+   * resolves undefined (it can only be stored here, once there is room).
    */
   async handOffDirect(events: EventRecord[], kind: 'overflow' | 'route', pipeline?: string): Promise<DirectHandoff | undefined> {
+    const split = splitByBytes(events, maxHandoffEventBytes, maxHandoffEvents)
+    if ('tooBig' in split) {
+      if (kind === 'overflow') return undefined
+      const { index, bytes } = split.tooBig
+      throw new BingeError('BINGE_PAYLOAD_TOO_LARGE', `event ${index} is ${bytes} bytes as JSON, more than a mesh handoff carries (${maxHandoffEventBytes}), so it cannot reach a node that runs the pipeline "${pipeline ?? ''}"; send it to such a node directly`)
+    }
     const order = kind === 'route' ? rendezvous(this.table.runners(pipeline ?? ''), events[0]?.id ?? '') : undefined
+    const taken: Array<{ events: EventRecord[]; peer: string; node: string }> = []
+    const duplicateIds: string[] = []
+    for (const batch of split.batches) {
+      let done: BatchHandoff | undefined
+      try {
+        done = await this.handOffBatch(batch, kind, order)
+      } catch (err) {
+        for (const t of taken) this.rememberUnsure(t.events, t.peer)
+        throw err
+      }
+      if (!done) {
+        if (taken.length === 0) return undefined
+        for (const t of taken) this.rememberUnsure(t.events, t.peer)
+        const handed = taken.reduce((n, t) => n + t.events.length, 0)
+        throw new Error(`${handed} of the ${events.length} events were handed to ${[...new Set(taken.map((t) => t.node))].join(', ')} and no peer would take the rest`)
+      }
+      taken.push({ events: batch, peer: done.peer, node: done.node })
+      duplicateIds.push(...done.duplicateIds)
+    }
+    return { node: [...new Set(taken.map((t) => t.node))].join(', '), duplicateIds }
+  }
+
+  /** One frame's worth of handOffDirect: up to three peers, one resend after an unknown outcome. */
+  private async handOffBatch(events: EventRecord[], kind: 'overflow' | 'route', order: PeerEntry[] | undefined): Promise<BatchHandoff | undefined> {
     // A retry of ids whose handoff had an unknown outcome goes first where they may be.
     const unsure = this.unsure.get(events[0]?.id ?? '')
     const sticky = unsure === undefined ? undefined : this.table.get(unsure)
@@ -189,9 +234,12 @@ export class Mesh {
     const untried = (peers: PeerEntry[]) => peers.filter((p) => !tried.has(p.announcement.peerId))
     const next = (): PeerEntry | undefined => {
       if (tried.size === 0 && sticky) return sticky
-      return order ? untried(order)[0] : this.table.choose(untried(this.table.withRoom()))
+      if (order) return untried(order)[0]
+      return this.table.choose(untried(this.table.withRoom()).filter((p) => this.health.healthy(p.announcement.peerId)))
     }
     const handoffId = uuidv7()
+    // Its answer, or its failure, tells PeerHealth whether the peer answers (as the offloader's do).
+    const send = (batch: HandoffBatch) => this.health.track(batch.peer, () => this.send(batch.peer, batch, kind), (err) => err instanceof FrameTooLargeError)
     for (let i = 0; i < 3; i++) {
       const peer = next()
       if (!peer) break
@@ -200,11 +248,11 @@ export class Mesh {
       let answer: HandoffResponse
       let resent = false
       try {
-        answer = await this.send(batch.peer, batch, kind)
+        answer = await send(batch)
       } catch (err) {
         this.c.log.warn({ peer: peer.announcement.node, err: asError(err).message }, 'A direct handoff had an unknown outcome; resending it once to the same peer.')
         try {
-          answer = await this.send(batch.peer, batch, kind)
+          answer = await send(batch)
         } catch (again) {
           this.rememberUnsure(events, batch.peer)
           throw again
@@ -218,7 +266,7 @@ export class Mesh {
         const step = { detail: `to ${peer.announcement.node}`, peer: batch.peer }
         for (const e of events) this.c.trace.add(e.id, 'handedOff', step)
         // After a resend the peer has the ids from our own first attempt: not the client's duplicates.
-        return { node: peer.announcement.node, duplicateIds: resent ? [] : (answer.duplicateIds ?? []) }
+        return { node: peer.announcement.node, peer: batch.peer, duplicateIds: resent ? [] : (answer.duplicateIds ?? []) }
       }
       this.table.markRefused(batch.peer, 2_000)
     }
@@ -279,6 +327,18 @@ export class Mesh {
     return parseHandoffResponse(await request(host, target, handoffProtocol, body, this.config.handoffTimeout))
   }
 
+  /** A libp2p ping of `peer`: on our connection to it, so it says whether the peer itself answers. */
+  private async ping(peer: string): Promise<boolean> {
+    const host = this.host
+    if (!host) return false
+    try {
+      await (host.services.ping as PingService).ping(peerIdFromString(peer), { signal: AbortSignal.timeout(Math.min(2_000, this.config.handoffTimeout)) })
+      return true
+    } catch {
+      return false
+    }
+  }
+
   private announcement(): Announcement {
     const now = Date.now()
     const finished = this.c.finishedCount()
@@ -297,9 +357,15 @@ export class Mesh {
 }
 
 export interface DirectHandoff {
-  /** The peer's node id. */
+  /** The node id of the peer that took the events (of each, comma-separated, when several did). */
   node: string
   /** Ids the peer had accepted before: duplicates, not queued again. */
+  duplicateIds: string[]
+}
+
+interface BatchHandoff {
+  node: string
+  peer: string
   duplicateIds: string[]
 }
 

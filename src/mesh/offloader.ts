@@ -15,16 +15,25 @@
 //   was answered goes back to unprocessed on `refused`.
 // - A peer unreachable for longer than `unreachableMs` gets its batches taken back and
 //   processed here: a possible duplicate is better than a loss (counted in metrics).
+// - Whether a peer is there is judged by its own answers to us (PeerHealth), not by
+//   gossip: a peer that stopped answering gets no new batch and at most one slot, its
+//   pending resends going one at a time, so the other slots serve peers that answer.
+// - A batch holds at most `maxHandoffEventBytes` of events, so it fits one frame; an
+//   event bigger than that is never taken, and is processed here.
 import type { Logger } from 'pino'
 import { uuidv7 } from '../ids.js'
 import { asError } from '../errors.js'
 import type { EventQueue, HandoffBatch } from '../queue/types.js'
+import { FrameTooLargeError, maxHandoffEventBytes } from './frames.js'
 import type { HandoffResponse } from './handoff-protocol.js'
+import { PeerHealth } from './peer-health.js'
 import type { PeerTable } from './peer-table.js'
 
 export interface OffloaderOptions {
   queue: EventQueue
   table: PeerTable
+  /** Shared with the other senders of handoffs (the mesh's direct ones); its own if absent. */
+  health?: PeerHealth
   log: Logger
   highWaterMark: number
   lowWaterMark: number
@@ -34,6 +43,8 @@ export interface OffloaderOptions {
   unreachableMs: number
   /** Send one batch; resolves with the peer's answer, throws when the outcome is unknown. */
   send(peer: string, batch: HandoffBatch): Promise<HandoffResponse>
+  /** Does the peer answer a ping on our connection to it now? (Absent: only resends tell.) */
+  ping?(peer: string): Promise<boolean>
   onHandedOff(batch: HandoffBatch, peerNode: string): void
   onTakenBack(batch: HandoffBatch): void
 }
@@ -52,8 +63,12 @@ interface Outstanding {
 const tickMs = 50
 /** The longest a refusing peer is passed over; its next announcement ends the pause sooner. */
 const refusedPauseMs = 2_000
-/** Longest wait before resending to a peer that gossips (is alive) after a failed attempt. */
+/** Longest wait before resending to a peer that answered a ping after a failed attempt. */
 const aliveRetryMs = 500
+/** How often a peer with failed batches is pinged, to resend soon once it is back. */
+const pingEveryMs = 500
+/** A handoff unanswered this long makes its peer suspect, when no PeerHealth is given. */
+const stallMs = 1_000
 
 export class Offloader {
   private readonly outstanding = new Map<string, Outstanding>()
@@ -62,8 +77,14 @@ export class Offloader {
   private taking = false
   private stopped = true
   private readonly sends = new Set<Promise<void>>()
+  /** Peers being pinged now, and when each was last pinged. */
+  private readonly pings = new Map<string, number>()
 
-  constructor(private readonly o: OffloaderOptions) {}
+  private readonly health: PeerHealth
+
+  constructor(private readonly o: OffloaderOptions) {
+    this.health = o.health ?? new PeerHealth(stallMs)
+  }
 
   async start(): Promise<void> {
     this.stopped = false
@@ -83,20 +104,38 @@ export class Offloader {
     await Promise.allSettled([...this.sends])
   }
 
+  /** Slots in use: a batch being sent holds one, but all those to a suspect peer hold one together. */
   inFlight(): number {
-    return [...this.outstanding.values()].filter((o) => o.sending).length
+    const perPeer = this.sendingPerPeer()
+    let slots = 0
+    for (const [peer, n] of perPeer) slots += this.health.healthy(peer) ? n : Math.min(n, 1)
+    return slots
+  }
+
+  private sendingPerPeer(): Map<string, number> {
+    const perPeer = new Map<string, number>()
+    for (const o of this.outstanding.values()) if (o.sending) perPeer.set(o.batch.peer, (perPeer.get(o.batch.peer) ?? 0) + 1)
+    return perPeer
   }
 
   private async tick(): Promise<void> {
     if (this.stopped) return
     const now = Date.now()
+    const { health } = this
+    const sending = this.sendingPerPeer()
     for (const o of this.outstanding.values()) {
-      // A peer heard from since the last failure is alive (back from a restart or a
+      const peer = o.batch.peer
+      // A peer that answered us since the last failure is back (from a restart or a
       // freeze): resend soon, not at the end of a backoff that grew while it was away.
-      if (o.failedAt > 0 && (this.o.table.get(o.batch.peer)?.heardAt ?? 0) > o.failedAt) {
+      if (o.failedAt > 0 && health.aliveAt(peer) > o.failedAt) {
         o.nextAttempt = Math.min(o.nextAttempt, o.failedAt + aliveRetryMs)
+      } else if (o.failedAt > 0 && !sending.has(peer)) {
+        this.ping(peer, now)
       }
       if (o.sending || now < o.nextAttempt || this.inFlight() >= this.o.maxInFlight) continue
+      // A suspect peer gets one resend at a time: its answer (or not) tells for the rest.
+      if (!health.healthy(peer) && (sending.get(peer) ?? 0) > 0) continue
+      sending.set(peer, (sending.get(peer) ?? 0) + 1)
       this.launch(o)
     }
     if (this.taking) return
@@ -110,6 +149,18 @@ export class Offloader {
     }
   }
 
+  /** Ping `peer` unless that is under way or was done lately; an answer marks it alive. */
+  private ping(peer: string, now: number): void {
+    const last = this.pings.get(peer)
+    if (this.o.ping === undefined || (last !== undefined && (last < 0 || now - last < pingEveryMs))) return
+    this.pings.set(peer, -1)
+    // Not awaited by stop(): a ping to a frozen peer would hold it up to its timeout,
+    // and stopping the host ends it anyway.
+    void this.o.ping(peer).then((alive) => {
+      if (alive) this.health.pinged(peer)
+    }, () => {}).finally(() => this.pings.set(peer, Date.now()))
+  }
+
   private async offload(): Promise<void> {
     const { queue, table } = this.o
     const unprocessed = () => queue.depth().unprocessed
@@ -120,7 +171,7 @@ export class Offloader {
         this.active = false
         return
       }
-      const peer = table.choose()
+      const peer = table.choose(table.withRoom().filter((p) => this.health.ready(p.announcement.peerId)))
       if (!peer) return
       // No more than the peer has room for, by its last announcement and what we have
       // sent it since: past that it would refuse (and idle once it drains).
@@ -128,10 +179,10 @@ export class Offloader {
         handoffId: uuidv7(), peer: peer.announcement.peerId, maxHops: this.o.maxHops,
         // Never back to the node that first accepted it: its dedupe index would take the
         // event for a duplicate, ack it and drop it, and we would delete our copy.
-        excludeOrigin: peer.announcement.node,
+        excludeOrigin: peer.announcement.node, maxBytes: maxHandoffEventBytes,
       })
       if (!batch) {
-        // Everything left has used up its hops: process it here.
+        // Everything left has used up its hops (or is too big for a frame): process it here.
         this.active = false
         return
       }
@@ -162,9 +213,10 @@ export class Offloader {
     const peerNode = this.o.table.get(batch.peer)?.announcement.node ?? batch.peer
     let response: HandoffResponse
     try {
-      response = await this.o.send(batch.peer, batch)
+      response = await this.health.track(batch.peer, () => this.o.send(batch.peer, batch), (err) => err instanceof FrameTooLargeError)
     } catch (err) {
-      await this.unknown(o, peerNode, err)
+      if (err instanceof FrameTooLargeError) await this.giveBack(o, peerNode, err)
+      else await this.unknown(o, peerNode, err)
       return
     }
     if (response.status === 'accepted') {
@@ -191,6 +243,19 @@ export class Offloader {
     this.outstanding.delete(batch.handoffId)
     this.o.table.noteSent(batch.peer, -batch.events.length)
     this.o.log.debug({ peer: peerNode, reason: response.reason, events: batch.events.length }, 'A peer refused a handoff; the events stay here.')
+  }
+
+  /**
+   * A batch too big for a frame (taken by a version without the byte bound): no attempt
+   * of it can have reached a peer, since no peer reads such a frame, so its events are
+   * simply free again, to be taken in smaller batches or processed here.
+   */
+  private async giveBack(o: Outstanding, peerNode: string, err: FrameTooLargeError): Promise<void> {
+    const { batch } = o
+    await this.o.queue.returnHandoff(batch.handoffId)
+    this.outstanding.delete(batch.handoffId)
+    this.o.table.noteSent(batch.peer, -batch.events.length)
+    this.o.log.warn({ peer: peerNode, handoffId: batch.handoffId, events: batch.events.length, err: err.message }, 'A handoff batch too big for one frame was given back, to be split or processed here.')
   }
 
   /** Past `unreachableMs` since the batch was taken: take it back to process here. */

@@ -100,14 +100,20 @@ export function takeLimit(max: number): number {
 }
 
 /**
- * The stored event if a handoff under `options` may take it, else why not: `hops` (no
- * handoff ever may) or `origin` (not to this peer; to another, maybe).
+ * The stored event if a handoff under `options` may take it, else why not: `hops` or
+ * `size` (no handoff ever may) or `origin` (not to this peer; to another, maybe).
  */
-export function handoffFit(json: string, options: TakeForHandoffOptions): { record?: EventRecord; why?: 'hops' | 'origin' } {
+export function handoffFit(json: string, options: TakeForHandoffOptions): { record?: EventRecord; why?: 'hops' | 'size' | 'origin' } {
+  if (options.maxBytes !== undefined && json.length * 3 > options.maxBytes && Buffer.byteLength(json) > options.maxBytes) return { why: 'size' }
   const record = JSON.parse(json) as EventRecord
   if (!(record.hops < options.maxHops)) return { why: 'hops' }
   if (options.excludeOrigin !== undefined && record.origin === options.excludeOrigin) return { why: 'origin' }
   return { record }
+}
+
+/** Does one more event of `json` keep a batch of `bytes` within `options.maxBytes`? (A first event always does: handoffFit checked it alone.) */
+export function fitsBatch(json: string, bytes: number, count: number, options: TakeForHandoffOptions): boolean {
+  return options.maxBytes === undefined || count === 0 || bytes + Buffer.byteLength(json) <= options.maxBytes
 }
 
 /** The stored event if a handoff under `options` may take it. */

@@ -14,7 +14,7 @@
 
 import type { Level } from 'level'
 import { BingeError } from '../errors.js'
-import { type HeldBatch, handoffFit } from './handoff-book.js'
+import { type HeldBatch, fitsBatch, handoffFit } from './handoff-book.js'
 import * as k from './keys.js'
 import type { EventRecord, TakeForHandoffOptions } from './types.js'
 
@@ -38,7 +38,7 @@ export interface Found {
 
 /**
  * Spans [lo, hi) of unprocessed db keys that a take has read through and found nothing
- * any take may have (held, gone, or out of hops), newest first and disjoint. Takes read
+ * any take may have (held, gone, out of hops or too big), newest first and disjoint. Takes read
  * from the newest end, so without these each one would step again over the deleted keys
  * of every batch completed before it: LevelDB keeps them until a compaction, and a
  * reverse read skips them one by one (a take's read was measured growing from 4 to 20 ms
@@ -50,15 +50,16 @@ export interface Found {
  */
 export class CoveredSpans {
   private spans: Array<{ lo: string; hi: string }> = []
-  private maxHops?: number
+  private limits?: string
 
   constructor(private readonly max = 32) {}
 
-  /** A span's "out of hops" holds for one `maxHops`: another clears them. */
-  useMaxHops(maxHops: number): void {
-    if (this.maxHops === maxHops) return
+  /** A span's "out of hops" and "too big" hold for one `maxHops` and `maxBytes`: others clear them. */
+  useLimits(maxHops: number, maxBytes: number | undefined): void {
+    const limits = `${maxHops}/${maxBytes ?? ''}`
+    if (this.limits === limits) return
     this.spans = []
-    this.maxHops = maxHops
+    this.limits = limits
   }
 
   /**
@@ -123,16 +124,19 @@ export async function findNewest(
   held: (queueKey: string) => boolean,
   covered: CoveredSpans,
 ): Promise<Found[]> {
-  covered.useMaxHops(options.maxHops)
+  covered.useLimits(options.maxHops, options.maxBytes)
   const found: Found[] = []
   /** The newest key seen, and how far down everything from it is covered (db keys). */
   let top: string | undefined
   let coveredFrom: string | undefined
   let contiguous = true
+  /** Bytes of the events found, and whether the next would have gone over options.maxBytes. */
+  let bytes = 0
+  let full = false
   for (const gap of covered.gaps(range)) {
     const it = db.iterator({ ...gap, reverse: true, highWaterMarkBytes: k.READ_AHEAD })
     try {
-      while (found.length < limit) {
+      while (found.length < limit && !full) {
         const chunk = await it.nextv(Math.min(CHUNK, Math.max(64, limit - found.length)))
         if (chunk.length === 0) break
         for (const [dbKey, json] of chunk) {
@@ -141,7 +145,15 @@ export async function findNewest(
           top ??= k.unprocessedKey(k.seqString(Number(key) + 1))
           if (!held(key)) {
             const fit = handoffFit(json, options)
-            if (fit.record !== undefined) found.push({ key, json, record: fit.record })
+            if (fit.record !== undefined && !fitsBatch(json, bytes, found.length, options)) {
+              // The next batch's: not covered.
+              full = true
+              break
+            }
+            if (fit.record !== undefined) {
+              found.push({ key, json, record: fit.record })
+              bytes += Buffer.byteLength(json)
+            }
             // Not for this peer, but maybe for another: a later take must read it.
             else if (fit.why === 'origin') contiguous = false
           }
@@ -152,7 +164,7 @@ export async function findNewest(
     } finally {
       await it.close()
     }
-    if (found.length === limit) break
+    if (found.length === limit || full) break
     if (contiguous && top !== undefined) coveredFrom = gap.gte
   }
   if (top !== undefined && coveredFrom !== undefined) covered.add(coveredFrom, top)

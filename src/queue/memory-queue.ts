@@ -9,7 +9,7 @@ import { BingeError } from '../errors.js'
 import { admit, isSeenWithin, prepare, toRecord } from './admission.js'
 import { InflightClaims } from './claims.js'
 import { deadletterOps } from './deadletters.js'
-import { HandoffBook, eligible, takeLimit } from './handoff-book.js'
+import { HandoffBook, eligible, fitsBatch, takeLimit } from './handoff-book.js'
 import { seqString } from './keys.js'
 import { Lifecycle } from './lifecycle.js'
 import type {
@@ -213,11 +213,15 @@ export class MemoryQueue implements EventQueue {
       const limit = takeLimit(max)
       const at: number[] = []
       const records: EventRecord[] = []
+      let bytes = 0
       for (let i = this.order.length - 1; i >= this.head && at.length < limit; i--) {
-        const record = eligible(this.events.get(this.order[i]!)!, options)
+        const json = this.events.get(this.order[i]!)!
+        const record = eligible(json, options)
         if (record === undefined) continue
+        if (!fitsBatch(json, bytes, at.length, options)) break
         at.push(i)
         records.push(record)
+        bytes += Buffer.byteLength(json)
       }
       if (at.length === 0) return undefined
       // Found newest first: the batch lists them in queue order.

@@ -109,6 +109,11 @@ export interface TakeForHandoffOptions {
    * ack would delete the only copy.
    */
   excludeOrigin?: string
+  /**
+   * At most this many bytes of events (as stored JSON) in the batch, so it fits one
+   * frame; an event bigger than this alone is never taken (it is processed where it is).
+   */
+  maxBytes?: number
 }
 
 export interface RecoveryReport {

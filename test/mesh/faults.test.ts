@@ -166,7 +166,7 @@ describe('handoff decisions when an outcome is unknown', () => {
     // than one that may still land), attempt 3 is accepted.
     const { o, attempts } = offloader(queue, peerTable(), ['unknown', 'refused', 'accepted'])
     await o.start()
-    await waitFor(() => queue.depth().unprocessed === 0 && queue.depth().handingOff === 0 && o.inFlight() === 0, { what: 'every batch to be accepted', timeoutMs: 10_000 })
+    await waitFor(() => queue.depth().unprocessed === 0 && queue.depth().handingOff === 0 && o.inFlight() === 0, { what: 'every batch to be accepted', timeoutMs: 30_000 })
     // Every batch went out three times, the same events each time: the refusal did not
     // put it back in unprocessed (from where it would have gone out under a new id).
     expect(attempts.size).toBe(4)

@@ -5,6 +5,7 @@ import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'n
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
+import { BingeError } from '../../src/errors.js'
 import { createFileOutput } from '../../src/pipeline/outputs/file.js'
 import { forwardedEvents, meshForwarder, noMesh, type RouteHandoff } from '../../src/pipeline/outputs/forward.js'
 import { OutputFailure } from '../../src/pipeline/outputs/failure.js'
@@ -124,5 +125,12 @@ describe('forward output', () => {
     const unknown = (await forward('sink', events).catch((e: unknown) => e)) as OutputFailure
     expect(unknown.permanent).toBe(false)
     expect(unknown.message).toBe('forward to pipeline "sink" failed: stream reset')
+
+    // An event too big for any mesh frame never travels: retrying cannot help.
+    answer = async () => {
+      throw new BingeError('BINGE_PAYLOAD_TOO_LARGE', 'event 0 is 20000000 bytes as JSON, more than a mesh handoff carries')
+    }
+    const tooBig = (await forward('sink', events).catch((e: unknown) => e)) as OutputFailure
+    expect(tooBig.permanent).toBe(true)
   })
 })

@@ -446,6 +446,20 @@ export function queueSuite(backend: Backend): void {
         expect(ids(await q.dequeue(10))).toEqual(['a'])
       })
 
+      it('keeps a batch within maxBytes and never takes an event bigger than that alone', async () => {
+        const q = await open()
+        const small = ['a', 'b', 'c', 'd'].map((id) => event(id, {}, 300))
+        const huge = event('huge', {}, 2_000)
+        await q.enqueue([small[0]!, small[1]!, huge, small[2]!, small[3]!])
+        const maxBytes = bytesOf(small[0]!) * 2 + 10
+        // Newest first: d and c fit, b would not; the huge one is passed over by every take.
+        expect(ids((await take(q, 10, 'h1', { maxBytes }))!.events)).toEqual(['c', 'd'])
+        expect(ids((await take(q, 10, 'h2', { maxBytes }))!.events)).toEqual(['a', 'b'])
+        expect(await take(q, 10, 'h3', { maxBytes })).toBeUndefined()
+        // It stays here, to be processed here.
+        expect(ids(await q.dequeue(10))).toEqual(['huge'])
+      })
+
       it('takes only events under maxHops, and none that came from the receiving node', async () => {
         const q = await open()
         await q.enqueue([

@@ -162,6 +162,8 @@ export interface MeshNodeOptions {
   workers?: number
   /** Extra keys of the mesh section (psk, allowPeers, gossipInterval, ...). */
   mesh?: Record<string, unknown>
+  /** Extra keys of the http section (maxBodyBytes, ...). */
+  http?: Record<string, unknown>
   env?: NodeJS.ProcessEnv
   /** Log level (default info). */
   logLevel?: string
@@ -183,7 +185,7 @@ export interface MeshNode {
 export function meshNodeConfig(o: MeshNodeOptions): NodeConfig {
   return {
     node: { id: o.id, dataDir: path.join(o.dir, o.id) },
-    http: { listen: '127.0.0.1:0' },
+    http: { listen: '127.0.0.1:0', ...o.http },
     queue: { highWaterMark: 500, lowWaterMark: 200, maxEvents: 100_000, ...o.queue },
     workers: o.workers ?? 4,
     log: { level: o.logLevel ?? 'info' },

@@ -4,7 +4,7 @@
 // (`<id>/<pipeline>`, `/<k>` for the k-th event a step split it into), so a forward
 // retried after an unknown outcome is dropped by the receiver's dedupe, never run twice.
 import type { z } from 'zod'
-import { asError } from '../../errors.js'
+import { BingeError, asError } from '../../errors.js'
 import { strict, text } from '../../schema/fields.js'
 import type { EventRecord, JsonObject } from '../../queue/types.js'
 import type { OutputEntry, OutputFactoryContext } from '../registry-types.js'
@@ -31,8 +31,10 @@ export function meshForwarder(mesh: () => RouteHandoff | undefined): ForwardFn {
     try {
       peer = await m.handOffDirect(events, 'route', pipeline)
     } catch (err) {
-      // Unknown outcome: the peer may hold them; a retry resends the same ids.
-      throw new OutputFailure(`forward to pipeline "${pipeline}" failed: ${asError(err).message}`, false, err)
+      // Unknown outcome: the peer may hold them; a retry resends the same ids. An event
+      // too big for the mesh never travels: that failure is for good.
+      const tooBig = err instanceof BingeError && err.code === 'BINGE_PAYLOAD_TOO_LARGE'
+      throw new OutputFailure(`forward to pipeline "${pipeline}" failed: ${asError(err).message}`, tooBig, err)
     }
     if (peer === undefined) throw new OutputFailure(`forward to pipeline "${pipeline}": no peer running it could take the events now`, false)
   }
