@@ -7,7 +7,8 @@
 // resend and is always accepted, so a lost `accepted` answer cannot turn into a
 // refusal that makes the sender process the events itself as well; for the same
 // reason a resend is taken even while the node starts or stops (its queue is open
-// whenever the mesh serves), and only a new batch is refused then.
+// whenever the mesh serves), and only a new batch is refused then. So is a new batch
+// while the data volume is below queue.minFreeDisk or the store is faulted.
 import { z } from 'zod'
 import { BingeError } from '../errors.js'
 import type { EventQueue, EventRecord } from '../queue/types.js'
@@ -77,6 +78,9 @@ export async function receiveHandoff(body: unknown, c: HandoffReceiverComponents
 function reasonToRefuse(request: HandoffRequest, events: EventRecord[], c: HandoffReceiverComponents): string | undefined {
   if (!c.accepting()) return 'the node is not accepting events (starting or shutting down)'
   if (request.kind === 'overflow' && c.queue.depth().unprocessed >= c.highWaterMark) return 'over its high-water mark'
+  const disk = c.queue.diskStatus()
+  if (disk?.storeFaulted) return 'its data volume is full (reopening its store)'
+  if (disk?.belowWatermark) return 'its data volume is below queue.minFreeDisk'
   const missing = events.find((e) => e.pipeline !== undefined && !c.hasPipeline(e.pipeline))
   if (missing) return `does not run the pipeline "${missing.pipeline}"`
   return undefined

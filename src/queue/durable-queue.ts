@@ -24,23 +24,29 @@
 // - The in-memory counters are exact: they change only after the batch they describe
 //   is written, and a key (claims.ts) or a handoff id (handoff-book.ts) is claimed
 //   before the write that finishes it, so nothing can be finished twice.
+// - A full disk is a state, not a crash: below `minFreeDisk` enqueue refuses new events
+//   (queue full) while everything else goes on and frees space; a write that fails for
+//   want of space faults the store (store-health.ts), which is then reopened without
+//   a restart, keeping what workers and peers hold (reconcile in recovery.ts).
 
 import { Level } from 'level'
 import { randomUUID } from 'node:crypto'
 import { BingeError } from '../errors.js'
 import { type PreparedEvent, isSeenWithin, prepare, toRecord } from './admission.js'
 import { InflightClaims } from './claims.js'
-import { deadletterOps, findDeadletters, replayOps } from './deadletters.js'
+import { ackDeadletterOps, findDeadletters, replayOps } from './deadletters.js'
 import { DedupeSweeper, sweepChunk, sweepInterval } from './dedupe-sweeper.js'
 import { type Outcome, GroupCommit } from './group-commit.js'
 import { HandoffBook, type HeldBatch, takeLimit } from './handoff-book.js'
-import { CoveredSpans, completeOps, findNewest, returnOps, takeOps } from './handoff-store.js'
+import { CoveredSpans, completeOps, findNewest, readFree, readPending, returnOps, takeOps } from './handoff-store.js'
 import * as k from './keys.js'
 import type { Op } from './keys.js'
 import { planEnqueue } from './enqueue-plan.js'
 import { Lifecycle } from './lifecycle.js'
 import { Mutex } from './mutex.js'
-import { checkFormat, recover } from './recovery.js'
+import { checkFormat, reconcile, recover } from './recovery.js'
+import { DiskSpace, lowDiskError, volumeOf, writeBufferFor } from './disk-space.js'
+import { StoreHealth } from './store-health.js'
 import type {
   AckOptions,
   EnqueueOptions,
@@ -51,37 +57,16 @@ import type {
   HandoffBatch,
   QueueDepth,
   QueuedEvent,
+  DiskStatus,
   RecoveryReport,
   StateOp,
   TakeForHandoffOptions,
 } from './types.js'
 import { WorkSignal } from './work-signal.js'
 import { writeBatch } from './write-batch.js'
+import type { DurableQueueOptions, DurableQueueStats } from './durable-options.js'
 
-export type SyncMode = 'batch' | 'always' | 'none'
-
-export interface DurableQueueOptions {
-  dir: string
-  sync: SyncMode
-  maxEvents: number
-  maxBytes: number
-  dedupeWindowMs: number
-  /** Clock for dedupe and dead-letter times; tests inject one. */
-  now?: () => number
-  /** Called when the background dedupe sweep fails (it retries on its next tick). */
-  onSweepError?: (err: unknown) => void
-}
-
-export interface DurableQueueStats {
-  /** Batches written by enqueue groups. */
-  enqueueWrites: number
-  /** Enqueue calls that reached the group commit. */
-  enqueueCalls: number
-  /** Every batch written, of any kind. */
-  writes: number
-  /** Batches written with fsync. */
-  syncWrites: number
-}
+export type { DurableQueueOptions, DurableQueueStats, SyncMode } from './durable-options.js'
 
 const REPLAY_CHUNK = 1000
 
@@ -110,14 +95,33 @@ export class DurableQueue implements EventQueue {
   /** Dequeue reads unprocessed keys from here on (inclusive). */
   private cursor = k.ranges.unprocessed.gte
   private readonly counters: DurableQueueStats = { enqueueWrites: 0, enqueueCalls: 0, writes: 0, syncWrites: 0 }
+  private readonly disk: DiskSpace
+  private readonly health: StoreHealth
 
   constructor(private readonly options: DurableQueueOptions) {
     this.now = options.now ?? Date.now
     this.writer = new GroupCommit((calls) => this.commitGroup(calls), options.sync === 'always' ? 1 : Infinity)
     this.sweeper = new DedupeSweeper({
       intervalMs: sweepInterval(options.dedupeWindowMs),
-      sweep: () => this.writer.exclusive(() => sweepChunk(this.db, this.now() - this.options.dedupeWindowMs)),
+      sweep: () => this.writer.exclusive(async () => {
+        this.health.assertWritable()
+        try {
+          return await sweepChunk(this.db, this.now() - this.options.dedupeWindowMs)
+        } catch (err) {
+          throw this.health.failed(err)
+        }
+      }),
       onError: options.onSweepError ?? (() => undefined),
+    })
+    this.disk = new DiskSpace({ dir: options.dir, minFree: options.minFreeDisk, onChange: options.onDiskChange })
+    this.health = new StoreHealth({
+      reopen: () => this.reopen(),
+      onFault: (err) => {
+        void this.disk.refresh()
+        this.work.notify()
+        options.onStoreFault?.(err)
+      },
+      onHealed: options.onStoreHealed,
     })
   }
 
@@ -125,8 +129,10 @@ export class DurableQueue implements EventQueue {
     return this.life.open(async () => {
       const started = performance.now()
       // A 16 MB write buffer (LevelDB's default is 4 MB) flushes and compacts a quarter
-      // as often under a steady ingest: measured ~20% less CPU per event written.
-      this.db = new Level<string, string>(this.options.dir, { valueEncoding: 'utf8', writeBufferSize: 16 << 20 })
+      // as often under a steady ingest: measured ~20% less CPU per event written. Less
+      // on a small volume: see writeBufferFor.
+      const { totalBytes } = await volumeOf(this.options.dir)
+      this.db = new Level<string, string>(this.options.dir, { valueEncoding: 'utf8', writeBufferSize: writeBufferFor(totalBytes) })
       await this.db.open()
       try {
         await checkFormat(this.db)
@@ -138,6 +144,7 @@ export class DurableQueue implements EventQueue {
         this.handoffs.clear()
         this.covered.clear()
         for (const batch of r.handoffs) this.handoffs.add(batch)
+        await this.disk.start()
         this.sweeper.start()
         return {
           requeued: r.requeued,
@@ -154,6 +161,8 @@ export class DurableQueue implements EventQueue {
 
   close(): Promise<void> {
     return this.life.close(async () => {
+      this.health.stop()
+      this.disk.stop()
       await this.sweeper.stop()
       await this.writer.drain()
       this.work.notify()
@@ -161,8 +170,36 @@ export class DurableQueue implements EventQueue {
     })
   }
 
+  /** Run a public call while open; a full disk comes out as a 503, never as a LevelDB error. */
+  private async run<T>(fn: () => Promise<T>): Promise<T> {
+    try {
+      return await this.life.run(fn)
+    } catch (err) {
+      throw this.health.failed(err)
+    }
+  }
+
+  /** After a fault: reopen the store with moves and enqueues held off, and lay what memory knows over it (reconcile). */
+  private reopen(): Promise<void> {
+    return this.moves.run(() =>
+      this.writer.exclusive(async () => {
+        if (this.life.state !== 'open') return
+        await this.db.close()
+        await this.db.open()
+        const r = await reconcile(this.db, (key) => this.inflight.has(key), this.handoffs.list(), this.nextSeq)
+        this.counts.unprocessed = r.unprocessed
+        this.counts.bytes = [...this.inflight.values()].reduce((n, b) => n + b, r.bytes)
+        this.nextSeq = r.nextSeq
+        this.cursor = k.ranges.unprocessed.gte
+        this.covered.clear()
+        void this.disk.refresh()
+        this.work.notify()
+      }),
+    )
+  }
+
   enqueue(events: EventRecord[], options?: EnqueueOptions): Promise<EnqueueResult[]> {
-    return this.life.run(async () => {
+    return this.run(async () => {
       if (events.length === 0) return []
       const prepared = prepare(events, options)
       this.counters.enqueueCalls++
@@ -171,11 +208,12 @@ export class DurableQueue implements EventQueue {
   }
 
   dequeue(max: number): Promise<QueuedEvent[]> {
-    return this.life.run(() =>
+    return this.run(() =>
       this.moves.run(async () => {
         const limit = Math.floor(max)
-        if (!(limit > 0) || this.counts.unprocessed === 0) return []
-        const found = await this.readFree(limit)
+        // Faulted: nothing may be written until the store reopens (waitForWork waits for it).
+        if (!(limit > 0) || this.counts.unprocessed === 0 || this.health.faulted) return []
+        const found = await readFree(this.db, this.cursor, limit, (key) => this.handoffs.holds(key))
         if (found.entries.length === 0) return []
         const ops: Op[] = []
         const events: QueuedEvent[] = []
@@ -195,29 +233,9 @@ export class DurableQueue implements EventQueue {
     )
   }
 
-  /** The oldest `limit` unprocessed events at or after the cursor that no handoff holds. */
-  private async readFree(limit: number): Promise<{ entries: Array<[string, string]>; last: string }> {
-    const entries: Array<[string, string]> = []
-    let last = ''
-    const it = this.db.iterator({ gte: this.cursor, lt: k.ranges.unprocessed.lt, highWaterMarkBytes: k.READ_AHEAD })
-    try {
-      while (entries.length < limit) {
-        const chunk = await it.nextv(limit - entries.length)
-        if (chunk.length === 0) break
-        for (const entry of chunk) {
-          last = entry[0]
-          if (!this.handoffs.holds(k.queueKeyOf(entry[0]))) entries.push(entry)
-        }
-      }
-    } finally {
-      await it.close()
-    }
-    return { entries, last }
-  }
-
   async waitForWork(signal?: AbortSignal): Promise<void> {
     this.life.assertOpen()
-    return this.work.wait(() => this.counts.unprocessed > 0 || this.life.state !== 'open', signal)
+    return this.work.wait(() => (this.counts.unprocessed > 0 && !this.health.faulted) || this.life.state !== 'open', signal)
   }
 
   ack(event: QueuedEvent, options: AckOptions = {}): Promise<void> {
@@ -225,27 +243,18 @@ export class DurableQueue implements EventQueue {
   }
 
   ackBatch(events: QueuedEvent[], acks: AckOptions[], state: StateOp[] = []): Promise<void> {
-    return this.life.run(async () => {
+    return this.run(async () => {
       if (acks.length !== events.length) throw new BingeError('BINGE_INTERNAL', `ackBatch got ${events.length} events and ${acks.length} acks`)
       const keys = events.map((e) => e.key)
       const sizes = this.inflight.claim(keys)
       let added = 0
       try {
         const ops: Op[] = keys.map((key) => ({ type: 'del', key: k.inflightKey(key) }))
-        for (const options of acks) ops.push(...stateOps(options.state ?? []))
-        const failing = events.flatMap((event, i) => ((acks[i]!.deadletter ?? []).length > 0 ? [i] : []))
-        if (failing.length > 0) {
-          // The events as accepted, not as a step may have changed the caller's objects.
-          const stored = await this.db.getMany(failing.map((i) => k.inflightKey(keys[i]!)))
-          failing.forEach((i, j) => {
-            const value = stored[j]
-            const record = value === undefined ? toRecord(events[i]!) : (JSON.parse(value) as EventRecord)
-            const letters = deadletterOps(record, keys[i]!, acks[i]!.deadletter!, this.now())
-            ops.push(...letters)
-            added += letters.length
-          })
-        }
-        ops.push(...stateOps(state))
+        for (const options of acks) ops.push(...k.stateOps(options.state ?? []))
+        const letters = await ackDeadletterOps(this.db, events, acks, this.now())
+        ops.push(...letters)
+        added = letters.length
+        ops.push(...k.stateOps(state))
         if (ops.length > 0) await this.write(ops, false)
       } catch (err) {
         this.inflight.restore(keys, sizes)
@@ -258,7 +267,7 @@ export class DurableQueue implements EventQueue {
   }
 
   nack(events: QueuedEvent[]): Promise<void> {
-    return this.life.run(() =>
+    return this.run(() =>
       this.moves.run(async () => {
         if (events.length === 0) return
         const keys = events.map((e) => e.key)
@@ -287,14 +296,14 @@ export class DurableQueue implements EventQueue {
   }
 
   listDeadletter(limit?: number): Promise<DeadLetter[]> {
-    return this.life.run(async () => {
+    return this.run(async () => {
       const values = await this.db.values({ ...k.ranges.deadletter, limit: limit ?? -1, highWaterMarkBytes: k.READ_AHEAD }).all()
       return values.map((v) => JSON.parse(v) as DeadLetter)
     })
   }
 
   replayDeadletter(ids?: string[]): Promise<string[]> {
-    return this.life.run(() =>
+    return this.run(() =>
       this.replays.run(async () => {
         const found = await findDeadletters(this.db, ids)
         const replayed = new Set<string>()
@@ -311,21 +320,21 @@ export class DurableQueue implements EventQueue {
   }
 
   getState(key: string): Promise<unknown | undefined> {
-    return this.life.run(async () => {
+    return this.run(async () => {
       const value = await this.db.get(k.stateKey(key))
       return value === undefined ? undefined : (JSON.parse(value) as unknown)
     })
   }
 
   scanState(prefix: string): Promise<Array<{ key: string; value: unknown }>> {
-    return this.life.run(async () => {
+    return this.run(async () => {
       const entries = await this.db.iterator({ ...k.stateRangeOf(prefix), highWaterMarkBytes: k.READ_AHEAD }).all()
       return entries.map(([dbKey, value]) => ({ key: k.stateKeyOf(dbKey), value: JSON.parse(value) as unknown }))
     })
   }
 
   takeForHandoff(max: number, options: TakeForHandoffOptions): Promise<HandoffBatch | undefined> {
-    return this.life.run(() =>
+    return this.run(() =>
       this.moves.run(async () => {
         this.handoffs.checkNew(options.handoffId)
         const limit = takeLimit(max)
@@ -348,7 +357,7 @@ export class DurableQueue implements EventQueue {
   completeHandoff(handoffId: string): Promise<void> {
     // Under the moves mutex: it deletes unprocessed keys, and a take or dequeue reading
     // them from a snapshot taken before the delete must still find them held.
-    return this.life.run(() =>
+    return this.run(() =>
       this.moves.run(async () => {
         const batch = await this.finishHandoff(handoffId, completeOps)
         if (batch) this.counts.bytes -= batch.values.reduce((n, b) => n + b, 0)
@@ -357,7 +366,7 @@ export class DurableQueue implements EventQueue {
   }
 
   returnHandoff(handoffId: string): Promise<void> {
-    return this.life.run(() =>
+    return this.run(() =>
       this.moves.run(async () => {
         const batch = await this.finishHandoff(handoffId, returnOps)
         if (batch === undefined) return
@@ -390,23 +399,11 @@ export class DurableQueue implements EventQueue {
   }
 
   pendingHandoffs(): Promise<HandoffBatch[]> {
-    return this.life.run(async () => {
-      const batches = this.handoffs.list()
-      const values = await this.db.getMany(batches.flatMap((b) => b.keys.map(k.unprocessedKey)))
-      const pending: HandoffBatch[] = []
-      let at = 0
-      for (const { handoffId, peer, takenAt, keys } of batches) {
-        const stored = values.slice(at, (at += keys.length))
-        // Completed or returned while this read ran: no longer pending.
-        if (!this.handoffs.pending(handoffId) || stored.some((v) => v === undefined)) continue
-        pending.push({ handoffId, peer, takenAt, events: stored.map((v) => JSON.parse(v!) as EventRecord) })
-      }
-      return pending
-    })
+    return this.run(() => readPending(this.db, this.handoffs.list(), (id) => this.handoffs.pending(id)))
   }
 
   seen(ids: string[]): Promise<boolean[]> {
-    return this.life.run(async () => {
+    return this.run(async () => {
       if (ids.length === 0) return []
       const stored = await this.db.getMany(ids.map(k.seenKey))
       const now = this.now()
@@ -415,7 +412,7 @@ export class DurableQueue implements EventQueue {
   }
 
   remember(ids: string[]): Promise<void> {
-    return this.life.run(() =>
+    return this.run(() =>
       // In the group-commit chain, like enqueue groups: the sweep and lookups see it whole.
       this.writer.exclusive(async () => {
         if (ids.length === 0) return
@@ -425,6 +422,10 @@ export class DurableQueue implements EventQueue {
         await this.write(ops, this.options.sync !== 'none')
       }),
     )
+  }
+
+  diskStatus(): DiskStatus {
+    return { ...this.disk.state(), storeFaulted: this.health.faulted }
   }
 
   depth(): QueueDepth {
@@ -437,23 +438,29 @@ export class DurableQueue implements EventQueue {
 
   /** Sweep expired dedupe entries now (the timer does it in the background). */
   sweepDedupe(): Promise<number> {
-    return this.life.run(() => this.sweeper.runOnce())
+    return this.run(() => this.sweeper.runOnce())
   }
 
   private async commitGroup(calls: PreparedEvent[][]): Promise<Array<Outcome<EnqueueResult[]>>> {
+    this.health.assertWritable()
+    // Below the watermark there is room for duplicates only (a resent handoff is still taken).
+    const low = this.disk.belowWatermark
     const plan = await planEnqueue(this.db, calls, {
       now: this.now(),
       dedupeWindowMs: this.options.dedupeWindowMs,
-      room: {
+      room: low ? { events: 0, bytes: 0 } : {
         // Handing-off events are still on this disk until their peer acks.
         events: this.options.maxEvents - this.counts.unprocessed - this.counts.inflight - this.handoffs.events,
         bytes: this.options.maxBytes - this.counts.bytes,
       },
       nextSeq: this.nextSeq,
     })
+    if (low) plan.outcomes = plan.outcomes.map((o) => (o.ok ? o : { ok: false, error: lowDiskError(this.disk.state()) }))
     if (plan.ops.length === 0) return plan.outcomes
     // Taken before the write: if it fails, the numbers are skipped, never reused.
     this.nextSeq = plan.nextSeq
+    // The log and then a table: what an event costs on disk before compaction.
+    this.disk.noteWritten(2 * plan.addedBytes)
     await this.write(plan.ops, this.options.sync !== 'none')
     this.counters.enqueueWrites++
     this.counts.unprocessed += plan.added
@@ -472,18 +479,17 @@ export class DurableQueue implements EventQueue {
     this.work.notify()
   }
 
+  /** One atomic batch; never to a faulted store, and one in flight at the fault failed too (store-health.ts). */
   private async write(ops: Op[], sync: boolean): Promise<void> {
-    await writeBatch(this.db, ops, sync)
+    this.health.assertWritable()
+    const generation = this.health.generation
+    try {
+      await writeBatch(this.db, ops, sync)
+    } catch (err) {
+      throw this.health.failed(err)
+    }
+    if (generation !== this.health.generation) throw this.health.refusal()
     this.counters.writes++
     if (sync) this.counters.syncWrites++
   }
-}
-
-/** A stateful step's changes as store operations under the state prefix. */
-function stateOps(changes: StateOp[]): Op[] {
-  return changes.map((op) =>
-    op.type === 'put'
-      ? { type: 'put', key: k.stateKey(op.key), value: JSON.stringify(op.value) ?? 'null' }
-      : { type: 'del', key: k.stateKey(op.key) },
-  )
 }

@@ -276,6 +276,11 @@ export class MemoryQueue implements EventQueue {
     })
   }
 
+  /** Memory mode keeps nothing on disk: queue.minFreeDisk does not apply. */
+  diskStatus(): undefined {
+    return undefined
+  }
+
   depth(): QueueDepth {
     return {
       unprocessed: this.events.size,
