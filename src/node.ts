@@ -66,6 +66,10 @@ export class BingeNode implements NodeApi {
         else this.log.info(fields, 'The data volume is back above queue.minFreeDisk: the node takes new events again.')
       },
       onStoreFault: (err) => this.log.error({ err: err.message }, 'A write failed because the data volume is full: the node answers 503 and reopens its store once there is space; nothing acknowledged is lost.'),
+      onStoreHealRetry: (err, attempt) => {
+        const cause = asError(err).cause
+        if (attempt === 1 || attempt % 30 === 0) this.log.warn({ attempt, err: asError(err).message, ...(cause ? { cause: asError(cause).message } : {}) }, 'The store could not reopen yet (the data volume is still full); it keeps trying.')
+      },
       onStoreHealed: (attempts, ms) => this.log.info({ attempts, ms: Math.round(ms) }, 'The store reopened after the data volume was full; writes go on.'),
     })
     this.metricsStore = new Metrics(this.nodeId, () => this.queue.depth(), { defaultMetrics: options.processMetrics ?? true, disk: () => this.queue.diskStatus() })

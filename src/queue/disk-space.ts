@@ -25,26 +25,27 @@ const GiB = 2 ** 30
 /**
  * The watermark in bytes on a volume of `totalBytes`. The default is 5% of the volume
  * and at most 1 GiB, as Elasticsearch's flood stage (95% used, headroom capped), so a
- * big disk is not kept a fifth empty; but at least 64 MiB or a quarter of a small
- * volume, because LevelDB needs room of its own to flush its write buffer
- * (writeBufferFor) and compact, and that is what frees space as the backlog drains.
- * On an 8 GB SD card that is 410 MB; on a 24 MiB file system 6 MiB.
+ * big disk is not kept a fifth empty; but at least 128 MiB or a quarter of a small
+ * volume, because LevelDB needs room of its own to write its log, flush it and compact
+ * (about six write buffers, writeBufferFor), and that is what frees space as the
+ * backlog drains: a compaction that runs out of space leaves files behind that only a
+ * successful open deletes. On an 8 GB SD card that is 400 MB; on 24 MiB, 6 MiB.
  */
 export function minFreeBytes(setting: MinFreeDisk | undefined, totalBytes: number): number {
   if (setting === undefined) {
     const share = Math.min(0.05 * totalBytes, GiB)
-    return Math.floor(Math.max(share, Math.min(64 * MiB, totalBytes / 4)))
+    return Math.floor(Math.max(share, Math.min(128 * MiB, totalBytes / 4)))
   }
   return 'bytes' in setting ? setting.bytes : Math.floor((setting.percent / 100) * totalBytes)
 }
 
 /**
  * LevelDB's write buffer for a volume: 16 MiB (measured the cheapest per event) but at
- * most a sixteenth of a small volume, so the log it fills before a flush can never take
- * the room the watermark keeps free.
+ * most a 32nd of a small volume, so that the log, its flush and a compaction (about six
+ * buffers) fit in what the default watermark keeps free.
  */
 export function writeBufferFor(totalBytes: number): number {
-  return Math.floor(Math.max(MiB, Math.min(16 * MiB, totalBytes / 16)))
+  return Math.floor(Math.max(512 * 2 ** 10, Math.min(16 * MiB, totalBytes / 32)))
 }
 
 /** statfs of `dir`, or of its nearest existing parent (the store's directory may not exist yet). */

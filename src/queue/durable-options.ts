@@ -21,6 +21,8 @@ export interface DurableQueueOptions {
   /** A write failed for want of space: the store refuses writes until it has reopened. */
   onStoreFault?: (err: Error) => void
   onStoreHealed?: (attempts: number, ms: number) => void
+  /** A reopen after a fault failed (it is tried again shortly). */
+  onStoreHealRetry?: (err: unknown, attempt: number) => void
 }
 
 export interface DurableQueueStats {

@@ -122,6 +122,7 @@ export class DurableQueue implements EventQueue {
         options.onStoreFault?.(err)
       },
       onHealed: options.onStoreHealed,
+      onRetry: options.onStoreHealRetry,
     })
   }
 

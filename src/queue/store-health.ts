@@ -72,6 +72,8 @@ export class StoreHealth {
    * read) too. Other errors pass through.
    */
   failed(err: unknown): unknown {
+    // Already classified (this refusal among them, whose cause says ENOSPC): as it is.
+    if (err instanceof BingeError) return err
     if (isDiskFull(err)) {
       if (!this.cause) {
         this.cause = err as Error
