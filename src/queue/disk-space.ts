@@ -135,7 +135,9 @@ export class DiskSpace {
   }
 
   private update(): void {
-    const low = this.estimate() < this.minFree
+    // Leaving takes 5% more than entering, so a volume hovering at the mark does not
+    // flap between the two states (and the log says each once).
+    const low = this.estimate() < (this.low ? this.minFree * 1.05 : this.minFree)
     if (low === this.low) return
     this.low = low
     this.options.onChange?.(this.state())

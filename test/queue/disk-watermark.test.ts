@@ -8,6 +8,10 @@ import { describe, expect, it } from 'vitest'
 import { parseConfig } from '../../src/config/load.js'
 import { DiskSpace, type DiskState, minFreeBytes, writeBufferFor } from '../../src/queue/disk-space.js'
 import { isDiskFull } from '../../src/queue/store-health.js'
+import { receiveHandoff } from '../../src/mesh/handoff-protocol.js'
+import { DurableQueue } from '../../src/queue/durable-queue.js'
+import { BingeError } from '../../src/errors.js'
+import { event } from './backends.js'
 import { parseSizeOrShare } from '../../src/util/size.js'
 
 const MiB = 2 ** 20
@@ -98,5 +102,43 @@ describe('DiskSpace', () => {
     expect(isDiskFull(Object.assign(new Error('write failed'), { code: 'ENOSPC' }))).toBe(true)
     expect(isDiskFull(new Error('Database failed to open', { cause: new Error('IO error: x.ldb: No space left on device') }))).toBe(true)
     expect(isDiskFull(Object.assign(new Error('IO error: x.log: Input/output error'), { code: 'LEVEL_IO_ERROR' }))).toBe(false)
+  })
+})
+
+describe('a durable queue below the watermark', () => {
+  it('refuses new events with 429 and Retry-After, takes resent handoffs, and goes on dequeuing and acking', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'binge-disk-queue-'))
+    const open = async (minFreeDisk: { percent: number } | undefined) => {
+      const q = new DurableQueue({ dir, sync: 'batch', maxEvents: 1e6, maxBytes: GiB, dedupeWindowMs: 60_000, minFreeDisk })
+      await q.open()
+      return q
+    }
+    const c = (queue: DurableQueue) => ({ queue, highWaterMark: 1e6, accepting: () => true, hasPipeline: () => true, onHandedIn: () => undefined })
+    const batch = (id: string, ids: string[]) => ({ v: 1, handoffId: id, kind: 'overflow', from: 'peer', events: ids.map((e) => event(e)) })
+    let queue = await open(undefined)
+    try {
+      await queue.enqueue([event('a'), event('b')])
+      expect(await receiveHandoff(batch('h1', ['h1-0', 'h1-1']), c(queue))).toMatchObject({ status: 'accepted', accepted: 2 })
+      expect(queue.diskStatus().belowWatermark).toBe(false)
+      await queue.close()
+      // 99.9% of the volume kept free: this volume is below it for certain.
+      queue = await open({ percent: 99.9 })
+      expect(queue.diskStatus()).toMatchObject({ belowWatermark: true, storeFaulted: false })
+      const refused = await queue.enqueue([event('c')]).catch((err: unknown) => err)
+      expect(refused).toBeInstanceOf(BingeError)
+      expect(refused).toMatchObject({ code: 'BINGE_QUEUE_FULL', status: 429, retryAfter: 5 })
+      expect((refused as Error).message).toMatch(/under queue\.minFreeDisk/)
+      // A new overflow batch is refused; a resend of one it took is still taken (as a duplicate).
+      expect(await receiveHandoff(batch('h2', ['h2-0']), c(queue))).toEqual({ status: 'refused', reason: 'its data volume is below queue.minFreeDisk' })
+      expect(await receiveHandoff(batch('h1', ['h1-0', 'h1-1']), c(queue))).toMatchObject({ status: 'accepted', accepted: 0, duplicates: 2 })
+      // Processing goes on: that is what frees space.
+      const taken = await queue.dequeue(10)
+      expect(taken.map((e) => e.id)).toEqual(['a', 'b', 'h1-0', 'h1-1'])
+      await queue.ackBatch(taken, taken.map(() => ({})))
+      expect(queue.depth()).toMatchObject({ unprocessed: 0, inflight: 0 })
+    } finally {
+      await queue.close()
+      fs.rmSync(dir, { recursive: true, force: true })
+    }
   })
 })
