@@ -144,11 +144,13 @@ describe('a full data volume', () => {
     await waitFor(() => [...acked].every((cid) => hook.counts.has(cid)), { timeoutMs: 20_000 }).catch(() => undefined)
 
     const check = checkExactlyOnce(acked, hook.counts, unsure)
+    const logged = (level: number, msg: RegExp) => node.logs.filter((l) => l.level === level && msg.test(String(l.msg))).length
     console.log(`disk full: ${JSON.stringify({
       acknowledged: acked.size, lost: check.lost.length, duplicates: check.duplicates, refused: refused.size, refusedDelivered: check.phantoms.length,
       unsure: unsure.size, unsureDelivered: [...unsure].filter((cid) => hook.counts.has(cid)).length,
       statuses: Object.fromEntries(statuses), retryAfter: Object.fromEntries([...retryAfter].map(([k, v]) => [k, [...v]])),
       recoveredMs: seen.recoveredMs, seconds: (Date.now() - started) / 1000,
+      logs: { belowWatermark: logged(40, /below queue\.minFreeDisk/), aboveAgain: logged(30, /back above queue\.minFreeDisk/), faults: logged(50, /data volume is full/), reopened: logged(30, /store reopened/) },
     })}`)
     expect(Object.fromEntries(statuses), 'only 202, 429 and 503, each seen').toEqual({ 202: expect.any(Number), 429: expect.any(Number), 503: expect.any(Number) })
     expect(check.lost.length, 'acknowledged events not delivered').toBe(0)
@@ -161,7 +163,6 @@ describe('a full data volume', () => {
     expect(seen.low!.disk!.freeBytes).toBeLessThan(seen.low!.disk!.minFreeBytes)
     expect(seen.metrics).toMatch(/^binge_disk_below_watermark\{[^}]*\} 1$/m)
     expect(seen.metrics).toMatch(/^binge_disk_free_bytes\{[^}]*\} \d+/m)
-    const logged = (level: number, msg: RegExp) => node.logs.filter((l) => l.level === level && msg.test(String(l.msg))).length
     expect(logged(40, /below queue\.minFreeDisk/), 'WARN on entering the state').toBeGreaterThanOrEqual(1)
     expect(logged(30, /back above queue\.minFreeDisk/), 'INFO on leaving it').toBeGreaterThanOrEqual(1)
     expect(logged(50, /data volume is full/)).toBeGreaterThanOrEqual(1)
