@@ -74,7 +74,8 @@ export class DurableQueue implements EventQueue {
   readonly mode = 'durable' as const
   /** Made by open(): a Level opens itself as soon as it is constructed. */
   private db!: Level<string, string>
-  private readonly life = new Lifecycle('durable queue')
+  /** A full disk comes out of any call as a 503, never as a LevelDB error (store-health.ts). */
+  private readonly life = new Lifecycle('durable queue', (err) => this.health.failed(err))
   private readonly writer: GroupCommit<PreparedEvent[], EnqueueResult[]>
   /** dequeue, nack, takeForHandoff, returnHandoff, completeHandoff: each moves events out of or into unprocessed, or deletes some. */
   private readonly moves = new Mutex()
@@ -171,15 +172,6 @@ export class DurableQueue implements EventQueue {
     })
   }
 
-  /** Run a public call while open; a full disk comes out as a 503, never as a LevelDB error. */
-  private async run<T>(fn: () => Promise<T>): Promise<T> {
-    try {
-      return await this.life.run(fn)
-    } catch (err) {
-      throw this.health.failed(err)
-    }
-  }
-
   /** After a fault: reopen the store with moves and enqueues held off, and lay what memory knows over it (reconcile). */
   private reopen(): Promise<void> {
     return this.moves.run(() =>
@@ -200,7 +192,7 @@ export class DurableQueue implements EventQueue {
   }
 
   enqueue(events: EventRecord[], options?: EnqueueOptions): Promise<EnqueueResult[]> {
-    return this.run(async () => {
+    return this.life.run(async () => {
       if (events.length === 0) return []
       const prepared = prepare(events, options)
       this.counters.enqueueCalls++
@@ -209,7 +201,7 @@ export class DurableQueue implements EventQueue {
   }
 
   dequeue(max: number): Promise<QueuedEvent[]> {
-    return this.run(() =>
+    return this.life.run(() =>
       this.moves.run(async () => {
         const limit = Math.floor(max)
         // Faulted: nothing may be written until the store reopens (waitForWork waits for it).
@@ -244,7 +236,7 @@ export class DurableQueue implements EventQueue {
   }
 
   ackBatch(events: QueuedEvent[], acks: AckOptions[], state: StateOp[] = []): Promise<void> {
-    return this.run(async () => {
+    return this.life.run(async () => {
       if (acks.length !== events.length) throw new BingeError('BINGE_INTERNAL', `ackBatch got ${events.length} events and ${acks.length} acks`)
       const keys = events.map((e) => e.key)
       const sizes = this.inflight.claim(keys)
@@ -268,7 +260,7 @@ export class DurableQueue implements EventQueue {
   }
 
   nack(events: QueuedEvent[]): Promise<void> {
-    return this.run(() =>
+    return this.life.run(() =>
       this.moves.run(async () => {
         if (events.length === 0) return
         const keys = events.map((e) => e.key)
@@ -297,14 +289,14 @@ export class DurableQueue implements EventQueue {
   }
 
   listDeadletter(limit?: number): Promise<DeadLetter[]> {
-    return this.run(async () => {
+    return this.life.run(async () => {
       const values = await this.db.values({ ...k.ranges.deadletter, limit: limit ?? -1, highWaterMarkBytes: k.READ_AHEAD }).all()
       return values.map((v) => JSON.parse(v) as DeadLetter)
     })
   }
 
   replayDeadletter(ids?: string[]): Promise<string[]> {
-    return this.run(() =>
+    return this.life.run(() =>
       this.replays.run(async () => {
         const found = await findDeadletters(this.db, ids)
         const replayed = new Set<string>()
@@ -321,21 +313,21 @@ export class DurableQueue implements EventQueue {
   }
 
   getState(key: string): Promise<unknown | undefined> {
-    return this.run(async () => {
+    return this.life.run(async () => {
       const value = await this.db.get(k.stateKey(key))
       return value === undefined ? undefined : (JSON.parse(value) as unknown)
     })
   }
 
   scanState(prefix: string): Promise<Array<{ key: string; value: unknown }>> {
-    return this.run(async () => {
+    return this.life.run(async () => {
       const entries = await this.db.iterator({ ...k.stateRangeOf(prefix), highWaterMarkBytes: k.READ_AHEAD }).all()
       return entries.map(([dbKey, value]) => ({ key: k.stateKeyOf(dbKey), value: JSON.parse(value) as unknown }))
     })
   }
 
   takeForHandoff(max: number, options: TakeForHandoffOptions): Promise<HandoffBatch | undefined> {
-    return this.run(() =>
+    return this.life.run(() =>
       this.moves.run(async () => {
         this.handoffs.checkNew(options.handoffId)
         const limit = takeLimit(max)
@@ -358,7 +350,7 @@ export class DurableQueue implements EventQueue {
   completeHandoff(handoffId: string): Promise<void> {
     // Under the moves mutex: it deletes unprocessed keys, and a take or dequeue reading
     // them from a snapshot taken before the delete must still find them held.
-    return this.run(() =>
+    return this.life.run(() =>
       this.moves.run(async () => {
         const batch = await this.finishHandoff(handoffId, completeOps)
         if (batch) this.counts.bytes -= batch.values.reduce((n, b) => n + b, 0)
@@ -367,7 +359,7 @@ export class DurableQueue implements EventQueue {
   }
 
   returnHandoff(handoffId: string): Promise<void> {
-    return this.run(() =>
+    return this.life.run(() =>
       this.moves.run(async () => {
         const batch = await this.finishHandoff(handoffId, returnOps)
         if (batch === undefined) return
@@ -400,11 +392,11 @@ export class DurableQueue implements EventQueue {
   }
 
   pendingHandoffs(): Promise<HandoffBatch[]> {
-    return this.run(() => readPending(this.db, this.handoffs.list(), (id) => this.handoffs.pending(id)))
+    return this.life.run(() => readPending(this.db, this.handoffs.list(), (id) => this.handoffs.pending(id)))
   }
 
   seen(ids: string[]): Promise<boolean[]> {
-    return this.run(async () => {
+    return this.life.run(async () => {
       if (ids.length === 0) return []
       const stored = await this.db.getMany(ids.map(k.seenKey))
       const now = this.now()
@@ -413,7 +405,7 @@ export class DurableQueue implements EventQueue {
   }
 
   remember(ids: string[]): Promise<void> {
-    return this.run(() =>
+    return this.life.run(() =>
       // In the group-commit chain, like enqueue groups: the sweep and lookups see it whole.
       this.writer.exclusive(async () => {
         if (ids.length === 0) return
@@ -439,7 +431,7 @@ export class DurableQueue implements EventQueue {
 
   /** Sweep expired dedupe entries now (the timer does it in the background). */
   sweepDedupe(): Promise<number> {
-    return this.run(() => this.sweeper.runOnce())
+    return this.life.run(() => this.sweeper.runOnce())
   }
 
   private async commitGroup(calls: PreparedEvent[][]): Promise<Array<Outcome<EnqueueResult[]>>> {

@@ -121,8 +121,12 @@ describe('a full data volume', () => {
     try {
       // 1. Below the watermark: 429, with the disk state in /stats and /metrics.
       if (await until(() => (statuses.get(429) ?? 0) >= 20, 60_000)) {
-        seen.low = await stats()
-        seen.metrics = await (await fetch(`${node.url}/metrics`)).text()
+        // The state can flip back for a moment as a compaction frees space: poll for it.
+        await waitFor(async () => {
+          seen.low = await stats()
+          seen.metrics = await (await fetch(`${node.url}/metrics`)).text()
+          return seen.low.disk?.belowWatermark && /^binge_disk_below_watermark\{[^}]*\} 1$/m.test(seen.metrics)
+        }, { timeoutMs: 15_000 }).catch(() => undefined)
         // 2. Another process takes every byte left; the workers' acks then hit ENOSPC.
         fillVolume(filler)
         hook.release()
