@@ -85,7 +85,8 @@ export class StoreHealth {
       }
       return this.refusal(err)
     }
-    if (this.cause && (err as { code?: unknown })?.code !== undefined && String((err as { code: unknown }).code).startsWith('LEVEL_')) return this.refusal(err)
+    const code = (err as { code?: unknown } | undefined)?.code
+    if (this.cause && typeof code === 'string' && code.startsWith('LEVEL_')) return this.refusal(err)
     return err
   }
 
