@@ -2,7 +2,7 @@
 // /metrics, updated together. Each node owns its own registry so several nodes can run
 // in one process (tests) without their metrics colliding.
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
-import type { QueueDepth } from './queue/types.js'
+import type { DiskStatus, QueueDepth } from './queue/types.js'
 
 export interface StatsCounters {
   received: number
@@ -54,7 +54,7 @@ export class Metrics {
   /** Connected mesh peers; set by the mesh when it runs. */
   peerCount: () => number = () => 0
 
-  constructor(nodeId: string, depth: () => QueueDepth, options: { defaultMetrics?: boolean } = {}) {
+  constructor(nodeId: string, depth: () => QueueDepth, options: { defaultMetrics?: boolean; disk?: () => DiskStatus | undefined } = {}) {
     const registers = [this.registry]
     this.registry.setDefaultLabels({ node: nodeId })
     if (options.defaultMetrics ?? true) collectDefaultMetrics({ register: this.registry, prefix: 'binge_process_' })
@@ -91,6 +91,13 @@ export class Metrics {
     const metrics = this
     new Gauge({ name: 'binge_mesh_peers', help: 'Connected mesh peers.', registers, collect() { this.set(metrics.peerCount()) } })
     new Gauge({ name: 'binge_queue_bytes', help: 'Bytes of unprocessed and in-flight events.', registers, collect() { this.set(depth().bytes) } })
+    const disk = options.disk ?? (() => undefined)
+    if (disk() !== undefined) {
+      new Gauge({ name: 'binge_disk_free_bytes', help: 'Free bytes on the data volume (estimated between readings).', registers, collect() { this.set(disk()?.freeBytes ?? 0) } })
+      new Gauge({ name: 'binge_disk_min_free_bytes', help: 'queue.minFreeDisk in bytes on the data volume.', registers, collect() { this.set(disk()?.minFreeBytes ?? 0) } })
+      new Gauge({ name: 'binge_disk_below_watermark', help: '1 while the data volume is below queue.minFreeDisk (new events refused).', registers, collect() { this.set(disk()?.belowWatermark ? 1 : 0) } })
+      new Gauge({ name: 'binge_store_faulted', help: '1 while a write failed for want of space and the store has not reopened yet (503).', registers, collect() { this.set(disk()?.storeFaulted ? 1 : 0) } })
+    }
   }
 
   accepted(count: number, duplicates: number, seconds: number): void {

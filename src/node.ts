@@ -59,8 +59,20 @@ export class BingeNode implements NodeApi {
       // drops those resends must outlive that, or a late resend becomes a duplicate.
       dedupeWindowMs: config.mesh ? Math.max(q.dedupeWindow, 2 * config.mesh.unreachablePeerTimeout) : q.dedupeWindow,
       onSweepError: (err) => this.log.warn({ err: String(err) }, 'Sweeping old idempotency keys failed; it is retried on the next tick.'),
+      minFreeDisk: q.minFreeDisk,
+      onDiskChange: (d) => {
+        const fields = { freeBytes: d.freeBytes, minFreeBytes: d.minFreeBytes, totalBytes: d.totalBytes }
+        if (d.belowWatermark) this.log.warn(fields, 'The data volume is below queue.minFreeDisk: new events go to peers or get 429 until the backlog drains.')
+        else this.log.info(fields, 'The data volume is back above queue.minFreeDisk: the node takes new events again.')
+      },
+      onStoreFault: (err) => this.log.error({ err: err.message }, 'A write failed because the data volume is full: the node answers 503 and reopens its store once there is space; nothing acknowledged is lost.'),
+      onStoreHealRetry: (err, attempt) => {
+        const cause = asError(err).cause
+        if (attempt === 1 || attempt % 30 === 0) this.log.warn({ attempt, err: asError(err).message, ...(cause ? { cause: asError(cause).message } : {}) }, 'The store could not reopen yet (the data volume is still full); it keeps trying.')
+      },
+      onStoreHealed: (attempts, ms) => this.log.info({ attempts, ms: Math.round(ms) }, 'The store reopened after the data volume was full; writes go on.'),
     })
-    this.metricsStore = new Metrics(this.nodeId, () => this.queue.depth(), { defaultMetrics: options.processMetrics ?? true })
+    this.metricsStore = new Metrics(this.nodeId, () => this.queue.depth(), { defaultMetrics: options.processMetrics ?? true, disk: () => this.queue.diskStatus() })
     this.traces = new TraceStore(this.nodeId)
     const deps = {
       nodeId: this.nodeId, log: this.log, metrics: this.metricsStore, trace: this.traces, forward: meshForwarder(() => this.mesh),
@@ -245,6 +257,7 @@ export class BingeNode implements NodeApi {
       node: this.nodeId,
       phase: this.currentPhase,
       queue: { mode: this.queue.mode, ...this.queue.depth() },
+      ...(this.queue.diskStatus() ? { disk: this.queue.diskStatus() } : {}),
       counters: { ...this.metricsStore.counters },
       ...(this.mesh ? { peerId: this.mesh.peerId() } : {}),
       peers: this.mesh?.peers() ?? [],

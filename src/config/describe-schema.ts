@@ -77,7 +77,7 @@ export function typeName(schema: z.ZodType): string {
   const m = /^(?:required: )?expected (.+?), got /.exec(message)
   if (!m) return def.type
   // "a duration like 200ms, 5s or 10m": the reference explains the forms once.
-  return m[1]!.replace(/^an? /, '').replace(/^(duration|size) like .*$/, '$1')
+  return m[1]!.replace(/^an? /, '').replace(/^(duration|size|size or percentage) like .*$/, '$1')
 }
 
 function plural(type: string): string {

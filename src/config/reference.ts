@@ -24,6 +24,7 @@ const notes: Record<string, string> = {
   'queue.maxEvents': 'hard cap; beyond it (or maxBytes) POST answers 429 with Retry-After (413 if one request alone holds more)',
   'queue.maxBytes': 'hard cap on the bytes of unprocessed and in-flight events',
   'queue.dedupeWindow': 'an id seen again within it is answered `"duplicate": true` and not queued again',
+  'queue.minFreeDisk': 'free space kept on the data volume (a size, or a percentage like `5%`); below it new events go to a peer or get 429 while the backlog drains. Default: 5% of the volume, at most 1 GiB (as Elasticsearch\'s flood stage), at least 64 MiB or a quarter of a small volume (room LevelDB needs to flush and compact). Memory mode ignores it',
   workers: 'events processed at once',
   'log.level': 'JSON log lines on stderr from this level up',
   mesh: 'absent: the node runs alone; written (even empty): it joins the mesh',

@@ -5,7 +5,7 @@
 import os from 'node:os'
 import { z } from 'zod'
 import { durationSchema } from '../util/duration.js'
-import { sizeSchema } from '../util/size.js'
+import { sizeOrShareSchema, sizeSchema } from '../util/size.js'
 import {
   expected,
   bool,
@@ -62,6 +62,8 @@ const queueSection = strict({
   maxEvents: int(1).default(100_000),
   maxBytes: sizeSchema.default(2 ** 30),
   dedupeWindow: durationSchema.default(600_000),
+  // Absent: 5% of the volume, at most 1 GiB, at least 64 MiB or a quarter of a small one (disk-space.ts).
+  minFreeDisk: sizeOrShareSchema.optional(),
 })
   .check(ordered('lowWaterMark', 'highWaterMark', 'low'))
   .check(ordered('highWaterMark', 'maxEvents', 'high'))

@@ -1,6 +1,6 @@
 // What the HTTP layer needs from a node, and nothing more: routes depend on this
 // narrow contract, so they are tested in memory without a store or a socket.
-import type { DeadLetter, EnqueueResult, JsonObject, QueueDepth } from '../queue/types.js'
+import type { DeadLetter, DiskStatus, EnqueueResult, JsonObject, QueueDepth } from '../queue/types.js'
 import type { StatsCounters } from '../metrics.js'
 import type { TraceStep } from '../trace.js'
 import type { PeerView } from '../mesh/peer-table.js'
@@ -19,6 +19,8 @@ export interface NodeStats {
   node: string
   phase: NodePhase
   queue: QueueDepth & { mode: 'durable' | 'memory' }
+  /** The data volume against queue.minFreeDisk (durable mode only). */
+  disk?: DiskStatus
   counters: StatsCounters
   /** This node's libp2p peer id, when it is in a mesh. */
   peerId?: string

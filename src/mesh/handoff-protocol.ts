@@ -7,8 +7,9 @@
 // resend and is always accepted, so a lost `accepted` answer cannot turn into a
 // refusal that makes the sender process the events itself as well; for the same
 // reason a resend is taken even while the node starts or stops (its queue is open
-// whenever the mesh serves), and only a new batch is refused then. What the receiver
-// checks and corrects in a batch before any of that is in handoff-checks.ts.
+// whenever the mesh serves), and only a new batch is refused then. So is a new batch
+// while the data volume is below queue.minFreeDisk or the store is faulted. What the
+// receiver checks and corrects in a batch before any of that is in handoff-checks.ts.
 import { z } from 'zod'
 import { BingeError } from '../errors.js'
 import type { EventQueue, EventRecord } from '../queue/types.js'
@@ -92,6 +93,9 @@ export async function receiveHandoff(body: unknown, senderNode: string | undefin
 function reasonToRefuse(request: HandoffRequest, c: HandoffReceiverComponents): string | undefined {
   if (!c.accepting()) return 'the node is not accepting events (starting or shutting down)'
   if (request.kind === 'overflow' && c.queue.depth().unprocessed >= c.highWaterMark) return 'over its high-water mark'
+  const disk = c.queue.diskStatus()
+  if (disk?.storeFaulted) return 'its data volume is full (reopening its store)'
+  if (disk?.belowWatermark) return 'its data volume is below queue.minFreeDisk'
   return undefined
 }
 

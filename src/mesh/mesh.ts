@@ -350,7 +350,7 @@ export class Mesh {
       v: 1, node: this.c.nodeId, peerId: this.host!.peerId.toString(), http: this.c.httpAddress(), addrs: this.addresses(),
       depth: depth.unprocessed, inflight: depth.inflight,
       highWaterMark: this.c.highWaterMark, lowWaterMark: this.c.lowWaterMark, maxEvents: this.c.maxEvents,
-      accepting: !this.c.relay && this.c.accepting() && depth.unprocessed + depth.inflight < this.c.maxEvents,
+      accepting: !this.c.relay && this.c.accepting() && depth.unprocessed + depth.inflight < this.c.maxEvents && !this.c.queue.diskStatus()?.belowWatermark,
       drainRate: Math.round(this.drainRate * 10) / 10, pipelines: this.c.pipelines(), sentAt: now,
     }
   }

@@ -2,11 +2,14 @@
 // engine and ack the batch in one write with the state of its stateful steps, then
 // release the pipelines' locks (engine.ts). On stop, each worker finishes the batch it
 // holds or, if its retries are cut short, returns it to the queue: an event is never
-// acked without having been handled. The pool also runs the stateful steps' flusher.
+// acked without having been handled. An ack that fails (the disk filled up, the store
+// is reopening) is retried until it is written or the pool stops: the outputs already
+// have the events, so giving up would deliver them again. The pool also runs the
+// stateful steps' flusher.
 import { setMaxListeners } from 'node:events'
 import type { Logger } from 'pino'
-import { asError } from '../errors.js'
-import type { EventQueue, QueuedEvent } from '../queue/types.js'
+import { BingeError, asError } from '../errors.js'
+import type { AckOptions, EventQueue, QueuedEvent, StateOp } from '../queue/types.js'
 import type { TraceStore } from '../trace.js'
 import { abortableSleep } from '../util/backoff.js'
 import type { Engine } from './engine.js'
@@ -95,14 +98,38 @@ export class WorkerPool {
       }
       return
     }
-    try {
-      await queue.ackBatch(batch, outcome.acks, outcome.state)
+    if (await this.ack(batch, outcome, signal)) {
       outcome.settle(true)
       for (const e of batch) trace.add(e.id, 'acked')
-    } catch (err) {
+    } else {
       outcome.settle(false)
-      log.error({ events: batch.length, err: asError(err).message }, 'A batch was processed but its ack failed; its events stay in flight and are processed again at the next start.')
+      log.error({ events: batch.length }, 'A batch was processed but its ack could not be written before the stop; its events stay in flight and are processed again at the next start.')
     }
     if (engine.due()) this.flusher.request()
+  }
+
+  /**
+   * Write the batch's ack, retrying while the queue refuses it for now (503: the store is
+   * reopening after the disk filled up); false if it was not written before `signal`
+   * (the stop's grace ended) or failed for good.
+   */
+  private async ack(batch: QueuedEvent[], outcome: { acks: AckOptions[]; state?: StateOp[] }, signal: AbortSignal): Promise<boolean> {
+    const { queue, log } = this.options
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await queue.ackBatch(batch, outcome.acks, outcome.state)
+        if (attempt > 0) log.info({ events: batch.length, attempts: attempt + 1 }, 'A delayed ack was written.')
+        return true
+      } catch (err) {
+        const retryable = err instanceof BingeError && err.code === 'BINGE_NOT_READY'
+        if (!retryable) {
+          log.error({ events: batch.length, err: asError(err).message }, 'An ack failed; its events stay in flight and are processed again at the next start.')
+          return false
+        }
+        if (attempt === 0) log.warn({ events: batch.length, err: err.message }, 'An ack was refused for now; it is retried until the store takes it.')
+        const stopped = await abortableSleep(Math.min(2_000, 50 * 2 ** Math.min(attempt, 6)), signal).then(() => false, () => true)
+        if (stopped) return false
+      }
+    }
   }
 }

@@ -12,6 +12,14 @@ export class InflightClaims<V> {
     return this.held.size
   }
 
+  has(key: string): boolean {
+    return this.held.has(key)
+  }
+
+  values(): IterableIterator<V> {
+    return this.held.values()
+  }
+
   add(key: string, value: V): void {
     this.held.set(key, value)
   }

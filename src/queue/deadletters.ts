@@ -6,7 +6,7 @@
 import type { Level } from 'level'
 import { toRecord } from './admission.js'
 import * as k from './keys.js'
-import type { DeadLetter, DeadLetterInput, EventRecord } from './types.js'
+import type { AckOptions, DeadLetter, DeadLetterInput, EventRecord, QueuedEvent } from './types.js'
 
 type Db = Level<string, string>
 
@@ -16,6 +16,18 @@ export function deadletterOps(event: EventRecord, queueKey: string, failed: Dead
   return [...byKey].map(([key, f]) => {
     const letter: DeadLetter = { event, pipeline: f.pipeline, error: f.error, attempts: f.attempts, at }
     return { type: 'put', key, value: JSON.stringify(letter) }
+  })
+}
+
+/** Puts for the dead letters of a batch being acked, each from the event as accepted (not as a step may have changed the caller's object). */
+export async function ackDeadletterOps(db: Db, events: QueuedEvent[], acks: AckOptions[], at: number): Promise<k.Op[]> {
+  const failing = events.flatMap((_, i) => ((acks[i]!.deadletter ?? []).length > 0 ? [i] : []))
+  if (failing.length === 0) return []
+  const stored = await db.getMany(failing.map((i) => k.inflightKey(events[i]!.key)))
+  return failing.flatMap((i, j) => {
+    const value = stored[j]
+    const record = value === undefined ? toRecord(events[i]!) : (JSON.parse(value) as EventRecord)
+    return deadletterOps(record, events[i]!.key, acks[i]!.deadletter!, at)
   })
 }
 

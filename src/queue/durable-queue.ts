@@ -24,23 +24,29 @@
 // - The in-memory counters are exact: they change only after the batch they describe
 //   is written, and a key (claims.ts) or a handoff id (handoff-book.ts) is claimed
 //   before the write that finishes it, so nothing can be finished twice.
+// - A full disk is a state, not a crash: below `minFreeDisk` enqueue refuses new events
+//   (queue full) while everything else goes on and frees space; a write that fails for
+//   want of space faults the store (store-health.ts), which is then reopened without
+//   a restart, keeping what workers and peers hold (reconcile in recovery.ts).
 
 import { Level } from 'level'
 import { randomUUID } from 'node:crypto'
 import { BingeError } from '../errors.js'
 import { type PreparedEvent, isSeenWithin, prepare, toRecord } from './admission.js'
 import { InflightClaims } from './claims.js'
-import { deadletterOps, findDeadletters, replayOps } from './deadletters.js'
+import { ackDeadletterOps, findDeadletters, replayOps } from './deadletters.js'
 import { DedupeSweeper, sweepChunk, sweepInterval } from './dedupe-sweeper.js'
 import { type Outcome, GroupCommit } from './group-commit.js'
 import { HandoffBook, type HeldBatch, takeLimit } from './handoff-book.js'
-import { CoveredSpans, completeOps, findNewest, returnOps, takeOps } from './handoff-store.js'
+import { CoveredSpans, completeOps, findNewest, readFree, readPending, returnOps, takeOps } from './handoff-store.js'
 import * as k from './keys.js'
 import type { Op } from './keys.js'
 import { planEnqueue } from './enqueue-plan.js'
 import { Lifecycle } from './lifecycle.js'
 import { Mutex } from './mutex.js'
-import { checkFormat, recover } from './recovery.js'
+import { checkFormat, reconcile, recover } from './recovery.js'
+import { DiskSpace, lowDiskError, volumeOf, writeBufferFor } from './disk-space.js'
+import { StoreHealth } from './store-health.js'
 import type {
   AckOptions,
   EnqueueOptions,
@@ -51,37 +57,16 @@ import type {
   HandoffBatch,
   QueueDepth,
   QueuedEvent,
+  DiskStatus,
   RecoveryReport,
   StateOp,
   TakeForHandoffOptions,
 } from './types.js'
 import { WorkSignal } from './work-signal.js'
 import { writeBatch } from './write-batch.js'
+import type { DurableQueueOptions, DurableQueueStats } from './durable-options.js'
 
-export type SyncMode = 'batch' | 'always' | 'none'
-
-export interface DurableQueueOptions {
-  dir: string
-  sync: SyncMode
-  maxEvents: number
-  maxBytes: number
-  dedupeWindowMs: number
-  /** Clock for dedupe and dead-letter times; tests inject one. */
-  now?: () => number
-  /** Called when the background dedupe sweep fails (it retries on its next tick). */
-  onSweepError?: (err: unknown) => void
-}
-
-export interface DurableQueueStats {
-  /** Batches written by enqueue groups. */
-  enqueueWrites: number
-  /** Enqueue calls that reached the group commit. */
-  enqueueCalls: number
-  /** Every batch written, of any kind. */
-  writes: number
-  /** Batches written with fsync. */
-  syncWrites: number
-}
+export type { DurableQueueOptions, DurableQueueStats, SyncMode } from './durable-options.js'
 
 const REPLAY_CHUNK = 1000
 
@@ -89,7 +74,8 @@ export class DurableQueue implements EventQueue {
   readonly mode = 'durable' as const
   /** Made by open(): a Level opens itself as soon as it is constructed. */
   private db!: Level<string, string>
-  private readonly life = new Lifecycle('durable queue')
+  /** A full disk comes out of any call as a 503, never as a LevelDB error (store-health.ts). */
+  private readonly life = new Lifecycle('durable queue', (err) => this.health.failed(err))
   private readonly writer: GroupCommit<PreparedEvent[], EnqueueResult[]>
   /** dequeue, nack, takeForHandoff, returnHandoff, completeHandoff: each moves events out of or into unprocessed, or deletes some. */
   private readonly moves = new Mutex()
@@ -110,14 +96,34 @@ export class DurableQueue implements EventQueue {
   /** Dequeue reads unprocessed keys from here on (inclusive). */
   private cursor = k.ranges.unprocessed.gte
   private readonly counters: DurableQueueStats = { enqueueWrites: 0, enqueueCalls: 0, writes: 0, syncWrites: 0 }
+  private readonly disk: DiskSpace
+  private readonly health: StoreHealth
 
   constructor(private readonly options: DurableQueueOptions) {
     this.now = options.now ?? Date.now
     this.writer = new GroupCommit((calls) => this.commitGroup(calls), options.sync === 'always' ? 1 : Infinity)
     this.sweeper = new DedupeSweeper({
       intervalMs: sweepInterval(options.dedupeWindowMs),
-      sweep: () => this.writer.exclusive(() => sweepChunk(this.db, this.now() - this.options.dedupeWindowMs)),
+      sweep: () => this.writer.exclusive(async () => {
+        this.health.assertWritable()
+        try {
+          return await sweepChunk(this.db, this.now() - this.options.dedupeWindowMs)
+        } catch (err) {
+          throw this.health.failed(err)
+        }
+      }),
       onError: options.onSweepError ?? (() => undefined),
+    })
+    this.disk = new DiskSpace({ dir: options.dir, minFree: options.minFreeDisk, onChange: options.onDiskChange })
+    this.health = new StoreHealth({
+      reopen: () => this.reopen(),
+      onFault: (err) => {
+        void this.disk.refresh()
+        this.work.notify()
+        options.onStoreFault?.(err)
+      },
+      onHealed: options.onStoreHealed,
+      onRetry: options.onStoreHealRetry,
     })
   }
 
@@ -125,8 +131,10 @@ export class DurableQueue implements EventQueue {
     return this.life.open(async () => {
       const started = performance.now()
       // A 16 MB write buffer (LevelDB's default is 4 MB) flushes and compacts a quarter
-      // as often under a steady ingest: measured ~20% less CPU per event written.
-      this.db = new Level<string, string>(this.options.dir, { valueEncoding: 'utf8', writeBufferSize: 16 << 20 })
+      // as often under a steady ingest: measured ~20% less CPU per event written. Less
+      // on a small volume: see writeBufferFor.
+      const { totalBytes } = await volumeOf(this.options.dir)
+      this.db = new Level<string, string>(this.options.dir, { valueEncoding: 'utf8', writeBufferSize: writeBufferFor(totalBytes) })
       await this.db.open()
       try {
         await checkFormat(this.db)
@@ -138,6 +146,7 @@ export class DurableQueue implements EventQueue {
         this.handoffs.clear()
         this.covered.clear()
         for (const batch of r.handoffs) this.handoffs.add(batch)
+        await this.disk.start()
         this.sweeper.start()
         return {
           requeued: r.requeued,
@@ -154,11 +163,32 @@ export class DurableQueue implements EventQueue {
 
   close(): Promise<void> {
     return this.life.close(async () => {
+      this.health.stop()
+      this.disk.stop()
       await this.sweeper.stop()
       await this.writer.drain()
       this.work.notify()
       await this.db.close()
     })
+  }
+
+  /** After a fault: reopen the store with moves and enqueues held off, and lay what memory knows over it (reconcile). */
+  private reopen(): Promise<void> {
+    return this.moves.run(() =>
+      this.writer.exclusive(async () => {
+        if (this.life.state !== 'open') return
+        await this.db.close()
+        await this.db.open()
+        const r = await reconcile(this.db, (key) => this.inflight.has(key), this.handoffs.list(), this.nextSeq)
+        this.counts.unprocessed = r.unprocessed
+        this.counts.bytes = [...this.inflight.values()].reduce((n, b) => n + b, r.bytes)
+        this.nextSeq = r.nextSeq
+        this.cursor = k.ranges.unprocessed.gte
+        this.covered.clear()
+        void this.disk.refresh()
+        this.work.notify()
+      }),
+    )
   }
 
   enqueue(events: EventRecord[], options?: EnqueueOptions): Promise<EnqueueResult[]> {
@@ -174,8 +204,9 @@ export class DurableQueue implements EventQueue {
     return this.life.run(() =>
       this.moves.run(async () => {
         const limit = Math.floor(max)
-        if (!(limit > 0) || this.counts.unprocessed === 0) return []
-        const found = await this.readFree(limit)
+        // Faulted: nothing may be written until the store reopens (waitForWork waits for it).
+        if (!(limit > 0) || this.counts.unprocessed === 0 || this.health.faulted) return []
+        const found = await readFree(this.db, this.cursor, limit, (key) => this.handoffs.holds(key))
         if (found.entries.length === 0) return []
         const ops: Op[] = []
         const events: QueuedEvent[] = []
@@ -195,29 +226,9 @@ export class DurableQueue implements EventQueue {
     )
   }
 
-  /** The oldest `limit` unprocessed events at or after the cursor that no handoff holds. */
-  private async readFree(limit: number): Promise<{ entries: Array<[string, string]>; last: string }> {
-    const entries: Array<[string, string]> = []
-    let last = ''
-    const it = this.db.iterator({ gte: this.cursor, lt: k.ranges.unprocessed.lt, highWaterMarkBytes: k.READ_AHEAD })
-    try {
-      while (entries.length < limit) {
-        const chunk = await it.nextv(limit - entries.length)
-        if (chunk.length === 0) break
-        for (const entry of chunk) {
-          last = entry[0]
-          if (!this.handoffs.holds(k.queueKeyOf(entry[0]))) entries.push(entry)
-        }
-      }
-    } finally {
-      await it.close()
-    }
-    return { entries, last }
-  }
-
   async waitForWork(signal?: AbortSignal): Promise<void> {
     this.life.assertOpen()
-    return this.work.wait(() => this.counts.unprocessed > 0 || this.life.state !== 'open', signal)
+    return this.work.wait(() => (this.counts.unprocessed > 0 && !this.health.faulted) || this.life.state !== 'open', signal)
   }
 
   ack(event: QueuedEvent, options: AckOptions = {}): Promise<void> {
@@ -232,20 +243,11 @@ export class DurableQueue implements EventQueue {
       let added = 0
       try {
         const ops: Op[] = keys.map((key) => ({ type: 'del', key: k.inflightKey(key) }))
-        for (const options of acks) ops.push(...stateOps(options.state ?? []))
-        const failing = events.flatMap((event, i) => ((acks[i]!.deadletter ?? []).length > 0 ? [i] : []))
-        if (failing.length > 0) {
-          // The events as accepted, not as a step may have changed the caller's objects.
-          const stored = await this.db.getMany(failing.map((i) => k.inflightKey(keys[i]!)))
-          failing.forEach((i, j) => {
-            const value = stored[j]
-            const record = value === undefined ? toRecord(events[i]!) : (JSON.parse(value) as EventRecord)
-            const letters = deadletterOps(record, keys[i]!, acks[i]!.deadletter!, this.now())
-            ops.push(...letters)
-            added += letters.length
-          })
-        }
-        ops.push(...stateOps(state))
+        for (const options of acks) ops.push(...k.stateOps(options.state ?? []))
+        const letters = await ackDeadletterOps(this.db, events, acks, this.now())
+        ops.push(...letters)
+        added = letters.length
+        ops.push(...k.stateOps(state))
         if (ops.length > 0) await this.write(ops, false)
       } catch (err) {
         this.inflight.restore(keys, sizes)
@@ -390,19 +392,7 @@ export class DurableQueue implements EventQueue {
   }
 
   pendingHandoffs(): Promise<HandoffBatch[]> {
-    return this.life.run(async () => {
-      const batches = this.handoffs.list()
-      const values = await this.db.getMany(batches.flatMap((b) => b.keys.map(k.unprocessedKey)))
-      const pending: HandoffBatch[] = []
-      let at = 0
-      for (const { handoffId, peer, takenAt, keys } of batches) {
-        const stored = values.slice(at, (at += keys.length))
-        // Completed or returned while this read ran: no longer pending.
-        if (!this.handoffs.pending(handoffId) || stored.some((v) => v === undefined)) continue
-        pending.push({ handoffId, peer, takenAt, events: stored.map((v) => JSON.parse(v!) as EventRecord) })
-      }
-      return pending
-    })
+    return this.life.run(() => readPending(this.db, this.handoffs.list(), (id) => this.handoffs.pending(id)))
   }
 
   seen(ids: string[]): Promise<boolean[]> {
@@ -427,6 +417,10 @@ export class DurableQueue implements EventQueue {
     )
   }
 
+  diskStatus(): DiskStatus {
+    return { ...this.disk.state(), storeFaulted: this.health.faulted }
+  }
+
   depth(): QueueDepth {
     return { ...this.counts, handingOff: this.handoffs.events }
   }
@@ -441,19 +435,25 @@ export class DurableQueue implements EventQueue {
   }
 
   private async commitGroup(calls: PreparedEvent[][]): Promise<Array<Outcome<EnqueueResult[]>>> {
+    this.health.assertWritable()
+    // Below the watermark there is room for duplicates only (a resent handoff is still taken).
+    const low = this.disk.belowWatermark
     const plan = await planEnqueue(this.db, calls, {
       now: this.now(),
       dedupeWindowMs: this.options.dedupeWindowMs,
-      room: {
+      room: low ? { events: 0, bytes: 0 } : {
         // Handing-off events are still on this disk until their peer acks.
         events: this.options.maxEvents - this.counts.unprocessed - this.counts.inflight - this.handoffs.events,
         bytes: this.options.maxBytes - this.counts.bytes,
       },
       nextSeq: this.nextSeq,
     })
+    if (low) plan.outcomes = plan.outcomes.map((o) => (o.ok ? o : { ok: false, error: lowDiskError(this.disk.state()) }))
     if (plan.ops.length === 0) return plan.outcomes
     // Taken before the write: if it fails, the numbers are skipped, never reused.
     this.nextSeq = plan.nextSeq
+    // The log and then a table: what an event costs on disk before compaction.
+    this.disk.noteWritten(2 * plan.addedBytes)
     await this.write(plan.ops, this.options.sync !== 'none')
     this.counters.enqueueWrites++
     this.counts.unprocessed += plan.added
@@ -472,18 +472,17 @@ export class DurableQueue implements EventQueue {
     this.work.notify()
   }
 
+  /** One atomic batch; never to a faulted store, and one in flight at the fault failed too (store-health.ts). */
   private async write(ops: Op[], sync: boolean): Promise<void> {
-    await writeBatch(this.db, ops, sync)
+    this.health.assertWritable()
+    const generation = this.health.generation
+    try {
+      await writeBatch(this.db, ops, sync)
+    } catch (err) {
+      throw this.health.failed(err)
+    }
+    if (generation !== this.health.generation) throw this.health.refusal()
     this.counters.writes++
     if (sync) this.counters.syncWrites++
   }
-}
-
-/** A stateful step's changes as store operations under the state prefix. */
-function stateOps(changes: StateOp[]): Op[] {
-  return changes.map((op) =>
-    op.type === 'put'
-      ? { type: 'put', key: k.stateKey(op.key), value: JSON.stringify(op.value) ?? 'null' }
-      : { type: 'del', key: k.stateKey(op.key) },
-  )
 }

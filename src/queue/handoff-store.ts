@@ -16,7 +16,7 @@ import type { Level } from 'level'
 import { BingeError } from '../errors.js'
 import { type HeldBatch, fitsBatch, handoffFit } from './handoff-book.js'
 import * as k from './keys.js'
-import type { EventRecord, TakeForHandoffOptions } from './types.js'
+import type { EventRecord, HandoffBatch, TakeForHandoffOptions } from './types.js'
 
 type Db = Level<string, string>
 
@@ -242,4 +242,37 @@ export async function migrateLayout1(db: Db): Promise<k.Op[]> {
     else ops.push({ type: 'put', key: k.handoffHeaderKey(handoffId), value: JSON.stringify(header) })
   }
   return ops
+}
+
+/** The oldest `limit` unprocessed events from `cursor` on that no handoff holds, and the last key read over. */
+export async function readFree(db: Db, cursor: string, limit: number, holds: (queueKey: string) => boolean): Promise<{ entries: Array<[string, string]>; last: string }> {
+  const entries: Array<[string, string]> = []
+  let last = ''
+  const it = db.iterator({ gte: cursor, lt: k.ranges.unprocessed.lt, highWaterMarkBytes: k.READ_AHEAD })
+  try {
+    while (entries.length < limit) {
+      const chunk = await it.nextv(limit - entries.length)
+      if (chunk.length === 0) break
+      for (const entry of chunk) {
+        last = entry[0]
+        if (!holds(k.queueKeyOf(entry[0]))) entries.push(entry)
+      }
+    }
+  } finally {
+    await it.close()
+  }
+  return { entries, last }
+}
+
+/** The events of the pending batches, read back; a batch finished while this read ran is left out. */
+export async function readPending(db: Db, batches: Array<HeldBatch<unknown>>, pending: (handoffId: string) => boolean): Promise<HandoffBatch[]> {
+  const values = await db.getMany(batches.flatMap((b) => b.keys.map(k.unprocessedKey)))
+  const found: HandoffBatch[] = []
+  let at = 0
+  for (const { handoffId, peer, takenAt, keys } of batches) {
+    const stored = values.slice(at, (at += keys.length))
+    if (!pending(handoffId) || stored.some((v) => v === undefined)) continue
+    found.push({ handoffId, peer, takenAt, events: stored.map((v) => JSON.parse(v!) as EventRecord) })
+  }
+  return found
 }

@@ -4,6 +4,7 @@
 // order (the newest unprocessed events are a reverse range read, for handoff); an event
 // keeps its queue key in every bucket it passes through, so it can go back to its place;
 // the dedupe index has a second, time-ordered part so expiry is a range, not a scan.
+import type { StateOp } from './types.js'
 
 /** Width of a sequence number: Number.MAX_SAFE_INTEGER has 16 digits. */
 const SEQ_WIDTH = 16
@@ -134,3 +135,12 @@ export type Op = { type: 'put'; key: string; value: string } | { type: 'del'; ke
  * few KB. classic-level's default of 16 KB means a round trip per ~16 one-KB events.
  */
 export const READ_AHEAD = 8 << 20
+
+/** A stateful step's changes as store operations under the state prefix. */
+export function stateOps(changes: StateOp[]): Op[] {
+  return changes.map((op) =>
+    op.type === 'put'
+      ? { type: 'put', key: stateKey(op.key), value: JSON.stringify(op.value) ?? 'null' }
+      : { type: 'del', key: stateKey(op.key) },
+  )
+}

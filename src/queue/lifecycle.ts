@@ -13,7 +13,11 @@ export class Lifecycle {
   private settled: Array<() => void> = []
   private opening: Promise<unknown> | undefined
 
-  constructor(private readonly what: string) {}
+  /** `mapError`: what a failed call throws instead of its error (the durable queue's full-disk 503). */
+  constructor(
+    private readonly what: string,
+    private readonly mapError: (err: unknown) => unknown = (err) => err,
+  ) {}
 
   get state(): LifecycleState {
     return this.current
@@ -34,6 +38,8 @@ export class Lifecycle {
     this.running++
     try {
       return await fn()
+    } catch (err) {
+      throw this.mapError(err)
     } finally {
       this.running--
       if (this.running === 0) {

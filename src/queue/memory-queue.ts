@@ -285,6 +285,11 @@ export class MemoryQueue implements EventQueue {
     })
   }
 
+  /** Memory mode keeps nothing on disk: queue.minFreeDisk does not apply. */
+  diskStatus(): undefined {
+    return undefined
+  }
+
   depth(): QueueDepth {
     return {
       unprocessed: this.events.size,

@@ -16,7 +16,7 @@ import type { Level } from 'level'
 import { BingeError } from '../errors.js'
 import type { HeldBatch } from './handoff-book.js'
 import { migrateLayout1, scanHandoffs } from './handoff-store.js'
-import { READ_AHEAD, inflightKey, metaKey, nextSeqKey, queueKeyOf, ranges, unprocessedKey } from './keys.js'
+import { READ_AHEAD, handoffHeaderKey, inflightKey, metaKey, nextSeqKey, queueKeyOf, ranges, unprocessedKey } from './keys.js'
 import { writeBatch } from './write-batch.js'
 
 type Db = Level<string, string>
@@ -78,7 +78,38 @@ export async function checkFormat(db: Db): Promise<void> {
   }
 }
 
-async function requeueInflight(db: Db): Promise<number> {
+export interface Reconciled {
+  /** Free unprocessed events. */
+  unprocessed: number
+  /** Bytes of unprocessed and handing-off events. */
+  bytes: number
+  nextSeq: number
+  /** In-flight events no worker held, moved back to unprocessed. */
+  requeued: number
+  /** Handoff headers no pending batch owned, deleted (their batch was never sent). */
+  orphans: number
+}
+
+/**
+ * After the store was reopened under a running queue (store-health.ts): what is on disk
+ * is every write that succeeded, and maybe one that was reported failed (a sync whose
+ * outcome is unknown, or a write that overlapped the fault). Keep what memory knows
+ * (the in-flight events workers hold, the batches promised to peers), put back what it
+ * does not (an in-flight event no worker holds, a header of a batch never sent), and
+ * recount the rest from disk. The caller holds every lock that moves events.
+ */
+export async function reconcile(db: Db, claimed: (queueKey: string) => boolean, pending: Array<HeldBatch<number>>, nextSeq: number): Promise<Reconciled> {
+  const requeued = await requeueInflight(db, (key) => !claimed(key))
+  const known = new Set(pending.map((b) => b.handoffId))
+  const orphans = (await scanHandoffs(db)).filter((h) => !known.has(h.handoffId))
+  if (orphans.length > 0) await writeBatch(db, orphans.map((h) => ({ type: 'del' as const, key: handoffHeaderKey(h.handoffId) })), false)
+  const held = new Map<string, number>()
+  for (const batch of pending) for (const key of batch.keys) held.set(key, 0)
+  const scan = await scanUnprocessed(db, held)
+  return { unprocessed: scan.count, bytes: scan.bytes, nextSeq: Math.max(nextSeq, scan.nextSeq), requeued, orphans: orphans.length }
+}
+
+async function requeueInflight(db: Db, unclaimed: (queueKey: string) => boolean = () => true): Promise<number> {
   type Op = { type: 'put'; key: string; value: string } | { type: 'del'; key: string }
   const ops: Op[] = []
   const it = db.iterator({ ...ranges.inflight, highWaterMarkBytes: READ_AHEAD })
@@ -86,6 +117,7 @@ async function requeueInflight(db: Db): Promise<number> {
     for (let chunk = await it.nextv(CHUNK); chunk.length > 0; chunk = await it.nextv(CHUNK)) {
       for (const [key, value] of chunk) {
         const queueKey = queueKeyOf(key)
+        if (!unclaimed(queueKey)) continue
         ops.push({ type: 'del', key: inflightKey(queueKey) }, { type: 'put', key: unprocessedKey(queueKey), value })
       }
     }

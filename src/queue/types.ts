@@ -125,6 +125,17 @@ export interface RecoveryReport {
   durationMs: number
 }
 
+/** The data volume as the durable queue sees it (queue.minFreeDisk). */
+export interface DiskStatus {
+  freeBytes: number
+  totalBytes: number
+  minFreeBytes: number
+  /** New events are refused (429, or handed to a peer) until space is back above minFreeBytes. */
+  belowWatermark: boolean
+  /** A write failed for want of space: writes are refused (503) until the store has reopened. */
+  storeFaulted: boolean
+}
+
 export interface EventQueue {
   readonly mode: 'durable' | 'memory'
   /** Open the store and return every in-flight event to unprocessed (handing-off ones stay). */
@@ -196,4 +207,6 @@ export interface EventQueue {
    */
   remember(ids: string[]): Promise<void>
   depth(): QueueDepth
+  /** The data volume's free space; undefined in memory mode, which has none to watch. */
+  diskStatus(): DiskStatus | undefined
 }
