@@ -14,6 +14,11 @@ export interface DurableQueueOptions {
   now?: () => number
   /** Called when the background dedupe sweep fails (it retries on its next tick). */
   onSweepError?: (err: unknown) => void
+  /**
+   * Longest time an unsynced move or ack stays off the disk's stable storage (lazy-sync.ts):
+   * bounds the re-processing a power cut can cause. Default 1 s; 0: leave it to the OS.
+   */
+  ackSyncMs?: number
   /** Free space kept on the data volume (default: see disk-space.ts). */
   minFreeDisk?: MinFreeDisk
   /** The volume went below the watermark or back above it. */

@@ -42,6 +42,7 @@ import { CoveredSpans, completeOps, findNewest, readFree, readPending, returnOps
 import * as k from './keys.js'
 import type { Op } from './keys.js'
 import { planEnqueue } from './enqueue-plan.js'
+import { LazySync } from './lazy-sync.js'
 import { Lifecycle } from './lifecycle.js'
 import { Mutex } from './mutex.js'
 import { checkFormat, reconcile, recover } from './recovery.js'
@@ -98,9 +99,12 @@ export class DurableQueue implements EventQueue {
   private readonly counters: DurableQueueStats = { enqueueWrites: 0, enqueueCalls: 0, writes: 0, syncWrites: 0 }
   private readonly disk: DiskSpace
   private readonly health: StoreHealth
+  private readonly lazySync: LazySync
 
   constructor(private readonly options: DurableQueueOptions) {
     this.now = options.now ?? Date.now
+    this.lazySync = new LazySync(options.ackSyncMs ?? 1_000, () =>
+      this.life.run(() => this.write([{ type: 'put', key: k.metaKey('synced-at'), value: String(this.now()) }], true)))
     this.writer = new GroupCommit((calls) => this.commitGroup(calls), options.sync === 'always' ? 1 : Infinity)
     this.sweeper = new DedupeSweeper({
       intervalMs: sweepInterval(options.dedupeWindowMs),
@@ -163,6 +167,7 @@ export class DurableQueue implements EventQueue {
 
   close(): Promise<void> {
     return this.life.close(async () => {
+      this.lazySync.stop()
       this.health.stop()
       this.disk.stop()
       await this.sweeper.stop()
@@ -448,7 +453,9 @@ export class DurableQueue implements EventQueue {
       },
       nextSeq: this.nextSeq,
     })
-    if (low) plan.outcomes = plan.outcomes.map((o) => (o.ok ? o : { ok: false, error: lowDiskError(this.disk.state()) }))
+    // Out of room for want of disk, not of queue: say so. Other refusals (a reused key) stand.
+    const outOfRoom = (o: Outcome<EnqueueResult[]>) => !o.ok && o.error instanceof BingeError && o.error.code === 'BINGE_QUEUE_FULL'
+    if (low) plan.outcomes = plan.outcomes.map((o) => (outOfRoom(o) ? { ok: false, error: lowDiskError(this.disk.state()) } : o))
     if (plan.ops.length === 0) return plan.outcomes
     // Taken before the write: if it fails, the numbers are skipped, never reused.
     this.nextSeq = plan.nextSeq
@@ -484,5 +491,7 @@ export class DurableQueue implements EventQueue {
     if (generation !== this.health.generation) throw this.health.refusal()
     this.counters.writes++
     if (sync) this.counters.syncWrites++
+    if (sync) this.lazySync.synced()
+    else if (this.options.sync !== 'none') this.lazySync.unsynced()
   }
 }

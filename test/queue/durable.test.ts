@@ -11,6 +11,7 @@ import { DurableQueue, type DurableQueueOptions } from '../../src/queue/durable-
 import { createQueue } from '../../src/queue/index.js'
 import { MemoryQueue } from '../../src/queue/memory-queue.js'
 import { event } from './backends.js'
+import { waitFor } from '../support/node-process.js'
 
 let dir: string
 const opened: DurableQueue[] = []
@@ -67,6 +68,34 @@ describe('group commit', () => {
     const writes = q.stats().writes
     await q.enqueue([event('a')])
     expect(q.stats().writes).toBe(writes)
+  })
+})
+
+describe('power-cut bound', () => {
+  it('follows unsynced moves and acks with one fsync within ackSyncMs, and none in sync none', async () => {
+    const q = await open({ sync: 'batch', ackSyncMs: 50 })
+    await q.enqueue(['a', 'b', 'c'].map((id) => event(id)))
+    const afterEnqueue = q.stats().syncWrites
+    const taken = await q.dequeue(3)
+    for (const e of taken) await q.ack(e)
+    // Four unsynced writes (one move, three acks) share one forced fsync.
+    expect(q.stats().syncWrites).toBe(afterEnqueue)
+    await waitFor(() => q.stats().syncWrites === afterEnqueue + 1, { timeoutMs: 10_000, what: 'the lazy fsync' })
+    // Nothing unsynced since: no further fsync, however long it waits (polled a while).
+    const until = Date.now() + 300
+    while (Date.now() < until) {
+      expect(q.stats().syncWrites).toBe(afterEnqueue + 1)
+      await new Promise((r) => setTimeout(r, 25))
+    }
+    await q.close()
+    const none = await open({ sync: 'none', ackSyncMs: 50 })
+    await none.enqueue([event('x')])
+    for (const e of await none.dequeue(1)) await none.ack(e)
+    const until2 = Date.now() + 300
+    while (Date.now() < until2) {
+      expect(none.stats().syncWrites).toBe(0)
+      await new Promise((r) => setTimeout(r, 25))
+    }
   })
 })
 
