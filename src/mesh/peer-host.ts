@@ -76,6 +76,11 @@ export async function createPeerHost(options: PeerHostOptions): Promise<PeerHost
         // Small meshes: send our own announcements to every subscribed peer, not just
         // the gossip mesh, so a new node learns everyone's load within one interval.
         floodPublish: true,
+        // Any number of nodes may share one IP (`binge mesh up`, host networking, one
+        // NAT): gossipsub's IP-colocation penalty would graylist all but 10 of them, and
+        // it counts identities that already left for an hour. The psk or allowPeers, not
+        // the address, is what keeps strangers out.
+        scoreParams: { IPColocationFactorWeight: 0 },
       }),
     },
   }) as PeerHost
