@@ -12,7 +12,7 @@ import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
 import type { Logger } from 'pino'
 import { asError } from '../errors.js'
-import type { PeerHost } from './peer-host.js'
+import { dialTimeoutMs, type PeerHost } from './peer-host.js'
 
 interface Target {
   label: string
@@ -44,12 +44,26 @@ export interface RedialerOptions {
 }
 
 const tickMs = 500
+/**
+ * Dials in flight at once. A handshake costs CPU on both sides: a node that learns 15
+ * peers at once and dials them all in parallel, while they all dial it, finishes none
+ * on a busy host before the deadline, and the retries repeat it.
+ */
+const maxDialing = 4
+/**
+ * A newly learned peer whose id sorts before ours is dialled this much later: it
+ * learned of us at the same moment and dials us now, and one handshake per pair is
+ * half the work of two. If its dial does not arrive, ours goes out after the delay.
+ */
+const deferMs = 3_000
 /** A connection that lasts this long resets the target's backoff. */
 const stableMs = 5_000
 
 export class Redialer {
   private readonly targets = new Map<string, Target>()
   private timer?: NodeJS.Timeout
+  /** Dials in flight. */
+  private dialing = 0
   private readonly maxBackoffMs: number
   private readonly forgetMs: number
   private readonly maxTargets: number
@@ -96,8 +110,8 @@ export class Redialer {
     for (const t of this.targets.values()) if (t.peerId?.toString() === peerIdText) return
     if (this.targets.size >= this.maxTargets && !this.evictOne()) return
     this.targets.set(peerIdText, {
-      label: peerIdText, addrs: parsed, peerId: peerIdFromString(peerIdText), failures: 0, nextAttempt: 0, dialing: false, flapping: false,
-      reached: false, bootstrap: false, heardAt: Date.now(),
+      label: peerIdText, addrs: parsed, peerId: peerIdFromString(peerIdText), failures: 0, dialing: false, flapping: false,
+      nextAttempt: peerIdText < this.host.peerId.toString() ? Date.now() + deferMs : 0, reached: false, bootstrap: false, heardAt: Date.now(),
     })
     // A new peer is dialled now, not at the next tick: joining takes one round of gossip.
     if (this.timer) this.tick()
@@ -155,9 +169,15 @@ export class Redialer {
         if (t.failures === 1 || t.failures % 20 === 0) this.log.warn(fields, msg)
         else this.log.debug(fields, msg)
       }
-      if (now < t.nextAttempt) continue
+      if (now < t.nextAttempt || this.dialing >= maxDialing) continue
+      this.dialing++
       t.dialing = true
-      void this.dial(t).finally(() => (t.dialing = false))
+      void this.dial(t).finally(() => {
+        t.dialing = false
+        this.dialing--
+        // A slot is free: the next waiting peer is dialled now, not at the next tick.
+        if (this.timer) this.tick()
+      })
     }
   }
 
@@ -171,7 +191,7 @@ export class Redialer {
 
   private async dial(t: Target): Promise<void> {
     try {
-      const signal = AbortSignal.timeout(5_000)
+      const signal = AbortSignal.timeout(dialTimeoutMs)
       // A learned peer is dialled by id, so libp2p may use any address it knows; a
       // bootstrap address is dialled as written, since its peer id may have changed.
       if (t.peerId && t.addrs.length > 0) await this.host.peerStore.merge(t.peerId, { multiaddrs: t.addrs }).catch(() => {})

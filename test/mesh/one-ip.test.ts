@@ -10,7 +10,7 @@ import { describe, expect, it } from 'vitest'
 import { cleanUpNodesAfterEach } from '../support/hooks.js'
 import { dialAddressOf, startForgedPeer, stopForgedPeers } from '../support/forged-peer.js'
 import { makeTempDir } from '../support/node-process.js'
-import { bootstrapOf, meshStats, startMeshNode, startWebhook, waitConnected, waitFor, type MeshNode, type MeshStats } from '../support/mesh.js'
+import { bootstrapOf, meshStats, startMeshNode, startWebhook, waitConnected, waitFor, warnings, type MeshNode, type MeshStats } from '../support/mesh.js'
 
 const servers: net.Server[] = []
 cleanUpNodesAfterEach({
@@ -21,6 +21,13 @@ cleanUpNodesAfterEach({
 const psk = 'one-ip-test-key'
 const retry = { retry: { attempts: 10, backoff: '50ms', maxBackoff: '1s' } }
 const pipelines = (url: string) => ({ p: { outputs: [{ http: { url, timeout: '5s' } }], onFail: retry } })
+
+/** /stats with a deadline for a starved box (16 node processes on 2 shared cores). */
+async function slowStats(n: MeshNode): Promise<MeshStats> {
+  const res = await fetch(`${n.url}/stats`, { signal: AbortSignal.timeout(60_000) })
+  expect(res.status).toBe(200)
+  return (await res.json()) as MeshStats
+}
 
 /** Peers `s` lists as connected and heard from within `freshMs`. */
 const live = (s: MeshStats, freshMs: number) => s.peers.filter((p) => p.connected && p.ageMs <= freshMs)
@@ -33,10 +40,12 @@ function rssMiB(pid: number): number {
 describe('many nodes on one IP', () => {
   // 16 child processes on a shared 2-core box: generous deadlines for starting and
   // forming; once formed, every poll for a minute must see every node with 15 live peers.
-  it('16 nodes on loopback with one psk form a full mesh and keep it for a minute', { timeout: 300_000 }, async () => {
+  it('16 nodes on loopback with one psk form a full mesh and keep it for a minute', { timeout: 480_000 }, async () => {
     const dir = makeTempDir('binge-mesh-16-')
     const hook = await startWebhook()
-    const gossipInterval = 1_000
+    // A 2 s interval (fresh: heard within 8 s) keeps "fresh" meaningful on a box where
+    // 16 nodes and other suites share 2 cores.
+    const gossipInterval = 2_000
     const freshMs = gossipInterval * 3 + 2_000
     const options = (id: string, bootstrap: string[]) => ({ id, dir, bootstrap, pipelines: pipelines(hook.url), workers: 1, mesh: { psk, gossipInterval: `${gossipInterval}ms` } })
     const first = await startMeshNode(options('n00', []))
@@ -44,18 +53,21 @@ describe('many nodes on one IP', () => {
     const rest = await Promise.all(Array.from({ length: 15 }, (_, i) => startMeshNode(options(`n${String(i + 1).padStart(2, '0')}`, [bootstrapOf(first)]))))
     const nodes: MeshNode[] = [first, ...rest]
     const allReady = Math.max(...nodes.map((n) => n.readyAt))
-    await Promise.all(nodes.map((n) => waitConnected(n, nodes.filter((o) => o !== n), 120_000)))
+    let lastSeen: Record<string, string> = {}
     await waitFor(async () => {
-      const all = await Promise.all(nodes.map((n) => meshStats(n)))
+      const all = await Promise.all(nodes.map((n) => slowStats(n)))
+      lastSeen = Object.fromEntries(all.map((s) => [s.node, `${live(s, freshMs).length} live, ${s.peers.filter((p) => p.connected).length} connected`]))
       return all.every((s) => live(s, freshMs).length === 15)
-    }, { timeoutMs: 60_000, intervalMs: 250, what: 'every node to hear its 15 peers' })
+    }, { timeoutMs: 180_000, intervalMs: 250, what: 'every node to hear its 15 peers' }).catch((err: Error) => {
+      throw new Error(`${err.message}; seen: ${JSON.stringify(lastSeen)}; warnings: ${JSON.stringify(nodes.map((n) => [n.id, warnings(n)]))}`)
+    })
     const formed = Date.now()
 
     // Hold: poll every node for a minute; each poll must show 15 live peers everywhere.
     const minSeen = new Map(nodes.map((n) => [n.id, 15]))
     let polls = 0
     while (Date.now() - formed < 60_000) {
-      const all = await Promise.all(nodes.map((n) => meshStats(n)))
+      const all = await Promise.all(nodes.map((n) => slowStats(n)))
       polls++
       for (const [i, s] of all.entries()) {
         const seen = live(s, freshMs).length
