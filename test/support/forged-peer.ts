@@ -46,7 +46,19 @@ export async function startForgedPeer(o: ForgedPeerOptions): Promise<ForgedPeer>
   })
   const pubsub = host.services.pubsub
   pubsub.subscribe(loadTopic)
-  await host.dial(multiaddr(o.dial))
+  // A node may refuse a burst of connections (libp2p's per-IP rate limit): try again.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await host.dial(multiaddr(o.dial), { signal: AbortSignal.timeout(20_000) })
+      break
+    } catch (err) {
+      if (attempt >= 20) {
+        await host.stop()
+        throw err
+      }
+      await new Promise((resolve) => setTimeout(resolve, 500))
+    }
+  }
   const announcement = (): Announcement => ({
     v: 1, node: o.node, peerId, http: '127.0.0.1:1', addrs: host.getMultiaddrs().map(String), depth: 0, inflight: 0,
     highWaterMark: 1e12, lowWaterMark: 0, maxEvents: 1e12, accepting: true, drainRate: 0, pipelines: ['p'], sentAt: Date.now(),
