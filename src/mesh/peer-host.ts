@@ -25,7 +25,7 @@ export interface PeerHostOptions {
 }
 
 /** The longest a connection may take to set up, either way (the redialer's deadline too). */
-export const dialTimeoutMs = 20_000
+export const dialTimeoutMs = 10_000
 
 export type PeerHost = Libp2p<{ pubsub: GossipSub; identify: unknown; ping: unknown }>
 
@@ -75,8 +75,8 @@ export async function createPeerHost(options: PeerHostOptions): Promise<PeerHost
     // 10 handshakes at once: a mesh on one host or behind one NAT that (re)forms would
     // have most of its dials refused and backed off. The key, not the address, keeps
     // strangers out; handshakes stay bounded by the pending limit. A handshake costs
-    // tens of ms of CPU a side: on a busy host one abandoned after libp2p's 6-10 s is
-    // work redone at the retry, so a mesh forming all at once could never finish.
+    // tens of ms of CPU a side: on a busy host one abandoned after libp2p's 6 s is work
+    // redone at the retry, so outbound dials get the same 10 s as inbound upgrades.
     // libp2p pings every connection each 10 s and drops it when a ping takes over 5 s: on
     // a busy host (many nodes on one box) that churns healthy connections all the time.
     // A frozen peer is still dropped, 15 s later; handoffs have their own deadline.
