@@ -4,6 +4,7 @@
 // validator, before delivery, so they are neither believed nor forwarded. A valid
 // announcement from a peer outside this node's allow-list (relayed by an allowed one)
 // is ignored: believing it would offer events to a peer the gater will not let us reach.
+// A peer that claims a node name another peer id holds is listed but flagged (peer-table.ts).
 import { TopicValidatorResult, type Message, type SubscriptionChangeData } from '@libp2p/gossipsub'
 import type { Logger } from 'pino'
 import { asError } from '../errors.js'
@@ -35,7 +36,10 @@ export class LoadGossip {
     if (msg.topic !== loadTopic || msg.type !== 'signed') return
     const a = decodeAnnouncement(msg.data, msg.from.toString())
     if (typeof a === 'string' || !isPeerAllowed(this.options.host, a.peerId)) return
-    this.options.table.update(a, this.httpUrlOf(a))
+    const owner = this.options.table.update(a, this.httpUrlOf(a))
+    if (owner !== undefined) {
+      this.options.log.warn({ node: a.node, peer: a.peerId, owner }, 'A peer announced a node name another peer id holds; it is listed as a conflict and never handed events.')
+    }
     this.options.onAnnouncement(a)
   }
 

@@ -116,7 +116,10 @@ export class Mesh {
       return { node: this.c.nodeId, steps: typeof id === 'string' ? this.c.trace.get(id) ?? [] : [] }
     }, frames)
     this.table.requiredPipelines = this.c.pipelines()
-    const redialer = (this.redialer = new Redialer(host, log))
+    this.table.self = { node: this.c.nodeId, peerId: host.peerId.toString() }
+    this.table.credit.initial = this.config.handoffBatch
+    this.table.credit.max = 16 * this.config.handoffBatch
+    const redialer = (this.redialer = new Redialer(host, log, { forgetMs: this.table.expireMs }))
     for (const entry of this.config.bootstrap) redialer.addBootstrap(toMultiaddr(entry))
     this.gossip = new LoadGossip({
       host, table: this.table, intervalMs: this.config.gossipInterval, log,

@@ -2,7 +2,12 @@
 // than `freshMs` is not used for handoff decisions (the peer may be gone or stalled);
 // one older than `expireMs` is forgotten, on the next read (nothing else calls expire,
 // and a peer that left for good must not stay in /stats forever).
+// Claims are not taken on faith: a peer's room is capped by its credit (peer-credit.ts);
+// a node name belongs to the first fresh peer id that claims it, and a second claimant
+// is flagged and never chosen; overflow goes only to peers we hold a connection to,
+// whose handshake proved their id, never to one known only from relayed gossip.
 import type { Announcement } from './announcement.js'
+import { PeerCredit } from './peer-credit.js'
 
 export interface PeerEntry {
   announcement: Announcement
@@ -10,6 +15,8 @@ export interface PeerEntry {
   heardAt: number
   /** Its HTTP API, with the host filled in from the address we reach it at. */
   httpUrl: string
+  /** Another peer id owns the node name this one announces: listed, never chosen. */
+  conflictWith?: string
 }
 
 export interface PeerView {
@@ -20,6 +27,10 @@ export interface PeerView {
   pipelines: string[]
   ageMs: number
   connected: boolean
+  /** Another peer id announced this node name first: this one is not believed. */
+  conflict: boolean
+  /** Events this node may hand the peer beyond what its gossip has accounted for. */
+  credit: number
 }
 
 export class PeerTable {
@@ -37,25 +48,59 @@ export class PeerTable {
    */
   private readonly sentSince = new Map<string, number>()
 
-  /** Is there a live connection to the peer? Unknown (always true) until set. */
-  private connected: (peerId: string) => boolean = () => true
+  /** Which peer id each node name belongs to: the first to claim it, while it holds it. */
+  private readonly owners = new Map<string, string>()
+  readonly credit = new PeerCredit()
+  /** This node's own name and peer id: no peer may claim the name either. */
+  self?: { node: string; peerId: string }
 
-  constructor(private readonly freshMs: number, private readonly expireMs: number, private readonly now: () => number = Date.now) {}
+  /** Is there a live connection to the peer? None is assumed until set. */
+  private connected: (peerId: string) => boolean = () => false
 
-  update(announcement: Announcement, httpUrl: string): void {
-    this.peers.set(announcement.peerId, { announcement, heardAt: this.now(), httpUrl })
-    this.sentSince.delete(announcement.peerId)
+  constructor(private readonly freshMs: number, readonly expireMs: number, private readonly now: () => number = Date.now) {}
+
+  /**
+   * Record an announcement. Returns the owner's peer id when this peer claims a node
+   * name another peer holds, the first time it does (for a warning), else undefined.
+   */
+  update(announcement: Announcement, httpUrl: string): string | undefined {
+    const now = this.now()
+    const { node, peerId } = announcement
+    const before = this.peers.get(peerId)
+    const conflictWith = this.holderOf(node, peerId, now)
+    if (conflictWith === undefined) this.owners.set(node, peerId)
+    this.peers.set(peerId, { announcement, heardAt: now, httpUrl, ...(conflictWith !== undefined ? { conflictWith } : {}) })
+    this.sentSince.delete(peerId)
+    this.credit.heard(peerId, announcement.drainRate, now)
+    return conflictWith !== undefined && before?.conflictWith !== conflictWith ? conflictWith : undefined
   }
 
-  /** `events` were handed (or are being handed) to the peer. */
+  /**
+   * The other peer id that holds `node`, if any. An owner keeps its name while it is
+   * fresh or still connected; a node restarted under a new peer id (its data dir lost)
+   * takes its name back once the old id has gone quiet.
+   */
+  private holderOf(node: string, claimant: string, now: number): string | undefined {
+    if (this.self && node === this.self.node) return claimant === this.self.peerId ? undefined : this.self.peerId
+    const ownerId = this.owners.get(node)
+    const owner = ownerId === undefined ? undefined : this.peers.get(ownerId)
+    if (ownerId === undefined || ownerId === claimant || owner?.announcement.node !== node) return undefined
+    return now - owner.heardAt <= this.freshMs || this.connected(ownerId) ? ownerId : undefined
+  }
+
+  /** `events` were handed (or are being handed) to the peer; negative: it refused them. */
   noteSent(peerId: string, events: number): void {
     this.sentSince.set(peerId, (this.sentSince.get(peerId) ?? 0) + events)
+    this.credit.sent(peerId, events)
   }
 
-  /** How many more events the peer takes before its high-water mark, by our estimate. */
+  /**
+   * How many more events the peer takes, by our estimate: room under its high-water
+   * mark as announced, less what we sent since, and never more than its credit.
+   */
   room(e: PeerEntry): number {
     const a = e.announcement
-    return a.highWaterMark - a.depth - (this.sentSince.get(a.peerId) ?? 0)
+    return Math.min(a.highWaterMark - a.depth - (this.sentSince.get(a.peerId) ?? 0), this.credit.available(a.peerId))
   }
 
   get(peerId: string): PeerEntry | undefined {
@@ -68,6 +113,9 @@ export class PeerTable {
     for (const [id, entry] of this.peers) {
       if (this.now() - entry.heardAt > this.expireMs) {
         this.peers.delete(id)
+        this.sentSince.delete(id)
+        this.credit.forget(id)
+        if (this.owners.get(entry.announcement.node) === id) this.owners.delete(entry.announcement.node)
         dropped++
       }
     }
@@ -75,10 +123,11 @@ export class PeerTable {
     return dropped
   }
 
+  /** Peers heard from lately whose node name is their own: the only ones offered anything. */
   fresh(): PeerEntry[] {
     this.expire()
     const now = this.now()
-    return [...this.peers.values()].filter((e) => now - e.heardAt <= this.freshMs)
+    return [...this.peers.values()].filter((e) => now - e.heardAt <= this.freshMs && e.conflictWith === undefined)
   }
 
   setConnected(isConnected: (peerId: string) => boolean): void {
@@ -106,7 +155,8 @@ export class PeerTable {
    * Fresh, connected peers with room under their own high-water mark (by our estimate)
    * that run our pipelines and take events. A peer that just died stays fresh for a few
    * intervals; its connection is gone at once, and a batch handed to it would wait in
-   * the handing-off bucket until it comes back.
+   * the handing-off bucket until it comes back. The connection also makes the peer
+   * known first hand: one heard of only through relayed gossip is never offered events.
    */
   withRoom(): PeerEntry[] {
     const now = this.now()
@@ -154,6 +204,7 @@ export class PeerTable {
         node: a.node, peerId: a.peerId, http: e.httpUrl,
         load: { depth: a.depth, inflight: a.inflight, highWaterMark: a.highWaterMark, lowWaterMark: a.lowWaterMark, maxEvents: a.maxEvents, accepting: a.accepting, drainRate: a.drainRate },
         pipelines: a.pipelines, ageMs: now - e.heardAt, connected: isConnected(a.peerId),
+        conflict: e.conflictWith !== undefined, credit: this.credit.available(a.peerId),
       }
     })
   }

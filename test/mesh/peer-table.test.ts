@@ -1,4 +1,5 @@
-// The peer table on its own, with a fake clock: freshness, expiry, room and choice.
+// The peer table on its own, with a fake clock: freshness, expiry, room and choice;
+// room believed only up to a peer's credit; a node name held by one peer id.
 import { describe, expect, it } from 'vitest'
 import type { Announcement } from '../../src/mesh/announcement.js'
 import { PeerTable } from '../../src/mesh/peer-table.js'
@@ -14,6 +15,7 @@ describe('PeerTable', () => {
   it('stops using a silent peer after freshMs and forgets it after expireMs, in /stats too', () => {
     let now = 1_000
     const table = new PeerTable(1_000, 5_000, () => now)
+    table.setConnected(() => true)
     table.update(announcement('x', { sentAt: now }), 'http://x')
     expect(table.withRoom().map((e) => e.announcement.peerId)).toEqual(['x'])
     now += 1_001
@@ -28,6 +30,7 @@ describe('PeerTable', () => {
   it('offers only accepting peers under their high-water mark and not refused lately; prefers the less loaded', () => {
     let now = 0
     const table = new PeerTable(10_000, 60_000, () => now)
+    table.setConnected(() => true)
     table.update(announcement('full', { depth: 100 }), '')
     table.update(announcement('closed', { accepting: false }), '')
     table.update(announcement('busy', { depth: 90 }), '')
@@ -44,6 +47,7 @@ describe('PeerTable', () => {
   it('counts what was sent to a peer since it spoke against its room, and a new announcement ends a refusal early', () => {
     let now = 0
     const table = new PeerTable(10_000, 60_000, () => now)
+    table.setConnected(() => true)
     table.update(announcement('b', { depth: 40 }), '')
     const b = table.get('b')!
     expect(table.room(b)).toBe(60)
@@ -66,10 +70,60 @@ describe('PeerTable', () => {
     const table = new PeerTable(10_000, 60_000, () => 0)
     table.update(announcement('up'), '')
     table.update(announcement('down'), '')
-    expect(table.withRoom()).toHaveLength(2) // no connectivity known yet: all
+    expect(table.withRoom()).toHaveLength(0) // no connection known yet: none (known only from gossip)
     table.setConnected((peerId) => peerId === 'up')
     expect(table.withRoom().map((e) => e.announcement.peerId)).toEqual(['up'])
     expect(table.runners('p')).toHaveLength(2) // routing may still dial it
     expect(table.view(() => false)).toHaveLength(2)
+  })
+
+  it('believes announced room only up to its credit: one batch at first, more as its announcements show ours drained', () => {
+    let now = 0
+    const table = new PeerTable(10_000, 60_000, () => now)
+    table.setConnected(() => true)
+    table.credit.initial = 100
+    const huge = { highWaterMark: 1e12, maxEvents: 1e12 }
+    table.update(announcement('liar', huge), '')
+    table.update(announcement('honest', { ...huge, drainRate: 0 }), '')
+    expect(table.room(table.get('liar')!)).toBe(100)
+    table.noteSent('liar', 100)
+    table.noteSent('honest', 100)
+    expect(table.withRoom()).toEqual([])
+    // The liar keeps announcing an empty queue and no drain: what it took never shows.
+    // The honest peer's drain rate accounts for what it was handed: its credit grows.
+    for (let i = 0; i < 20; i++) {
+      now += 1_000
+      table.update(announcement('liar', huge), '')
+      table.update(announcement('honest', { ...huge, drainRate: 200 }), '')
+    }
+    expect(table.withRoom().map((e) => e.announcement.peerId)).toEqual(['honest'])
+    expect(table.room(table.get('liar')!)).toBe(0)
+    expect(table.room(table.get('honest')!)).toBe(200)
+    // A refusal gives the credit back: the peer holds none of those.
+    table.noteSent('liar', -40)
+    expect(table.room(table.get('liar')!)).toBe(40)
+  })
+
+  it('a node name belongs to one peer id: a second claimant is flagged and never chosen; a quiet owner lets a new id take it', () => {
+    let now = 0
+    const table = new PeerTable(1_000, 60_000, () => now)
+    table.setConnected((id) => id !== 'old')
+    table.self = { node: 'me', peerId: 'self' }
+    expect(table.update(announcement('b-real', { node: 'b' }), '')).toBeUndefined()
+    expect(table.update(announcement('b-fake', { node: 'b' }), '')).toBe('b-real')
+    expect(table.update(announcement('b-fake', { node: 'b' }), '')).toBeUndefined() // warned once
+    expect(table.update(announcement('me-fake', { node: 'me' }), '')).toBe('self')
+    expect(table.withRoom().map((e) => e.announcement.peerId)).toEqual(['b-real'])
+    expect(table.runners('p').map((e) => e.announcement.peerId)).toEqual(['b-real'])
+    const view = table.view(() => true)
+    expect(view.filter((v) => v.conflict).map((v) => v.peerId).sort()).toEqual(['b-fake', 'me-fake'])
+    expect(view.find((v) => v.peerId === 'b-real')?.conflict).toBe(false)
+    // A node restarted under a new peer id: the old id is quiet and unconnected, so the
+    // new one takes the name once the old one is no longer fresh.
+    table.update(announcement('old', { node: 'c' }), '')
+    expect(table.update(announcement('new', { node: 'c' }), '')).toBe('old')
+    now += 1_001
+    expect(table.update(announcement('new', { node: 'c' }), '')).toBeUndefined()
+    expect(table.withRoom().map((e) => e.announcement.peerId)).toEqual(['new'])
   })
 })

@@ -142,6 +142,10 @@ export interface PeerStats {
   pipelines: string[]
   ageMs: number
   connected: boolean
+  /** Another peer id holds this node name: not believed. */
+  conflict?: boolean
+  /** Events the node may still hand this peer beyond what its gossip accounted for. */
+  credit?: number
 }
 
 export type MeshStats = NodeStats & {
