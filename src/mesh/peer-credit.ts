@@ -1,11 +1,13 @@
 // How far this node believes a peer's announced room: claims are checked against deeds.
 // Each peer has a credit, the events it may hold from us that its own gossip has not yet
-// accounted for. It starts at one handoff batch and grows by what the peer's announced
-// drain rate accounts for (slow start, with the peer's announcements as the acks), up to
-// `max`. A peer that acks batches while its announcements never show them drained (depth
-// flat, drain 0: it keeps nothing) gets its first credit and then nothing more, however
-// much room it announces. A liar that also forges a drain rate gets only what that rate
-// would have finished: a bound on its take, which gossip alone cannot tighten.
+// accounted for. It starts at one handoff batch and grows by what the peer's
+// announcements account for (slow start, with the announcements as the acks): what its
+// drain rate says it finished, plus how much its backlog grew (a peer whose own output
+// is slow holds what it took; that is what its room is for), up to `max`. A peer that
+// acks batches while its announcements never show them (depth flat, drain 0: it keeps
+// nothing) gets its first credit and then nothing more, however much room it announces.
+// A liar that also forges its depth or drain rate gets only what those claims would
+// explain: a bound on its take, which gossip alone cannot tighten.
 
 interface Account {
   credit: number
@@ -13,6 +15,8 @@ interface Account {
   unconfirmed: number
   /** When its previous announcement arrived (ms since the epoch). */
   heardAt?: number
+  /** The events it held (unprocessed and in flight) by its previous announcement. */
+  held?: number
 }
 
 export interface CreditView {
@@ -45,16 +49,19 @@ export class PeerCredit {
   }
 
   /**
-   * The peer announced itself: what it claims to have finished since its previous
-   * announcement accounts for as much of ours, and the credit grows by that much.
+   * The peer announced itself, holding `held` events and finishing `drainRate` a second:
+   * what it finished since its previous announcement, and what its backlog grew by,
+   * account for as much of ours, and the credit grows by that much.
    */
-  heard(peerId: string, drainRate: number, at: number): void {
+  heard(peerId: string, held: number, drainRate: number, at: number): void {
     const a = this.account(peerId)
     const finished = a.heardAt === undefined ? 0 : (drainRate * Math.max(0, at - a.heardAt)) / 1000
-    const confirmed = Math.min(a.unconfirmed, finished)
+    const grew = a.held === undefined ? 0 : Math.max(0, held - a.held)
+    const confirmed = Math.min(a.unconfirmed, finished + grew)
     a.unconfirmed -= confirmed
     a.credit = Math.min(this.max, a.credit + confirmed)
     a.heardAt = at
+    a.held = held
   }
 
   forget(peerId: string): void {

@@ -71,7 +71,7 @@ export class PeerTable {
     if (conflictWith === undefined) this.owners.set(node, peerId)
     this.peers.set(peerId, { announcement, heardAt: now, httpUrl, ...(conflictWith !== undefined ? { conflictWith } : {}) })
     this.sentSince.delete(peerId)
-    this.credit.heard(peerId, announcement.drainRate, now)
+    this.credit.heard(peerId, announcement.depth + announcement.inflight, announcement.drainRate, now)
     return conflictWith !== undefined && before?.conflictWith !== conflictWith ? conflictWith : undefined
   }
 

@@ -104,6 +104,21 @@ describe('PeerTable', () => {
     expect(table.room(table.get('liar')!)).toBe(40)
   })
 
+  it('counts a backlog that grew by what it took as accounted for: a peer whose own output is slow still gets its room', () => {
+    let now = 0
+    const table = new PeerTable(10_000, 60_000, () => now)
+    table.setConnected(() => true)
+    table.credit.initial = 100
+    const roomy = { highWaterMark: 1_000, maxEvents: 10_000, drainRate: 0 }
+    table.update(announcement('slow', { ...roomy, depth: 0 }), '')
+    table.noteSent('slow', 100)
+    expect(table.room(table.get('slow')!)).toBe(0)
+    // It drains nothing, but its announced backlog holds the 100 it took.
+    now += 1_000
+    table.update(announcement('slow', { ...roomy, depth: 100 }), '')
+    expect(table.room(table.get('slow')!)).toBe(200)
+  })
+
   it('a node name belongs to one peer id: a second claimant is flagged and never chosen; a quiet owner lets a new id take it', () => {
     let now = 0
     const table = new PeerTable(1_000, 60_000, () => now)

@@ -6,6 +6,8 @@
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { multiaddr } from '@multiformats/multiaddr'
 import { loadTopic, type Announcement } from '../../src/mesh/announcement.js'
+import { pino } from 'pino'
+import { FrameBudget } from '../../src/mesh/frame-budget.js'
 import { serve } from '../../src/mesh/frames.js'
 import { handoffProtocol } from '../../src/mesh/handoff-protocol.js'
 import { createPeerHost, type PeerHost } from '../../src/mesh/peer-host.js'
@@ -43,7 +45,7 @@ export async function startForgedPeer(o: ForgedPeerOptions): Promise<ForgedPeer>
       taken.set(key, (taken.get(key) ?? 0) + 1)
     }
     return { status: 'accepted', accepted: events.length, duplicates: 0 }
-  })
+  }, { budget: new FrameBudget(), log: pino({ level: 'silent' }) })
   const pubsub = host.services.pubsub
   pubsub.subscribe(loadTopic)
   // A node may refuse a burst of connections (libp2p's per-IP rate limit): try again.
