@@ -131,6 +131,8 @@ describe('handoff decisions when an outcome is unknown', () => {
 
   function peerTable(node = 'b', peerId = 'peer-b'): PeerTable {
     const table = new PeerTable(60_000, 600_000)
+    // Its peer is connected (a peer known only from relayed gossip is never chosen).
+    table.setConnected(() => true)
     const a: Announcement = {
       v: 1, node, peerId, http: '127.0.0.1:1', addrs: [], depth: 0, inflight: 0, highWaterMark: 1000, lowWaterMark: 500,
       maxEvents: 10_000, accepting: true, drainRate: 0, pipelines: ['p'], sentAt: Date.now(),
