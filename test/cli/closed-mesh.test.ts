@@ -2,31 +2,16 @@
 // neither a key nor an allow-list is refused (validate and start: exit 2, the config
 // path and how to make a key), `binge keygen` makes a key, `binge id` tells a node's
 // peer id before it runs, and `insecure: true` starts an open mesh with a warning.
-import { spawn } from 'node:child_process'
 import { describe, expect, it } from 'vitest'
 import { BingeError } from '../../src/errors.js'
 import { parseConfig, type ConfigProblem } from '../../src/config/index.js'
 import { listensBeyondLoopback } from '../../src/config/closed-mesh.js'
 import { cleanUpNodesAfterEach } from '../support/hooks.js'
-import { NodeProcess, cliPath, getJson, makeTempDir, writeConfig } from '../support/node-process.js'
+import { NodeProcess, getJson, makeTempDir, runCli, writeConfig } from '../support/node-process.js'
 
 cleanUpNodesAfterEach()
 
-function cli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [cliPath, ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
-    let stdout = ''
-    let stderr = ''
-    child.stdout.setEncoding('utf8').on('data', (c: string) => (stdout += c))
-    child.stderr.setEncoding('utf8').on('data', (c: string) => (stderr += c))
-    const timer = setTimeout(() => child.kill('SIGKILL'), 60_000)
-    child.once('error', reject)
-    child.once('close', (code) => {
-      clearTimeout(timer)
-      resolve({ code, stdout, stderr })
-    })
-  })
-}
+const cli = (args: string[]) => runCli(args)
 
 function problems(text: string): ConfigProblem[] {
   try {

@@ -2,12 +2,12 @@
 // `npx tsc -p tsconfig.json` first), events from a file or stdin, what each output
 // received on stdout as JSON lines, logs on stderr, and the exit code: 0 ok, 1 a
 // pipeline failed, 2 bad input or config (with the place in the file).
-import { spawn } from 'node:child_process'
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { runCli } from '../support/node-process.js'
 
 const cli = fileURLToPath(new URL('../../dist/src/cli/main.js', import.meta.url))
 
@@ -19,22 +19,9 @@ interface Result {
   lines: Array<Record<string, unknown>>
 }
 
-function run(args: string[], options: { stdin?: string; cwd: string }): Promise<Result> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [cli, 'run', ...args], { cwd: options.cwd, stdio: ['pipe', 'pipe', 'pipe'] })
-    let stdout = ''
-    let stderr = ''
-    child.stdout.setEncoding('utf8').on('data', (c: string) => (stdout += c))
-    child.stderr.setEncoding('utf8').on('data', (c: string) => (stderr += c))
-    const timer = setTimeout(() => child.kill('SIGKILL'), 60_000)
-    child.once('error', reject)
-    child.once('close', (code) => {
-      clearTimeout(timer)
-      const lines = stdout.split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>)
-      resolve({ code, stdout, stderr, lines })
-    })
-    child.stdin.end(options.stdin ?? '')
-  })
+async function run(args: string[], options: { stdin?: string; cwd: string }): Promise<Result> {
+  const r = await runCli(['run', ...args], options)
+  return { ...r, lines: r.stdout.split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>) }
 }
 
 let dir: string

@@ -1,4 +1,4 @@
-// Claims are checked against deeds (SPEC §5): a peer that announces unlimited room and
+// Claims are checked against deeds (docs/design.md §5): a peer that announces unlimited room and
 // acks every handoff while keeping nothing gets at most its first credit (one handoff
 // batch) from a loaded node; a peer that claims a real node's name is flagged in
 // /stats and the log and gets nothing; the rest of the overflow goes to the honest peer.

@@ -1,4 +1,4 @@
-// Handoff frames of any allowed size (SPEC §5): requests and overflow batches of large
+// Handoff frames of any allowed size (docs/design.md §5): requests and overflow batches of large
 // events reach the peer exactly once, split into frames of at most 16 MiB (a frame over
 // the 4 MiB read buffer used to reset the stream, silently); an event too big for any
 // frame is processed where it is, and a routed one is refused with a 413. Real child

@@ -1,4 +1,4 @@
-// Any number of nodes on one IP (SPEC §5): gossipsub's IP-colocation score would graylist
+// Any number of nodes on one IP (docs/design.md §5): gossipsub's IP-colocation score would graylist
 // peers that share an address, so a 16-node mesh on loopback must form and hold for a
 // minute; throwaway identities that connect from that IP and leave must not cost a node
 // its real peers; and the address they announced stops being dialled once they are

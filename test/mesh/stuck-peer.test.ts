@@ -1,29 +1,16 @@
-// A peer that stops answering handoffs (SPEC §5): C is frozen (SIGSTOP) while its
+// A peer that stops answering handoffs (docs/design.md §5): C is frozen (SIGSTOP) while its
 // connection stays up and its last gossip still says it is empty, so by load alone A
 // would give C every batch. A judges C by C's own answers: C gets one batch, which it
 // has not answered, and the rest of A's overflow goes to B at once, not after the
 // handoff timeout. When C thaws it takes its one batch; every event is processed once.
 import { describe, expect, it } from 'vitest'
-import { cleanUpNodesAfterEach } from '../support/hooks.js'
+import { freezerWithCleanUp } from '../support/hooks.js'
 import { makeTempDir } from '../support/node-process.js'
 import {
   bootstrapOf, checkExactlyOnce, meshStats, mergeCounts, postJson, startMeshNode, startWebhook, waitFor, waitFullMesh, type MeshNode,
 } from '../support/mesh.js'
 
-const frozen = new Set<number>()
-
-cleanUpNodesAfterEach({
-  before: () => {
-    for (const pid of frozen) process.kill(pid, 'SIGCONT')
-    frozen.clear()
-  },
-})
-
-function freeze(n: MeshNode, on: boolean): void {
-  process.kill(n.proc.pid, on ? 'SIGSTOP' : 'SIGCONT')
-  if (on) frozen.add(n.proc.pid)
-  else frozen.delete(n.proc.pid)
-}
+const freeze = freezerWithCleanUp()
 
 const batch = 25
 // The handoff timeout (10 s) is what A waited, with every slot on C, before the fix.

@@ -6,24 +6,11 @@
 // and the client hears `duplicate: true`; either way no event is stored twice. Real
 // child processes, SIGSTOP/SIGCONT by pid.
 import { describe, expect, it } from 'vitest'
-import { cleanUpNodesAfterEach } from '../support/hooks.js'
+import { freezerWithCleanUp } from '../support/hooks.js'
 import { makeTempDir } from '../support/node-process.js'
 import { bootstrapOf, meshStats, postJson, startMeshNode, startWebhook, waitFor, type MeshNode } from '../support/mesh.js'
 
-const frozen = new Set<number>()
-
-cleanUpNodesAfterEach({
-  before: () => {
-    for (const pid of frozen) process.kill(pid, 'SIGCONT')
-    frozen.clear()
-  },
-})
-
-function freeze(n: MeshNode, on: boolean): void {
-  process.kill(n.proc.pid, on ? 'SIGSTOP' : 'SIGCONT')
-  if (on) frozen.add(n.proc.pid)
-  else frozen.delete(n.proc.pid)
-}
+const freeze = freezerWithCleanUp()
 
 describe('a direct handoff with an unknown outcome', () => {
   it("answers 503, and the client's retry reaches the peer that may hold the events, which reports the duplicate", { timeout: 180_000 }, async () => {

@@ -3,6 +3,7 @@
 import { afterEach, beforeEach, onTestFailed } from 'vitest'
 import { closeWebhooks } from './mesh.js'
 import { killAllNodes, removeTempDirs, type NodeProcess } from './node-process.js'
+import type { MeshNode } from './mesh.js'
 
 /**
  * After each test: `before` (say, thaw a frozen node), kill every node, `after` (say,
@@ -37,4 +38,24 @@ export function printNodeOnFailure(): { node?: NodeProcess } {
     })
   })
   return watched
+}
+
+/**
+ * Freeze and thaw mesh nodes (SIGSTOP/SIGCONT, by the pid of the child this test
+ * started), with the per-file cleanup, which thaws any node still frozen before the
+ * nodes are killed.
+ */
+export function freezerWithCleanUp(): (n: MeshNode, frozen: boolean) => void {
+  const frozenPids = new Set<number>()
+  cleanUpNodesAfterEach({
+    before: () => {
+      for (const pid of frozenPids) process.kill(pid, 'SIGCONT')
+      frozenPids.clear()
+    },
+  })
+  return (n, on) => {
+    process.kill(n.proc.pid, on ? 'SIGSTOP' : 'SIGCONT')
+    if (on) frozenPids.add(n.proc.pid)
+    else frozenPids.delete(n.proc.pid)
+  }
 }
