@@ -4,5 +4,5 @@
 export { loadConfig, parseConfig, formatProblems, type ConfigProblem } from './load.js'
 export { expandEnv, substituteEnv, type Env } from './env.js'
 export { entryOf, type OneKey } from '../schema/one-key.js'
-export { splitHostPort } from '../schema/fields.js'
+export { splitHostPort } from '../util/host-port.js'
 export * from './schema.js'

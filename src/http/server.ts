@@ -4,16 +4,11 @@ import { serve } from '@hono/node-server'
 import type { Hono } from 'hono'
 import type { Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
+import { splitHostPort } from '../util/host-port.js'
 
 export interface HttpServerOptions {
   listen: string
   requestTimeoutMs: number
-}
-
-export function splitHostPort(listen: string): { host: string; port: number } {
-  const i = listen.lastIndexOf(':')
-  const host = listen.slice(0, i).replace(/^\[|\]$/g, '') || '0.0.0.0'
-  return { host, port: Number(listen.slice(i + 1)) }
 }
 
 /** A quarter of the timeout, at most a second: a request is cut off within 25% of its time. */
@@ -27,12 +22,14 @@ export class HttpServer {
   constructor(private readonly app: Hono, private readonly options: HttpServerOptions) {}
 
   async start(): Promise<AddressInfo> {
-    const { host, port } = splitHostPort(this.options.listen)
+    // Checked by the config schema; an empty host means every interface.
+    const { host, port } = splitHostPort(this.options.listen) ?? { host: '', port: Number.NaN }
+    const hostname = host || '0.0.0.0'
     const timeout = this.options.requestTimeoutMs
     return new Promise((resolve, reject) => {
       const server = serve({
         fetch: this.app.fetch,
-        hostname: host,
+        hostname,
         port,
         serverOptions: {
           requestTimeout: timeout,

@@ -11,6 +11,7 @@ import { asError } from '../errors.js'
 import { decodeAnnouncement, encodeAnnouncement, loadTopic, type Announcement } from './announcement.js'
 import { isPeerAllowed, type PeerHost } from './peer-host.js'
 import type { PeerTable } from './peer-table.js'
+import { joinHostPort, splitHostPort } from '../util/host-port.js'
 
 export interface GossipOptions {
   host: PeerHost
@@ -106,14 +107,13 @@ export class LoadGossip {
    * an IPv6 host is bracketed.
    */
   private httpUrlOf(a: Announcement): string {
-    const i = a.http.lastIndexOf(':')
-    const host = a.http.slice(0, i).replace(/^\[|\]$/g, '')
-    const port = a.http.slice(i + 1)
-    if (host !== '' && host !== '0.0.0.0' && host !== '::') return `http://${bracketed(host)}:${port}`
+    // The schema makes it end in :port; a host it cannot read counts as none given.
+    const { host, port } = splitHostPort(a.http) ?? { host: '', port: Number(a.http.slice(a.http.lastIndexOf(':') + 1)) }
+    if (host !== '' && host !== '0.0.0.0' && host !== '::') return `http://${joinHostPort(host, port)}`
     const connection = this.options.host.getConnections().find((c) => c.remotePeer.toString() === a.peerId)
     const hosts = [connection?.remoteAddr.toString(), ...a.addrs].map((addr) => (addr === undefined ? undefined : hostOf(addr)))
     const seen = hosts[0] ?? hosts.slice(1).find((h) => h !== undefined && !isLoopback(h)) ?? hosts.find((h) => h !== undefined)
-    return `http://${bracketed(seen ?? '127.0.0.1')}:${port}`
+    return `http://${joinHostPort(seen ?? '127.0.0.1', port)}`
   }
 }
 
@@ -125,6 +125,3 @@ function isLoopback(host: string): boolean {
   return host.startsWith('127.') || host === '::1' || host === 'localhost'
 }
 
-function bracketed(host: string): string {
-  return host.includes(':') ? `[${host}]` : host
-}

@@ -5,6 +5,7 @@
 import jsonata from 'jsonata'
 import { z } from 'zod'
 import { describeValue } from '../util/duration.js'
+import { splitHostPort } from '../util/host-port.js'
 
 /** An object that refuses unknown keys and names the known ones (see problems.ts). */
 export function strict<T extends z.core.$ZodLooseShape>(shape: T) {
@@ -100,20 +101,9 @@ export function httpUrl() {
   })
 }
 
-const hostPort = /^(\[[0-9A-Fa-f:.]+\]|[^\s:[\]]+):(\d{1,5})$/
-
-/** `host:port`, with `[v6]:port` for IPv6 hosts. */
-export function splitHostPort(listen: string): { host: string; port: number } | undefined {
-  const m = hostPort.exec(listen)
-  if (!m) return undefined
-  const port = Number(m[2])
-  if (port > 65535) return undefined
-  return { host: m[1]!.replace(/^\[|\]$/g, ''), port }
-}
-
 export function listenAddress() {
   return text().check((ctx) => {
-    if (!splitHostPort(ctx.value)) {
+    if (!splitHostPort(ctx.value)?.host) {
       ctx.issues.push({
         code: 'custom',
         message: `expected host:port with a port from 0 to 65535, got ${describeValue(ctx.value)}`,
