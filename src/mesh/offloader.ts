@@ -28,6 +28,7 @@ import { FrameTooLargeError, maxHandoffEventBytes } from './frames.js'
 import type { HandoffResponse } from './handoff-protocol.js'
 import { PeerHealth } from './peer-health.js'
 import type { PeerTable } from './peer-table.js'
+import { backoffDelay } from '../util/backoff.js'
 
 export interface OffloaderOptions {
   queue: EventQueue
@@ -275,7 +276,7 @@ export class Offloader {
     o.uncertain = true
     o.failedAt = Date.now()
     o.failures++
-    o.nextAttempt = Date.now() + Math.min(10_000, 200 * 2 ** Math.min(o.failures, 6))
+    o.nextAttempt = Date.now() + backoffDelay(o.failures + 1, 200, 10_000)
     const fields = { peer: peerNode, handoffId: batch.handoffId, failures: o.failures, err: asError(err).message }
     if (o.failures === 1) this.o.log.warn(fields, 'A handoff had an unknown outcome; the same batch will be resent to the same peer.')
     else this.o.log.debug(fields, 'A handoff resend failed again.')

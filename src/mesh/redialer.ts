@@ -13,6 +13,7 @@ import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
 import type { Logger } from 'pino'
 import { asError } from '../errors.js'
 import { dialTimeoutMs, type PeerHost } from './peer-host.js'
+import { backoffDelay } from '../util/backoff.js'
 
 interface Target {
   label: string
@@ -184,8 +185,8 @@ export class Redialer {
   /** Count one more failure and schedule the next dial; returns the backoff. */
   private backOff(t: Target): number {
     t.failures++
-    const backoff = Math.min(this.maxBackoffMs, 500 * 2 ** Math.min(t.failures, 10))
-    t.nextAttempt = Date.now() + backoff * (0.75 + Math.random() * 0.5)
+    const backoff = backoffDelay(t.failures + 1, 500, this.maxBackoffMs)
+    t.nextAttempt = Date.now() + backoff
     return backoff
   }
 
