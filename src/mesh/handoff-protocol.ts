@@ -24,7 +24,9 @@ const eventSchema = z.strictObject({
   origin: z.string().min(1).max(200),
   receivedAt: z.number().int().min(0),
   hops: z.number().int().min(0).max(1000),
-  data: z.record(z.string(), z.unknown()),
+  // The object as parsed, not a copy: z.record builds a new object and drops an own
+  // `__proto__` key, which the event checks must see to refuse it as HTTP does.
+  data: z.custom<Record<string, unknown>>((v) => typeof v === 'object' && v !== null && !Array.isArray(v), 'data must be a JSON object'),
 })
 
 export const handoffRequestSchema = z.strictObject({

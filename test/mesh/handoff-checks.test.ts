@@ -93,6 +93,7 @@ mesh: { listen: /ip4/127.0.0.1/tcp/0, gossipInterval: 200ms }
       ['a batch from another node\'s name', batch([event('forged-from')], { from: 'test-node' }), /says it is from "test-node", but the sender's peer id announced "evil"/],
       ['a constructor key', batch([event('ctor', { data: { constructor: { x: 1 } } })]), /event 0 \(ctor\): data has the key "constructor"/],
       ['a __proto__ key, raw', batch([event('proto-ok'), { ...event('proto'), data: 'DATA' }]).replace('"DATA"', '{"x":{"__proto__":{"polluted":true}}}'), /event 1 \(proto\): data\.x has the key "__proto__"/],
+      ['a __proto__ key at the top of data (a schema copy would drop it)', batch([{ ...event('proto-top'), data: 'DATA' }]).replace('"DATA"', '{"__proto__":{"polluted":true},"case":"top"}'), /event 0 \(proto-top\): data has the key "__proto__"/],
       ['nesting 65 levels (data at depth 1)', batch([{ ...event('deep'), data: 'DATA' }]).replace('"DATA"', `{"x":${deep}}`), /nests deeper than 64 levels/],
       ['a number a double cannot hold', batch([{ ...event('inf'), data: 'DATA' }]).replace('"DATA"', '{"t":1e400}'), /data\.t is a number too large for a double/],
       ['an event larger than the HTTP door takes', batch([event('big', { data: { pad: 'x'.repeat(5000) } })]), /more than the 4096 one event may be here/],
