@@ -24,6 +24,7 @@ import { WorkerPool } from './pipeline/workers.js'
 import { createQueue } from './queue/index.js'
 import type { DeadLetter, EnqueueResult, EventQueue, EventRecord, JsonObject } from './queue/types.js'
 import { TraceStore, type TraceStep } from './trace.js'
+import { startAll, type Startable } from './util/startable.js'
 
 export interface NodeOptions {
   log?: Logger
@@ -116,15 +117,15 @@ export class BingeNode implements NodeApi {
     this.log.info({ http: `${address.address}:${address.port}` }, 'The node is listening and recovering its queue.')
     this.currentPhase = 'recovering'
     if (this.queue.mode === 'memory') this.log.warn('The queue is in memory mode: events are not crash-safe and a crash loses what it holds.')
+    const queue: Startable = {
+      start: async () => this.log.info(await this.queue.open(), 'Queue recovery finished.'),
+      stop: () => this.queue.close(),
+    }
+    const http: Startable = { start: () => undefined, stop: () => this.http.stop() }
     try {
-      const report = await this.queue.open()
-      this.log.info(report, 'Queue recovery finished.')
-      await this.engine.start()
-      await this.mesh?.start()
+      await startAll([http, queue, this.engine, ...(this.mesh ? [this.mesh] : [])], (err) =>
+        this.log.warn({ err: asError(err).message }, 'A part of the node failed to stop while a failed start was undone.'))
     } catch (err) {
-      await this.mesh?.stop().catch(() => {})
-      await this.http.stop()
-      await this.queue.close().catch(() => {})
       this.currentPhase = 'stopped'
       throw err
     }
