@@ -254,11 +254,12 @@ export class BingeNode implements NodeApi {
   }
 
   stats(): NodeStats {
+    const disk = this.queue.diskStatus()
     return {
       node: this.nodeId,
       phase: this.currentPhase,
       queue: { mode: this.queue.mode, ...this.queue.depth() },
-      ...(this.queue.diskStatus() ? { disk: this.queue.diskStatus() } : {}),
+      ...(disk ? { disk } : {}),
       counters: { ...this.metricsStore.counters },
       ...(this.mesh ? { peerId: this.mesh.peerId() } : {}),
       peers: this.mesh?.peers() ?? [],

@@ -22,9 +22,11 @@ export class HttpServer {
   constructor(private readonly app: Hono, private readonly options: HttpServerOptions) {}
 
   async start(): Promise<AddressInfo> {
-    // Checked by the config schema; an empty host means every interface.
-    const { host, port } = splitHostPort(this.options.listen) ?? { host: '', port: Number.NaN }
-    const hostname = host || '0.0.0.0'
+    const parsed = splitHostPort(this.options.listen)
+    if (!parsed) throw new Error(`http.listen "${this.options.listen}" is not host:port`) // the config schema refuses it first
+    // An empty host means every interface.
+    const hostname = parsed.host || '0.0.0.0'
+    const { port } = parsed
     const timeout = this.options.requestTimeoutMs
     return new Promise((resolve, reject) => {
       const server = serve({

@@ -22,7 +22,7 @@ import { handoffProtocol, maxHandoffEvents, parseHandoffResponse, receiveHandoff
 import { splitByBytes } from './handoff-split.js'
 import { loadOrCreateIdentity } from './identity.js'
 import { Offloader } from './offloader.js'
-import { PeerHealth } from './peer-health.js'
+import { PeerHealth, defaultStallMs } from './peer-health.js'
 import { createPeerHost, type PeerHost } from './peer-host.js'
 import { PeerTable, type PeerEntry, type PeerView } from './peer-table.js'
 import { Redialer } from './redialer.js'
@@ -60,8 +60,6 @@ export interface MeshComponents {
 
 /** Most ids remembered with an unknown outcome (a client retries within seconds). */
 const maxUnsure = 10_000
-/** A handoff unanswered this long makes its peer suspect (PeerHealth): a healthy one answers in milliseconds. */
-const stallMs = 1_000
 
 export class Mesh {
   private host?: PeerHost
@@ -79,7 +77,7 @@ export class Mesh {
   constructor(private readonly config: MeshConfig, private readonly c: MeshComponents) {
     const interval = config.gossipInterval
     this.table = new PeerTable(interval * 3 + 2_000, Math.max(60_000, interval * 30))
-    this.health = new PeerHealth(Math.min(stallMs, config.handoffTimeout / 2))
+    this.health = new PeerHealth(Math.min(defaultStallMs, config.handoffTimeout / 2))
   }
 
   peerId(): string | undefined {

@@ -68,8 +68,6 @@ const refusedPauseMs = 2_000
 const aliveRetryMs = 500
 /** How often a peer with failed batches is pinged, to resend soon once it is back. */
 const pingEveryMs = 500
-/** A handoff unanswered this long makes its peer suspect, when no PeerHealth is given. */
-const stallMs = 1_000
 
 export class Offloader {
   private readonly outstanding = new Map<string, Outstanding>()
@@ -84,7 +82,7 @@ export class Offloader {
   private readonly health: PeerHealth
 
   constructor(private readonly o: OffloaderOptions) {
-    this.health = o.health ?? new PeerHealth(stallMs)
+    this.health = o.health ?? new PeerHealth()
   }
 
   async start(): Promise<void> {

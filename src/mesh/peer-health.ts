@@ -6,6 +6,9 @@
 // most one slot, so the rest of its slots go to peers that answer. A peer that has not
 // answered a handoff yet gets one batch at a time until it does.
 
+/** A handoff unanswered this long makes its peer suspect: a healthy one answers in milliseconds. */
+export const defaultStallMs = 1_000
+
 interface State {
   /** Start times of the handoffs to the peer still waiting for an answer, by send number. */
   waiting: Map<number, number>
@@ -19,7 +22,7 @@ export class PeerHealth {
   private readonly peers = new Map<string, State>()
   private sends = 0
 
-  constructor(private readonly stallMs: number, private readonly now: () => number = Date.now) {}
+  constructor(private readonly stallMs = defaultStallMs, private readonly now: () => number = Date.now) {}
 
   private state(peer: string): State {
     let s = this.peers.get(peer)

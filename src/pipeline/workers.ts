@@ -11,7 +11,7 @@ import type { Logger } from 'pino'
 import { BingeError, asError } from '../errors.js'
 import type { AckOptions, EventQueue, QueuedEvent, StateOp } from '../queue/types.js'
 import type { TraceStore } from '../trace.js'
-import { abortableSleep } from '../util/backoff.js'
+import { abortableSleep, backoffDelay } from '../util/backoff.js'
 import type { Engine } from './engine.js'
 import { Flusher } from './flusher.js'
 
@@ -127,7 +127,7 @@ export class WorkerPool {
           return false
         }
         if (attempt === 0) log.warn({ events: batch.length, err: err.message }, 'An ack was refused for now; it is retried until the store takes it.')
-        const stopped = await abortableSleep(Math.min(2_000, 50 * 2 ** Math.min(attempt, 6)), signal).then(() => false, () => true)
+        const stopped = await abortableSleep(backoffDelay(attempt + 1, 50, 2_000), signal).then(() => false, () => true)
         if (stopped) return false
       }
     }

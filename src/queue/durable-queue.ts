@@ -490,8 +490,11 @@ export class DurableQueue implements EventQueue {
     }
     if (generation !== this.health.generation) throw this.health.refusal()
     this.counters.writes++
-    if (sync) this.counters.syncWrites++
-    if (sync) this.lazySync.synced()
-    else if (this.options.sync !== 'none') this.lazySync.unsynced()
+    if (sync) {
+      this.counters.syncWrites++
+      this.lazySync.synced()
+    } else if (this.options.sync !== 'none') {
+      this.lazySync.unsynced()
+    }
   }
 }
