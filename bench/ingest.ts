@@ -82,7 +82,15 @@ function describe(r: LoadResult, perRequest = 1): string {
 }
 
 function figures(r: LoadResult, perRequest = 1) {
-  return { reqPerSec: Math.round(r.okPerSecond), eventsPerSec: Math.round(r.okPerSecond * perRequest), p50: r.p50, p99: r.p99, max: r.max, non2xx: r.non2xx, errors: r.errors }
+  return {
+    reqPerSec: Math.round(r.okPerSecond),
+    eventsPerSec: Math.round(r.okPerSecond * perRequest),
+    p50: r.p50,
+    p99: r.p99,
+    max: r.max,
+    non2xx: r.non2xx,
+    errors: r.errors,
+  }
 }
 
 /** The durable queue's write counters (undefined in memory mode). */
@@ -92,16 +100,26 @@ function queueWrites(node: BingeNode) {
 
 async function waitDrained(node: BingeNode, timeoutMs = 600_000): Promise<number> {
   const started = performance.now()
-  await waitUntil('the queue to drain', () => {
-    const q = node.stats().queue
-    return q.unprocessed === 0 && q.inflight === 0
-  }, timeoutMs, 100)
+  await waitUntil(
+    'the queue to drain',
+    () => {
+      const q = node.stats().queue
+      return q.unprocessed === 0 && q.inflight === 0
+    },
+    timeoutMs,
+    100,
+  )
   return performance.now() - started
 }
 
 async function measureHttp(cleanup: Cleanup, root: string): Promise<number | undefined> {
   process.stdout.write(`\n== durable ingest vs no-op route, 1 KB single-event POSTs, ${CONNECTIONS} connections, ${SECONDS} s runs\n`)
-  const { node, url, stop } = await startNode(cleanup, { id: 'bench-batch', dataDir: join(root, 'http'), queue: { sync: 'batch' }, extendApp: addNoop })
+  const { node, url, stop } = await startNode(cleanup, {
+    id: 'bench-batch',
+    dataDir: join(root, 'http'),
+    queue: { sync: 'batch' },
+    extendApp: addNoop,
+  })
   const noop = { url: `${url}/noop`, connections: CONNECTIONS, body: singleBody }
   const events = { url: `${url}/events`, connections: CONNECTIONS, body: singleBody }
 
@@ -131,20 +149,41 @@ async function measureHttp(cleanup: Cleanup, root: string): Promise<number | und
   const syncs = writesAfter && writesBefore ? writesAfter.syncWrites - writesBefore.syncWrites : undefined
   const accepted = after.counters.received - before.counters.received
   if (syncs !== undefined) {
-    line('  group commit', `${fmt.int(syncs / ingest.seconds)} fsync'd batches/s, ${(accepted / Math.max(1, syncs)).toFixed(1)} events per fsync`)
+    line(
+      '  group commit',
+      `${fmt.int(syncs / ingest.seconds)} fsync'd batches/s, ${(accepted / Math.max(1, syncs)).toFixed(1)} events per fsync`,
+    )
   }
-  line('  workers drained meanwhile (no pipelines)', `${fmt.int(drainedDuring / ingest.seconds)} events/s; backlog ${fmt.int(backlog)} drained in ${fmt.ms(drainMs)} after the run`)
+  line(
+    '  workers drained meanwhile (no pipelines)',
+    `${fmt.int(drainedDuring / ingest.seconds)} events/s; backlog ${fmt.int(backlog)} drained in ${fmt.ms(drainMs)} after the run`,
+  )
   // A closed loop: each connection waits for its answer, so mean latency = connections / rate.
-  line('  closed-loop mean latency (conns / rate)', `ingest ${fmt.ms((CONNECTIONS / ingest.okPerSecond) * 1000)}, noop ${fmt.ms((CONNECTIONS / noopRate) * 1000)}`)
-  line('  ratio ingest / noop (mean of both)', `${fmt.ratio(ratio)} (vs before ${fmt.ratio(band[0]!)}, vs after ${fmt.ratio(band[1]!)})   aim >= ${AIM.ratio}: ${ratio >= AIM.ratio ? 'MET' : 'MISSED'}`)
-  line('  ingest p99', `${fmt.ms(ingest.p99)} (noop p99 ${fmt.ms(noop1.p99)} / ${fmt.ms(noop2.p99)})   aim <= ${AIM.p99Ms} ms: ${ingest.p99 <= AIM.p99Ms ? 'MET' : 'MISSED'}`)
+  line(
+    '  closed-loop mean latency (conns / rate)',
+    `ingest ${fmt.ms((CONNECTIONS / ingest.okPerSecond) * 1000)}, noop ${fmt.ms((CONNECTIONS / noopRate) * 1000)}`,
+  )
+  line(
+    '  ratio ingest / noop (mean of both)',
+    `${fmt.ratio(ratio)} (vs before ${fmt.ratio(band[0]!)}, vs after ${fmt.ratio(band[1]!)})   aim >= ${AIM.ratio}: ${ratio >= AIM.ratio ? 'MET' : 'MISSED'}`,
+  )
+  line(
+    '  ingest p99',
+    `${fmt.ms(ingest.p99)} (noop p99 ${fmt.ms(noop1.p99)} / ${fmt.ms(noop2.p99)})   aim <= ${AIM.p99Ms} ms: ${ingest.p99 <= AIM.p99Ms ? 'MET' : 'MISSED'}`,
+  )
   summary.http = {
-    noopBefore: figures(noop1), noopAfter: figures(noop2), ingest: figures(ingest),
-    ratio: Number(ratio.toFixed(3)), ratioVsBefore: Number(band[0]!.toFixed(3)), ratioVsAfter: Number(band[1]!.toFixed(3)),
-    ratioMet: ratio >= AIM.ratio, p99Met: ingest.p99 <= AIM.p99Ms,
+    noopBefore: figures(noop1),
+    noopAfter: figures(noop2),
+    ingest: figures(ingest),
+    ratio: Number(ratio.toFixed(3)),
+    ratioVsBefore: Number(band[0]!.toFixed(3)),
+    ratioVsAfter: Number(band[1]!.toFixed(3)),
+    ratioMet: ratio >= AIM.ratio,
+    p99Met: ingest.p99 <= AIM.p99Ms,
     fsyncsPerSec: syncs === undefined ? undefined : Math.round(syncs / ingest.seconds),
     eventsPerFsync: syncs === undefined ? undefined : Number((accepted / Math.max(1, syncs)).toFixed(1)),
-    drainedDuringPerSec: Math.round(drainedDuring / ingest.seconds), drainAfterMs: Math.round(drainMs),
+    drainedDuringPerSec: Math.round(drainedDuring / ingest.seconds),
+    drainAfterMs: Math.round(drainMs),
   }
   return noopRate
 }
@@ -170,7 +209,11 @@ async function measureModes(cleanup: Cleanup, root: string, noopRate: number | u
     const ratio = noopRate === undefined ? undefined : r.okPerSecond / noopRate
     line(m.name, `${describe(r)}${ratio === undefined ? '' : `  ratio to noop ${fmt.ratio(ratio)}`}`)
     line('  workers drained meanwhile', `${fmt.int(drained)} events/s`)
-    out[m.name] = { ...figures(r), ratio: ratio === undefined ? undefined : Number(ratio.toFixed(3)), drainedDuringPerSec: Math.round(drained) }
+    out[m.name] = {
+      ...figures(r),
+      ratio: ratio === undefined ? undefined : Number(ratio.toFixed(3)),
+      drainedDuringPerSec: Math.round(drained),
+    }
   }
   summary.modes = out
 }
@@ -186,7 +229,11 @@ async function rawLevel(cleanup: Cleanup, dir: string, writers: number, seconds:
     const deadline = performance.now() + ms
     const loop = async () => {
       while (performance.now() < deadline) {
-        const ops = Array.from({ length: BATCH }, () => ({ type: 'put' as const, key: `q!${String(seq++).padStart(16, '0')}`, value: singleBody }))
+        const ops = Array.from({ length: BATCH }, () => ({
+          type: 'put' as const,
+          key: `q!${String(seq++).padStart(16, '0')}`,
+          value: singleBody,
+        }))
         // Chained, as the queue writes (write-batch.ts): the fastest way LevelDB takes a batch.
         await writeBatch(db, ops, true)
         batches++
@@ -204,10 +251,15 @@ async function rawLevel(cleanup: Cleanup, dir: string, writers: number, seconds:
 }
 
 async function measureBatch(cleanup: Cleanup, root: string): Promise<void> {
-  process.stdout.write(`\n== POSTs of ${BATCH} x 1 KB events (sync=batch, ${CONNECTIONS} connections) vs raw LevelDB sync batches of ${BATCH} puts, ${SECONDS} s runs\n`)
+  process.stdout.write(
+    `\n== POSTs of ${BATCH} x 1 KB events (sync=batch, ${CONNECTIONS} connections) vs raw LevelDB sync batches of ${BATCH} puts, ${SECONDS} s runs\n`,
+  )
   // The raw loop runs before and after the node, and the two are averaged: the machine drifts.
   const seqBefore = await rawLevel(cleanup, join(root, 'raw-1a'), 1, SECONDS)
-  line(`raw LevelDB batch(${BATCH} puts, sync), 1 loop`, `${fmt.int(seqBefore)} events/s = ${fmt.int(seqBefore / BATCH)} batches/s (before)`)
+  line(
+    `raw LevelDB batch(${BATCH} puts, sync), 1 loop`,
+    `${fmt.int(seqBefore)} events/s = ${fmt.int(seqBefore / BATCH)} batches/s (before)`,
+  )
 
   const { node, url, stop } = await startNode(cleanup, { id: 'bench-batch100', dataDir: join(root, 'batch100'), queue: { sync: 'batch' } })
   const target = { url: `${url}/events`, connections: CONNECTIONS, body: batchBody }
@@ -224,20 +276,35 @@ async function measureBatch(cleanup: Cleanup, root: string): Promise<void> {
   if (writesBefore && writesAfter) {
     const syncs = writesAfter.syncWrites - writesBefore.syncWrites
     const drained = after.counters.received - before.counters.received - after.queue.unprocessed - after.queue.inflight
-    line('  group commit', `${fmt.int(syncs / r.seconds)} fsync'd batches/s, ${((after.counters.received - before.counters.received) / Math.max(1, syncs)).toFixed(0)} events per fsync; workers drained ${fmt.int(drained / r.seconds)} events/s meanwhile`)
+    line(
+      '  group commit',
+      `${fmt.int(syncs / r.seconds)} fsync'd batches/s, ${((after.counters.received - before.counters.received) / Math.max(1, syncs)).toFixed(0)} events per fsync; workers drained ${fmt.int(drained / r.seconds)} events/s meanwhile`,
+    )
   }
 
   const seqAfter = await rawLevel(cleanup, join(root, 'raw-1b'), 1, SECONDS)
   line(`raw LevelDB batch(${BATCH} puts, sync), 1 loop`, `${fmt.int(seqAfter)} events/s = ${fmt.int(seqAfter / BATCH)} batches/s (after)`)
   const seqRate = (seqBefore + seqAfter) / 2
   const concRate = await rawLevel(cleanup, join(root, `raw-${CONNECTIONS}`), CONNECTIONS, SECONDS)
-  line(`raw LevelDB batch(${BATCH} puts, sync), ${CONNECTIONS} loops`, `${fmt.int(concRate)} events/s = ${fmt.int(concRate / BATCH)} batches/s`)
+  line(
+    `raw LevelDB batch(${BATCH} puts, sync), ${CONNECTIONS} loops`,
+    `${fmt.int(concRate)} events/s = ${fmt.int(concRate / BATCH)} batches/s`,
+  )
   const share = nodeRate / seqRate
-  line('  node / raw (1 loop, mean of both)', `${fmt.ratio(share)} (vs before ${fmt.ratio(nodeRate / seqBefore)}, vs after ${fmt.ratio(nodeRate / seqAfter)})   aim >= ${AIM.batchShare}: ${share >= AIM.batchShare ? 'MET' : 'MISSED'}`)
+  line(
+    '  node / raw (1 loop, mean of both)',
+    `${fmt.ratio(share)} (vs before ${fmt.ratio(nodeRate / seqBefore)}, vs after ${fmt.ratio(nodeRate / seqAfter)})   aim >= ${AIM.batchShare}: ${share >= AIM.batchShare ? 'MET' : 'MISSED'}`,
+  )
   line(`  node / raw (${CONNECTIONS} loops)`, fmt.ratio(nodeRate / concRate))
   summary.batch = {
-    node: figures(r, BATCH), rawOneLoopEventsPerSec: Math.round(seqRate), rawOneLoopBefore: Math.round(seqBefore), rawOneLoopAfter: Math.round(seqAfter), rawConcurrentEventsPerSec: Math.round(concRate),
-    share: Number(share.toFixed(3)), shareConcurrent: Number((nodeRate / concRate).toFixed(3)), shareMet: share >= AIM.batchShare,
+    node: figures(r, BATCH),
+    rawOneLoopEventsPerSec: Math.round(seqRate),
+    rawOneLoopBefore: Math.round(seqBefore),
+    rawOneLoopAfter: Math.round(seqAfter),
+    rawConcurrentEventsPerSec: Math.round(concRate),
+    share: Number(share.toFixed(3)),
+    shareConcurrent: Number((nodeRate / concRate).toFixed(3)),
+    shareMet: share >= AIM.batchShare,
   }
 }
 
@@ -250,7 +317,13 @@ async function measureRecovery(cleanup: Cleanup, root: string): Promise<void> {
   const closeWriter = cleanup.add('close the backlog writer', () => writer.close()).now
   const started = performance.now()
   for (let i = 0; i < BACKLOG; i += 1000) {
-    const records: EventRecord[] = Array.from({ length: Math.min(1000, BACKLOG - i) }, () => ({ id: uuidv7(), origin: 'bench', receivedAt: Date.now(), hops: 0, data: event }))
+    const records: EventRecord[] = Array.from({ length: Math.min(1000, BACKLOG - i) }, () => ({
+      id: uuidv7(),
+      origin: 'bench',
+      receivedAt: Date.now(),
+      hops: 0,
+      data: event,
+    }))
     await writer.enqueue(records)
   }
   const writeMs = performance.now() - started
@@ -264,22 +337,35 @@ async function measureRecovery(cleanup: Cleanup, root: string): Promise<void> {
   const report = await reader.open()
   const openMs = performance.now() - openStarted
   await reader.close()
-  line('DurableQueue.open() on the backlog', `${fmt.ms(openMs)} (recovery report ${fmt.ms(report.durationMs)}: ${fmt.int(report.unprocessed)} unprocessed, ${report.requeued} requeued)   aim < ${AIM.recoveryMs} ms: ${openMs < AIM.recoveryMs ? 'MET' : 'MISSED'}`)
+  line(
+    'DurableQueue.open() on the backlog',
+    `${fmt.ms(openMs)} (recovery report ${fmt.ms(report.durationMs)}: ${fmt.int(report.unprocessed)} unprocessed, ${report.requeued} requeued)   aim < ${AIM.recoveryMs} ms: ${openMs < AIM.recoveryMs ? 'MET' : 'MISSED'}`,
+  )
 
   const nodeStarted = performance.now()
   const { url, stop } = await startNode(cleanup, { id: 'bench-recovery', dataDir, queue: { sync: 'batch' } })
   const startMs = performance.now() - nodeStarted
   const ready = (await fetch(`${url}/readyz`)).status
   await stop()
-  line('node start() until ready on the backlog', `${fmt.ms(startMs)} (/readyz ${ready})   aim < ${AIM.recoveryMs} ms: ${startMs < AIM.recoveryMs ? 'MET' : 'MISSED'}`)
+  line(
+    'node start() until ready on the backlog',
+    `${fmt.ms(startMs)} (/readyz ${ready})   aim < ${AIM.recoveryMs} ms: ${startMs < AIM.recoveryMs ? 'MET' : 'MISSED'}`,
+  )
   summary.recovery = {
-    backlog: BACKLOG, openMs: Math.round(openMs), reportMs: Math.round(report.durationMs), nodeStartMs: Math.round(startMs),
-    unprocessed: report.unprocessed, requeued: report.requeued, met: openMs < AIM.recoveryMs && startMs < AIM.recoveryMs,
+    backlog: BACKLOG,
+    openMs: Math.round(openMs),
+    reportMs: Math.round(report.durationMs),
+    nodeStartMs: Math.round(startMs),
+    unprocessed: report.unprocessed,
+    requeued: report.requeued,
+    met: openMs < AIM.recoveryMs && startMs < AIM.recoveryMs,
   }
 }
 
 async function measureE2e(cleanup: Cleanup, root: string): Promise<void> {
-  process.stdout.write(`\n== end to end: ${fmt.int(E2E_EVENTS)} events POSTed in batches of ${BATCH} (10 connections), 4 workers, file output\n`)
+  process.stdout.write(
+    `\n== end to end: ${fmt.int(E2E_EVENTS)} events POSTed in batches of ${BATCH} (10 connections), 4 workers, file output\n`,
+  )
   const out: Record<string, unknown> = {}
   const cases = [
     { name: 'filter + map + file', steps: [{ filter: 'celsius > 30' }, { map: '$merge([$, {"fahrenheit": celsius * 9 / 5 + 32}])' }] },
@@ -293,7 +379,10 @@ async function measureE2e(cleanup: Cleanup, root: string): Promise<void> {
     const dataDir = join(root, `e2e-${i}`)
     const outFile = join(dataDir, 'out', 'bench.jsonl')
     const { url, stop } = await startNode(cleanup, {
-      id: `bench-e2e-${i}`, dataDir, queue: { sync: 'batch' }, workers: 4,
+      id: `bench-e2e-${i}`,
+      dataDir,
+      queue: { sync: 'batch' },
+      workers: 4,
       pipelines: { bench: { steps: c.steps, outputs: c.outputs === false ? [] : [{ file: { path: outFile } }] } },
     })
     const started = performance.now()
@@ -311,9 +400,24 @@ async function measureE2e(cleanup: Cleanup, root: string): Promise<void> {
     await stop()
     const lines = c.outputs === false ? 0 : (await readFile(outFile, 'utf8')).split('\n').length - 1
     const rate = done / (doneMs / 1000)
-    line(`e2e ${c.name}`, `${fmt.int(rate)} processed events/s (${fmt.int(done)} in ${fmt.ms(doneMs)}; ${fmt.int(lines)} output lines${r.ok === requests ? '' : `; only ${r.ok}/${requests} POSTs 2xx`})`)
-    line('  ingest / processing after it', `ingest done at ${fmt.ms(ingestedMs)} with ${fmt.int(doneAtIngest)} processed (${fmt.int(doneAtIngest / (ingestedMs / 1000))}/s meanwhile); ${done > doneAtIngest ? `then ${fmt.int(tailRate)} events/s` : 'nothing left after it'}`)
-    out[c.name] = { eventsPerSec: Math.round(rate), events: done, expected: total, ms: Math.round(doneMs), ingestMs: Math.round(ingestedMs), processedDuringIngest: doneAtIngest, tailEventsPerSec: Math.round(tailRate), outputLines: lines }
+    line(
+      `e2e ${c.name}`,
+      `${fmt.int(rate)} processed events/s (${fmt.int(done)} in ${fmt.ms(doneMs)}; ${fmt.int(lines)} output lines${r.ok === requests ? '' : `; only ${r.ok}/${requests} POSTs 2xx`})`,
+    )
+    line(
+      '  ingest / processing after it',
+      `ingest done at ${fmt.ms(ingestedMs)} with ${fmt.int(doneAtIngest)} processed (${fmt.int(doneAtIngest / (ingestedMs / 1000))}/s meanwhile); ${done > doneAtIngest ? `then ${fmt.int(tailRate)} events/s` : 'nothing left after it'}`,
+    )
+    out[c.name] = {
+      eventsPerSec: Math.round(rate),
+      events: done,
+      expected: total,
+      ms: Math.round(doneMs),
+      ingestMs: Math.round(ingestedMs),
+      processedDuringIngest: doneAtIngest,
+      tailEventsPerSec: Math.round(tailRate),
+      outputLines: lines,
+    }
   }
   summary.e2e = out
 }
@@ -373,7 +477,9 @@ async function main(): Promise<void> {
   process.on('SIGTERM', onSignal)
   try {
     const root = await makeTempRoot(cleanup)
-    process.stdout.write(`binge ingest benchmark: node ${process.version}, ${cpus().length} cpus, ${SECONDS} s runs (warm-up ${WARMUP} s), ${CONNECTIONS} connections, ${summary.eventBytes} B events, data in ${root}\n`)
+    process.stdout.write(
+      `binge ingest benchmark: node ${process.version}, ${cpus().length} cpus, ${SECONDS} s runs (warm-up ${WARMUP} s), ${CONNECTIONS} connections, ${summary.eventBytes} B events, data in ${root}\n`,
+    )
     let noopRate: number | undefined
     if (ONLY.has('http')) noopRate = await measureHttp(cleanup, root)
     if (ONLY.has('modes')) await measureModes(cleanup, root, noopRate)
@@ -381,7 +487,7 @@ async function main(): Promise<void> {
     if (ONLY.has('recovery')) await measureRecovery(cleanup, root)
     if (ONLY.has('e2e')) await measureE2e(cleanup, root)
     if (ONLY.has('rss')) await measureRss(cleanup, root)
-    process.stdout.write('\n' + JSON.stringify(summary) + '\n')
+    process.stdout.write(`\n${JSON.stringify(summary)}\n`)
   } catch (err) {
     process.stderr.write(`benchmark failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`)
     process.exitCode = 1

@@ -91,29 +91,42 @@ async function webhook(cleanup: Cleanup, delayMs: number): Promise<{ url: string
 async function postAll(c: Child, total: number, batch = 500, clients = 4): Promise<void> {
   const body = JSON.stringify(Array.from({ length: batch }, (_, i) => eventOfSize(1024, { i })))
   let sent = 0
-  await Promise.all(Array.from({ length: clients }, async () => {
-    while (sent < total) {
-      sent += batch
-      const res = await fetch(`${c.url}/events`, { method: 'POST', headers: { 'content-type': 'application/json' }, body })
-      await res.body?.cancel()
-      if (res.status !== 202) throw new Error(`POST answered ${res.status}`)
-    }
-  }))
+  await Promise.all(
+    Array.from({ length: clients }, async () => {
+      while (sent < total) {
+        sent += batch
+        const res = await fetch(`${c.url}/events`, { method: 'POST', headers: { 'content-type': 'application/json' }, body })
+        await res.body?.cancel()
+        if (res.status !== 202) throw new Error(`POST answered ${res.status}`)
+      }
+    }),
+  )
 }
 
 async function handoffRate(root: string, batchSize: number, total: number): Promise<number> {
   const cleanup = new Cleanup()
   try {
     const stalled = await webhook(cleanup, -1)
-    const mesh = (extra = '') => `mesh: { listen: /ip4/127.0.0.1/tcp/0, gossipInterval: 250ms, handoffBatch: ${batchSize}, handoffConcurrency: ${CONCURRENCY}${extra} }`
-    const a = await startChild(cleanup, join(root, `h${batchSize}`), 'a', `queue: { highWaterMark: 1, lowWaterMark: 0, maxEvents: 1000000, maxBytes: 4GiB }\nworkers: 1\n${mesh()}\npipelines:\n  p: { outputs: [ { http: { url: '${stalled.url}', timeout: 10m } } ] }\n`)
+    const mesh = (extra = '') =>
+      `mesh: { listen: /ip4/127.0.0.1/tcp/0, gossipInterval: 250ms, handoffBatch: ${batchSize}, handoffConcurrency: ${CONCURRENCY}${extra} }`
+    const a = await startChild(
+      cleanup,
+      join(root, `h${batchSize}`),
+      'a',
+      `queue: { highWaterMark: 1, lowWaterMark: 0, maxEvents: 1000000, maxBytes: 4GiB }\nworkers: 1\n${mesh()}\npipelines:\n  p: { outputs: [ { http: { url: '${stalled.url}', timeout: 10m } } ] }\n`,
+    )
     await postAll(a, total)
     const before = await stats(a)
     const movable = before.queue.unprocessed
     // B runs the same pipeline (overflow goes only to peers that do), its output stalled
     // too and its marks above the total: this measures moving events from A's disk to
     // B's, not B's processing, and B never refuses.
-    const b = await startChild(cleanup, join(root, `h${batchSize}`), 'b', `queue: { highWaterMark: 2000000, lowWaterMark: 1000000, maxEvents: 3000000, maxBytes: 8GiB }\nworkers: 1\n${mesh(`, bootstrap: ['${a.addr}']`)}\npipelines:\n  p: { outputs: [ { http: { url: '${stalled.url}', timeout: 10m } } ] }\n`)
+    const b = await startChild(
+      cleanup,
+      join(root, `h${batchSize}`),
+      'b',
+      `queue: { highWaterMark: 2000000, lowWaterMark: 1000000, maxEvents: 3000000, maxBytes: 8GiB }\nworkers: 1\n${mesh(`, bootstrap: ['${a.addr}']`)}\npipelines:\n  p: { outputs: [ { http: { url: '${stalled.url}', timeout: 10m } } ] }\n`,
+    )
     await waitUntil('A to see B', async () => (await stats(a)).peers.some((p) => p.node === b.id), 60_000, 20)
     const t0 = performance.now()
     await waitUntil('A to hand off its backlog', async () => (await stats(a)).counters.handedOff >= movable, 600_000, 50)
@@ -132,15 +145,32 @@ async function processingRate(root: string, nodes: number, total: number): Promi
     const children: Child[] = []
     for (let i = 0; i < nodes; i++) {
       const bootstrap = i === 0 ? '' : `, bootstrap: ['${children[0]!.addr}']`
-      children.push(await startChild(cleanup, join(root, `p${nodes}`), `n${i}`, `${queue}${pipeline}mesh: { listen: /ip4/127.0.0.1/tcp/0, gossipInterval: 250ms${bootstrap} }\n`))
+      children.push(
+        await startChild(
+          cleanup,
+          join(root, `p${nodes}`),
+          `n${i}`,
+          `${queue}${pipeline}mesh: { listen: /ip4/127.0.0.1/tcp/0, gossipInterval: 250ms${bootstrap} }\n`,
+        ),
+      )
     }
-    if (nodes > 1) await waitUntil('the mesh to form', async () => (await stats(children[0]!)).peers.filter((p) => p.connected).length === nodes - 1, 30_000)
+    if (nodes > 1)
+      await waitUntil(
+        'the mesh to form',
+        async () => (await stats(children[0]!)).peers.filter((p) => p.connected).length === nodes - 1,
+        30_000,
+      )
     const t0 = performance.now()
     await postAll(children[0]!, total)
-    await waitUntil('every event processed', async () => {
-      const all = await Promise.all(children.map(stats))
-      return all.reduce((n, s) => n + s.counters.processed, 0) >= total
-    }, 600_000, 100)
+    await waitUntil(
+      'every event processed',
+      async () => {
+        const all = await Promise.all(children.map(stats))
+        return all.reduce((n, s) => n + s.counters.processed, 0) >= total
+      },
+      600_000,
+      100,
+    )
     return total / ((performance.now() - t0) / 1000)
   } finally {
     await cleanup.runAll()
@@ -154,7 +184,14 @@ async function gossipAndRss(root: string): Promise<{ latencies: number[]; rss: n
     const children: Child[] = []
     for (let i = 0; i < 3; i++) {
       const bootstrap = i === 0 ? '' : `, bootstrap: ['${children[0]!.addr}']`
-      children.push(await startChild(cleanup, join(root, 'g'), `g${i}`, `workers: 1\npipelines:\n  p: { outputs: [ { http: { url: '${stalled.url}', timeout: 10m } } ] }\nmesh: { listen: /ip4/127.0.0.1/tcp/0, gossipInterval: 1s${bootstrap} }\n`))
+      children.push(
+        await startChild(
+          cleanup,
+          join(root, 'g'),
+          `g${i}`,
+          `workers: 1\npipelines:\n  p: { outputs: [ { http: { url: '${stalled.url}', timeout: 10m } } ] }\nmesh: { listen: /ip4/127.0.0.1/tcp/0, gossipInterval: 1s${bootstrap} }\n`,
+        ),
+      )
     }
     const [a, b] = children as [Child, Child]
     await waitUntil('the mesh to form', async () => (await stats(b)).peers.filter((p) => p.connected).length === 2, 30_000)
@@ -187,7 +224,7 @@ async function main(): Promise<void> {
     if (ONLY.has('handoff')) await handoffSection(root, total, summary)
     if (ONLY.has('processing')) await processingSection(root, summary)
     if (ONLY.has('gossip')) await gossipSection(root, summary)
-    process.stdout.write(JSON.stringify(summary) + '\n')
+    process.stdout.write(`${JSON.stringify(summary)}\n`)
   } finally {
     await cleanup.runAll()
   }
@@ -204,7 +241,9 @@ async function handoffSection(root: string, total: number, summary: Record<strin
 
 async function processingSection(root: string, summary: Record<string, unknown>): Promise<void> {
   const events = envInt('BENCH_MESH_EVENTS', 20_000)
-  process.stdout.write(`\n== processing with a slow output (webhook answers after 40 ms; 1 worker per node), ${fmt.int(events)} events POSTed to one node\n`)
+  process.stdout.write(
+    `\n== processing with a slow output (webhook answers after 40 ms; 1 worker per node), ${fmt.int(events)} events POSTed to one node\n`,
+  )
   const one = await processingRate(root, 1, events)
   line('one node', `${fmt.int(one)} events/s`)
   const three = await processingRate(root, 3, events)
@@ -218,7 +257,7 @@ async function gossipSection(root: string, summary: Record<string, unknown>): Pr
   const { latencies, rss } = await gossipAndRss(root)
   latencies.sort((x, y) => x - y)
   line('load change seen by a peer', `median ${fmt.ms(latencies[2]!)}, max ${fmt.ms(latencies[4]!)} (includes up to one interval)`)
-  line('idle RSS per node', rss.map((r) => fmt.mib(r)).join(', ') + '   (aim < 100 MiB)')
+  line('idle RSS per node', `${rss.map((r) => fmt.mib(r)).join(', ')}   (aim < 100 MiB)`)
   Object.assign(summary, { gossipMedianMs: Math.round(latencies[2]!), rssMiB: rss.map((r) => Number((r / 2 ** 20).toFixed(1))) })
 }
 

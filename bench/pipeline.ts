@@ -53,7 +53,10 @@ async function writeBacklog(dir: string): Promise<void> {
   try {
     for (let i = 0; i < EVENTS; i += 1000) {
       const records: EventRecord[] = Array.from({ length: Math.min(1000, EVENTS - i) }, (_, k) => ({
-        id: `bench-${i + k}`, origin: 'bench', receivedAt: Date.now(), hops: 0,
+        id: `bench-${i + k}`,
+        origin: 'bench',
+        receivedAt: Date.now(),
+        hops: 0,
         data: eventOfSize(256, { room: `room-${(i + k) % 100}`, celsius: 20 + ((i + k) % 30) }),
       }))
       await queue.enqueue(records)
@@ -74,7 +77,10 @@ async function round(cleanup: Cleanup, root: string, variant: Variant, index: nu
   const outFile = join(dataDir, 'out', 'bench.jsonl')
   await writeBacklog(join(dataDir, 'queue'))
   const { node, stop } = await startNode(cleanup, {
-    id: `bench-pipeline-${index}`, dataDir, queue: { sync: 'batch' }, workers: WORKERS,
+    id: `bench-pipeline-${index}`,
+    dataDir,
+    queue: { sync: 'batch' },
+    workers: WORKERS,
     pipelines: { bench: variant.pipeline(outFile) },
   })
   const finished = () => {
@@ -100,13 +106,18 @@ async function main(): Promise<void> {
   process.once('SIGINT', () => void cleanup.runAll().then(() => process.exit(130)))
   try {
     const root = await makeTempRoot(cleanup)
-    process.stdout.write(`== pipeline throughput: a backlog of ${fmt.int(EVENTS)} x 256 B events, ${WORKERS} workers, durable queue (sync batch), ${ROUNDS} rounds, ${cpus().length} CPUs\n`)
+    process.stdout.write(
+      `== pipeline throughput: a backlog of ${fmt.int(EVENTS)} x 256 B events, ${WORKERS} workers, durable queue (sync batch), ${ROUNDS} rounds, ${cpus().length} CPUs\n`,
+    )
     const results = new Map<string, RoundResult[]>(variants.map((v) => [v.name, []]))
     for (let r = 0; r < ROUNDS; r++) {
       for (const [i, v] of variants.entries()) {
         const result = await round(cleanup, root, v, r * variants.length + i)
         results.get(v.name)!.push(result)
-        line(`round ${r + 1}: ${v.name}`, `${fmt.int(result.eventsPerSec)} events/s (${fmt.ms(result.ms)}${result.outputLines ? `; ${fmt.int(result.outputLines)} output lines` : ''})`)
+        line(
+          `round ${r + 1}: ${v.name}`,
+          `${fmt.int(result.eventsPerSec)} events/s (${fmt.ms(result.ms)}${result.outputLines ? `; ${fmt.int(result.outputLines)} output lines` : ''})`,
+        )
       }
     }
     const empty = median(results.get('empty pipeline')!.map((r) => r.eventsPerSec))
@@ -116,15 +127,27 @@ async function main(): Promise<void> {
     process.stdout.write('\n')
     line('empty pipeline (median)', `${fmt.int(empty)} events/s`)
     line('filter + map + file (median)', `${fmt.int(full)} events/s`)
-    line('ratio / cost of the pipeline', `${fmt.ratio(ratio)} / ${(cost * 100).toFixed(0)}%   aim: cost < ${AIM_COST * 100}%: ${cost < AIM_COST ? 'MET' : 'MISSED'}`)
+    line(
+      'ratio / cost of the pipeline',
+      `${fmt.ratio(ratio)} / ${(cost * 100).toFixed(0)}%   aim: cost < ${AIM_COST * 100}%: ${cost < AIM_COST ? 'MET' : 'MISSED'}`,
+    )
     const lines = results.get('filter + map + file')!.map((r) => r.outputLines)
     if (lines.some((n) => n !== EVENTS)) throw new Error(`expected ${EVENTS} output lines per round, got ${lines.join(', ')}`)
-    process.stdout.write(JSON.stringify({
-      bench: 'pipeline', events: EVENTS, workers: WORKERS, rounds: ROUNDS, cpus: cpus().length,
-      emptyEventsPerSec: Math.round(empty), pipelineEventsPerSec: Math.round(full), ratio: Number(ratio.toFixed(3)),
-      cost: Number(cost.toFixed(3)), met: cost < AIM_COST,
-      runs: Object.fromEntries([...results].map(([k, v]) => [k, v.map((r) => Math.round(r.eventsPerSec))])),
-    }) + '\n')
+    process.stdout.write(
+      `${JSON.stringify({
+        bench: 'pipeline',
+        events: EVENTS,
+        workers: WORKERS,
+        rounds: ROUNDS,
+        cpus: cpus().length,
+        emptyEventsPerSec: Math.round(empty),
+        pipelineEventsPerSec: Math.round(full),
+        ratio: Number(ratio.toFixed(3)),
+        cost: Number(cost.toFixed(3)),
+        met: cost < AIM_COST,
+        runs: Object.fromEntries([...results].map(([k, v]) => [k, v.map((r) => Math.round(r.eventsPerSec))])),
+      })}\n`,
+    )
   } finally {
     await cleanup.runAll()
   }

@@ -55,7 +55,11 @@ async function rawLeveldb(): Promise<number> {
   try {
     // Chained, as the queue writes (write-batch.ts): the fastest way LevelDB takes a batch.
     return await rate(BATCH, () =>
-      writeBatch(db, events(BATCH).map((e) => ({ type: 'put' as const, key: `u!${String(seq++).padStart(16, '0')}`, value: JSON.stringify(e) })), true),
+      writeBatch(
+        db,
+        events(BATCH).map((e) => ({ type: 'put' as const, key: `u!${String(seq++).padStart(16, '0')}`, value: JSON.stringify(e) })),
+        true,
+      ),
     )
   } finally {
     await db.close()

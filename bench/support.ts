@@ -83,15 +83,19 @@ export interface RunningNode {
 
 /** The config text of a bench node: JSON is YAML, so no quoting to get wrong. */
 export function nodeConfigText(setup: Omit<NodeSetup, 'extendApp'>, logLevel = 'silent'): string {
-  return JSON.stringify({
-    node: { id: setup.id, dataDir: setup.dataDir },
-    http: { listen: '127.0.0.1:0', maxBodyBytes: '4MiB' },
-    // Caps far above what a run writes: the benchmark measures ingest, not 429s.
-    queue: { maxEvents: 50_000_000, highWaterMark: 40_000_000, lowWaterMark: 30_000_000, maxBytes: '200GiB', ...setup.queue },
-    workers: setup.workers ?? 4,
-    log: { level: logLevel },
-    pipelines: setup.pipelines ?? {},
-  }, null, 2)
+  return JSON.stringify(
+    {
+      node: { id: setup.id, dataDir: setup.dataDir },
+      http: { listen: '127.0.0.1:0', maxBodyBytes: '4MiB' },
+      // Caps far above what a run writes: the benchmark measures ingest, not 429s.
+      queue: { maxEvents: 50_000_000, highWaterMark: 40_000_000, lowWaterMark: 30_000_000, maxBytes: '200GiB', ...setup.queue },
+      workers: setup.workers ?? 4,
+      log: { level: logLevel },
+      pipelines: setup.pipelines ?? {},
+    },
+    null,
+    2,
+  )
 }
 
 export async function startNode(cleanup: Cleanup, setup: NodeSetup): Promise<RunningNode> {

@@ -24,11 +24,15 @@ const perMesh = Number(process.env.BINGE_CHAOS_MESH_EVERY ?? 25)
 // Every kind in turn; a 10 s SIGSTOP every tenth round, of a receiver and of the sender in turn.
 const cycle = ['receiver-kill', 'sender-kill', 'receiver-kill-pinned', 'sender-kill-pinned']
 const only = process.env.BINGE_CHAOS_KINDS?.split(',').filter(Boolean)
-const kindOf = (i) => only ? only[i % only.length] : i % 10 === 9 ? (i % 20 === 9 ? 'receiver-stop' : 'sender-stop') : cycle[i % cycle.length]
+const kindOf = (i) =>
+  only ? only[i % only.length] : i % 10 === 9 ? (i % 20 === 9 ? 'receiver-stop' : 'sender-stop') : cycle[i % cycle.length]
 
 const root = fileURLToPath(new URL('..', import.meta.url))
 const vite = await createServer({
-  root, configFile: false, logLevel: 'error', appType: 'custom',
+  root,
+  configFile: false,
+  logLevel: 'error',
+  appType: 'custom',
   server: { middlewareMode: true, hmr: false, ws: false },
   optimizeDeps: { noDiscovery: true, include: [] },
 })
@@ -47,7 +51,17 @@ process.once('SIGINT', () => void cleanup().then(() => process.exit(130)))
 
 const started = Date.now()
 let current = 0
-const totals = { rounds: 0, acked: 0, lost: 0, handoffDuplicates: 0, unexplained: 0, reoutputs: 0, unknownOutcomes: 0, alreadyHeld: 0, pendingAtKill: 0 }
+const totals = {
+  rounds: 0,
+  acked: 0,
+  lost: 0,
+  handoffDuplicates: 0,
+  unexplained: 0,
+  reoutputs: 0,
+  unknownOutcomes: 0,
+  alreadyHeld: 0,
+  pendingAtKill: 0,
+}
 try {
   for (let i = 0; i < rounds; i++) {
     current = i + 1
@@ -60,7 +74,10 @@ try {
       }
       mesh = await FaultMesh.start({
         sender: { id: 'a', workers: 2 },
-        receivers: [{ id: 'b', workers: 2 }, { id: 'c', workers: 2 }],
+        receivers: [
+          { id: 'b', workers: 2 },
+          { id: 'c', workers: 2 },
+        ],
         prefix: `m${i}-`,
         log: (line) => console.log(`[${current}/${rounds}] ${line}`),
       })
@@ -75,7 +92,9 @@ try {
     totals.pendingAtKill += r.pendingAtKill ?? 0
     if (!r.ok) {
       failed = true
-      console.error(`round ${r.round} FAILED: ${JSON.stringify({ lost: r.check.lost.slice(0, 20), handoffDuplicates: r.check.handoffDuplicates.slice(0, 20), unexplained: r.check.unexplained.slice(0, 20), overBound: r.check.overBound, phantoms: r.check.phantoms.slice(0, 20) })}`)
+      console.error(
+        `round ${r.round} FAILED: ${JSON.stringify({ lost: r.check.lost.slice(0, 20), handoffDuplicates: r.check.handoffDuplicates.slice(0, 20), unexplained: r.check.unexplained.slice(0, 20), overBound: r.check.overBound, phantoms: r.check.phantoms.slice(0, 20) })}`,
+      )
       break
     }
   }
@@ -92,7 +111,9 @@ try {
   await cleanup()
   await vite.close()
 }
-console.log(`${failed ? 'FAILED' : 'ok'}: ${totals.rounds} rounds in ${((Date.now() - started) / 1000).toFixed(0)} s; acked ${totals.acked}, lost ${totals.lost}, ` +
-  `handoff duplicates ${totals.handoffDuplicates}, unexplained same-node duplicates ${totals.unexplained}, re-outputs after kills ${totals.reoutputs}; ` +
-  `sender saw ${totals.unknownOutcomes} unknown outcomes, ${totals.alreadyHeld} resends already held, ${totals.pendingAtKill} batches on disk at sender kills`)
+console.log(
+  `${failed ? 'FAILED' : 'ok'}: ${totals.rounds} rounds in ${((Date.now() - started) / 1000).toFixed(0)} s; acked ${totals.acked}, lost ${totals.lost}, ` +
+    `handoff duplicates ${totals.handoffDuplicates}, unexplained same-node duplicates ${totals.unexplained}, re-outputs after kills ${totals.reoutputs}; ` +
+    `sender saw ${totals.unknownOutcomes} unknown outcomes, ${totals.alreadyHeld} resends already held, ${totals.pendingAtKill} batches on disk at sender kills`,
+)
 process.exit(failed ? 1 : 0)

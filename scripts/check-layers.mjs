@@ -53,7 +53,10 @@ export function layerCycles(graph = layerGraph()) {
     for (const [next, edge] of graph.get(node) ?? []) {
       const step = [...path, `${node} -> ${next} (${edge})`]
       if (next === start) {
-        const key = [...step].map((s) => s.split(' ')[0]).sort().join(',')
+        const key = [...step]
+          .map((s) => s.split(' ')[0])
+          .sort()
+          .join(',')
         if (!cycles.has(key)) cycles.set(key, step)
       } else if (!seen.has(next)) {
         visit(start, next, step, new Set([...seen, next]))

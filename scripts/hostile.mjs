@@ -35,7 +35,7 @@ const { loadTopic } = await import(join(root, 'dist/src/mesh/announcement.js'))
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
 const tmp = mkdtempSync(join(tmpdir(), 'binge-hostile-'))
-const token = 'hostile-token-' + Math.random().toString(36).slice(2)
+const token = `hostile-token-${Math.random().toString(36).slice(2)}`
 const psk = 'a'.repeat(16) + Math.random().toString(16).slice(2).padEnd(48, '0').slice(0, 48)
 const outFile = join(tmp, 'out', 'all.jsonl')
 const maxBodyBytes = 1024 * 1024
@@ -74,7 +74,11 @@ child.stderr.on('data', (s) => {
   while ((i = stderrBuf.indexOf('\n')) >= 0) {
     const line = stderrBuf.slice(0, i)
     stderrBuf = stderrBuf.slice(i + 1)
-    try { logLines.push(JSON.parse(line)) } catch { logLines.push({ msg: line }) }
+    try {
+      logLines.push(JSON.parse(line))
+    } catch {
+      logLines.push({ msg: line })
+    }
   }
 })
 let stopping = false
@@ -88,10 +92,16 @@ const stopNode = async () => {
   return exitedP
 }
 const cleanup = () => {
-  if (!exited) try { child.kill('SIGKILL') } catch {}
+  if (!exited)
+    try {
+      child.kill('SIGKILL')
+    } catch {}
   if (process.env.BINGE_KEEP_TMP !== '1') rmSync(tmp, { recursive: true, force: true })
 }
-process.once('SIGINT', () => { cleanup(); process.exit(130) })
+process.once('SIGINT', () => {
+  cleanup()
+  process.exit(130)
+})
 
 async function waitFor(what, fn, timeoutMs) {
   const deadline = Date.now() + timeoutMs
@@ -159,7 +169,10 @@ function raw(parts, timeoutMs = 20_000) {
         finish()
       }
     }
-    socket.on('data', (d) => { buf = Buffer.concat([buf, d]); complete() })
+    socket.on('data', (d) => {
+      buf = Buffer.concat([buf, d])
+      complete()
+    })
     socket.on('end', () => finish('CLOSED'))
     socket.on('close', () => finish('CLOSED'))
     socket.on('error', (err) => finish(`ERR:${err.code ?? err.message}`))
@@ -180,12 +193,20 @@ function build(method, path, { body, headers = {}, auth = true, type = 'applicat
   if (type !== null && body !== undefined) h['Content-Type'] = type
   if (body !== undefined) h['Content-Length'] = String(Buffer.byteLength(body))
   Object.assign(h, headers)
-  const lines = Object.entries(h).filter(([, v]) => v !== null).map(([k, v]) => `${k}: ${v}`)
+  const lines = Object.entries(h)
+    .filter(([, v]) => v !== null)
+    .map(([k, v]) => `${k}: ${v}`)
   const headBytes = Buffer.from(`${method} ${path} HTTP/1.1\r\n${lines.join('\r\n')}\r\n\r\n`, 'latin1')
   return body === undefined ? [headBytes] : [headBytes, Buffer.isBuffer(body) ? body : Buffer.from(body, 'utf8')]
 }
 const http = (method, path, opts) => raw(build(method, path, opts))
-const json = (r) => { try { return JSON.parse(r.body) } catch { return undefined } }
+const json = (r) => {
+  try {
+    return JSON.parse(r.body)
+  } catch {
+    return undefined
+  }
+}
 const stats = async () => json(await http('GET', '/stats', { auth: false }))
 
 // ---------------------------------------------------------------- the cases
@@ -223,7 +244,16 @@ async function hcase(name, expect, send, { accepted = 0, check } = {}) {
   else refusedMarkers.push(m)
   const body = json(r)
   const note = body?.code ?? (body?.error ? String(body.error).slice(0, 40) : r.ms !== undefined && r.ms > 1000 ? `${r.ms} ms` : '')
-  results.push({ id: m, name, expected: typeof expect === 'function' ? expect.label ?? 'see check' : String(expect), actual: String(r.status), delta, note: extra === true ? note : `${note} ${extra}`.trim(), ok: statusOk && countOk && extra === true, accepted })
+  results.push({
+    id: m,
+    name,
+    expected: typeof expect === 'function' ? (expect.label ?? 'see check') : String(expect),
+    actual: String(r.status),
+    delta,
+    note: extra === true ? note : `${note} ${extra}`.trim(),
+    ok: statusOk && countOk && extra === true,
+    accepted,
+  })
   return r
 }
 const is = (status, label) => Object.assign((r) => r.status === status, { label: label ?? String(status) })
@@ -239,7 +269,9 @@ async function httpCases() {
   await hcase('bad JSON: two objects, line 2', codeIs(400, B), (m) => post(`{"case":"${m}"}\n{"case":"${m}"}`))
   await hcase('bad JSON: single quotes', codeIs(400, B), (m) => post(`{'case':'${m}'}`))
   await hcase('bad JSON: bad item 3 in array', codeIs(400, B), (m) => post(`[{"case":"${m}"},{"case":"${m}"},{"case":"${m}",]`))
-  await hcase('NDJSON: line 3 malformed (all or nothing)', codeIs(400, B), (m) => post(`{"case":"${m}"}\n{"case":"${m}"}\n{"case":`, { type: 'application/x-ndjson' }))
+  await hcase('NDJSON: line 3 malformed (all or nothing)', codeIs(400, B), (m) =>
+    post(`{"case":"${m}"}\n{"case":"${m}"}\n{"case":`, { type: 'application/x-ndjson' }),
+  )
   // Not events.
   await hcase('empty body', codeIs(400, B), () => post(''))
   await hcase('whitespace body', codeIs(400, B), () => post(' \n\t '))
@@ -252,7 +284,7 @@ async function httpCases() {
   await hcase('array of arrays', codeIs(400, B), (m) => post(`[[{"case":"${m}"}]]`))
   await hcase('NDJSON line 2 is an array', codeIs(400, B), (m) => post(`{"case":"${m}"}\n[1]\n`, { type: 'application/x-ndjson' }))
   // Depth.
-  const nest = (m, depth) => '{"a":'.repeat(depth - 1) + `{"case":"${m}"}` + '}'.repeat(depth - 1)
+  const nest = (m, depth) => `${'{"a":'.repeat(depth - 1)}{"case":"${m}"}${'}'.repeat(depth - 1)}`
   await hcase('nesting 65 deep', codeIs(400, B), (m) => post(nest(m, 65)))
   await hcase('nesting 65 deep in array item 1', codeIs(400, B), (m) => post(`[{"case":"${m}"},${nest(m, 65)}]`))
   await hcase('nesting 65 deep, arrays', codeIs(400, B), (m) => post(`{"case":"${m}","a":${'['.repeat(64)}1${']'.repeat(64)}}`))
@@ -264,20 +296,32 @@ async function httpCases() {
   await hcase('constructor top-level', codeIs(400, B), (m) => post(`{"case":"${m}","constructor":{"prototype":{"x":1}}}`))
   await hcase('constructor nested', codeIs(400, B), (m) => post(`{"case":"${m}","a":{"constructor":1}}`))
   await hcase('__proto__ in array item 2', codeIs(400, B), (m) => post(`[{"case":"${m}"},{"case":"${m}"},{"__proto__":1}]`))
-  await hcase('NDJSON: __proto__ on line 2', codeIs(400, B), (m) => post(`{"case":"${m}"}\n{"case":"${m}","__proto__":{}}\n`, { type: 'application/x-ndjson' }))
-  await hcase('NDJSON: nested constructor on line 3', codeIs(400, B), (m) => post(`{"case":"${m}"}\n{"case":"${m}"}\n{"a":{"constructor":{}}}`, { type: 'application/x-ndjson' }))
+  await hcase('NDJSON: __proto__ on line 2', codeIs(400, B), (m) =>
+    post(`{"case":"${m}"}\n{"case":"${m}","__proto__":{}}\n`, { type: 'application/x-ndjson' }),
+  )
+  await hcase('NDJSON: nested constructor on line 3', codeIs(400, B), (m) =>
+    post(`{"case":"${m}"}\n{"case":"${m}"}\n{"a":{"constructor":{}}}`, { type: 'application/x-ndjson' }),
+  )
   // Numbers.
   await hcase('number 1e400', codeIs(400, B), (m) => post(`{"case":"${m}","n":1e400}`))
   await hcase('number -1e400 in a nested array', codeIs(400, B), (m) => post(`{"case":"${m}","a":[1,[2,-1e400]]}`))
   // Size and count.
-  const pad = (m, total) => { const h = `{"case":"${m}","pad":"`; return h + 'x'.repeat(total - h.length - 2) + '"}' }
+  const pad = (m, total) => {
+    const h = `{"case":"${m}","pad":"`
+    return `${h + 'x'.repeat(total - h.length - 2)}"}`
+  }
   // The node answers 413 from the declared length alone and closes: the pause lets the
   // answer arrive before the body is written into a closed socket (EPIPE).
-  await hcase('body maxBodyBytes + 1', codeIs(413, 'BINGE_PAYLOAD_TOO_LARGE'), (m) => { const [h, b] = build('POST', '/events', { body: pad(m, maxBodyBytes + 1) }); return raw([h, 300, b]) })
-  await hcase('Content-Length 2 MiB, no body sent', codeIs(413, 'BINGE_PAYLOAD_TOO_LARGE'), () => http('POST', '/events', { headers: { 'Content-Length': String(2 * maxBodyBytes), 'Content-Type': 'application/json' } }))
+  await hcase('body maxBodyBytes + 1', codeIs(413, 'BINGE_PAYLOAD_TOO_LARGE'), (m) => {
+    const [h, b] = build('POST', '/events', { body: pad(m, maxBodyBytes + 1) })
+    return raw([h, 300, b])
+  })
+  await hcase('Content-Length 2 MiB, no body sent', codeIs(413, 'BINGE_PAYLOAD_TOO_LARGE'), () =>
+    http('POST', '/events', { headers: { 'Content-Length': String(2 * maxBodyBytes), 'Content-Type': 'application/json' } }),
+  )
   await hcase('chunked body over maxBodyBytes', codeIs(413, 'BINGE_PAYLOAD_TOO_LARGE'), (m) => {
     const body = Buffer.from(pad(m, maxBodyBytes + 1000))
-    const chunk = (b) => Buffer.concat([Buffer.from(b.length.toString(16) + '\r\n'), b, Buffer.from('\r\n')])
+    const chunk = (b) => Buffer.concat([Buffer.from(`${b.length.toString(16)}\r\n`), b, Buffer.from('\r\n')])
     const parts = build('POST', '/events', { headers: { 'Transfer-Encoding': 'chunked' } })
     for (let i = 0; i < body.length; i += 65536) parts.push(chunk(body.subarray(i, i + 65536)))
     parts.push('0\r\n\r\n')
@@ -285,30 +329,64 @@ async function httpCases() {
   })
   const tooMany = (r) => r.status === 413 && /maxEventsPerRequest/.test(json(r)?.error ?? '')
   tooMany.label = '413 maxEventsPerRequest'
-  await hcase('1 MiB of {} as an array', tooMany, () => post('[' + '{},'.repeat((maxBodyBytes - 2) / 3).slice(0, maxBodyBytes - 3) + '{}]'))
+  await hcase('1 MiB of {} as an array', tooMany, () => post(`[${'{},'.repeat((maxBodyBytes - 2) / 3).slice(0, maxBodyBytes - 3)}{}]`))
   await hcase('1 MiB of {} as NDJSON', tooMany, () => post('{}\n'.repeat(Math.floor(maxBodyBytes / 3)), { type: 'application/x-ndjson' }))
   // Content type and token.
-  await hcase('Content-Type text/plain', codeIs(415, 'BINGE_UNSUPPORTED_MEDIA_TYPE'), (m) => post(`{"case":"${m}"}`, { type: 'text/plain' }))
-  await hcase('Content-Type application/xml', codeIs(415, 'BINGE_UNSUPPORTED_MEDIA_TYPE'), (m) => post(`<case>${m}</case>`, { type: 'application/xml' }))
+  await hcase('Content-Type text/plain', codeIs(415, 'BINGE_UNSUPPORTED_MEDIA_TYPE'), (m) =>
+    post(`{"case":"${m}"}`, { type: 'text/plain' }),
+  )
+  await hcase('Content-Type application/xml', codeIs(415, 'BINGE_UNSUPPORTED_MEDIA_TYPE'), (m) =>
+    post(`<case>${m}</case>`, { type: 'application/xml' }),
+  )
   await hcase('no Authorization', codeIs(401, 'BINGE_UNAUTHORIZED'), (m) => post(`{"case":"${m}"}`, { auth: false }))
-  await hcase('wrong token', codeIs(401, 'BINGE_UNAUTHORIZED'), (m) => post(`{"case":"${m}"}`, { auth: false, headers: { Authorization: `Bearer ${token}x` } }))
-  await hcase('token as Basic', codeIs(401, 'BINGE_UNAUTHORIZED'), (m) => post(`{"case":"${m}"}`, { auth: false, headers: { Authorization: `Basic ${token}` } }))
-  await hcase('token lowercase "bearer"', codeIs(401, 'BINGE_UNAUTHORIZED'), (m) => post(`{"case":"${m}"}`, { auth: false, headers: { Authorization: `bearer ${token}` } }))
-  await hcase('token prefix only', codeIs(401, 'BINGE_UNAUTHORIZED'), (m) => post(`{"case":"${m}"}`, { auth: false, headers: { Authorization: `Bearer ${token.slice(0, -1)}` } }))
-  await hcase('POST /events/all without token', codeIs(401, 'BINGE_UNAUTHORIZED'), (m) => post(`{"case":"${m}"}`, { auth: false, path: '/events/all' }))
+  await hcase('wrong token', codeIs(401, 'BINGE_UNAUTHORIZED'), (m) =>
+    post(`{"case":"${m}"}`, { auth: false, headers: { Authorization: `Bearer ${token}x` } }),
+  )
+  await hcase('token as Basic', codeIs(401, 'BINGE_UNAUTHORIZED'), (m) =>
+    post(`{"case":"${m}"}`, { auth: false, headers: { Authorization: `Basic ${token}` } }),
+  )
+  await hcase('token lowercase "bearer"', codeIs(401, 'BINGE_UNAUTHORIZED'), (m) =>
+    post(`{"case":"${m}"}`, { auth: false, headers: { Authorization: `bearer ${token}` } }),
+  )
+  await hcase('token prefix only', codeIs(401, 'BINGE_UNAUTHORIZED'), (m) =>
+    post(`{"case":"${m}"}`, { auth: false, headers: { Authorization: `Bearer ${token.slice(0, -1)}` } }),
+  )
+  await hcase('POST /events/all without token', codeIs(401, 'BINGE_UNAUTHORIZED'), (m) =>
+    post(`{"case":"${m}"}`, { auth: false, path: '/events/all' }),
+  )
   // Idempotency keys.
   await hcase('Idempotency-Key with a space', codeIs(400, B), (m) => post(`{"case":"${m}"}`, { headers: { 'Idempotency-Key': 'a b' } }))
-  await hcase('Idempotency-Key of 201 chars', codeIs(400, B), (m) => post(`{"case":"${m}"}`, { headers: { 'Idempotency-Key': 'k'.repeat(201) } }))
+  await hcase('Idempotency-Key of 201 chars', codeIs(400, B), (m) =>
+    post(`{"case":"${m}"}`, { headers: { 'Idempotency-Key': 'k'.repeat(201) } }),
+  )
   await hcase('Idempotency-Key empty', codeIs(400, B), (m) => post(`{"case":"${m}"}`, { headers: { 'Idempotency-Key': '' } }))
   const key = `hostile-${Date.now()}`
   let first
-  await hcase('Idempotency-Key K: first event (accepted)', is(202), (m) => post((first = `{"case":"${m}","v":1}`), { headers: { 'Idempotency-Key': key } }), { accepted: 1, check: (r) => (json(r)?.ids?.[0] === key ? true : `ids ${r.body}`) })
-  await hcase('same K, same event: duplicate', is(202, '202 duplicate'), () => post(first, { headers: { 'Idempotency-Key': key } }), { check: (r) => (json(r)?.duplicate === true ? true : 'not duplicate') })
-  await hcase('same K, other event', codeIs(422, 'BINGE_IDEMPOTENCY_CONFLICT'), (m) => post(`{"case":"${m}","v":2}`, { headers: { 'Idempotency-Key': key } }))
-  await hcase('same K, same event, other pipeline', codeIs(422, 'BINGE_IDEMPOTENCY_CONFLICT'), () => post(first, { path: '/events/all', headers: { 'Idempotency-Key': key } }))
+  await hcase(
+    'Idempotency-Key K: first event (accepted)',
+    is(202),
+    (m) => post((first = `{"case":"${m}","v":1}`), { headers: { 'Idempotency-Key': key } }),
+    { accepted: 1, check: (r) => (json(r)?.ids?.[0] === key ? true : `ids ${r.body}`) },
+  )
+  await hcase('same K, same event: duplicate', is(202, '202 duplicate'), () => post(first, { headers: { 'Idempotency-Key': key } }), {
+    check: (r) => (json(r)?.duplicate === true ? true : 'not duplicate'),
+  })
+  await hcase('same K, other event', codeIs(422, 'BINGE_IDEMPOTENCY_CONFLICT'), (m) =>
+    post(`{"case":"${m}","v":2}`, { headers: { 'Idempotency-Key': key } }),
+  )
+  await hcase('same K, same event, other pipeline', codeIs(422, 'BINGE_IDEMPOTENCY_CONFLICT'), () =>
+    post(first, { path: '/events/all', headers: { 'Idempotency-Key': key } }),
+  )
   const batchKey = `${key}-b`
-  await hcase('batch keyed K2: [event] (accepted, id K2-0)', is(202), (m) => post(`[{"case":"${m}","v":1}]`, { headers: { 'Idempotency-Key': batchKey } }), { accepted: 1, check: (r) => (json(r)?.ids?.[0] === `${batchKey}-0` ? true : `ids ${r.body}`) })
-  await hcase('single keyed K2-0, other event', codeIs(422, 'BINGE_IDEMPOTENCY_CONFLICT'), (m) => post(`{"case":"${m}","v":3}`, { headers: { 'Idempotency-Key': `${batchKey}-0` } }))
+  await hcase(
+    'batch keyed K2: [event] (accepted, id K2-0)',
+    is(202),
+    (m) => post(`[{"case":"${m}","v":1}]`, { headers: { 'Idempotency-Key': batchKey } }),
+    { accepted: 1, check: (r) => (json(r)?.ids?.[0] === `${batchKey}-0` ? true : `ids ${r.body}`) },
+  )
+  await hcase('single keyed K2-0, other event', codeIs(422, 'BINGE_IDEMPOTENCY_CONFLICT'), (m) =>
+    post(`{"case":"${m}","v":3}`, { headers: { 'Idempotency-Key': `${batchKey}-0` } }),
+  )
   // Slow clients (requestTimeout 2s).
   const onTime = (r) => r.status === 408 && r.ms < requestTimeoutMs + 3_000
   onTime.label = `408 < ${requestTimeoutMs / 1000 + 3} s`
@@ -325,15 +403,26 @@ async function httpCases() {
   })
   // Malformed HTTP.
   await hcase('header of 20 KB', is(431), (m) => post(`{"case":"${m}"}`, { headers: { 'X-Big': 'x'.repeat(20_000) } }))
-  await hcase('1,000 headers', is(431), (m) => post(`{"case":"${m}"}`, Object.fromEntries([['headers', Object.fromEntries(Array.from({ length: 1000 }, (_, i) => [`X-H${i}`, 'v'.repeat(20)]))]])))
+  await hcase('1,000 headers', is(431), (m) =>
+    post(
+      `{"case":"${m}"}`,
+      Object.fromEntries([['headers', Object.fromEntries(Array.from({ length: 1000 }, (_, i) => [`X-H${i}`, 'v'.repeat(20)]))]]),
+    ),
+  )
   await hcase('garbage request line', is(400), () => raw(['GARBAGE\r\n\r\n']))
-  await hcase('Content-Length and chunked together', is(400), (m) => raw(build('POST', '/events', { body: `5\r\n{"a":\r\n0\r\n\r\n`, headers: { 'Transfer-Encoding': 'chunked', Foo: m } })))
+  await hcase('Content-Length and chunked together', is(400), (m) =>
+    raw(build('POST', '/events', { body: `5\r\n{"a":\r\n0\r\n\r\n`, headers: { 'Transfer-Encoding': 'chunked', Foo: m } })),
+  )
   // Routes.
   await hcase('GET /nope', codeIs(404, 'BINGE_NOT_FOUND'), () => http('GET', '/nope'))
   await hcase('PUT /events', codeIs(404, 'BINGE_NOT_FOUND'), (m) => http('PUT', '/events', { body: `{"case":"${m}"}` }))
   await hcase('POST /events/all/extra', codeIs(404, 'BINGE_NOT_FOUND'), (m) => post(`{"case":"${m}"}`, { path: '/events/all/extra' }))
-  await hcase('POST /events/no-such-pipeline', codeIs(404, 'BINGE_NOT_FOUND'), (m) => post(`{"case":"${m}"}`, { path: '/events/no-such-pipeline' }))
-  await hcase('POST /events/..%2F..%2Fetc', codeIs(404, 'BINGE_NOT_FOUND'), (m) => post(`{"case":"${m}"}`, { path: '/events/..%2F..%2Fetc' }))
+  await hcase('POST /events/no-such-pipeline', codeIs(404, 'BINGE_NOT_FOUND'), (m) =>
+    post(`{"case":"${m}"}`, { path: '/events/no-such-pipeline' }),
+  )
+  await hcase('POST /events/..%2F..%2Fetc', codeIs(404, 'BINGE_NOT_FOUND'), (m) =>
+    post(`{"case":"${m}"}`, { path: '/events/..%2F..%2Fetc' }),
+  )
   await hcase('GET /events/unknown-id', codeIs(404, 'BINGE_NOT_FOUND'), () => http('GET', '/events/unknown-id'))
   await hcase('GET /events/<2,000 chars>', codeIs(404, 'BINGE_NOT_FOUND'), () => http('GET', `/events/${'i'.repeat(2000)}`))
   await hcase('GET /events/ID without token', codeIs(401, 'BINGE_UNAUTHORIZED'), () => http('GET', `/events/${key}`, { auth: false }))
@@ -344,8 +433,14 @@ async function httpCases() {
   await hcase('replay: ids not an array', codeIs(400, B), () => http('POST', '/deadletter/replay', { body: '{"ids":"all"}' }))
   await hcase('replay: ids of numbers', codeIs(400, B), () => http('POST', '/deadletter/replay', { body: '{"ids":[1,2]}' }))
   await hcase('replay: __proto__', codeIs(400, B), () => http('POST', '/deadletter/replay', { body: '{"__proto__":{"ids":[]}}' }))
-  await hcase('replay: without token', codeIs(401, 'BINGE_UNAUTHORIZED'), () => http('POST', '/deadletter/replay', { body: '{}', auth: false }))
-  await hcase('replay: unknown ids (nothing)', Object.assign((r) => r.status === 200 && json(r)?.count === 0, { label: '200 count 0' }), () => http('POST', '/deadletter/replay', { body: '{"ids":["nope"]}' }))
+  await hcase('replay: without token', codeIs(401, 'BINGE_UNAUTHORIZED'), () =>
+    http('POST', '/deadletter/replay', { body: '{}', auth: false }),
+  )
+  await hcase(
+    'replay: unknown ids (nothing)',
+    Object.assign((r) => r.status === 200 && json(r)?.count === 0, { label: '200 count 0' }),
+    () => http('POST', '/deadletter/replay', { body: '{"ids":["nope"]}' }),
+  )
 }
 
 // ---------------------------------------------------------------- the mesh
@@ -353,7 +448,12 @@ let nodePeerId
 let nodeAddr
 const hosts = []
 async function newHost(key) {
-  const host = await createPeerHost({ privateKey: await generateKeyPair('Ed25519'), listen: '/ip4/127.0.0.1/tcp/0', psk: key, allowPeers: [] })
+  const host = await createPeerHost({
+    privateKey: await generateKeyPair('Ed25519'),
+    listen: '/ip4/127.0.0.1/tcp/0',
+    psk: key,
+    allowPeers: [],
+  })
   hosts.push(host)
   await host.start()
   return host
@@ -373,21 +473,44 @@ async function mcase(name, expected, run) {
   const handedIn = s?.counters?.handedIn
   received = Number.isFinite(after) ? after : received
   refusedMarkers.push(m)
-  results.push({ id: m, name, expected, actual: r.status, delta: after - before, note: `handedIn ${handedIn}${r.note ? ' ' + r.note : ''}`, ok: r.ok && after === before && handedIn === 0 })
+  results.push({
+    id: m,
+    name,
+    expected,
+    actual: r.status,
+    delta: after - before,
+    note: `handedIn ${handedIn}${r.note ? ` ${r.note}` : ''}`,
+    ok: r.ok && after === before && handedIn === 0,
+  })
 }
 async function dialOutcome(host) {
   try {
     await host.dial(multiaddr(nodeAddr), { signal: AbortSignal.timeout(20_000) })
     return { status: 'connected', ok: false }
   } catch (err) {
-    return { status: 'dial failed', ok: true, note: (err.name ?? '') }
+    return { status: 'dial failed', ok: true, note: err.name ?? '' }
   }
 }
 const ghostIds = []
-const handoffBody = (m, from, kind = 'overflow') => (ghostIds.push(`ghost-${m}`), {
-  v: 1, handoffId: `hostile-${m}`, kind, from,
-  events: [{ id: `ghost-${m}`, ...(kind === 'route' ? { pipeline: 'all' } : {}), origin: from, receivedAt: Date.now(), hops: 0, data: { case: m } }],
-})
+const handoffBody = (m, from, kind = 'overflow') => {
+  ghostIds.push(`ghost-${m}`)
+  return {
+    v: 1,
+    handoffId: `hostile-${m}`,
+    kind,
+    from,
+    events: [
+      {
+        id: `ghost-${m}`,
+        ...(kind === 'route' ? { pipeline: 'all' } : {}),
+        origin: from,
+        receivedAt: Date.now(),
+        hops: 0,
+        data: { case: m },
+      },
+    ],
+  }
+}
 
 async function meshCases() {
   await mcase('dial without the psk', 'dial fails', async () => dialOutcome(await newHost('')))
@@ -398,11 +521,15 @@ async function meshCases() {
   const refusedHandoff = async (body) => {
     const answer = await meshRequest(insider, target, '/binge/handoff/1.0.0', body, 20_000)
     const ok = answer?.status === 'refused' && /not a mesh member/.test(answer.reason ?? '')
-    return { status: answer?.status ?? JSON.stringify(answer).slice(0, 40), ok, note: ok ? 'not a member' : JSON.stringify(answer).slice(0, 80) }
+    return {
+      status: answer?.status ?? JSON.stringify(answer).slice(0, 40),
+      ok,
+      note: ok ? 'not a member' : JSON.stringify(answer).slice(0, 80),
+    }
   }
   await mcase('psk holder, never announced: handoff overflow', 'refused', (m) => refusedHandoff(handoffBody(m, 'ghost')))
   await mcase('psk holder, never announced: handoff route', 'refused', (m) => refusedHandoff(handoffBody(m, 'ghost', 'route')))
-  await mcase('psk holder claims the node\'s own name', 'refused', (m) => refusedHandoff(handoffBody(m, 'hostile-node')))
+  await mcase("psk holder claims the node's own name", 'refused', (m) => refusedHandoff(handoffBody(m, 'hostile-node')))
   await mcase('psk holder, never announced: trace', 'refused', async () => {
     const answer = await meshRequest(insider, target, '/binge/trace/1.0.0', { id: 'anything' }, 20_000)
     const ok = typeof answer?.refused === 'string' && answer.steps === undefined
@@ -428,24 +555,62 @@ async function memberCases(target) {
   const pubsub = member.services.pubsub
   pubsub.subscribe(loadTopic)
   await member.dial(multiaddr(nodeAddr), { signal: AbortSignal.timeout(20_000) })
-  const announce = () => void pubsub.publish(loadTopic, new TextEncoder().encode(JSON.stringify({
-    v: 1, node: 'member-m', peerId: memberId, http: '127.0.0.1:1', addrs: member.getMultiaddrs().map(String), depth: 0, inflight: 0,
-    highWaterMark: 10, lowWaterMark: 5, maxEvents: 10, accepting: false, drainRate: 0, pipelines: [], sentAt: Date.now(),
-  }))).catch(() => undefined)
+  const announce = () =>
+    void pubsub
+      .publish(
+        loadTopic,
+        new TextEncoder().encode(
+          JSON.stringify({
+            v: 1,
+            node: 'member-m',
+            peerId: memberId,
+            http: '127.0.0.1:1',
+            addrs: member.getMultiaddrs().map(String),
+            depth: 0,
+            inflight: 0,
+            highWaterMark: 10,
+            lowWaterMark: 5,
+            maxEvents: 10,
+            accepting: false,
+            drainRate: 0,
+            pipelines: [],
+            sentAt: Date.now(),
+          }),
+        ),
+      )
+      .catch(() => undefined)
   const timer = setInterval(announce, 250)
   try {
-    await waitFor('the member\'s announcement in /stats peers', async () => ((await stats())?.peers ?? []).some((p) => p.node === 'member-m'), 30_000)
+    await waitFor(
+      "the member's announcement in /stats peers",
+      async () => ((await stats())?.peers ?? []).some((p) => p.node === 'member-m'),
+      30_000,
+    )
     let handedIn = (await stats()).counters.handedIn
     const send = async (m, data, { from = 'member-m', accept = false } = {}) => {
-      const answer = await meshRequest(member, target, '/binge/handoff/1.0.0', {
-        v: 1, handoffId: `member-${m}`, kind: 'overflow', from,
-        events: [{ id: `member-${m}`, origin: from, receivedAt: Date.now(), hops: 0, data }],
-      }, 20_000)
+      const answer = await meshRequest(
+        member,
+        target,
+        '/binge/handoff/1.0.0',
+        {
+          v: 1,
+          handoffId: `member-${m}`,
+          kind: 'overflow',
+          from,
+          events: [{ id: `member-${m}`, origin: from, receivedAt: Date.now(), hops: 0, data }],
+        },
+        20_000,
+      )
       const s = await stats()
       const inDelta = s.counters.handedIn - handedIn
       handedIn = s.counters.handedIn
       const ok = accept ? answer?.status === 'accepted' && inDelta === 1 : answer?.status === 'refused' && inDelta === 0
-      return { status: answer?.status ?? 'no answer', ok, note: `handedIn +${inDelta}${answer?.reason ? ': ' + answer.reason.slice(0, 60) : ''}`, accepted: accept ? 1 : 0 }
+      return {
+        status: answer?.status ?? 'no answer',
+        ok,
+        note: `handedIn +${inDelta}${answer?.reason ? `: ${answer.reason.slice(0, 60)}` : ''}`,
+        accepted: accept ? 1 : 0,
+      }
     }
     const memberCase = async (name, expected, run) => {
       const m = mark()
@@ -467,7 +632,9 @@ async function memberCases(target) {
     await memberCase('member: handoff, data.__proto__ (top level)', 'refused', (m) => send(m, proto(m)))
     await memberCase('member: handoff, data.a.__proto__', 'refused', (m) => send(m, { case: m, a: proto(m) }))
     await memberCase('member: handoff, data.constructor', 'refused', (m) => send(m, { case: m, constructor: { prototype: {} } }))
-    await memberCase('member: handoff, nesting 65 deep', 'refused', (m) => send(m, JSON.parse('{"a":'.repeat(64) + `{"case":"${m}"}` + '}'.repeat(64))))
+    await memberCase('member: handoff, nesting 65 deep', 'refused', (m) =>
+      send(m, JSON.parse(`${'{"a":'.repeat(64)}{"case":"${m}"}${'}'.repeat(64)}`)),
+    )
     await memberCase('member: handoff, from another node', 'refused', (m) => send(m, { case: m }, { from: 'hostile-node' }))
     await memberCase('member: valid handoff (accepted)', 'accepted', (m) => send(m, { case: m }, { accept: true }))
   } finally {
@@ -481,8 +648,15 @@ async function validCases() {
   const accepted = (n) => Object.assign((r) => r.status === 202 && json(r)?.ids?.length === n, { label: `202 ${n} id${n > 1 ? 's' : ''}` })
   await hcase('valid: one object', accepted(1), (m) => post(`{"case":"${m}"}`), { accepted: 1 })
   await hcase('valid: array of 2', accepted(2), (m) => post(`[{"case":"${m}"},{"case":"${m}"}]`), { accepted: 2 })
-  await hcase('valid: NDJSON of 2', accepted(2), (m) => post(`{"case":"${m}"}\n{"case":"${m}"}\n`, { type: 'application/x-ndjson' }), { accepted: 2 })
-  await hcase('valid: nesting 64 deep, /events/all', accepted(1), (m) => post('{"a":'.repeat(63) + `{"case":"${m}"}` + '}'.repeat(63), { path: '/events/all' }), { accepted: 1 })
+  await hcase('valid: NDJSON of 2', accepted(2), (m) => post(`{"case":"${m}"}\n{"case":"${m}"}\n`, { type: 'application/x-ndjson' }), {
+    accepted: 2,
+  })
+  await hcase(
+    'valid: nesting 64 deep, /events/all',
+    accepted(1),
+    (m) => post(`${'{"a":'.repeat(63)}{"case":"${m}"}${'}'.repeat(63)}`, { path: '/events/all' }),
+    { accepted: 1 },
+  )
   await hcase('valid: no Content-Type', accepted(1), (m) => post(`{"case":"${m}","big":1e300}`, { type: null }), { accepted: 1 })
 }
 
@@ -530,7 +704,16 @@ try {
     }
   }
   const health = await http('GET', '/healthz', { auth: false })
-  results.push({ id: mark(), name: 'node alive, GET /healthz', expected: '200', actual: String(health.status), delta: 0, note: exited ? `exited ${JSON.stringify(exited)}` : `pid ${child.pid}`, ok: health.status === 200 && !exited, written: 0 })
+  results.push({
+    id: mark(),
+    name: 'node alive, GET /healthz',
+    expected: '200',
+    actual: String(health.status),
+    delta: 0,
+    note: exited ? `exited ${JSON.stringify(exited)}` : `pid ${child.pid}`,
+    ok: health.status === 200 && !exited,
+    written: 0,
+  })
 } catch (err) {
   fatal = err
 }
@@ -538,10 +721,28 @@ for (const h of hosts) await h.stop().catch(() => undefined)
 const crashed = exited && !stopping ? 1 : 0
 // A refused request is a warning at most: no error or fatal line in the node's log.
 const bad = logLines.filter((l) => typeof l.level === 'number' && l.level >= 50)
-results.push({ id: mark(), name: 'node log: no error/fatal lines', expected: '0', actual: String(bad.length), delta: 0, note: `${logLines.filter((l) => l.level === 40).length} warnings${bad[0] ? '; first: ' + String(bad[0].msg).slice(0, 60) : ''}`, ok: bad.length === 0, written: 0 })
+results.push({
+  id: mark(),
+  name: 'node log: no error/fatal lines',
+  expected: '0',
+  actual: String(bad.length),
+  delta: 0,
+  note: `${logLines.filter((l) => l.level === 40).length} warnings${bad[0] ? `; first: ${String(bad[0].msg).slice(0, 60)}` : ''}`,
+  ok: bad.length === 0,
+  written: 0,
+})
 if (process.env.BINGE_HOSTILE_LOG === '1') for (const l of logLines) if (l.level >= 40) console.log(JSON.stringify(l).slice(0, 300))
 const stop = await stopNode()
-results.push({ id: mark(), name: 'SIGTERM: clean stop', expected: 'exit 0', actual: crashed ? 'crashed earlier' : `exit ${stop.code ?? stop.signal}`, delta: 0, note: '', ok: !crashed && stop.code === 0, written: 0 })
+results.push({
+  id: mark(),
+  name: 'SIGTERM: clean stop',
+  expected: 'exit 0',
+  actual: crashed ? 'crashed earlier' : `exit ${stop.code ?? stop.signal}`,
+  delta: 0,
+  note: '',
+  ok: !crashed && stop.code === 0,
+  written: 0,
+})
 
 // ---------------------------------------------------------------- an open mesh without a key
 async function runCli(args, timeoutMs) {
@@ -551,15 +752,30 @@ async function runCli(args, timeoutMs) {
     p.stdout.on('data', (d) => (out += d))
     p.stderr.on('data', (d) => (out += d))
     const timer = setTimeout(() => p.kill('SIGKILL'), timeoutMs)
-    p.once('exit', (code, signal) => { clearTimeout(timer); resolve({ code: code ?? signal, out }) })
+    p.once('exit', (code, signal) => {
+      clearTimeout(timer)
+      resolve({ code: code ?? signal, out })
+    })
   })
 }
-const openYaml = nodeYaml.replace(`psk: ${psk}`, '').replace('/ip4/127.0.0.1/tcp/0', '/ip4/0.0.0.0/tcp/0').replace(join(tmp, 'data'), join(tmp, 'data-open'))
+const openYaml = nodeYaml
+  .replace(`psk: ${psk}`, '')
+  .replace('/ip4/127.0.0.1/tcp/0', '/ip4/0.0.0.0/tcp/0')
+  .replace(join(tmp, 'data'), join(tmp, 'data-open'))
 writeFileSync(join(tmp, 'open.yaml'), openYaml)
 for (const cmd of ['validate', 'start']) {
   const r = await runCli([cmd, '--config', join(tmp, 'open.yaml')], 30_000)
   const names = /mesh\.psk/.test(r.out)
-  results.push({ id: mark(), name: `open mesh, no psk: binge ${cmd}`, expected: 'exit 2, names mesh.psk', actual: `exit ${r.code}${names ? ', names mesh.psk' : ''}`, delta: 0, note: '', ok: r.code === 2 && names, written: 0 })
+  results.push({
+    id: mark(),
+    name: `open mesh, no psk: binge ${cmd}`,
+    expected: 'exit 2, names mesh.psk',
+    actual: `exit ${r.code}${names ? ', names mesh.psk' : ''}`,
+    delta: 0,
+    note: '',
+    ok: r.code === 2 && names,
+    written: 0,
+  })
 }
 
 // ---------------------------------------------------------------- the table
@@ -567,11 +783,15 @@ const w = { id: 4, name: 44, expected: 24, actual: 26 }
 const cell = (s, n) => String(s).slice(0, n).padEnd(n)
 console.log(`${cell('#', w.id)} ${cell('case', w.name)} ${cell('expected', w.expected)} ${cell('actual', w.actual)} dRecv out ok  note`)
 for (const r of results) {
-  console.log(`${cell(r.id.replace(/^h0*/, ''), w.id)} ${cell(r.name, w.name)} ${cell(r.expected, w.expected)} ${cell(r.actual, w.actual)} ${cell(Number.isNaN(r.delta) ? '?' : r.delta, 4)} ${cell(r.written ?? '-', 3)} ${r.ok ? 'yes' : 'NO '} ${r.note ?? ''}`)
+  console.log(
+    `${cell(r.id.replace(/^h0*/, ''), w.id)} ${cell(r.name, w.name)} ${cell(r.expected, w.expected)} ${cell(r.actual, w.actual)} ${cell(Number.isNaN(r.delta) ? '?' : r.delta, 4)} ${cell(r.written ?? '-', 3)} ${r.ok ? 'yes' : 'NO '} ${r.note ?? ''}`,
+  )
 }
 if (fatal) console.error(`hostile: aborted: ${fatal.stack ?? fatal}`)
 const asExpected = results.filter((r) => r.ok).length
-console.log(`hostile: ${results.length} cases, ${asExpected} as expected, ${crashed} crashes, ${written} events written by refused requests`)
+console.log(
+  `hostile: ${results.length} cases, ${asExpected} as expected, ${crashed} crashes, ${written} events written by refused requests`,
+)
 if (process.env.BINGE_KEEP_TMP !== '1') rmSync(tmp, { recursive: true, force: true })
 else console.log(`hostile: kept ${tmp}`)
 process.exit(fatal || asExpected !== results.length || crashed || written > 0 ? 1 : 0)

@@ -23,7 +23,11 @@ const maxBodyBytes = 10 * 1024 * 1024
  * Start a receiver; resolves once it listens. `print` gets one line per event received;
  * a POST to a path for which `fail(path)` is true is answered 503 and not counted.
  */
-export async function startReceiver({ listen = '127.0.0.1:9000', print = (line) => process.stdout.write(line + '\n'), fail = () => false } = {}) {
+export async function startReceiver({
+  listen = '127.0.0.1:9000',
+  print = (line) => process.stdout.write(`${line}\n`),
+  fail = () => false,
+} = {}) {
   const i = listen.lastIndexOf(':')
   const host = listen.slice(0, i).replace(/^\[|\]$/g, '') || '0.0.0.0'
   const port = Number(listen.slice(i + 1))
@@ -76,10 +80,11 @@ export async function startReceiver({ listen = '127.0.0.1:9000', print = (line) 
   const address = server.address()
   return {
     url: `http://${address.family === 'IPv6' ? `[${address.address}]` : address.address}:${address.port}`,
-    close: () => new Promise((resolve) => {
-      server.closeAllConnections()
-      server.close(() => resolve())
-    }),
+    close: () =>
+      new Promise((resolve) => {
+        server.closeAllConnections()
+        server.close(() => resolve())
+      }),
   }
 }
 
@@ -90,9 +95,11 @@ function reply(res, status, body) {
 /** One readable line: where it came from (a binge envelope says) and the data. */
 function describe(path, item) {
   const isEnvelope = item && typeof item === 'object' && 'data' in item && 'pipeline' in item
-  const from = isEnvelope ? ` ${item.node}/${item.pipeline}${item.origin && item.origin !== item.node ? ` (received at ${item.origin})` : ''}` : ''
+  const from = isEnvelope
+    ? ` ${item.node}/${item.pipeline}${item.origin && item.origin !== item.node ? ` (received at ${item.origin})` : ''}`
+    : ''
   const data = JSON.stringify(isEnvelope ? item.data : item)
-  return `${path}${from}: ${data.length > 300 ? data.slice(0, 300) + '…' : data}`
+  return `${path}${from}: ${data.length > 300 ? `${data.slice(0, 300)}…` : data}`
 }
 
 function listenArgument(argv) {
@@ -105,7 +112,10 @@ async function main() {
   const listen = listenArgument(process.argv.slice(2)) ?? process.env.WEBHOOK_LISTEN ?? '127.0.0.1:9000'
   let receiver
   try {
-    const failing = (process.env.WEBHOOK_FAIL ?? '').split(',').map((p) => p.trim()).filter(Boolean)
+    const failing = (process.env.WEBHOOK_FAIL ?? '')
+      .split(',')
+      .map((p) => p.trim())
+      .filter(Boolean)
     receiver = await startReceiver({ listen, fail: (path) => failing.some((prefix) => path.startsWith(prefix)) })
   } catch (err) {
     process.stderr.write(`webhook-receiver: cannot listen on ${listen}: ${err.message}\n`)

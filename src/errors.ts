@@ -63,5 +63,5 @@ export class BingeError extends Error {
 /** Turn anything thrown (including non-Error rejections) into an Error. */
 export function asError(err: unknown): Error {
   if (err instanceof Error) return err
-  return new Error(typeof err === 'string' ? err : JSON.stringify(err) ?? String(err))
+  return new Error(typeof err === 'string' ? err : (JSON.stringify(err) ?? String(err)))
 }

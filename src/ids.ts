@@ -39,10 +39,25 @@ export function uuidv7(now = Date.now()): string {
   const lo = lastMs % 0x10000
   const h = (i: number) => HEX[pool[r + i]!]!
   return (
-    HEX[(hi >>> 24) & 0xff]! + HEX[(hi >>> 16) & 0xff]! + HEX[(hi >>> 8) & 0xff]! + HEX[hi & 0xff]! + '-' +
-    HEX[lo >>> 8]! + HEX[lo & 0xff]! + '-' +
-    HEX[0x70 | (counter >>> 8)]! + HEX[counter & 0xff]! + '-' +
-    HEX[0x80 | (pool[r + 2]! & 0x3f)]! + h(3) + '-' +
-    h(4) + h(5) + h(6) + h(7) + h(8) + h(9)
+    HEX[(hi >>> 24) & 0xff]! +
+    HEX[(hi >>> 16) & 0xff]! +
+    HEX[(hi >>> 8) & 0xff]! +
+    HEX[hi & 0xff]! +
+    '-' +
+    HEX[lo >>> 8]! +
+    HEX[lo & 0xff]! +
+    '-' +
+    HEX[0x70 | (counter >>> 8)]! +
+    HEX[counter & 0xff]! +
+    '-' +
+    HEX[0x80 | (pool[r + 2]! & 0x3f)]! +
+    h(3) +
+    '-' +
+    h(4) +
+    h(5) +
+    h(6) +
+    h(7) +
+    h(8) +
+    h(9)
   )
 }

@@ -49,13 +49,19 @@ export class BingeNode implements NodeApi {
   private currentPhase: NodePhase = 'starting'
   private readonly startedAt = Date.now()
 
-  constructor(readonly config: Config, options: NodeOptions = {}) {
+  constructor(
+    readonly config: Config,
+    options: NodeOptions = {},
+  ) {
     this.nodeId = config.node.id
     this.log = options.log ?? createLogger(config.log.level, { node: this.nodeId })
     const q = config.queue
     this.queue = createQueue({
-      mode: q.mode, dir: join(config.node.dataDir, 'queue'), sync: q.sync,
-      maxEvents: q.maxEvents, maxBytes: q.maxBytes,
+      mode: q.mode,
+      dir: join(config.node.dataDir, 'queue'),
+      sync: q.sync,
+      maxEvents: q.maxEvents,
+      maxBytes: q.maxBytes,
       // A handoff may be resent until the sender gives up on the peer; the index that
       // drops those resends must outlive that, or a late resend becomes a duplicate.
       dedupeWindowMs: config.mesh ? Math.max(q.dedupeWindow, 2 * config.mesh.unreachablePeerTimeout) : q.dedupeWindow,
@@ -63,22 +69,40 @@ export class BingeNode implements NodeApi {
       minFreeDisk: q.minFreeDisk,
       onDiskChange: (d) => {
         const fields = { freeBytes: d.freeBytes, minFreeBytes: d.minFreeBytes, totalBytes: d.totalBytes }
-        if (d.belowWatermark) this.log.warn(fields, 'The data volume is below queue.minFreeDisk: new events go to peers or get 429 until the backlog drains.')
+        if (d.belowWatermark)
+          this.log.warn(fields, 'The data volume is below queue.minFreeDisk: new events go to peers or get 429 until the backlog drains.')
         else this.log.info(fields, 'The data volume is back above queue.minFreeDisk: the node takes new events again.')
       },
-      onStoreFault: (err) => this.log.error({ err: err.message }, 'A write failed because the data volume is full: the node answers 503 and reopens its store once there is space; nothing acknowledged is lost.'),
+      onStoreFault: (err) =>
+        this.log.error(
+          { err: err.message },
+          'A write failed because the data volume is full: the node answers 503 and reopens its store once there is space; nothing acknowledged is lost.',
+        ),
       onStoreHealRetry: (err, attempt) => {
         const cause = asError(err).cause
-        if (attempt === 1 || attempt % 30 === 0) this.log.warn({ attempt, err: asError(err).message, ...(cause ? { cause: asError(cause).message } : {}) }, 'The store could not reopen yet (the data volume is still full); it keeps trying.')
+        if (attempt === 1 || attempt % 30 === 0)
+          this.log.warn(
+            { attempt, err: asError(err).message, ...(cause ? { cause: asError(cause).message } : {}) },
+            'The store could not reopen yet (the data volume is still full); it keeps trying.',
+          )
       },
-      onStoreHealed: (attempts, ms) => this.log.info({ attempts, ms: Math.round(ms) }, 'The store reopened after the data volume was full; writes go on.'),
+      onStoreHealed: (attempts, ms) =>
+        this.log.info({ attempts, ms: Math.round(ms) }, 'The store reopened after the data volume was full; writes go on.'),
     })
-    this.metricsStore = new Metrics(this.nodeId, () => this.queue.depth(), { defaultMetrics: options.processMetrics ?? true, disk: () => this.queue.diskStatus() })
+    this.metricsStore = new Metrics(this.nodeId, () => this.queue.depth(), {
+      defaultMetrics: options.processMetrics ?? true,
+      disk: () => this.queue.diskStatus(),
+    })
     this.traces = new TraceStore(this.nodeId)
     const deps = {
-      nodeId: this.nodeId, log: this.log, metrics: this.metricsStore, trace: this.traces, forward: meshForwarder(() => this.mesh),
+      nodeId: this.nodeId,
+      log: this.log,
+      metrics: this.metricsStore,
+      trace: this.traces,
+      forward: meshForwarder(() => this.mesh),
       // Stateful steps load their state from the queue's store and commit it with the acks.
-      state: this.queue, getState: (key: string) => this.queue.getState(key),
+      state: this.queue,
+      getState: (key: string) => this.queue.getState(key),
     }
     const pipelines = Object.entries(config.pipelines).map(([name, p]) => new Pipeline({ name, ...p }, deps))
     this.engine = new Engine(pipelines, this.log, this.traces)
@@ -94,8 +118,15 @@ export class BingeNode implements NodeApi {
     if (config.mesh) {
       const metrics = this.metricsStore
       this.mesh = new Mesh(config.mesh, {
-        nodeId: this.nodeId, dataDir: config.node.dataDir, queue: this.queue, log: this.log, trace: this.traces,
-        highWaterMark: q.highWaterMark, lowWaterMark: q.lowWaterMark, maxEvents: q.maxEvents, maxEventBytes: config.http.maxBodyBytes,
+        nodeId: this.nodeId,
+        dataDir: config.node.dataDir,
+        queue: this.queue,
+        log: this.log,
+        trace: this.traces,
+        highWaterMark: q.highWaterMark,
+        lowWaterMark: q.lowWaterMark,
+        maxEvents: q.maxEvents,
+        maxEventBytes: config.http.maxBodyBytes,
         httpAddress: () => {
           const a = this.http.address()
           return a ? `${a.address}:${a.port}` : config.http.listen
@@ -116,7 +147,8 @@ export class BingeNode implements NodeApi {
     const address = await this.http.start()
     this.log.info({ http: `${address.address}:${address.port}` }, 'The node is listening and recovering its queue.')
     this.currentPhase = 'recovering'
-    if (this.queue.mode === 'memory') this.log.warn('The queue is in memory mode: events are not crash-safe and a crash loses what it holds.')
+    if (this.queue.mode === 'memory')
+      this.log.warn('The queue is in memory mode: events are not crash-safe and a crash loses what it holds.')
     const queue: Startable = {
       start: async () => this.log.info(await this.queue.open(), 'Queue recovery finished.'),
       stop: () => this.queue.close(),
@@ -124,7 +156,8 @@ export class BingeNode implements NodeApi {
     const http: Startable = { start: () => undefined, stop: () => this.http.stop() }
     try {
       await startAll([http, queue, this.engine, ...(this.mesh ? [this.mesh] : [])], (err) =>
-        this.log.warn({ err: asError(err).message }, 'A part of the node failed to stop while a failed start was undone.'))
+        this.log.warn({ err: asError(err).message }, 'A part of the node failed to stop while a failed start was undone.'),
+      )
     } catch (err) {
       this.currentPhase = 'stopped'
       throw err
@@ -210,7 +243,8 @@ export class BingeNode implements NodeApi {
     const mesh = this.mesh
     if (mesh && pipeline !== undefined && !this.engine.has(pipeline)) {
       const results = await this.viaPeer(events, 'route', newIds, pipeline)
-      if (!results) throw new BingeError('BINGE_NOT_READY', `no peer running the pipeline "${pipeline}" could take the events now`, { retryAfter: 1 })
+      if (!results)
+        throw new BingeError('BINGE_NOT_READY', `no peer running the pipeline "${pipeline}" could take the events now`, { retryAfter: 1 })
       return results
     }
     try {
@@ -233,7 +267,12 @@ export class BingeNode implements NodeApi {
    * holds the first copy and whether or not this node has room by then. Undefined when
    * no peer took them.
    */
-  private async viaPeer(events: EventRecord[], kind: 'overflow' | 'route', newIds: boolean, pipeline?: string): Promise<EnqueueResult[] | undefined> {
+  private async viaPeer(
+    events: EventRecord[],
+    kind: 'overflow' | 'route',
+    newIds: boolean,
+    pipeline?: string,
+  ): Promise<EnqueueResult[] | undefined> {
     const seen = newIds ? events.map(() => false) : await this.queue.seen(events.map((e) => e.id))
     const fresh = events.filter((_, i) => !seen[i])
     const duplicates = new Set(events.filter((_, i) => seen[i]).map((e) => e.id))
@@ -244,7 +283,11 @@ export class BingeNode implements NodeApi {
       } catch (err) {
         // An event too big for the mesh: no peer ever got it, and a retry cannot help.
         if (err instanceof BingeError && err.code === 'BINGE_PAYLOAD_TOO_LARGE') throw err
-        throw new BingeError('BINGE_NOT_READY', `a peer may or may not have stored the events (${asError(err).message}); retry with the same Idempotency-Key: the retry goes to that peer first, which drops a copy it has`, { retryAfter: 1, cause: err })
+        throw new BingeError(
+          'BINGE_NOT_READY',
+          `a peer may or may not have stored the events (${asError(err).message}); retry with the same Idempotency-Key: the retry goes to that peer first, which drops a copy it has`,
+          { retryAfter: 1, cause: err },
+        )
       }
       if (!done) return undefined
       if (!newIds) await this.queue.remember(fresh.map((e) => e.id))

@@ -31,7 +31,10 @@ export class TraceStore {
   private readonly order: Array<string | undefined>
   private next = 0
 
-  constructor(private readonly nodeId: string, capacity = 10_000) {
+  constructor(
+    private readonly nodeId: string,
+    capacity = 10_000,
+  ) {
     this.order = new Array<string | undefined>(Math.max(1, capacity))
   }
 

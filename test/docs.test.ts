@@ -34,7 +34,10 @@ describe('docs/config.md', () => {
 
 describe('the registry', () => {
   it('gives each kind a name, a one-line summary, a schema and a factory; validation uses the same schemas', () => {
-    for (const [entries, schemas] of [[stepEntries, stepSchemas], [outputEntries, outputSchemas]] as const) {
+    for (const [entries, schemas] of [
+      [stepEntries, stepSchemas],
+      [outputEntries, outputSchemas],
+    ] as const) {
       expect(new Set(entries.map((e) => e.name)).size).toBe(entries.length)
       for (const e of entries) {
         expect(e.name).toMatch(/^[a-z][a-zA-Z]*$/)

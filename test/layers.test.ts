@@ -23,9 +23,34 @@ describe('layers', () => {
       return g
     }
     const find = layerCycles as (g: Graph) => string[][]
-    expect(find(edges([['config', 'pipeline'], ['pipeline', 'config']]))).toHaveLength(1)
-    expect(find(edges([['cli', 'node'], ['node', 'http'], ['http', 'queue'], ['queue', 'node']]))).toHaveLength(1)
-    expect(find(edges([['cli', 'config'], ['config', 'pipeline'], ['pipeline', 'schema'], ['config', 'schema']]))).toEqual([])
+    expect(
+      find(
+        edges([
+          ['config', 'pipeline'],
+          ['pipeline', 'config'],
+        ]),
+      ),
+    ).toHaveLength(1)
+    expect(
+      find(
+        edges([
+          ['cli', 'node'],
+          ['node', 'http'],
+          ['http', 'queue'],
+          ['queue', 'node'],
+        ]),
+      ),
+    ).toHaveLength(1)
+    expect(
+      find(
+        edges([
+          ['cli', 'config'],
+          ['config', 'pipeline'],
+          ['pipeline', 'schema'],
+          ['config', 'schema'],
+        ]),
+      ),
+    ).toEqual([])
     // The real graph has edges at all (the import pattern still matches this code base).
     expect((layerGraph as () => Graph)().get('config')?.has('schema')).toBe(true)
   })

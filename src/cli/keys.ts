@@ -14,7 +14,7 @@ export function newMeshKey(): string {
 }
 
 export function runKeygen(): number {
-  process.stdout.write(newMeshKey() + '\n')
+  process.stdout.write(`${newMeshKey()}\n`)
   return 0
 }
 
@@ -26,6 +26,6 @@ export async function runId(file: string): Promise<number> {
     return reportConfigError(file, err)
   }
   const key = await loadOrCreateIdentity(config.node.dataDir)
-  process.stdout.write(peerIdFromPrivateKey(key).toString() + '\n')
+  process.stdout.write(`${peerIdFromPrivateKey(key).toString()}\n`)
   return 0
 }

@@ -36,7 +36,9 @@ program
 
 program
   .command('run')
-  .description('one-shot: run events through the pipelines in memory (no HTTP, no mesh) and print what each output received as JSON lines; exit 0 ok, 1 a pipeline failed, 2 bad input or config')
+  .description(
+    'one-shot: run events through the pipelines in memory (no HTTP, no mesh) and print what each output received as JSON lines; exit 0 ok, 1 a pipeline failed, 2 bad input or config',
+  )
   .requiredOption('-c, --config <file>', 'the node config (YAML)')
   .option('-p, --pipeline <name>', 'run only this pipeline (its when still applies)')
   .option('--dry-run', 'only print what the outputs would receive; send nothing')
@@ -50,13 +52,17 @@ program
   .description('run a local mesh')
   .command('up')
   .description('start every node config in DIR (default mesh-configs/) as local processes; Ctrl-C stops them all')
-  .argument('[dir]', 'a folder of node configs; NAME.env beside NAME.yaml sets that node\'s variables')
-  .option('--webhook-receiver [host:port]', 'also run the example webhook receiver (default 127.0.0.1:9000) and set BINGE_WEBHOOK_URL to it')
-  .option('--json', 'print the nodes\' log lines as JSON, as they are')
+  .argument('[dir]', "a folder of node configs; NAME.env beside NAME.yaml sets that node's variables")
+  .option(
+    '--webhook-receiver [host:port]',
+    'also run the example webhook receiver (default 127.0.0.1:9000) and set BINGE_WEBHOOK_URL to it',
+  )
+  .option('--json', "print the nodes' log lines as JSON, as they are")
   .action(async (dir: string | undefined, opts: { webhookReceiver?: string | true; json?: boolean }) => {
     // This file is the CLI (dist/src/cli/main.js, or the dist/binge.mjs bundle): the nodes run it too.
     const options: MeshUpOptions = { cli: fileURLToPath(import.meta.url), json: opts.json === true }
-    if (opts.webhookReceiver !== undefined) options.webhookReceiver = opts.webhookReceiver === true ? '127.0.0.1:9000' : opts.webhookReceiver
+    if (opts.webhookReceiver !== undefined)
+      options.webhookReceiver = opts.webhookReceiver === true ? '127.0.0.1:9000' : opts.webhookReceiver
     process.exitCode = await runMeshUp(dir, options)
   })
 

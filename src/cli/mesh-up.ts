@@ -79,7 +79,9 @@ export function readableLogLine(line: string): string {
   if (entry === null || typeof entry !== 'object' || typeof entry.msg !== 'string') return line
   const time = typeof entry.time === 'string' ? entry.time.slice(11, 23) : ''
   const level = (levels[Number(entry.level)] ?? String(entry.level)).padEnd(5)
-  const fields = Object.entries(entry).filter(([k]) => !quiet.has(k)).map(([k, v]) => `${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`)
+  const fields = Object.entries(entry)
+    .filter(([k]) => !quiet.has(k))
+    .map(([k, v]) => `${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`)
   const coloured = Number(entry.level) >= 50 ? paint(31, level) : Number(entry.level) >= 40 ? paint(33, level) : level
   return [time, coloured, entry.msg, ...fields].filter((s) => s !== '').join(' ')
 }
@@ -96,7 +98,10 @@ function exitedWithin(m: Member, ms: number): Promise<boolean> {
 
 async function waitReady(m: Member, path: string, deadline: number): Promise<boolean> {
   while (Date.now() < deadline) {
-    const ok = await fetch(`${m.url}${path}`, { signal: AbortSignal.timeout(1000) }).then((r) => r.ok, () => false)
+    const ok = await fetch(`${m.url}${path}`, { signal: AbortSignal.timeout(1000) }).then(
+      (r) => r.ok,
+      () => false,
+    )
     if (ok) return true
     if (await exitedWithin(m, 200)) return false
   }
@@ -104,17 +109,29 @@ async function waitReady(m: Member, path: string, deadline: number): Promise<boo
 }
 
 /** Each meshed member's connected peers, once every one sees all the others (or at the deadline). */
-async function waitMesh(members: Member[], deadline: number, stopping: () => boolean): Promise<{ formed: boolean; peers: Map<Member, string[]> }> {
+async function waitMesh(
+  members: Member[],
+  deadline: number,
+  stopping: () => boolean,
+): Promise<{ formed: boolean; peers: Map<Member, string[]> }> {
   const meshed = members.filter((m) => m.meshed)
   for (;;) {
     const peers = new Map<Member, string[]>()
     const names = new Map<Member, string>()
-    await Promise.all(meshed.map(async (m) => {
-      const stats = await fetchStats(m.url).catch(() => undefined)
-      if (!stats) return
-      names.set(m, stats.node)
-      peers.set(m, stats.peers.filter((p) => p.connected).map((p) => p.node).sort())
-    }))
+    await Promise.all(
+      meshed.map(async (m) => {
+        const stats = await fetchStats(m.url).catch(() => undefined)
+        if (!stats) return
+        names.set(m, stats.node)
+        peers.set(
+          m,
+          stats.peers
+            .filter((p) => p.connected)
+            .map((p) => p.node)
+            .sort(),
+        )
+      }),
+    )
     const formed = meshed.every((m) => {
       const others = meshed.filter((o) => o !== m).map((o) => names.get(o))
       return others.every((n) => n !== undefined && peers.get(m)?.includes(n))
@@ -124,7 +141,15 @@ async function waitMesh(members: Member[], deadline: number, stopping: () => boo
   }
 }
 
-function spawnMember(name: string, index: number, args: string[], env: NodeJS.ProcessEnv, url: string, meshed: boolean, format: (l: string) => string): Member {
+function spawnMember(
+  name: string,
+  index: number,
+  args: string[],
+  env: NodeJS.ProcessEnv,
+  url: string,
+  meshed: boolean,
+  format: (l: string) => string,
+): Member {
   // Own process group: a terminal's Ctrl-C reaches only us, and we stop each child once.
   const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], detached: true, env })
   const prefix = paint(colours[index % colours.length]!, `${name.padEnd(8)} |`)
@@ -140,7 +165,10 @@ export async function runMeshUp(dirArg: string | undefined, options: MeshUpOptio
   const dir = resolve(dirArg ?? 'mesh-configs')
   let files: string[]
   try {
-    files = readdirSync(dir).filter((f) => /\.ya?ml$/.test(f)).sort().map((f) => join(dir, f))
+    files = readdirSync(dir)
+      .filter((f) => /\.ya?ml$/.test(f))
+      .sort()
+      .map((f) => join(dir, f))
   } catch (err) {
     process.stderr.write(`binge mesh up: cannot read ${dir}: ${(err as Error).message}\n`)
     return 2
@@ -201,9 +229,10 @@ export async function runMeshUp(dirArg: string | undefined, options: MeshUpOptio
   }
 
   const format = options.json ? (l: string) => l : readableLogLine
-  const receiver = receiverListen === undefined
-    ? undefined
-    : spawnMember('webhook', plans.length, [receiverPath, '--listen', receiverListen], shared, urlOf(receiverListen), false, (l) => l)
+  const receiver =
+    receiverListen === undefined
+      ? undefined
+      : spawnMember('webhook', plans.length, [receiverPath, '--listen', receiverListen], shared, urlOf(receiverListen), false, (l) => l)
   const nodes = plans.map((p, i) => spawnMember(p.name, i, [options.cli, 'start', '--config', p.file], p.env, p.url, p.meshed, format))
   const members = receiver ? [receiver, ...nodes] : nodes
 
@@ -211,7 +240,9 @@ export async function runMeshUp(dirArg: string | undefined, options: MeshUpOptio
   const stopAll = async () => {
     if (stopping) return
     stopping = true
-    process.stdout.write(`\nbinge mesh up: stopping ${members.length} ${members.length === 1 ? 'process' : 'processes'} (Ctrl-C again kills them)\n`)
+    process.stdout.write(
+      `\nbinge mesh up: stopping ${members.length} ${members.length === 1 ? 'process' : 'processes'} (Ctrl-C again kills them)\n`,
+    )
     for (const m of members) if (m.child.exitCode === null && m.child.signalCode === null) m.child.kill('SIGTERM')
     const force = setTimeout(() => killAll('SIGKILL'), stopTimeoutMs)
     await Promise.all(members.map((m) => m.exited))
@@ -230,18 +261,23 @@ export async function runMeshUp(dirArg: string | undefined, options: MeshUpOptio
     }
     for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(signal, onSignal)
     // A process that dies on its own takes the mesh down: a half mesh hides problems.
-    for (const m of members) void m.exited.then((code) => {
-      if (stopping) return
-      process.stderr.write(`binge mesh up: ${m.name} exited with code ${code}; stopping the others\n`)
-      void stopAll().then(() => resolveDone(1))
-    })
+    for (const m of members)
+      void m.exited.then((code) => {
+        if (stopping) return
+        process.stderr.write(`binge mesh up: ${m.name} exited with code ${code}; stopping the others\n`)
+        void stopAll().then(() => resolveDone(1))
+      })
   })
 
   const deadline = Date.now() + readyTimeoutMs
   const receiverUp = receiver ? await waitReady(receiver, '/healthz', deadline) : true
   const ready = await Promise.all(nodes.map((m) => waitReady(m, '/readyz', deadline)))
   if (stopping) return done
-  const { formed, peers } = await waitMesh(nodes.filter((_, i) => ready[i]), Date.now() + meshTimeoutMs, () => stopping)
+  const { formed, peers } = await waitMesh(
+    nodes.filter((_, i) => ready[i]),
+    Date.now() + meshTimeoutMs,
+    () => stopping,
+  )
   if (stopping) return done
 
   const rows = nodes.map((m, i) => {
@@ -251,9 +287,14 @@ export async function runMeshUp(dirArg: string | undefined, options: MeshUpOptio
   })
   if (receiver) rows.push([receiver.name, receiver.url, receiverUp ? 'listening' : 'NOT LISTENING', '(GET / shows what arrived)'])
   const readyCount = ready.filter(Boolean).length
-  const summary = readyCount < nodes.length
-    ? `${readyCount} of ${nodes.length} nodes ready`
-    : formed ? `${nodes.length} nodes ready, mesh formed` : `${nodes.length} nodes ready, mesh not formed after ${meshTimeoutMs / 1000} s`
-  process.stdout.write(`\nbinge mesh up: ${summary} (Ctrl-C stops them all)\n${formatTable(['NODE', 'HTTP', 'STATE', 'PEERS'], rows, '  ')}\n\n`)
+  const summary =
+    readyCount < nodes.length
+      ? `${readyCount} of ${nodes.length} nodes ready`
+      : formed
+        ? `${nodes.length} nodes ready, mesh formed`
+        : `${nodes.length} nodes ready, mesh not formed after ${meshTimeoutMs / 1000} s`
+  process.stdout.write(
+    `\nbinge mesh up: ${summary} (Ctrl-C stops them all)\n${formatTable(['NODE', 'HTTP', 'STATE', 'PEERS'], rows, '  ')}\n\n`,
+  )
   return done
 }

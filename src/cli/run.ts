@@ -122,7 +122,9 @@ export async function runOnce(options: RunOptions, io: RunStreams = process): Pr
 
   const nodeId = config.node.id
   const log = createLogger(config.log.level, { node: nodeId, command: 'run' })
-  const metrics = new Metrics(nodeId, () => ({ unprocessed: 0, inflight: 0, handingOff: 0, deadletter: 0, bytes: 0 }), { defaultMetrics: false })
+  const metrics = new Metrics(nodeId, () => ({ unprocessed: 0, inflight: 0, handingOff: 0, deadletter: 0, bytes: 0 }), {
+    defaultMetrics: false,
+  })
   const trace = new TraceStore(nodeId)
   const state = new Map<string, unknown>()
   const selected = selectPipelines(config, options)
@@ -134,12 +136,16 @@ export async function runOnce(options: RunOptions, io: RunStreams = process): Pr
     async write(records, opts) {
       if (!options.dryRun && place.name !== 'stdout') await output.write(records, opts)
       const lines = received[order.get(place.pipeline)!]![place.index]!
-      for (const record of records) lines.push(JSON.stringify({ pipeline: place.pipeline, output: place.name, index: place.index, record }) + '\n')
+      for (const record of records)
+        lines.push(`${JSON.stringify({ pipeline: place.pipeline, output: place.name, index: place.index, record })}\n`)
     },
     ...(options.dryRun ? {} : { start: output.start?.bind(output), stop: output.stop?.bind(output) }),
   })
   const deps: PipelineDeps = {
-    nodeId, log, metrics, trace,
+    nodeId,
+    log,
+    metrics,
+    trace,
     getState: async (key) => state.get(key),
     wrapOutput: tap,
     forward: async (pipeline) => {
@@ -148,7 +154,11 @@ export async function runOnce(options: RunOptions, io: RunStreams = process): Pr
   }
   let engine: Engine
   try {
-    engine = new Engine(selected.map(([name, p]) => new Pipeline({ name, ...p }, deps)), log, trace)
+    engine = new Engine(
+      selected.map(([name, p]) => new Pipeline({ name, ...p }, deps)),
+      log,
+      trace,
+    )
   } catch (err) {
     return fail(`${options.config}: ${asError(err).message}`)
   }
@@ -174,7 +184,14 @@ export async function runOnce(options: RunOptions, io: RunStreams = process): Pr
     await engine.stop()
   }
   const c = metrics.counters
-  const outcome = { events: events.length, processed: c.processed, filtered: c.filtered, failed: c.failed, deadlettered: c.deadlettered, dropped: c.dropped }
+  const outcome = {
+    events: events.length,
+    processed: c.processed,
+    filtered: c.filtered,
+    failed: c.failed,
+    deadlettered: c.deadlettered,
+    dropped: c.dropped,
+  }
   if (c.failed > 0) log.warn(outcome, 'binge run finished: a pipeline failed an event.')
   else log.info(outcome, 'binge run finished.')
   return c.failed > 0 ? 1 : 0

@@ -40,7 +40,12 @@ export async function fetchStats(baseUrl: string, options: { signal?: AbortSigna
 /** Columns padded to their widest cell, two spaces apart, the header first. */
 export function formatTable(header: string[], rows: string[][], indent = ''): string {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)))
-  const line = (cells: string[]) => indent + cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i]!))).join('  ').trimEnd()
+  const line = (cells: string[]) =>
+    indent +
+    cells
+      .map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i]!)))
+      .join('  ')
+      .trimEnd()
   return [line(header), ...rows.map(line)].join('\n')
 }
 
@@ -102,7 +107,7 @@ export function formatStatus(stats: NodeStats, url: string): string {
     const header = ['PEER', 'HTTP', 'CONNECTED', 'HEARD', 'DEPTH', 'IN FLIGHT', 'LOW/HIGH/MAX', 'ACCEPTING', 'DRAIN/S', 'PIPELINES']
     lines.push(formatTable(header, peers.map(peerRow)))
   }
-  return lines.join('\n') + '\n'
+  return `${lines.join('\n')}\n`
 }
 
 export async function runStatus(urlArg: string | undefined): Promise<number> {

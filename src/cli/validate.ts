@@ -7,7 +7,7 @@ export function reportConfigError(file: string, err: unknown): number {
   if (err instanceof BingeError && err.code === 'BINGE_CONFIG_INVALID') {
     const problems = (err.details?.problems ?? []) as ConfigProblem[]
     process.stderr.write(`${file}: invalid config (${problems.length} problem${problems.length === 1 ? '' : 's'})\n`)
-    process.stderr.write(formatProblems(file, problems) + '\n')
+    process.stderr.write(`${formatProblems(file, problems)}\n`)
     return 2
   }
   throw err

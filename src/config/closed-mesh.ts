@@ -27,7 +27,7 @@ export function closedByDefault() {
         message:
           `the mesh listens beyond loopback (${mesh.listen}) and names no key: any machine that reaches the port could join and hand this node events. ` +
           'Set psk to a key every node shares (make one with `binge keygen`; e.g. psk: ${BINGE_MESH_KEY}), ' +
-          'or allowPeers to the peer ids that may connect (`binge id --config FILE` prints a node\'s), ' +
+          "or allowPeers to the peer ids that may connect (`binge id --config FILE` prints a node's), " +
           'or insecure: true to run an open mesh on purpose',
       })
     },

@@ -93,13 +93,23 @@ export function formatDefault(type: string, value: unknown): string {
 }
 
 function formatDuration(ms: number): string {
-  const units: Array<[string, number]> = [['d', 86_400_000], ['h', 3_600_000], ['m', 60_000], ['s', 1000]]
+  const units: Array<[string, number]> = [
+    ['d', 86_400_000],
+    ['h', 3_600_000],
+    ['m', 60_000],
+    ['s', 1000],
+  ]
   for (const [unit, size] of units) if (ms >= size && ms % size === 0) return `${ms / size}${unit}`
   return `${ms}ms`
 }
 
 function formatSize(bytes: number): string {
-  const units: Array<[string, number]> = [['TiB', 2 ** 40], ['GiB', 2 ** 30], ['MiB', 2 ** 20], ['KiB', 2 ** 10]]
+  const units: Array<[string, number]> = [
+    ['TiB', 2 ** 40],
+    ['GiB', 2 ** 30],
+    ['MiB', 2 ** 20],
+    ['KiB', 2 ** 10],
+  ]
   for (const [unit, size] of units) if (bytes >= size && bytes % size === 0) return `${bytes / size}${unit}`
   return String(bytes)
 }

@@ -31,9 +31,7 @@ export function expandEnv(text: string, env: Env): { value: string; problems: st
     // As in the shell, `:-` also covers a variable that is set but empty.
     if (fallback !== undefined) return set === undefined || set === '' ? fallback : set
     if (set === undefined) {
-      problems.push(
-        `environment variable ${name} is not set (write \${${name}:-} to allow it to be empty)`,
-      )
+      problems.push(`environment variable ${name} is not set (write \${${name}:-} to allow it to be empty)`)
       return ''
     }
     return set
@@ -55,7 +53,9 @@ export function substituteEnv(doc: Document, env: Env): RawProblem[] {
         walk(pair.value, [...path, key])
       }
     } else if (isSeq(node)) {
-      node.items.forEach((item, i) => walk(item, [...path, i]))
+      node.items.forEach((item, i) => {
+        walk(item, [...path, i])
+      })
     } else if (isScalar(node) && typeof node.value === 'string' && node.value.includes('${')) {
       const { value, problems: found } = expandEnv(node.value, env)
       node.value = value

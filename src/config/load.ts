@@ -7,14 +7,7 @@ import path from 'node:path'
 import { LineCounter, parseDocument } from 'yaml'
 import { BingeError } from '../errors.js'
 import { substituteEnv, type Env } from './env.js'
-import {
-  formatPath,
-  formatProblems,
-  fromZodIssues,
-  placeProblems,
-  type ConfigProblem,
-  type RawProblem,
-} from './problems.js'
+import { formatPath, formatProblems, fromZodIssues, placeProblems, type ConfigProblem, type RawProblem } from './problems.js'
 import { configSchema, type Config } from './schema.js'
 
 export { formatProblems, type ConfigProblem } from './problems.js'
@@ -26,8 +19,7 @@ export function loadConfig(file: string, env: Env = process.env): Config {
     text = readFileSync(file, 'utf8')
   } catch (err) {
     const e = err as NodeJS.ErrnoException
-    const reason =
-      e.code === 'ENOENT' ? 'no such file' : e.code === 'EISDIR' ? 'it is a directory' : e.message
+    const reason = e.code === 'ENOENT' ? 'no such file' : e.code === 'EISDIR' ? 'it is a directory' : e.message
     throw invalid(file, [{ path: '', message: `cannot read the config file: ${reason}` }], err)
   }
   return parseConfig(text, file, env)
@@ -53,9 +45,7 @@ export function parseConfig(text: string, file: string, env: Env = process.env):
   const parsed = configSchema.safeParse(doc.toJS({ maxAliasCount: 100 }))
   // A missing variable became '' and may fail its field too; say it once, the env way.
   const envPaths = new Set(envProblems.map((p) => formatPath(p.path)))
-  const schemaProblems = parsed.success
-    ? []
-    : fromZodIssues(parsed.error.issues).filter((p) => !envPaths.has(formatPath(p.path)))
+  const schemaProblems = parsed.success ? [] : fromZodIssues(parsed.error.issues).filter((p) => !envPaths.has(formatPath(p.path)))
   const problems = placeProblems([...envProblems, ...schemaProblems], doc, lines)
   if (problems.length > 0 || !parsed.success) throw invalid(file, problems)
 
@@ -68,9 +58,8 @@ export function parseConfig(text: string, file: string, env: Env = process.env):
 
 function invalid(file: string, problems: ConfigProblem[], cause?: unknown): BingeError {
   const count = problems.length === 1 ? '1 problem' : `${problems.length} problems`
-  return new BingeError(
-    'BINGE_CONFIG_INVALID',
-    `invalid config ${file} (${count}):\n${formatProblems(file, problems)}`,
-    { cause, details: { file, problems } },
-  )
+  return new BingeError('BINGE_CONFIG_INVALID', `invalid config ${file} (${count}):\n${formatProblems(file, problems)}`, {
+    cause,
+    details: { file, problems },
+  })
 }

@@ -72,11 +72,7 @@ export function fromZodIssues(issues: readonly z.core.$ZodIssue[]): RawProblem[]
  * Place raw problems in the file. A path that does not exist in the document (a
  * missing required key) is placed at its nearest ancestor that does.
  */
-export function placeProblems(
-  raw: readonly RawProblem[],
-  doc: Document,
-  lines: LineCounter,
-): ConfigProblem[] {
+export function placeProblems(raw: readonly RawProblem[], doc: Document, lines: LineCounter): ConfigProblem[] {
   const placed = raw.map((p) => {
     const offset = p.offset ?? offsetOf(doc, p.path, p.atKey ?? false)
     const problem: ConfigProblem = { path: formatPath(p.path), message: p.message }

@@ -110,16 +110,10 @@ export const configSchema = section(
     mesh: optionalSection(meshSection),
     pipelines: section(
       z.record(
-        z
-          .string()
-          .regex(
-            pipelineName,
-            'a pipeline name starts with a letter or digit and holds only letters, digits, "_", "." and "-"',
-          ),
+        z.string().regex(pipelineName, 'a pipeline name starts with a letter or digit and holds only letters, digits, "_", "." and "-"'),
         section(pipelineSection),
         {
-          error: (i) =>
-            i.code === 'invalid_type' ? expected('a mapping of pipeline names to pipelines', i.input) : undefined,
+          error: (i) => (i.code === 'invalid_type' ? expected('a mapping of pipeline names to pipelines', i.input) : undefined),
         },
       ),
     ),

@@ -28,7 +28,10 @@ export interface EventProblem {
  * so a door can reword it. Renders like any BingeError: the fields stay off the wire.
  */
 export class EventInputError extends BingeError {
-  constructor(message: string, readonly problem: EventProblem) {
+  constructor(
+    message: string,
+    readonly problem: EventProblem,
+  ) {
     super(problem.kind === 'too-large' || problem.kind === 'too-many' ? 'BINGE_PAYLOAD_TOO_LARGE' : 'BINGE_BAD_REQUEST', message)
   }
 }
@@ -59,7 +62,11 @@ export function checkEvent(value: unknown, place: EventPlace, maxBytes?: number)
   if (problem) throw new EventInputError(`${place.label}${pathTo(value, problem.at)} ${problem.what}`, { kind: 'shape', ...where })
   if (maxBytes !== undefined) {
     const bytes = Buffer.byteLength(JSON.stringify(value))
-    if (bytes > maxBytes) throw new EventInputError(`${place.label} is ${bytes} bytes of JSON, more than the ${maxBytes} one event may be here`, { kind: 'too-large', ...where })
+    if (bytes > maxBytes)
+      throw new EventInputError(`${place.label} is ${bytes} bytes of JSON, more than the ${maxBytes} one event may be here`, {
+        kind: 'too-large',
+        ...where,
+      })
   }
   return value as JsonObject
 }

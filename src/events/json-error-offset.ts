@@ -6,6 +6,7 @@
 const ws = new Set([' ', '\t', '\n', '\r'])
 const literal = /^(?:true|false|null)/
 const number = /^-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?/
+// biome-ignore lint/suspicious/noControlCharactersInRegex: JSON forbids raw control characters in strings; this is that rule
 const string = /^"(?:[^"\\\u0000-\u001f]|\\(?:["\\/bfnrt]|u[0-9a-fA-F]{4}))*"/
 
 /** The offset of the first character that makes `text` invalid JSON, or -1 if it is valid. */
@@ -27,8 +28,18 @@ export function jsonErrorOffset(text: string): number {
     skip()
     if (needValue) {
       const c = text[i]
-      if (c === '{') { i++; stack.push({ kind: 'object', expect: 'key-or-end' }); needValue = false; continue }
-      if (c === '[') { i++; stack.push({ kind: 'array', expect: 'value-or-end' }); needValue = false; continue }
+      if (c === '{') {
+        i++
+        stack.push({ kind: 'object', expect: 'key-or-end' })
+        needValue = false
+        continue
+      }
+      if (c === '[') {
+        i++
+        stack.push({ kind: 'array', expect: 'value-or-end' })
+        needValue = false
+        continue
+      }
       if (!(c === '"' ? match(string) : match(literal) || match(number))) return i
       needValue = false
       const top = stack[stack.length - 1]
@@ -54,7 +65,10 @@ export function jsonErrorOffset(text: string): number {
       top.expect = top.kind === 'array' ? 'value' : 'key'
       continue
     }
-    if (top.expect === 'value-or-end' || top.expect === 'value') { needValue = true; continue }
+    if (top.expect === 'value-or-end' || top.expect === 'value') {
+      needValue = true
+      continue
+    }
     if (top.expect === 'key-or-end' || top.expect === 'key') {
       if (c !== '"' || !match(string)) return i
       top.expect = 'colon'

@@ -28,10 +28,12 @@ export interface ParsedEvents {
 export function parseEvents(payload: string | Uint8Array, format: EventFormat, limits: EventLimits = {}): ParsedEvents {
   if (limits.maxBytes !== undefined) {
     const bytes = typeof payload === 'string' ? Buffer.byteLength(payload) : payload.byteLength
-    if (bytes > limits.maxBytes) throw new EventInputError(`the payload is ${bytes} bytes, more than the ${limits.maxBytes} allowed`, { kind: 'too-large' })
+    if (bytes > limits.maxBytes)
+      throw new EventInputError(`the payload is ${bytes} bytes, more than the ${limits.maxBytes} allowed`, { kind: 'too-large' })
   }
   const text = typeof payload === 'string' ? payload : Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength).toString('utf8')
-  if (text.trim() === '') throw new EventInputError('the body is empty; send a JSON object, an array of objects or NDJSON lines', { kind: 'empty' })
+  if (text.trim() === '')
+    throw new EventInputError('the body is empty; send a JSON object, an array of objects or NDJSON lines', { kind: 'empty' })
   const max = limits.maxEvents ?? Infinity
   if (format === 'ndjson') {
     const events: JsonObject[] = []
@@ -49,7 +51,8 @@ export function parseEvents(payload: string | Uint8Array, format: EventFormat, l
   if (text.length >= 3 * max - 1 && topLevelCommas(text, max) >= max) throw tooMany(`more than ${max}`, limits)
   const value = parseJson(text)
   if (!Array.isArray(value)) return { events: [checkEvent(value, { label: 'the body' })], batch: false }
-  if (value.length === 0) throw new EventInputError('the body is an empty array; send at least one event', { kind: 'empty', found: 'an empty array' })
+  if (value.length === 0)
+    throw new EventInputError('the body is an empty array; send at least one event', { kind: 'empty', found: 'an empty array' })
   if (value.length > max) throw tooMany(String(value.length), limits)
   return { events: value.map((item, i) => checkEvent(item, { label: `item [${i}]`, item: i })), batch: true }
 }
@@ -77,7 +80,9 @@ function topLevelCommas(text: string, stop: number): number {
 
 function tooMany(count: string, limits: EventLimits): EventInputError {
   const why = limits.maxEventsReason === undefined ? '' : ` (${limits.maxEventsReason})`
-  return new EventInputError(`the body holds ${count} events; at most ${limits.maxEvents} are taken in one request${why}; split it`, { kind: 'too-many' })
+  return new EventInputError(`the body holds ${count} events; at most ${limits.maxEvents} are taken in one request${why}; split it`, {
+    kind: 'too-many',
+  })
 }
 
 function lineAndColumn(text: string, position: number, firstLine: number): { line: number; column: number } {

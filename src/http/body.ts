@@ -10,8 +10,17 @@ export type BodyFormat = EventFormat
 export function bodyFormat(contentType: string | undefined): BodyFormat {
   const type = (contentType ?? '').split(';')[0]!.trim().toLowerCase()
   if (type === '' || type === 'application/json' || type.endsWith('+json')) return 'json'
-  if (type === 'application/x-ndjson' || type === 'application/ndjson' || type === 'application/jsonl' || type === 'application/x-jsonlines') return 'ndjson'
-  throw new BingeError('BINGE_UNSUPPORTED_MEDIA_TYPE', `content type "${type}" is not accepted; send application/json or application/x-ndjson`)
+  if (
+    type === 'application/x-ndjson' ||
+    type === 'application/ndjson' ||
+    type === 'application/jsonl' ||
+    type === 'application/x-jsonlines'
+  )
+    return 'ndjson'
+  throw new BingeError(
+    'BINGE_UNSUPPORTED_MEDIA_TYPE',
+    `content type "${type}" is not accepted; send application/json or application/x-ndjson`,
+  )
 }
 
 /**
@@ -21,7 +30,11 @@ export function bodyFormat(contentType: string | undefined): BodyFormat {
  * measured to save a tenth of the main thread's time per single-event POST. Past the
  * limit it stops listening; Node discards the rest once the answer is sent.
  */
-export function readNodeBody(incoming: NodeJS.ReadableStream & { resume(): unknown }, declaredLength: string | undefined, limit: number): Promise<string> {
+export function readNodeBody(
+  incoming: NodeJS.ReadableStream & { resume(): unknown },
+  declaredLength: string | undefined,
+  limit: number,
+): Promise<string> {
   if (declaredLength !== undefined && Number(declaredLength) > limit) return Promise.reject(tooLarge(limit))
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = []
@@ -60,7 +73,11 @@ export function readNodeBody(incoming: NodeJS.ReadableStream & { resume(): unkno
 }
 
 /** Read at most `limit` bytes of a body stream; more is a 413, not a truncated parse. */
-export async function readBody(body: ReadableStream<Uint8Array> | null, declaredLength: string | undefined, limit: number): Promise<string> {
+export async function readBody(
+  body: ReadableStream<Uint8Array> | null,
+  declaredLength: string | undefined,
+  limit: number,
+): Promise<string> {
   if (declaredLength !== undefined && Number(declaredLength) > limit) throw tooLarge(limit)
   if (!body) return ''
   const chunks: Uint8Array[] = []

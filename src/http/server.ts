@@ -19,7 +19,10 @@ export function checkingInterval(requestTimeoutMs: number): number {
 export class HttpServer {
   private server?: Server
 
-  constructor(private readonly app: Hono, private readonly options: HttpServerOptions) {}
+  constructor(
+    private readonly app: Hono,
+    private readonly options: HttpServerOptions,
+  ) {}
 
   async start(): Promise<AddressInfo> {
     const parsed = splitHostPort(this.options.listen)

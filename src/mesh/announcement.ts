@@ -14,7 +14,10 @@ export const announcementSchema = z.strictObject({
   node: z.string().min(1).max(200),
   peerId: z.string().min(1).max(200),
   /** host:port the node's HTTP API listens on; an empty host means "the address you reach me at". */
-  http: z.string().max(300).regex(/:\d{1,5}$/, 'http must end in :port'),
+  http: z
+    .string()
+    .max(300)
+    .regex(/:\d{1,5}$/, 'http must end in :port'),
   addrs: z.array(z.string().max(300)).max(32),
   depth: count,
   inflight: count,

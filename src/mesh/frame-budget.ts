@@ -13,7 +13,10 @@ export class FrameBudget {
   private total = 0
   private readonly byConnection = new Map<string, number>()
 
-  constructor(private readonly nodeBytes = nodeFrameBytes, private readonly connectionBytes = connectionFrameBytes) {}
+  constructor(
+    private readonly nodeBytes = nodeFrameBytes,
+    private readonly connectionBytes = connectionFrameBytes,
+  ) {}
 
   /** Reserve `bytes` for a frame on `connection`; returns why not when it does not fit. */
   reserve(connection: string, bytes: number): string | undefined {

@@ -78,7 +78,9 @@ async function readFrame(bytes: ByteStream<Stream>, signal: AbortSignal, admit?:
 export async function request(host: PeerHost, peer: PeerId, protocol: string, body: unknown, timeoutMs: number): Promise<unknown> {
   const frame = encodeFrame(body)
   if (frame.byteLength > maxFrameBytes) {
-    throw new FrameTooLargeError(`${protocol} to ${peer.toString()}: the frame would be ${frame.byteLength} bytes, over the ${maxFrameBytes} a peer reads`)
+    throw new FrameTooLargeError(
+      `${protocol} to ${peer.toString()}: the frame would be ${frame.byteLength} bytes, over the ${maxFrameBytes} a peer reads`,
+    )
   }
   const signal = AbortSignal.timeout(timeoutMs)
   let stream: Stream | undefined
@@ -104,27 +106,37 @@ export interface ServeOptions {
 }
 
 /** Register `handler` for `protocol`: read one frame, answer one frame. */
-export async function serve(host: PeerHost, protocol: string, timeoutMs: number, handler: FrameHandler, options: ServeOptions): Promise<void> {
+export async function serve(
+  host: PeerHost,
+  protocol: string,
+  timeoutMs: number,
+  handler: FrameHandler,
+  options: ServeOptions,
+): Promise<void> {
   const { budget, log } = options
-  await host.handle(protocol, async (stream, connection) => {
-    const signal = AbortSignal.timeout(timeoutMs)
-    let reserved = 0
-    try {
-      const bytes = byteStream(stream, { maxBufferSize: readBufferBytes })
-      const body = await readFrame(bytes, signal, (length) => {
-        const refusal = budget.reserve(connection.id, length)
-        if (refusal !== undefined) throw new Error(refusal)
-        reserved = length
-      })
-      const response = await handler(body, connection)
-      await writeFrame(bytes, encodeFrame(response), signal)
-      await stream.close({ signal }).catch(() => {})
-    } catch (err) {
-      const reason = signal.aborted ? `no whole frame and answer within ${timeoutMs} ms` : asError(err).message
-      log.warn({ peer: connection.remotePeer.toString(), protocol, reason }, 'A mesh stream was reset before its answer was sent.')
-      stream.abort(asError(err))
-    } finally {
-      budget.release(connection.id, reserved)
-    }
-  }, { maxInboundStreams })
+  await host.handle(
+    protocol,
+    async (stream, connection) => {
+      const signal = AbortSignal.timeout(timeoutMs)
+      let reserved = 0
+      try {
+        const bytes = byteStream(stream, { maxBufferSize: readBufferBytes })
+        const body = await readFrame(bytes, signal, (length) => {
+          const refusal = budget.reserve(connection.id, length)
+          if (refusal !== undefined) throw new Error(refusal)
+          reserved = length
+        })
+        const response = await handler(body, connection)
+        await writeFrame(bytes, encodeFrame(response), signal)
+        await stream.close({ signal }).catch(() => {})
+      } catch (err) {
+        const reason = signal.aborted ? `no whole frame and answer within ${timeoutMs} ms` : asError(err).message
+        log.warn({ peer: connection.remotePeer.toString(), protocol, reason }, 'A mesh stream was reset before its answer was sent.')
+        stream.abort(asError(err))
+      } finally {
+        budget.release(connection.id, reserved)
+      }
+    },
+    { maxInboundStreams },
+  )
 }

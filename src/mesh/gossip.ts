@@ -39,7 +39,10 @@ export class LoadGossip {
     if (typeof a === 'string' || !isPeerAllowed(this.options.host, a.peerId)) return
     const owner = this.options.table.update(a, this.httpUrlOf(a))
     if (owner !== undefined) {
-      this.options.log.warn({ node: a.node, peer: a.peerId, owner }, 'A peer announced a node name another peer id holds; it is listed as a conflict and never handed events.')
+      this.options.log.warn(
+        { node: a.node, peer: a.peerId, owner },
+        'A peer announced a node name another peer id holds; it is listed as a conflict and never handed events.',
+      )
     }
     this.options.onAnnouncement(a)
   }
@@ -124,4 +127,3 @@ function hostOf(addr: string): string | undefined {
 function isLoopback(host: string): boolean {
   return host.startsWith('127.') || host === '::1' || host === 'localhost'
 }
-

@@ -42,8 +42,7 @@ export type HandoffRequest = z.output<typeof handoffRequestSchema>
 
 export type HandoffResponse =
   /** duplicateIds: the ids of the batch the receiver had accepted before (and dropped now). */
-  | { status: 'accepted'; accepted: number; duplicates: number; duplicateIds?: string[] }
-  | { status: 'refused'; reason: string }
+  { status: 'accepted'; accepted: number; duplicates: number; duplicateIds?: string[] } | { status: 'refused'; reason: string }
 
 export interface HandoffReceiverComponents {
   queue: EventQueue
@@ -62,7 +61,11 @@ export interface HandoffReceiverComponents {
 const refused = (reason: string): HandoffResponse => ({ status: 'refused', reason })
 
 /** `senderNode`: the node name the connection's peer id announced (undefined: none, or not valid). */
-export async function receiveHandoff(body: unknown, senderNode: string | undefined, c: HandoffReceiverComponents): Promise<HandoffResponse> {
+export async function receiveHandoff(
+  body: unknown,
+  senderNode: string | undefined,
+  c: HandoffReceiverComponents,
+): Promise<HandoffResponse> {
   const parsed = handoffRequestSchema.safeParse(body)
   if (!parsed.success) return refused(`invalid handoff request: ${parsed.error.issues[0]?.message ?? 'bad shape'}`)
   const request = parsed.data

@@ -3,9 +3,7 @@
 // is reported, never sent (no peer could read it, so a resend would fail forever).
 import type { EventRecord } from '../queue/types.js'
 
-export type Split =
-  | { batches: EventRecord[][] }
-  | { tooBig: { index: number; bytes: number } }
+export type Split = { batches: EventRecord[][] } | { tooBig: { index: number; bytes: number } }
 
 /** `events` in consecutive batches of at most `maxBytes` of JSON each (and at most `maxEvents`). */
 export function splitByBytes(events: EventRecord[], maxBytes: number, maxEvents: number): Split {

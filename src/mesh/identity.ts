@@ -32,6 +32,9 @@ export async function loadOrCreateIdentity(dataDir: string): Promise<PrivateKey>
   }
   await rename(tmp, path)
   const dir = await open(dataDir, 'r')
-  await dir.sync().catch(() => {}).finally(() => dir.close())
+  await dir
+    .sync()
+    .catch(() => {})
+    .finally(() => dir.close())
   return key
 }

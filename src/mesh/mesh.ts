@@ -18,7 +18,14 @@ import type { Announcement } from './announcement.js'
 import { FrameBudget } from './frame-budget.js'
 import { FrameTooLargeError, maxHandoffEventBytes, request, serve } from './frames.js'
 import { LoadGossip } from './gossip.js'
-import { handoffProtocol, maxHandoffEvents, parseHandoffResponse, receiveHandoff, type HandoffRequest, type HandoffResponse } from './handoff-protocol.js'
+import {
+  handoffProtocol,
+  maxHandoffEvents,
+  parseHandoffResponse,
+  receiveHandoff,
+  type HandoffRequest,
+  type HandoffResponse,
+} from './handoff-protocol.js'
 import { splitByBytes } from './handoff-split.js'
 import { loadOrCreateIdentity } from './identity.js'
 import { Offloader } from './offloader.js'
@@ -74,7 +81,10 @@ export class Mesh {
   private drainRate = 0
   private lastFinished = { at: Date.now(), count: 0 }
 
-  constructor(private readonly config: MeshConfig, private readonly c: MeshComponents) {
+  constructor(
+    private readonly config: MeshConfig,
+    private readonly c: MeshComponents,
+  ) {
     const interval = config.gossipInterval
     this.table = new PeerTable(interval * 3 + 2_000, Math.max(60_000, interval * 30))
     this.health = new PeerHealth(Math.min(defaultStallMs, config.handoffTimeout / 2))
@@ -91,28 +101,50 @@ export class Mesh {
   async start(): Promise<void> {
     const { log } = this.c
     const privateKey = await loadOrCreateIdentity(this.c.dataDir)
-    const host = (this.host = await createPeerHost({ privateKey, listen: this.config.listen, psk: this.config.psk, allowPeers: this.config.allowPeers }))
+    const host = (this.host = await createPeerHost({
+      privateKey,
+      listen: this.config.listen,
+      psk: this.config.psk,
+      allowPeers: this.config.allowPeers,
+    }))
     const timeout = this.config.handoffTimeout
     const frames = { budget: new FrameBudget(), log }
-    await serve(host, handoffProtocol, timeout, async (body, connection) => receiveHandoff(body, await this.memberNode(connection), {
-      onChecksFailed: (reason) => log.warn({ peer: connection.remotePeer.toString(), reason }, 'A handoff batch failed the checks every event meets and was refused.'),
-      queue: this.c.queue,
-      highWaterMark: this.c.highWaterMark,
-      maxEventBytes: this.c.maxEventBytes,
-      accepting: () => this.c.accepting(),
-      hasPipeline: (name) => this.c.hasPipeline(name),
-      onHandedIn: (events, from) => {
-        this.c.handoff('in', events.length)
-        const step = { detail: `from ${from}` }
-        for (const e of events) this.c.trace.add(e.id, 'handedIn', step)
-      },
-    }), frames)
+    await serve(
+      host,
+      handoffProtocol,
+      timeout,
+      async (body, connection) =>
+        receiveHandoff(body, await this.memberNode(connection), {
+          onChecksFailed: (reason) =>
+            log.warn(
+              { peer: connection.remotePeer.toString(), reason },
+              'A handoff batch failed the checks every event meets and was refused.',
+            ),
+          queue: this.c.queue,
+          highWaterMark: this.c.highWaterMark,
+          maxEventBytes: this.c.maxEventBytes,
+          accepting: () => this.c.accepting(),
+          hasPipeline: (name) => this.c.hasPipeline(name),
+          onHandedIn: (events, from) => {
+            this.c.handoff('in', events.length)
+            const step = { detail: `from ${from}` }
+            for (const e of events) this.c.trace.add(e.id, 'handedIn', step)
+          },
+        }),
+      frames,
+    )
     // Traces name peers and event ids: only mesh members may ask.
-    await serve(host, traceProtocol, timeout, async (body, connection) => {
-      if ((await this.memberNode(connection)) === undefined) return { refused: 'the trace protocol answers mesh members only' }
-      const id = (body as { id?: unknown })?.id
-      return { node: this.c.nodeId, steps: typeof id === 'string' ? this.c.trace.get(id) ?? [] : [] }
-    }, frames)
+    await serve(
+      host,
+      traceProtocol,
+      timeout,
+      async (body, connection) => {
+        if ((await this.memberNode(connection)) === undefined) return { refused: 'the trace protocol answers mesh members only' }
+        const id = (body as { id?: unknown })?.id
+        return { node: this.c.nodeId, steps: typeof id === 'string' ? (this.c.trace.get(id) ?? []) : [] }
+      },
+      frames,
+    )
     this.table.requiredPipelines = this.c.pipelines()
     this.table.self = { node: this.c.nodeId, peerId: host.peerId.toString() }
     this.table.credit.initial = this.config.handoffBatch
@@ -120,16 +152,26 @@ export class Mesh {
     const redialer = (this.redialer = new Redialer(host, log, { forgetMs: this.table.expireMs }))
     for (const entry of this.config.bootstrap) redialer.addBootstrap(toMultiaddr(entry))
     this.gossip = new LoadGossip({
-      host, table: this.table, intervalMs: this.config.gossipInterval, log,
+      host,
+      table: this.table,
+      intervalMs: this.config.gossipInterval,
+      log,
       self: () => this.announcement(),
       onAnnouncement: (a) => redialer.learn(a.peerId, a.addrs),
     })
     this.gossip.start()
     redialer.start()
     this.offloader = new Offloader({
-      queue: this.c.queue, table: this.table, health: this.health, log,
-      highWaterMark: this.c.relay ? 0 : this.c.highWaterMark, lowWaterMark: this.c.relay ? 0 : this.c.lowWaterMark, maxHops: this.config.maxHops,
-      batchSize: this.config.handoffBatch, maxInFlight: this.config.handoffConcurrency, unreachableMs: this.config.unreachablePeerTimeout,
+      queue: this.c.queue,
+      table: this.table,
+      health: this.health,
+      log,
+      highWaterMark: this.c.relay ? 0 : this.c.highWaterMark,
+      lowWaterMark: this.c.relay ? 0 : this.c.lowWaterMark,
+      maxHops: this.config.maxHops,
+      batchSize: this.config.handoffBatch,
+      maxInFlight: this.config.handoffConcurrency,
+      unreachableMs: this.config.unreachablePeerTimeout,
       send: (peer, batch) => this.send(peer, batch, 'overflow'),
       ping: (peer) => this.ping(peer),
       onHandedOff: (batch, peerNode) => {
@@ -153,9 +195,15 @@ export class Mesh {
     const { listen, psk, allowPeers, insecure } = this.config
     if (!listensBeyondLoopback(listen)) return
     if (insecure && psk === '' && allowPeers.length === 0) {
-      this.c.log.warn({ listen }, 'The mesh is open (mesh.insecure: true): any machine that reaches its port can join, gossip and hand this node events.')
+      this.c.log.warn(
+        { listen },
+        'The mesh is open (mesh.insecure: true): any machine that reaches its port can join, gossip and hand this node events.',
+      )
     } else if (psk.trim() === exampleMeshKey) {
-      this.c.log.warn({ listen }, 'The mesh uses the example key from mesh-configs, which anyone can read: set BINGE_MESH_KEY to a key from `binge keygen`.')
+      this.c.log.warn(
+        { listen },
+        'The mesh uses the example key from mesh-configs, which anyone can read: set BINGE_MESH_KEY to a key from `binge keygen`.',
+      )
     }
   }
 
@@ -201,7 +249,10 @@ export class Mesh {
     if ('tooBig' in split) {
       if (kind === 'overflow') return undefined
       const { index, bytes } = split.tooBig
-      throw new BingeError('BINGE_PAYLOAD_TOO_LARGE', `event ${index} is ${bytes} bytes as JSON, more than a mesh handoff carries (${maxHandoffEventBytes}), so it cannot reach a node that runs the pipeline "${pipeline ?? ''}"; send it to such a node directly`)
+      throw new BingeError(
+        'BINGE_PAYLOAD_TOO_LARGE',
+        `event ${index} is ${bytes} bytes as JSON, more than a mesh handoff carries (${maxHandoffEventBytes}), so it cannot reach a node that runs the pipeline "${pipeline ?? ''}"; send it to such a node directly`,
+      )
     }
     const order = kind === 'route' ? rendezvous(this.table.runners(pipeline ?? ''), events[0]?.id ?? '') : undefined
     const taken: Array<{ events: EventRecord[]; peer: string; node: string }> = []
@@ -218,7 +269,9 @@ export class Mesh {
         if (taken.length === 0) return undefined
         for (const t of taken) this.rememberUnsure(t.events, t.peer)
         const handed = taken.reduce((n, t) => n + t.events.length, 0)
-        throw new Error(`${handed} of the ${events.length} events were handed to ${[...new Set(taken.map((t) => t.node))].join(', ')} and no peer would take the rest`)
+        throw new Error(
+          `${handed} of the ${events.length} events were handed to ${[...new Set(taken.map((t) => t.node))].join(', ')} and no peer would take the rest`,
+        )
       }
       taken.push({ events: batch, peer: done.peer, node: done.node })
       duplicateIds.push(...done.duplicateIds)
@@ -227,7 +280,11 @@ export class Mesh {
   }
 
   /** One frame's worth of handOffDirect: up to three peers, one resend after an unknown outcome. */
-  private async handOffBatch(events: EventRecord[], kind: 'overflow' | 'route', order: PeerEntry[] | undefined): Promise<BatchHandoff | undefined> {
+  private async handOffBatch(
+    events: EventRecord[],
+    kind: 'overflow' | 'route',
+    order: PeerEntry[] | undefined,
+  ): Promise<BatchHandoff | undefined> {
     // A retry of ids whose handoff had an unknown outcome goes first where they may be.
     const unsure = this.unsure.get(events[0]?.id ?? '')
     const sticky = unsure === undefined ? undefined : this.table.get(unsure)
@@ -240,7 +297,12 @@ export class Mesh {
     }
     const handoffId = uuidv7()
     // Its answer, or its failure, tells PeerHealth whether the peer answers (as the offloader's do).
-    const send = (batch: HandoffBatch) => this.health.track(batch.peer, () => this.send(batch.peer, batch, kind), (err) => err instanceof FrameTooLargeError)
+    const send = (batch: HandoffBatch) =>
+      this.health.track(
+        batch.peer,
+        () => this.send(batch.peer, batch, kind),
+        (err) => err instanceof FrameTooLargeError,
+      )
     for (let i = 0; i < 3; i++) {
       const peer = next()
       if (!peer) break
@@ -251,7 +313,10 @@ export class Mesh {
       try {
         answer = await send(batch)
       } catch (err) {
-        this.c.log.warn({ peer: peer.announcement.node, err: asError(err).message }, 'A direct handoff had an unknown outcome; resending it once to the same peer.')
+        this.c.log.warn(
+          { peer: peer.announcement.node, err: asError(err).message },
+          'A direct handoff had an unknown outcome; resending it once to the same peer.',
+        )
         try {
           answer = await send(batch)
         } catch (again) {
@@ -333,7 +398,9 @@ export class Mesh {
     const host = this.host
     if (!host) return false
     try {
-      await (host.services.ping as PingService).ping(peerIdFromString(peer), { signal: AbortSignal.timeout(Math.min(2_000, this.config.handoffTimeout)) })
+      await (host.services.ping as PingService).ping(peerIdFromString(peer), {
+        signal: AbortSignal.timeout(Math.min(2_000, this.config.handoffTimeout)),
+      })
       return true
     } catch {
       return false
@@ -348,11 +415,24 @@ export class Mesh {
     this.lastFinished = { at: now, count: finished }
     const depth = this.c.queue.depth()
     return {
-      v: 1, node: this.c.nodeId, peerId: this.host!.peerId.toString(), http: this.c.httpAddress(), addrs: this.addresses(),
-      depth: depth.unprocessed, inflight: depth.inflight,
-      highWaterMark: this.c.highWaterMark, lowWaterMark: this.c.lowWaterMark, maxEvents: this.c.maxEvents,
-      accepting: !this.c.relay && this.c.accepting() && depth.unprocessed + depth.inflight < this.c.maxEvents && !this.c.queue.diskStatus()?.belowWatermark,
-      drainRate: Math.round(this.drainRate * 10) / 10, pipelines: this.c.pipelines(), sentAt: now,
+      v: 1,
+      node: this.c.nodeId,
+      peerId: this.host!.peerId.toString(),
+      http: this.c.httpAddress(),
+      addrs: this.addresses(),
+      depth: depth.unprocessed,
+      inflight: depth.inflight,
+      highWaterMark: this.c.highWaterMark,
+      lowWaterMark: this.c.lowWaterMark,
+      maxEvents: this.c.maxEvents,
+      accepting:
+        !this.c.relay &&
+        this.c.accepting() &&
+        depth.unprocessed + depth.inflight < this.c.maxEvents &&
+        !this.c.queue.diskStatus()?.belowWatermark,
+      drainRate: Math.round(this.drainRate * 10) / 10,
+      pipelines: this.c.pipelines(),
+      sentAt: now,
     }
   }
 }
@@ -373,5 +453,8 @@ interface BatchHandoff {
 /** Peers in the order of a hash of (key, peer id), highest first: the same key, the same order. */
 function rendezvous(peers: PeerEntry[], key: string): PeerEntry[] {
   const score = (p: PeerEntry) => createHash('sha256').update(key).update('\u0000').update(p.announcement.peerId).digest().readUInt32BE(0)
-  return peers.map((p) => ({ p, s: score(p) })).sort((x, y) => y.s - x.s).map((x) => x.p)
+  return peers
+    .map((p) => ({ p, s: score(p) }))
+    .sort((x, y) => y.s - x.s)
+    .map((x) => x.p)
 }

@@ -91,7 +91,8 @@ export class Offloader {
       // The last process may have sent it: the peer may hold it, or still be reading it.
       this.outstanding.set(batch.handoffId, { batch, failures: 0, nextAttempt: 0, sending: false, uncertain: true, failedAt: 0 })
     }
-    if (this.outstanding.size > 0) this.o.log.info({ batches: this.outstanding.size }, 'Resending handoff batches whose outcome was unknown at the last stop.')
+    if (this.outstanding.size > 0)
+      this.o.log.info({ batches: this.outstanding.size }, 'Resending handoff batches whose outcome was unknown at the last stop.')
     this.timer = setInterval(() => void this.tick(), tickMs)
     this.timer.unref()
   }
@@ -155,9 +156,15 @@ export class Offloader {
     this.pings.set(peer, -1)
     // Not awaited by stop(): a ping to a frozen peer would hold it up to its timeout,
     // and stopping the host ends it anyway.
-    void this.o.ping(peer).then((alive) => {
-      if (alive) this.health.pinged(peer)
-    }, () => {}).finally(() => this.pings.set(peer, Date.now()))
+    void this.o
+      .ping(peer)
+      .then(
+        (alive) => {
+          if (alive) this.health.pinged(peer)
+        },
+        () => {},
+      )
+      .finally(() => this.pings.set(peer, Date.now()))
   }
 
   private async offload(): Promise<void> {
@@ -175,10 +182,13 @@ export class Offloader {
       // No more than the peer has room for, by its last announcement and what we have
       // sent it since: past that it would refuse (and idle once it drains).
       const batch = await queue.takeForHandoff(Math.min(this.o.batchSize, excess, table.room(peer)), {
-        handoffId: uuidv7(), peer: peer.announcement.peerId, maxHops: this.o.maxHops,
+        handoffId: uuidv7(),
+        peer: peer.announcement.peerId,
+        maxHops: this.o.maxHops,
         // Never back to the node that first accepted it: its dedupe index would take the
         // event for a duplicate, ack it and drop it, and we would delete our copy.
-        excludeOrigin: peer.announcement.node, maxBytes: maxHandoffEventBytes,
+        excludeOrigin: peer.announcement.node,
+        maxBytes: maxHandoffEventBytes,
       })
       if (!batch) {
         // Everything left has used up its hops (or is too big for a frame): process it here.
@@ -194,16 +204,21 @@ export class Offloader {
 
   private launch(o: Outstanding): void {
     o.sending = true
-    const p = this.attempt(o).catch((err) => {
-      // A store failure while settling: the batch stays in the bucket and is resent later.
-      o.nextAttempt = Date.now() + 1_000
-      this.o.log.error({ handoffId: o.batch.handoffId, err: asError(err).message }, 'Settling a handoff batch failed; it stays in the handing-off bucket.')
-    }).finally(() => {
-      o.sending = false
-      this.sends.delete(p)
-      // A slot is free: fill it now rather than at the next tick.
-      if (!this.stopped) void this.tick()
-    })
+    const p = this.attempt(o)
+      .catch((err) => {
+        // A store failure while settling: the batch stays in the bucket and is resent later.
+        o.nextAttempt = Date.now() + 1_000
+        this.o.log.error(
+          { handoffId: o.batch.handoffId, err: asError(err).message },
+          'Settling a handoff batch failed; it stays in the handing-off bucket.',
+        )
+      })
+      .finally(() => {
+        o.sending = false
+        this.sends.delete(p)
+        // A slot is free: fill it now rather than at the next tick.
+        if (!this.stopped) void this.tick()
+      })
     this.sends.add(p)
   }
 
@@ -212,7 +227,11 @@ export class Offloader {
     const peerNode = this.o.table.get(batch.peer)?.announcement.node ?? batch.peer
     let response: HandoffResponse
     try {
-      response = await this.health.track(batch.peer, () => this.o.send(batch.peer, batch), (err) => err instanceof FrameTooLargeError)
+      response = await this.health.track(
+        batch.peer,
+        () => this.o.send(batch.peer, batch),
+        (err) => err instanceof FrameTooLargeError,
+      )
     } catch (err) {
       if (err instanceof FrameTooLargeError) await this.giveBack(o, peerNode, err)
       else await this.unknown(o, peerNode, err)
@@ -223,7 +242,10 @@ export class Offloader {
       this.outstanding.delete(batch.handoffId)
       this.o.onHandedOff(batch, peerNode)
       if (response.duplicates > 0) {
-        this.o.log.info({ peer: peerNode, handoffId: batch.handoffId, duplicates: response.duplicates, accepted: response.accepted }, 'A resent handoff batch was already on the peer, which dropped the copies.')
+        this.o.log.info(
+          { peer: peerNode, handoffId: batch.handoffId, duplicates: response.duplicates, accepted: response.accepted },
+          'A resent handoff batch was already on the peer, which dropped the copies.',
+        )
       }
       return
     }
@@ -235,13 +257,19 @@ export class Offloader {
       if (await this.takeBackIfOverdue(o, peerNode)) return
       o.failedAt = 0
       o.nextAttempt = Date.now() + refusedPauseMs
-      this.o.log.debug({ peer: peerNode, handoffId: batch.handoffId, reason: response.reason }, 'A peer refused a resend; the batch stays promised to it and is offered again shortly.')
+      this.o.log.debug(
+        { peer: peerNode, handoffId: batch.handoffId, reason: response.reason },
+        'A peer refused a resend; the batch stays promised to it and is offered again shortly.',
+      )
       return
     }
     await this.o.queue.returnHandoff(batch.handoffId)
     this.outstanding.delete(batch.handoffId)
     this.o.table.noteSent(batch.peer, -batch.events.length)
-    this.o.log.debug({ peer: peerNode, reason: response.reason, events: batch.events.length }, 'A peer refused a handoff; the events stay here.')
+    this.o.log.debug(
+      { peer: peerNode, reason: response.reason, events: batch.events.length },
+      'A peer refused a handoff; the events stay here.',
+    )
   }
 
   /**
@@ -254,7 +282,10 @@ export class Offloader {
     await this.o.queue.returnHandoff(batch.handoffId)
     this.outstanding.delete(batch.handoffId)
     this.o.table.noteSent(batch.peer, -batch.events.length)
-    this.o.log.warn({ peer: peerNode, handoffId: batch.handoffId, events: batch.events.length, err: err.message }, 'A handoff batch too big for one frame was given back, to be split or processed here.')
+    this.o.log.warn(
+      { peer: peerNode, handoffId: batch.handoffId, events: batch.events.length, err: err.message },
+      'A handoff batch too big for one frame was given back, to be split or processed here.',
+    )
   }
 
   /** Past `unreachableMs` since the batch was taken: take it back to process here. */
@@ -264,7 +295,10 @@ export class Offloader {
     await this.o.queue.returnHandoff(batch.handoffId)
     this.outstanding.delete(batch.handoffId)
     this.o.onTakenBack(batch)
-    this.o.log.warn({ peer: peerNode, handoffId: batch.handoffId, events: batch.events.length }, 'A peer stayed unreachable past the limit, so its handoff batch was taken back to be processed here; the peer may process some of it too.')
+    this.o.log.warn(
+      { peer: peerNode, handoffId: batch.handoffId, events: batch.events.length },
+      'A peer stayed unreachable past the limit, so its handoff batch was taken back to be processed here; the peer may process some of it too.',
+    )
     return true
   }
 

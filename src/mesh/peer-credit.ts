@@ -28,7 +28,10 @@ export class PeerCredit {
   private readonly accounts = new Map<string, Account>()
 
   /** `initial`: one handoff batch; `max`: the most any peer may hold unaccounted for. */
-  constructor(public initial = 256, public max = 16 * 256) {}
+  constructor(
+    public initial = 256,
+    public max = 16 * 256,
+  ) {}
 
   private account(peerId: string): Account {
     let a = this.accounts.get(peerId)

@@ -22,7 +22,10 @@ export class PeerHealth {
   private readonly peers = new Map<string, State>()
   private sends = 0
 
-  constructor(private readonly stallMs = defaultStallMs, private readonly now: () => number = Date.now) {}
+  constructor(
+    private readonly stallMs = defaultStallMs,
+    private readonly now: () => number = Date.now,
+  ) {}
 
   private state(peer: string): State {
     let s = this.peers.get(peer)

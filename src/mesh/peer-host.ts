@@ -63,7 +63,7 @@ function allowListGater(allowPeers: string[]): ConnectionGater | undefined {
 }
 
 export async function createPeerHost(options: PeerHostOptions): Promise<PeerHost> {
-  const host = await createLibp2p({
+  const host = (await createLibp2p({
     privateKey: options.privateKey,
     addresses: { listen: [options.listen] },
     transports: [tcp()],
@@ -82,7 +82,10 @@ export async function createPeerHost(options: PeerHostOptions): Promise<PeerHost
     // A frozen peer is still dropped, 15 s later; handoffs have their own deadline.
     connectionMonitor: { pingTimeout: { minTimeout: 15_000 } },
     connectionManager: {
-      inboundConnectionThreshold: 1_000, maxIncomingPendingConnections: 64, addressDialTimeout: dialTimeoutMs, inboundUpgradeTimeout: dialTimeoutMs,
+      inboundConnectionThreshold: 1_000,
+      maxIncomingPendingConnections: 64,
+      addressDialTimeout: dialTimeoutMs,
+      inboundUpgradeTimeout: dialTimeoutMs,
     },
     services: {
       identify: identify(),
@@ -100,7 +103,7 @@ export async function createPeerHost(options: PeerHostOptions): Promise<PeerHost
         scoreParams: { IPColocationFactorWeight: 0 },
       }),
     },
-  }) as PeerHost
+  })) as PeerHost
   if (options.allowPeers.length > 0) allowLists.set(host, new Set(options.allowPeers))
   return host
 }

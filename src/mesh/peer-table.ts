@@ -57,7 +57,11 @@ export class PeerTable {
   /** Is there a live connection to the peer? None is assumed until set. */
   private connected: (peerId: string) => boolean = () => false
 
-  constructor(private readonly freshMs: number, readonly expireMs: number, private readonly now: () => number = Date.now) {}
+  constructor(
+    private readonly freshMs: number,
+    readonly expireMs: number,
+    private readonly now: () => number = Date.now,
+  ) {}
 
   /**
    * Record an announcement. Returns the owner's peer id when this peer claims a node
@@ -201,10 +205,23 @@ export class PeerTable {
     return [...this.peers.values()].map((e) => {
       const a = e.announcement
       return {
-        node: a.node, peerId: a.peerId, http: e.httpUrl,
-        load: { depth: a.depth, inflight: a.inflight, highWaterMark: a.highWaterMark, lowWaterMark: a.lowWaterMark, maxEvents: a.maxEvents, accepting: a.accepting, drainRate: a.drainRate },
-        pipelines: a.pipelines, ageMs: now - e.heardAt, connected: isConnected(a.peerId),
-        conflict: e.conflictWith !== undefined, credit: this.credit.available(a.peerId),
+        node: a.node,
+        peerId: a.peerId,
+        http: e.httpUrl,
+        load: {
+          depth: a.depth,
+          inflight: a.inflight,
+          highWaterMark: a.highWaterMark,
+          lowWaterMark: a.lowWaterMark,
+          maxEvents: a.maxEvents,
+          accepting: a.accepting,
+          drainRate: a.drainRate,
+        },
+        pipelines: a.pipelines,
+        ageMs: now - e.heardAt,
+        connected: isConnected(a.peerId),
+        conflict: e.conflictWith !== undefined,
+        credit: this.credit.available(a.peerId),
       }
     })
   }

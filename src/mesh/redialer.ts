@@ -69,7 +69,11 @@ export class Redialer {
   private readonly forgetMs: number
   private readonly maxTargets: number
 
-  constructor(private readonly host: PeerHost, private readonly log: Logger, options: RedialerOptions = {}) {
+  constructor(
+    private readonly host: PeerHost,
+    private readonly log: Logger,
+    options: RedialerOptions = {},
+  ) {
     this.maxBackoffMs = options.maxBackoffMs ?? 15_000
     this.forgetMs = options.forgetMs ?? 60_000
     this.maxTargets = options.maxTargets ?? 1024
@@ -78,7 +82,17 @@ export class Redialer {
   addBootstrap(addr: Multiaddr): void {
     const key = addr.toString()
     if (this.targets.has(key)) return
-    this.targets.set(key, { label: key, addrs: [addr], failures: 0, nextAttempt: 0, dialing: false, flapping: false, reached: false, bootstrap: true, heardAt: Date.now() })
+    this.targets.set(key, {
+      label: key,
+      addrs: [addr],
+      failures: 0,
+      nextAttempt: 0,
+      dialing: false,
+      flapping: false,
+      reached: false,
+      bootstrap: true,
+      heardAt: Date.now(),
+    })
   }
 
   /** How many peers are being kept connected (bootstrap and learned): for tests and stats. */
@@ -111,8 +125,16 @@ export class Redialer {
     for (const t of this.targets.values()) if (t.peerId?.toString() === peerIdText) return
     if (this.targets.size >= this.maxTargets && !this.evictOne()) return
     this.targets.set(peerIdText, {
-      label: peerIdText, addrs: parsed, peerId: peerIdFromString(peerIdText), failures: 0, dialing: false, flapping: false,
-      nextAttempt: peerIdText < this.host.peerId.toString() ? Date.now() + deferMs : 0, reached: false, bootstrap: false, heardAt: Date.now(),
+      label: peerIdText,
+      addrs: parsed,
+      peerId: peerIdFromString(peerIdText),
+      failures: 0,
+      dialing: false,
+      flapping: false,
+      nextAttempt: peerIdText < this.host.peerId.toString() ? Date.now() + deferMs : 0,
+      reached: false,
+      bootstrap: false,
+      heardAt: Date.now(),
     })
     // A new peer is dialled now, not at the next tick: joining takes one round of gossip.
     if (this.timer) this.tick()
@@ -147,7 +169,10 @@ export class Redialer {
       if (!t.bootstrap && now - t.heardAt > this.forgetMs) {
         // Gone quiet: it left, or never was a node (a throwaway identity naming an address).
         this.targets.delete(t.label)
-        this.log.debug({ target: t.label, unheardMs: now - t.heardAt }, 'A learned mesh peer stopped announcing, so it is no longer redialled.')
+        this.log.debug(
+          { target: t.label, unheardMs: now - t.heardAt },
+          'A learned mesh peer stopped announcing, so it is no longer redialled.',
+        )
         continue
       }
       if (t.dialing) continue
@@ -166,7 +191,8 @@ export class Redialer {
         t.flapping = true
         const backoff = this.backOff(t)
         const fields = { target: t.label, peer: t.peerId?.toString(), failures: t.failures, retryInMs: Math.round(backoff) }
-        const msg = 'A mesh peer closed the connection soon after it was made (is this node on its allow-list?); dialling again with backoff.'
+        const msg =
+          'A mesh peer closed the connection soon after it was made (is this node on its allow-list?); dialling again with backoff.'
         if (t.failures === 1 || t.failures % 20 === 0) this.log.warn(fields, msg)
         else this.log.debug(fields, msg)
       }
@@ -196,8 +222,12 @@ export class Redialer {
       // A learned peer is dialled by id, so libp2p may use any address it knows; a
       // bootstrap address is dialled as written, since its peer id may have changed.
       if (t.peerId && t.addrs.length > 0) await this.host.peerStore.merge(t.peerId, { multiaddrs: t.addrs }).catch(() => {})
-      const connection = t.peerId && t.label === t.peerId.toString() ? await this.host.dial(t.peerId, { signal }) : await this.host.dial(t.addrs[0]!, { signal })
-      if (!t.reached || (t.failures > 0 && !t.flapping)) this.log.info({ target: t.label, peer: connection.remotePeer.toString() }, 'Connected to a mesh peer.')
+      const connection =
+        t.peerId && t.label === t.peerId.toString()
+          ? await this.host.dial(t.peerId, { signal })
+          : await this.host.dial(t.addrs[0]!, { signal })
+      if (!t.reached || (t.failures > 0 && !t.flapping))
+        this.log.info({ target: t.label, peer: connection.remotePeer.toString() }, 'Connected to a mesh peer.')
       t.peerId = connection.remotePeer
       t.connectedAt = Date.now()
       t.reached = true

@@ -42,7 +42,11 @@ export interface FlushOutcome {
 export class Engine {
   private readonly byName: Map<string, Pipeline>
 
-  constructor(readonly pipelines: Pipeline[], private readonly log: Logger, private readonly trace: TraceStore) {
+  constructor(
+    readonly pipelines: Pipeline[],
+    private readonly log: Logger,
+    private readonly trace: TraceStore,
+  ) {
     this.byName = new Map(pipelines.map((p) => [p.name, p]))
   }
 
@@ -87,15 +91,20 @@ export class Engine {
     const locked = this.pipelines.filter((p) => p.state !== undefined && entered.has(p))
     const release = await acquireAll(locked.map((p) => p.state!.lock))
     // allSettled, not all: no pipeline may still be changing its state once the locks go.
-    const runs = await Promise.allSettled([...entered].map(async ([pipeline, indexes]) => {
-      const results = await pipeline.runBatch(indexes.map((i) => events[i]!), signal)
-      results.forEach((r, k) => {
-        if (r.status === 'skipped') return
-        const ack = acks[indexes[k]!]!
-        ack.state.push(...r.state)
-        if (r.status === 'failed' && r.deadletter) ack.deadletter.push(r.deadletter)
-      })
-    }))
+    const runs = await Promise.allSettled(
+      [...entered].map(async ([pipeline, indexes]) => {
+        const results = await pipeline.runBatch(
+          indexes.map((i) => events[i]!),
+          signal,
+        )
+        results.forEach((r, k) => {
+          if (r.status === 'skipped') return
+          const ack = acks[indexes[k]!]!
+          ack.state.push(...r.state)
+          if (r.status === 'failed' && r.deadletter) ack.deadletter.push(r.deadletter)
+        })
+      }),
+    )
     const failed = runs.find((r): r is PromiseRejectedResult => r.status === 'rejected')
     if (failed) {
       for (const p of locked) p.state!.invalidate()
@@ -162,7 +171,10 @@ export class Engine {
     for (const [i, event] of events.entries()) {
       if (event.pipeline !== undefined && !this.byName.has(event.pipeline)) {
         const error = `pipeline "${event.pipeline}" is not configured on this node`
-        this.log.warn({ id: event.id, pipeline: event.pipeline }, 'An event names a pipeline this node does not run, so it was dead-lettered.')
+        this.log.warn(
+          { id: event.id, pipeline: event.pipeline },
+          'An event names a pipeline this node does not run, so it was dead-lettered.',
+        )
         this.trace.add(event.id, 'deadlettered', { pipeline: event.pipeline, detail: error })
         acks[i]!.deadletter.push({ pipeline: event.pipeline, error, attempts: 0 })
         continue

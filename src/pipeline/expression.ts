@@ -30,7 +30,10 @@ const builtinPad = jsonata('$pad($s, $w, $c)')
 async function boundedPad(str: string | undefined, width: number, char?: string): Promise<unknown> {
   if (Math.abs(width) > maxPadWidth) throw new Error(`$pad width ${width} is over the limit of ${maxPadWidth} characters`)
   const built = Math.abs(width) * Math.max(1, char?.length ?? 1)
-  if (built > 8 * maxPadWidth) throw new Error(`$pad width ${width} with a ${char!.length}-character pad string would build ${built} characters, over the limit of ${8 * maxPadWidth}`)
+  if (built > 8 * maxPadWidth)
+    throw new Error(
+      `$pad width ${width} with a ${char!.length}-character pad string would build ${built} characters, over the limit of ${8 * maxPadWidth}`,
+    )
   return builtinPad.evaluate({}, { s: str, w: width, c: char })
 }
 

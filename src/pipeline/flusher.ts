@@ -68,7 +68,11 @@ export class Flusher {
       try {
         outcome = await engine.flush(pipeline, run)
       } catch (err) {
-        if (!this.signal?.aborted) log.error({ pipeline: pipeline.name, err: asError(err).message }, 'A flush of stateful steps failed; it is tried again on the next tick.')
+        if (!this.signal?.aborted)
+          log.error(
+            { pipeline: pipeline.name, err: asError(err).message },
+            'A flush of stateful steps failed; it is tried again on the next tick.',
+          )
         continue
       }
       try {
@@ -76,7 +80,10 @@ export class Flusher {
         outcome.settle(true)
       } catch (err) {
         outcome.settle(false)
-        log.error({ pipeline: pipeline.name, err: asError(err).message }, 'The state of a flush could not be written; its results may be emitted again.')
+        log.error(
+          { pipeline: pipeline.name, err: asError(err).message },
+          'The state of a flush could not be written; its results may be emitted again.',
+        )
       }
     }
   }

@@ -22,13 +22,21 @@ const notifyTimeoutMs = 5_000
 
 function report(f: Failure): string {
   return JSON.stringify({
-    pipeline: f.pipeline, node: f.nodeId, error: f.error.message, attempts: f.attempts,
+    pipeline: f.pipeline,
+    node: f.nodeId,
+    error: f.error.message,
+    attempts: f.attempts,
     event: { id: f.event.id, origin: f.event.origin, receivedAt: new Date(f.event.receivedAt).toISOString(), data: f.event.data },
   })
 }
 
 async function post(url: string, body: string): Promise<void> {
-  const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body, signal: AbortSignal.timeout(notifyTimeoutMs) })
+  const res = await fetch(url, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body,
+    signal: AbortSignal.timeout(notifyTimeoutMs),
+  })
   await res.body?.cancel()
   if (!res.ok) throw new Error(`${url} answered ${res.status}`)
 }
@@ -48,7 +56,10 @@ export async function deliverFailure(policy: FailurePolicy, f: Failure, log: Log
   if (kind === 'alert') {
     log.error(fields, 'An event failed and was dropped with an alert.')
     const webhook = (options as { webhook?: string } | null)?.webhook
-    if (webhook) await post(webhook, report(f)).catch((err) => log.error({ ...fields, webhook, err: asError(err).message }, 'The alert webhook could not be reached.'))
+    if (webhook)
+      await post(webhook, report(f)).catch((err) =>
+        log.error({ ...fields, webhook, err: asError(err).message }, 'The alert webhook could not be reached.'),
+      )
     return 'alert'
   }
   const url = (options as { url: string }).url

@@ -76,13 +76,23 @@ export class Pipeline {
   /** Shared by every trace step of this pipeline (the trace keeps it as is). */
   private readonly traceStep: { pipeline: string }
 
-  constructor(private readonly spec: PipelineSpec, private readonly deps: PipelineDeps) {
+  constructor(
+    private readonly spec: PipelineSpec,
+    private readonly deps: PipelineDeps,
+  ) {
     this.name = spec.name
     this.traceStep = { pipeline: spec.name }
     this.when = spec.when === undefined ? undefined : compile(spec.when)
     const state = new PipelineState(spec.name, deps.state ?? noState)
     const openState = <V>(index: number, kind: string) => state.open<V>(index, kind)
-    const context = { pipeline: spec.name, nodeId: deps.nodeId, getState: deps.getState, forward: deps.forward, wrapOutput: deps.wrapOutput, openState }
+    const context = {
+      pipeline: spec.name,
+      nodeId: deps.nodeId,
+      getState: deps.getState,
+      forward: deps.forward,
+      wrapOutput: deps.wrapOutput,
+      openState,
+    }
     this.steps = buildSteps(spec.steps, context)
     if (!state.empty) this.state = state
     this.outputs = buildOutputs(spec.outputs, context)
@@ -104,7 +114,10 @@ export class Pipeline {
     try {
       return isTruthy(await this.when.evaluate(event.data))
     } catch (err) {
-      this.deps.log.warn({ pipeline: this.name, id: event.id, err: asError(err).message }, 'The when expression failed, so the event skips this pipeline.')
+      this.deps.log.warn(
+        { pipeline: this.name, id: event.id, err: asError(err).message },
+        'The when expression failed, so the event skips this pipeline.',
+      )
       return false
     }
   }
@@ -137,12 +150,21 @@ export class Pipeline {
       if (events.length === 0) filtered.push({ index, state: ops })
       else pending.push({ index, events, state: ops })
     }
-    const failure = pending.length === 0 ? undefined : await this.deliver(pending.flatMap((p) => p.events), signal)
+    const failure =
+      pending.length === 0
+        ? undefined
+        : await this.deliver(
+            pending.flatMap((p) => p.events),
+            signal,
+          )
     if (failure && state) {
       // One write carried the whole batch and each event's state builds on the ones
       // before: undo them all and fail them all, filtered ones too (a replay redoes them).
       state.rollback()
-      this.deps.log.warn({ pipeline: this.name, events: pending.length + filtered.length, err: failure.error.message }, 'An output failed, so every event of the batch failed and its state changes were undone.')
+      this.deps.log.warn(
+        { pipeline: this.name, events: pending.length + filtered.length, err: failure.error.message },
+        'An output failed, so every event of the batch failed and its state changes were undone.',
+      )
       for (const p of [...filtered, ...pending]) {
         results[p.index] = await this.fail(batch[p.index]!, failure.error, failure.attempts, started, [], signal)
       }
@@ -163,7 +185,9 @@ export class Pipeline {
     const permanent = failure.error instanceof OutputFailure && failure.error.permanent
     for (const p of pending) {
       const own = permanent && pending.length > 1 ? await this.deliver(p.events, signal) : failure
-      results[p.index] = own ? await this.fail(batch[p.index]!, own.error, own.attempts, started, p.state, signal) : this.done(batch[p.index]!, p.state, started)
+      results[p.index] = own
+        ? await this.fail(batch[p.index]!, own.error, own.attempts, started, p.state, signal)
+        : this.done(batch[p.index]!, p.state, started)
     }
     return results
   }
@@ -190,14 +214,20 @@ export class Pipeline {
       state.rollback()
       run.signal?.throwIfAborted()
       const error = asError(err)
-      this.deps.log.error({ pipeline: this.name, err: error.message }, 'A step failed on window results; they stay and are tried again at the next flush.')
+      this.deps.log.error(
+        { pipeline: this.name, err: error.message },
+        'A step failed on window results; they stay and are tried again at the next flush.',
+      )
       return { emitted: 0, failure: error, ops: [] }
     }
     if (emitted.length === 0) return { emitted: 0, ops }
     const failure = await this.deliver(emitted, run.signal ?? new AbortController().signal)
     if (failure) {
       state.rollback()
-      this.deps.log.error({ pipeline: this.name, results: emitted.length, attempts: failure.attempts, err: failure.error.message }, 'Window results could not be delivered; they stay and are tried again at the next flush.')
+      this.deps.log.error(
+        { pipeline: this.name, results: emitted.length, attempts: failure.attempts, err: failure.error.message },
+        'Window results could not be delivered; they stay and are tried again at the next flush.',
+      )
       return { emitted: 0, failure: failure.error, ops: [] }
     }
     return { emitted: emitted.length, ops }
@@ -259,7 +289,10 @@ export class Pipeline {
           signal.throwIfAborted()
           const permanent = err instanceof OutputFailure && err.permanent
           if (permanent || attempt >= maxAttempts) return { error: asError(err), attempts: attempt }
-          this.deps.log.warn({ pipeline: this.name, output: entry.output.kind, attempt, err: asError(err).message }, 'An output failed and will be retried.')
+          this.deps.log.warn(
+            { pipeline: this.name, output: entry.output.kind, attempt, err: asError(err).message },
+            'An output failed and will be retried.',
+          )
           await abortableSleep(backoffDelay(attempt, retry?.backoff ?? 200, retry?.maxBackoff ?? 30_000), signal)
         }
       }
@@ -269,16 +302,37 @@ export class Pipeline {
 
   private envelope(e: PipelineEvent): Envelope {
     const s = e.source
-    return { id: s.id, pipeline: this.name, node: this.deps.nodeId, origin: s.origin, receivedAt: new Date(s.receivedAt).toISOString(), data: e.data }
+    return {
+      id: s.id,
+      pipeline: this.name,
+      node: this.deps.nodeId,
+      origin: s.origin,
+      receivedAt: new Date(s.receivedAt).toISOString(),
+      data: e.data,
+    }
   }
 
-  private async fail(event: EventRecord, error: Error, attempts: number, started: number, state: StateOp[], signal: AbortSignal): Promise<PipelineResult> {
+  private async fail(
+    event: EventRecord,
+    error: Error,
+    attempts: number,
+    started: number,
+    state: StateOp[],
+    signal: AbortSignal,
+  ): Promise<PipelineResult> {
     signal.throwIfAborted()
     this.deps.metrics.pipelineDone(this.name, 'failed', (performance.now() - started) / 1000)
-    const action = await deliverFailure(this.spec.onFail, { pipeline: this.name, nodeId: this.deps.nodeId, event, error, attempts }, this.deps.log)
+    const action = await deliverFailure(
+      this.spec.onFail,
+      { pipeline: this.name, nodeId: this.deps.nodeId, event, error, attempts },
+      this.deps.log,
+    )
     this.deps.metrics.failureHandled(this.name, action)
     failedStep.get(error)?.failureHandled(action)
-    this.deps.trace.add(event.id, action === 'deadletter' ? 'deadlettered' : `failed:${action}`, { pipeline: this.name, detail: error.message })
+    this.deps.trace.add(event.id, action === 'deadletter' ? 'deadlettered' : `failed:${action}`, {
+      pipeline: this.name,
+      detail: error.message,
+    })
     if (action === 'deadletter') return { status: 'failed', state, deadletter: { pipeline: this.name, error: error.message, attempts } }
     return { status: 'failed', state }
   }

@@ -91,9 +91,19 @@ export class WorkerPool {
       outcome = await engine.begin(batch, signal)
     } catch (err) {
       // Aborted mid-retry: give the events back rather than ack them.
-      await queue.nack(batch).catch((nackErr) => log.error({ events: batch.length, err: asError(nackErr).message }, 'Events could not be returned to the queue; they stay in flight and are recovered at the next start.'))
+      await queue
+        .nack(batch)
+        .catch((nackErr) =>
+          log.error(
+            { events: batch.length, err: asError(nackErr).message },
+            'Events could not be returned to the queue; they stay in flight and are recovered at the next start.',
+          ),
+        )
       if (!signal.aborted && !this.stopping) {
-        log.error({ events: batch.length, err: asError(err).message }, 'Processing failed unexpectedly; the events were returned to the queue.')
+        log.error(
+          { events: batch.length, err: asError(err).message },
+          'Processing failed unexpectedly; the events were returned to the queue.',
+        )
         await abortableSleep(1000, this.wake.signal).catch(() => {})
       }
       return
@@ -103,7 +113,10 @@ export class WorkerPool {
       for (const e of batch) trace.add(e.id, 'acked')
     } else {
       outcome.settle(false)
-      log.error({ events: batch.length }, 'A batch was processed but its ack could not be written before the stop; its events stay in flight and are processed again at the next start.')
+      log.error(
+        { events: batch.length },
+        'A batch was processed but its ack could not be written before the stop; its events stay in flight and are processed again at the next start.',
+      )
     }
     if (engine.due()) this.flusher.request()
   }
@@ -123,11 +136,18 @@ export class WorkerPool {
       } catch (err) {
         const retryable = err instanceof BingeError && err.code === 'BINGE_NOT_READY'
         if (!retryable) {
-          log.error({ events: batch.length, err: asError(err).message }, 'An ack failed; its events stay in flight and are processed again at the next start.')
+          log.error(
+            { events: batch.length, err: asError(err).message },
+            'An ack failed; its events stay in flight and are processed again at the next start.',
+          )
           return false
         }
-        if (attempt === 0) log.warn({ events: batch.length, err: err.message }, 'An ack was refused for now; it is retried until the store takes it.')
-        const stopped = await abortableSleep(backoffDelay(attempt + 1, 50, 2_000), signal).then(() => false, () => true)
+        if (attempt === 0)
+          log.warn({ events: batch.length, err: err.message }, 'An ack was refused for now; it is retried until the store takes it.')
+        const stopped = await abortableSleep(backoffDelay(attempt + 1, 50, 2_000), signal).then(
+          () => false,
+          () => true,
+        )
         if (stopped) return false
       }
     }

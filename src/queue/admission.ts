@@ -84,7 +84,12 @@ export function prepare(events: EventRecord[], options: EnqueueOptions = {}): Pr
 
 /** 128 bits of SHA-256 over pipeline and data: what "the same event" means for a reused id. */
 export function fingerprintOf(record: EventRecord): string {
-  return createHash('sha256').update(record.pipeline ?? '').update('\u0000').update(JSON.stringify(record.data)).digest('base64url').slice(0, 22)
+  return createHash('sha256')
+    .update(record.pipeline ?? '')
+    .update('\u0000')
+    .update(JSON.stringify(record.data))
+    .digest('base64url')
+    .slice(0, 22)
 }
 
 export function isSeenWithin(at: number | undefined, now: number, windowMs: number): boolean {
@@ -102,7 +107,11 @@ export function admit(events: PreparedEvent[], ctx: AdmissionContext): Admitted 
     if (seenBefore && event.fingerprint !== undefined) {
       const held = ctx.fingerprintOf?.(id)
       if (held !== undefined && held !== event.fingerprint) {
-        return new BingeError('BINGE_IDEMPOTENCY_CONFLICT', `the id "${id}" was accepted within the dedupe window for a different event; an Idempotency-Key (with its -N suffixes for a batch) may be reused only for the same events`, { details: { id } })
+        return new BingeError(
+          'BINGE_IDEMPOTENCY_CONFLICT',
+          `the id "${id}" was accepted within the dedupe window for a different event; an Idempotency-Key (with its -N suffixes for a batch) may be reused only for the same events`,
+          { details: { id } },
+        )
       }
     }
     const duplicate = mine.has(id) || ctx.taken.has(id) || seenBefore

@@ -39,7 +39,9 @@ export class InflightClaims<V> {
 
   /** Give claims back after their write failed. */
   restore(keys: string[], values: V[]): void {
-    keys.forEach((key, i) => this.held.set(key, values[i]!))
+    keys.forEach((key, i) => {
+      this.held.set(key, values[i]!)
+    })
   }
 
   clear(): void {

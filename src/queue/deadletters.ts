@@ -47,10 +47,7 @@ export async function findDeadletters(db: Db, ids?: string[]): Promise<Array<[st
 }
 
 /** Ops moving dead letters back to unprocessed under new keys, for their pipeline alone. */
-export function replayOps(
-  letters: Array<[string, DeadLetter]>,
-  firstSeq: number,
-): { ops: k.Op[]; bytes: number; nextSeq: number } {
+export function replayOps(letters: Array<[string, DeadLetter]>, firstSeq: number): { ops: k.Op[]; bytes: number; nextSeq: number } {
   const ops: k.Op[] = []
   let bytes = 0
   let seq = firstSeq

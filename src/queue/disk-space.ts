@@ -147,8 +147,12 @@ export class DiskSpace {
 /** Below the watermark: 429 (BINGE_QUEUE_FULL), so ingest tries a peer, as at the hard cap. */
 export function lowDiskError(d: DiskState): BingeError {
   const mib = (n: number) => `${(n / 2 ** 20).toFixed(1)} MiB`
-  return new BingeError('BINGE_QUEUE_FULL', `the data volume has ${mib(d.freeBytes)} free, under queue.minFreeDisk (${mib(d.minFreeBytes)}): no new events until the backlog drains`, {
-    retryAfter: 5,
-    details: { freeBytes: d.freeBytes, minFreeBytes: d.minFreeBytes },
-  })
+  return new BingeError(
+    'BINGE_QUEUE_FULL',
+    `the data volume has ${mib(d.freeBytes)} free, under queue.minFreeDisk (${mib(d.minFreeBytes)}): no new events until the backlog drains`,
+    {
+      retryAfter: 5,
+      details: { freeBytes: d.freeBytes, minFreeBytes: d.minFreeBytes },
+    },
+  )
 }

@@ -104,18 +104,20 @@ export class DurableQueue implements EventQueue {
   constructor(private readonly options: DurableQueueOptions) {
     this.now = options.now ?? Date.now
     this.lazySync = new LazySync(options.ackSyncMs ?? 1_000, () =>
-      this.life.run(() => this.write([{ type: 'put', key: k.metaKey('synced-at'), value: String(this.now()) }], true)))
+      this.life.run(() => this.write([{ type: 'put', key: k.metaKey('synced-at'), value: String(this.now()) }], true)),
+    )
     this.writer = new GroupCommit((calls) => this.commitGroup(calls), options.sync === 'always' ? 1 : Infinity)
     this.sweeper = new DedupeSweeper({
       intervalMs: sweepInterval(options.dedupeWindowMs),
-      sweep: () => this.writer.exclusive(async () => {
-        this.health.assertWritable()
-        try {
-          return await sweepChunk(this.db, this.now() - this.options.dedupeWindowMs)
-        } catch (err) {
-          throw this.health.failed(err)
-        }
-      }),
+      sweep: () =>
+        this.writer.exclusive(async () => {
+          this.health.assertWritable()
+          try {
+            return await sweepChunk(this.db, this.now() - this.options.dedupeWindowMs)
+          } catch (err) {
+            throw this.health.failed(err)
+          }
+        }),
       onError: options.onSweepError ?? (() => undefined),
     })
     this.disk = new DiskSpace({ dir: options.dir, minFree: options.minFreeDisk, onChange: options.onDiskChange })
@@ -221,7 +223,9 @@ export class DurableQueue implements EventQueue {
           events.push({ ...(JSON.parse(value) as EventRecord), key })
         }
         await this.write(ops, false)
-        found.entries.forEach(([, value], i) => this.inflight.add(events[i]!.key, Buffer.byteLength(value)))
+        found.entries.forEach(([, value], i) => {
+          this.inflight.add(events[i]!.key, Buffer.byteLength(value))
+        })
         // Past the held keys read over too: returning their batch moves the cursor back.
         this.cursor = `${found.last}\u0000`
         this.counts.unprocessed -= found.entries.length
@@ -242,7 +246,8 @@ export class DurableQueue implements EventQueue {
 
   ackBatch(events: QueuedEvent[], acks: AckOptions[], state: StateOp[] = []): Promise<void> {
     return this.life.run(async () => {
-      if (acks.length !== events.length) throw new BingeError('BINGE_INTERNAL', `ackBatch got ${events.length} events and ${acks.length} acks`)
+      if (acks.length !== events.length)
+        throw new BingeError('BINGE_INTERNAL', `ackBatch got ${events.length} events and ${acks.length} acks`)
       const keys = events.map((e) => e.key)
       const sizes = this.inflight.claim(keys)
       let added = 0
@@ -446,11 +451,13 @@ export class DurableQueue implements EventQueue {
     const plan = await planEnqueue(this.db, calls, {
       now: this.now(),
       dedupeWindowMs: this.options.dedupeWindowMs,
-      room: low ? { events: 0, bytes: 0 } : {
-        // Handing-off events are still on this disk until their peer acks.
-        events: this.options.maxEvents - this.counts.unprocessed - this.counts.inflight - this.handoffs.events,
-        bytes: this.options.maxBytes - this.counts.bytes,
-      },
+      room: low
+        ? { events: 0, bytes: 0 }
+        : {
+            // Handing-off events are still on this disk until their peer acks.
+            events: this.options.maxEvents - this.counts.unprocessed - this.counts.inflight - this.handoffs.events,
+            bytes: this.options.maxBytes - this.counts.bytes,
+          },
       nextSeq: this.nextSeq,
     })
     // Out of room for want of disk, not of queue: say so. Other refusals (a reused key) stand.

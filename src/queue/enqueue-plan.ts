@@ -30,11 +30,7 @@ export interface PlanContext {
   nextSeq: number
 }
 
-export async function planEnqueue(
-  db: Level<string, string>,
-  calls: PreparedEvent[][],
-  ctx: PlanContext,
-): Promise<EnqueuePlan> {
+export async function planEnqueue(db: Level<string, string>, calls: PreparedEvent[][], ctx: PlanContext): Promise<EnqueuePlan> {
   const ids = [...new Set(calls.flatMap((events) => events.flatMap((e) => (e.indexed ? [e.record.id] : []))))]
   const stored = await db.getMany(ids.map(k.seenKey))
   const seen = new Map<string, { at: number; fingerprint?: string }>()

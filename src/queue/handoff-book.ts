@@ -80,8 +80,8 @@ export class HandoffBook<V> {
 
   /** Every batch still stored, oldest taken first (ties by id, so the order is stable). */
   list(): Array<HeldBatch<V>> {
-    return [...this.batches.values()].sort((x, y) =>
-      x.takenAt - y.takenAt || (x.handoffId < y.handoffId ? -1 : x.handoffId > y.handoffId ? 1 : 0),
+    return [...this.batches.values()].sort(
+      (x, y) => x.takenAt - y.takenAt || (x.handoffId < y.handoffId ? -1 : x.handoffId > y.handoffId ? 1 : 0),
     )
   }
 
@@ -96,7 +96,7 @@ export class HandoffBook<V> {
 /** `max` as a count of events to take; 0 for anything not a positive number. */
 export function takeLimit(max: number): number {
   const limit = Math.floor(max)
-  return limit > 0 ? limit : 0
+  return Math.max(limit, 0)
 }
 
 /**
@@ -104,7 +104,8 @@ export function takeLimit(max: number): number {
  * `size` (no handoff ever may) or `origin` (not to this peer; to another, maybe).
  */
 export function handoffFit(json: string, options: TakeForHandoffOptions): { record?: EventRecord; why?: 'hops' | 'size' | 'origin' } {
-  if (options.maxBytes !== undefined && json.length * 3 > options.maxBytes && Buffer.byteLength(json) > options.maxBytes) return { why: 'size' }
+  if (options.maxBytes !== undefined && json.length * 3 > options.maxBytes && Buffer.byteLength(json) > options.maxBytes)
+    return { why: 'size' }
   const record = JSON.parse(json) as EventRecord
   if (!(record.hops < options.maxHops)) return { why: 'hops' }
   if (options.excludeOrigin !== undefined && record.origin === options.excludeOrigin) return { why: 'origin' }

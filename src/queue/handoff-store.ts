@@ -198,7 +198,10 @@ export async function scanHandoffs(db: Db): Promise<Array<{ handoffId: string; h
       for (const [dbKey, value] of chunk) {
         const { handoffId, queueKey } = k.parseHandoffKey(dbKey)
         if (queueKey !== '') {
-          throw new BingeError('BINGE_INTERNAL', `queue in ${db.location} holds a handoff event under ${JSON.stringify(dbKey)}, which layout 2 never writes`)
+          throw new BingeError(
+            'BINGE_INTERNAL',
+            `queue in ${db.location} holds a handoff event under ${JSON.stringify(dbKey)}, which layout 2 never writes`,
+          )
         }
         found.push({ handoffId, header: JSON.parse(value) as Header })
       }
@@ -245,7 +248,12 @@ export async function migrateLayout1(db: Db): Promise<k.Op[]> {
 }
 
 /** The oldest `limit` unprocessed events from `cursor` on that no handoff holds, and the last key read over. */
-export async function readFree(db: Db, cursor: string, limit: number, holds: (queueKey: string) => boolean): Promise<{ entries: Array<[string, string]>; last: string }> {
+export async function readFree(
+  db: Db,
+  cursor: string,
+  limit: number,
+  holds: (queueKey: string) => boolean,
+): Promise<{ entries: Array<[string, string]>; last: string }> {
   const entries: Array<[string, string]> = []
   let last = ''
   const it = db.iterator({ gte: cursor, lt: k.ranges.unprocessed.lt, highWaterMarkBytes: k.READ_AHEAD })
@@ -265,7 +273,11 @@ export async function readFree(db: Db, cursor: string, limit: number, holds: (qu
 }
 
 /** The events of the pending batches, read back; a batch finished while this read ran is left out. */
-export async function readPending(db: Db, batches: Array<HeldBatch<unknown>>, pending: (handoffId: string) => boolean): Promise<HandoffBatch[]> {
+export async function readPending(
+  db: Db,
+  batches: Array<HeldBatch<unknown>>,
+  pending: (handoffId: string) => boolean,
+): Promise<HandoffBatch[]> {
   const values = await db.getMany(batches.flatMap((b) => b.keys.map(k.unprocessedKey)))
   const found: HandoffBatch[] = []
   let at = 0

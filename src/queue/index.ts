@@ -7,8 +7,7 @@ import type { EventQueue } from './types.js'
 
 export type QueueOptions =
   | ({ mode: 'durable' } & DurableQueueOptions)
-  | ({ mode: 'memory' } & Partial<Pick<DurableQueueOptions, 'dir' | 'sync'>> &
-      Omit<DurableQueueOptions, 'dir' | 'sync' | 'onSweepError'>)
+  | ({ mode: 'memory' } & Partial<Pick<DurableQueueOptions, 'dir' | 'sync'>> & Omit<DurableQueueOptions, 'dir' | 'sync' | 'onSweepError'>)
 
 export function createQueue(options: QueueOptions): EventQueue {
   if (options.mode === 'memory') return new MemoryQueue(options)

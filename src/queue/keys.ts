@@ -55,8 +55,7 @@ export function unprocessedKeyBelow(bound: string): string | undefined {
   const seq = Number(digits)
   return seq > 0 ? unprocessedKey(seqString(seq - 1)) : undefined
 }
-export const isQueueKey = (key: string): boolean =>
-  key.length === SEQ_WIDTH && /^[0-9]+$/.test(key)
+export const isQueueKey = (key: string): boolean => key.length === SEQ_WIDTH && /^[0-9]+$/.test(key)
 
 /**
  * One dead letter per event id and failed pipeline, plus the queue key it was
@@ -78,8 +77,7 @@ export const deadletterRangeOf = (id: string): Range => ({
  * are made by this node and never contain NUL (handoff-book.ts checks).
  */
 export const handoffHeaderKey = (handoffId: string): string => `${handingOff.start}${handoffId}\u0000`
-export const handoffEventKey = (handoffId: string, queueKey: string): string =>
-  `${handingOff.start}${handoffId}\u0000${queueKey}`
+export const handoffEventKey = (handoffId: string, queueKey: string): string => `${handingOff.start}${handoffId}\u0000${queueKey}`
 /** The handoff id and queue key ('' for the header) of a key in the handing-off bucket. */
 export function parseHandoffKey(dbKey: string): { handoffId: string; queueKey: string } {
   const nul = dbKey.indexOf('\u0000', handingOff.start.length)

@@ -9,7 +9,10 @@
 export class LazySync {
   private timer?: NodeJS.Timeout
 
-  constructor(private readonly intervalMs: number, private readonly syncNow: () => Promise<void>) {}
+  constructor(
+    private readonly intervalMs: number,
+    private readonly syncNow: () => Promise<void>,
+  ) {}
 
   /** An unsynced write just landed: make sure a sync follows within the interval. */
   unsynced(): void {

@@ -139,7 +139,8 @@ export class MemoryQueue implements EventQueue {
 
   ackBatch(events: QueuedEvent[], acks: AckOptions[], state: StateOp[] = []): Promise<void> {
     return this.life.run(async () => {
-      if (acks.length !== events.length) throw new BingeError('BINGE_INTERNAL', `ackBatch got ${events.length} events and ${acks.length} acks`)
+      if (acks.length !== events.length)
+        throw new BingeError('BINGE_INTERNAL', `ackBatch got ${events.length} events and ${acks.length} acks`)
       const values = this.inflight.claim(events.map((e) => e.key))
       const at = this.now()
       events.forEach((event, i) => {
@@ -161,7 +162,9 @@ export class MemoryQueue implements EventQueue {
     return this.life.run(async () => {
       const keys = events.map((e) => e.key)
       const values = this.inflight.claim(keys)
-      keys.forEach((key, i) => this.insert(key, values[i]!))
+      keys.forEach((key, i) => {
+        this.insert(key, values[i]!)
+      })
       if (keys.length > 0) this.work.notify()
     })
   }
@@ -252,7 +255,9 @@ export class MemoryQueue implements EventQueue {
       const batch = this.handoffs.claim(handoffId)
       if (batch === undefined) return
       this.handoffs.finish(handoffId)
-      batch.keys.forEach((key, i) => this.insert(key, batch.values[i]!))
+      batch.keys.forEach((key, i) => {
+        this.insert(key, batch.values[i]!)
+      })
       this.work.notify()
     })
   }

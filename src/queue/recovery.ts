@@ -49,9 +49,15 @@ export async function recover(db: Db): Promise<Recovered> {
   // carry their queue key, so a reused one could collide with an older dead letter.
   const persisted = Number((await db.get(nextSeqKey)) ?? 0)
   const nextSeq = Math.max(scan.nextSeq, Number.isSafeInteger(persisted) ? persisted : 0)
-  const handoffs = headers.map(({ handoffId, header }): HeldBatch<number> => ({
-    handoffId, peer: header.peer, takenAt: header.takenAt, keys: header.keys, values: header.keys.map((key) => held.get(key)!),
-  }))
+  const handoffs = headers.map(
+    ({ handoffId, header }): HeldBatch<number> => ({
+      handoffId,
+      peer: header.peer,
+      takenAt: header.takenAt,
+      keys: header.keys,
+      values: header.keys.map((key) => held.get(key)!),
+    }),
+  )
   return {
     requeued,
     unprocessed: scan.count,
@@ -98,11 +104,21 @@ export interface Reconciled {
  * does not (an in-flight event no worker holds, a header of a batch never sent), and
  * recount the rest from disk. The caller holds every lock that moves events.
  */
-export async function reconcile(db: Db, claimed: (queueKey: string) => boolean, pending: Array<HeldBatch<number>>, nextSeq: number): Promise<Reconciled> {
+export async function reconcile(
+  db: Db,
+  claimed: (queueKey: string) => boolean,
+  pending: Array<HeldBatch<number>>,
+  nextSeq: number,
+): Promise<Reconciled> {
   const requeued = await requeueInflight(db, (key) => !claimed(key))
   const known = new Set(pending.map((b) => b.handoffId))
   const orphans = (await scanHandoffs(db)).filter((h) => !known.has(h.handoffId))
-  if (orphans.length > 0) await writeBatch(db, orphans.map((h) => ({ type: 'del' as const, key: handoffHeaderKey(h.handoffId) })), false)
+  if (orphans.length > 0)
+    await writeBatch(
+      db,
+      orphans.map((h) => ({ type: 'del' as const, key: handoffHeaderKey(h.handoffId) })),
+      false,
+    )
   const held = new Map<string, number>()
   for (const batch of pending) for (const key of batch.keys) held.set(key, 0)
   const scan = await scanUnprocessed(db, held)

@@ -44,9 +44,7 @@ export interface DeadLetter extends DeadLetterInput {
   at: number
 }
 
-export type StateOp =
-  | { type: 'put'; key: string; value: unknown }
-  | { type: 'del'; key: string }
+export type StateOp = { type: 'put'; key: string; value: unknown } | { type: 'del'; key: string }
 
 export interface AckOptions {
   /** Pipelines of this event that failed for good: kept in the dead-letter bucket. */

@@ -118,12 +118,10 @@ export function listenAddress() {
  * the file rather than when the first event reaches it. The value stays a string.
  */
 export function expression() {
-  return z
-    .string({ error: (i) => expected('a JSONata expression', i.input) })
-    .check((ctx) => {
-      const problem = compileProblem(ctx.value)
-      if (problem) ctx.issues.push({ code: 'custom', message: problem, input: ctx.value })
-    })
+  return z.string({ error: (i) => expected('a JSONata expression', i.input) }).check((ctx) => {
+    const problem = compileProblem(ctx.value)
+    if (problem) ctx.issues.push({ code: 'custom', message: problem, input: ctx.value })
+  })
 }
 
 function compileProblem(source: string): string | undefined {

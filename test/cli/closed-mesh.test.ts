@@ -25,9 +25,17 @@ function problems(text: string): ConfigProblem[] {
 
 describe('closed by default', () => {
   it('refuses a mesh open beyond loopback without psk or allowPeers, and accepts each way to say who may join', () => {
-    for (const open of ['mesh:', 'mesh: { listen: /ip4/0.0.0.0/tcp/7000 }', 'mesh: { listen: /ip4/10.1.2.3/tcp/7000 }', 'mesh: { listen: /ip6/::/tcp/7000, psk: "  " }']) {
+    for (const open of [
+      'mesh:',
+      'mesh: { listen: /ip4/0.0.0.0/tcp/7000 }',
+      'mesh: { listen: /ip4/10.1.2.3/tcp/7000 }',
+      'mesh: { listen: /ip6/::/tcp/7000, psk: "  " }',
+    ]) {
       const found = problems(open)
-      expect(found.map((p) => p.path), open).toEqual(['mesh.psk'])
+      expect(
+        found.map((p) => p.path),
+        open,
+      ).toEqual(['mesh.psk'])
       expect(found[0]!.message).toContain('binge keygen')
       expect(found[0]!.message).toContain('insecure: true')
     }
@@ -37,14 +45,19 @@ describe('closed by default', () => {
       'mesh: { insecure: true }',
       'mesh: { listen: /ip4/127.0.0.1/tcp/7000 }',
       'mesh: { listen: /ip6/::1/tcp/7000 }',
-    ]) expect(problems(closed), closed).toEqual([])
+    ])
+      expect(problems(closed), closed).toEqual([])
     expect(listensBeyondLoopback('/dns4/node-a/tcp/7000')).toBe(true)
     expect(listensBeyondLoopback('/ip4/127.0.0.2/tcp/0')).toBe(false)
   })
 
   it('binge validate and binge start exit 2 naming the config and the key to set; nothing starts', async () => {
     const dir = makeTempDir('binge-closed-')
-    const file = writeConfig(dir, { node: { id: 'open', dataDir: `${dir}/data` }, http: { listen: '127.0.0.1:0' }, mesh: { listen: '/ip4/0.0.0.0/tcp/0' } })
+    const file = writeConfig(dir, {
+      node: { id: 'open', dataDir: `${dir}/data` },
+      http: { listen: '127.0.0.1:0' },
+      mesh: { listen: '/ip4/0.0.0.0/tcp/0' },
+    })
     for (const command of ['validate', 'start']) {
       const result = await cli([command, '--config', file])
       expect(result.code, result.stderr).toBe(2)

@@ -11,9 +11,7 @@ import os from 'node:os'
 import path from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
 import { loadConfig } from '../../src/config/index.js'
-import {
-  cleanEnv, loadExample, meshConfigFiles, portOf, requireBuiltCli, tcpPortOf, withoutWindowSteps,
-} from '../deploy/deploy-support.js'
+import { cleanEnv, loadExample, meshConfigFiles, portOf, requireBuiltCli, tcpPortOf, withoutWindowSteps } from '../deploy/deploy-support.js'
 
 let meshUp: ChildProcess | undefined
 let childPids: number[] = []
@@ -56,10 +54,16 @@ function childrenOf(ppid: number): Array<{ pid: number; cmd: string }> {
 
 /** Distinct free ports: all held open at once, then released. */
 async function freePorts(n: number): Promise<number[]> {
-  const servers = await Promise.all(Array.from({ length: n }, () => new Promise<net.Server>((resolve, reject) => {
-    const s = net.createServer().listen(0, '127.0.0.1', () => resolve(s))
-    s.once('error', reject)
-  })))
+  const servers = await Promise.all(
+    Array.from(
+      { length: n },
+      () =>
+        new Promise<net.Server>((resolve, reject) => {
+          const s = net.createServer().listen(0, '127.0.0.1', () => resolve(s))
+          s.once('error', reject)
+        }),
+    ),
+  )
   const ports = servers.map((s) => (s.address() as net.AddressInfo).port)
   await Promise.all(servers.map((s) => new Promise((r) => s.close(r))))
   return ports
@@ -82,7 +86,8 @@ async function post(url: string, body: unknown): Promise<number> {
 }
 
 const pr = (number: number) => ({
-  action: 'opened', number,
+  action: 'opened',
+  number,
   pull_request: { title: `PR ${number}`, merged: false, html_url: `https://github.com/acme/edge/pull/${number}`, user: { login: 'ada' } },
   repository: { full_name: 'acme/edge' },
 })
@@ -114,24 +119,33 @@ describe('binge mesh up', () => {
       if (bootstrap[0]) env.push(`BINGE_BOOTSTRAP=127.0.0.1:${mesh.get(byLocalMeshPort.get(portOf(bootstrap[0]))!)}`)
       fs.writeFileSync(path.join(dir, `${name}.env`), `# free ports for this test\n${env.join('\n')}\n`)
       // The file must really read them, or the test would quietly run on the default ports.
-      const moved = loadConfig(path.join(dir, path.basename(file)), cleanEnv(Object.fromEntries(env.map((l) => l.split('=') as [string, string]))))
+      const moved = loadConfig(
+        path.join(dir, path.basename(file)),
+        cleanEnv(Object.fromEntries(env.map((l) => l.split('=') as [string, string]))),
+      )
       expect(portOf(moved.http.listen)).toBe(http.get(name))
     }
     const url = (name: string) => `http://127.0.0.1:${http.get(name)}`
 
     let output = ''
     meshUp = spawn(process.execPath, [bin, 'mesh', 'up', dir, '--webhook-receiver', `127.0.0.1:${webhookPort}`], {
-      cwd: tmp, env: cleanEnv(), stdio: ['ignore', 'pipe', 'pipe'],
+      cwd: tmp,
+      env: cleanEnv(),
+      stdio: ['ignore', 'pipe', 'pipe'],
     })
     const exited = new Promise<number | null>((r) => meshUp!.once('exit', (code) => r(code)))
     meshUp.stdout!.on('data', (c: Buffer) => (output += c.toString()))
     meshUp.stderr!.on('data', (c: Buffer) => (output += c.toString()))
     const fail = (why: string) => new Error(`${why}\n--- mesh up output ---\n${output.slice(-6000)}`)
 
-    await until(() => {
-      if (meshUp!.exitCode !== null) throw fail(`mesh up exited with ${meshUp!.exitCode}`)
-      return /binge mesh up: .*\(Ctrl-C stops them all\)/.test(output)
-    }, 'the mesh table', 75_000).catch((err: Error) => {
+    await until(
+      () => {
+        if (meshUp!.exitCode !== null) throw fail(`mesh up exited with ${meshUp!.exitCode}`)
+        return /binge mesh up: .*\(Ctrl-C stops them all\)/.test(output)
+      },
+      'the mesh table',
+      75_000,
+    ).catch((err: Error) => {
       throw err.message.includes('mesh up output') ? err : fail(err.message)
     })
     expect(output, output).toContain(`binge mesh up: ${names.length} nodes ready, mesh formed`)
@@ -158,23 +172,37 @@ describe('binge mesh up', () => {
     expect(await post(`${url('node-a')}/events`, readings)).toBe(202)
     expect(await post(`${url('node-b')}/events`, pr(11))).toBe(202)
     expect(await post(`${url('node-c')}/events/pull-requests`, pr(77))).toBe(202)
-    expect(await post(`${url('node-c')}/events/temperature-raw`, { type: 'temperature', sensor: 'mu-3', room: 'hall', celsius: 22 })).toBe(202)
+    expect(await post(`${url('node-c')}/events/temperature-raw`, { type: 'temperature', sensor: 'mu-3', room: 'hall', celsius: 22 })).toBe(
+      202,
+    )
 
     const rawFile = path.join(tmp, 'out', 'node-a', 'temperature.jsonl')
-    const raw = await until(() => {
-      const lines = fs.existsSync(rawFile) ? fs.readFileSync(rawFile, 'utf8').split('\n').filter(Boolean) : []
-      const records = lines.map((l) => JSON.parse(l) as { node: string; origin: string; data: { sensor: string } })
-      return records.length >= 3 && records
-    }, 'three readings in node-a\'s file', 20_000).catch((err: Error) => { throw fail(err.message) })
+    const raw = await until(
+      () => {
+        const lines = fs.existsSync(rawFile) ? fs.readFileSync(rawFile, 'utf8').split('\n').filter(Boolean) : []
+        const records = lines.map((l) => JSON.parse(l) as { node: string; origin: string; data: { sensor: string } })
+        return records.length >= 3 && records
+      },
+      "three readings in node-a's file",
+      20_000,
+    ).catch((err: Error) => {
+      throw fail(err.message)
+    })
     expect(raw.map((r) => r.data.sensor).sort()).toEqual(['mu-1', 'mu-2', 'mu-3'])
     expect(raw.find((r) => r.data.sensor === 'mu-3')).toMatchObject({ node: 'node-a', origin: 'node-c' })
 
     type Arrival = { path: string; body: { node: string; origin: string; data: Record<string, unknown> } }
-    const arrivals = await until(async () => {
-      const got = ((await (await fetch(`http://127.0.0.1:${webhookPort}/`)).json()) as { last: Arrival[] }).last
-      const notices = got.filter((a) => a.path === '/saas/notices').map((a) => a.body.data.number)
-      return notices.includes(11) && notices.includes(77) && got.some((a) => a.path === '/iot/overheat') && got
-    }, 'the notices and the overheat at the receiver', 20_000).catch((err: Error) => { throw fail(err.message) })
+    const arrivals = await until(
+      async () => {
+        const got = ((await (await fetch(`http://127.0.0.1:${webhookPort}/`)).json()) as { last: Arrival[] }).last
+        const notices = got.filter((a) => a.path === '/saas/notices').map((a) => a.body.data.number)
+        return notices.includes(11) && notices.includes(77) && got.some((a) => a.path === '/iot/overheat') && got
+      },
+      'the notices and the overheat at the receiver',
+      20_000,
+    ).catch((err: Error) => {
+      throw fail(err.message)
+    })
     expect(arrivals.find((a) => a.body.data.number === 77)?.body).toMatchObject({ node: 'node-b', origin: 'node-c' })
     expect(arrivals.filter((a) => a.path === '/iot/overheat').map((a) => a.body.data.sensor)).toEqual(['mu-2'])
     // The receiver's lines and the nodes' logs come out prefixed with their names.
@@ -187,7 +215,8 @@ describe('binge mesh up', () => {
     const status = spawnSync(process.execPath, [bin, 'status', '--url', url('node-a')], { encoding: 'utf8', timeout: 60_000 })
     expect(status.status, status.stderr).toBe(0)
     expect(status.stdout).toMatch(/^node-a {2}http:\/\/127\.0\.0\.1:\d+ {2}ready/)
-    for (const other of ['node-b', 'node-c']) expect(status.stdout).toMatch(new RegExp(`^${other}\\s+${url(other).replace(/\./g, '\\.')}\\s+yes\\s`, 'm'))
+    for (const other of ['node-b', 'node-c'])
+      expect(status.stdout).toMatch(new RegExp(`^${other}\\s+${url(other).replace(/\./g, '\\.')}\\s+yes\\s`, 'm'))
 
     // Ctrl-C: everything stops, nothing is left.
     meshUp.kill('SIGINT')

@@ -21,7 +21,13 @@ interface Result {
 
 async function run(args: string[], options: { stdin?: string; cwd: string }): Promise<Result> {
   const r = await runCli(['run', ...args], options)
-  return { ...r, lines: r.stdout.split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>) }
+  return {
+    ...r,
+    lines: r.stdout
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => JSON.parse(l) as Record<string, unknown>),
+  }
 }
 
 let dir: string
@@ -31,7 +37,9 @@ beforeAll(() => {
   if (!existsSync(cli)) throw new Error(`${cli} is missing: run \`npx tsc -p tsconfig.json\` first`)
   dir = mkdtempSync(join(tmpdir(), 'binge-run-'))
   config = join(dir, 'node.yaml')
-  writeFileSync(config, `
+  writeFileSync(
+    config,
+    `
 node: { id: edge-1 }
 log: { level: warn }
 pipelines:
@@ -51,7 +59,8 @@ pipelines:
   relay:
     when: 'type = "relay"'
     outputs: [ { forward: { pipeline: archive } } ]
-`)
+`,
+  )
 })
 
 afterAll(() => {
@@ -66,14 +75,21 @@ describe('binge run', () => {
     const r = await run(['--config', config, 'event.json'], { cwd: dir })
     expect(r.code, r.stderr).toBe(0)
     const record = {
-      id: 'run-1', pipeline: 'hot-rooms', node: 'edge-1', origin: 'edge-1',
-      receivedAt: expect.stringMatching(/^\d{4}-\d\d-\d\dT/), data: { ...hot, fahrenheit: 95 },
+      id: 'run-1',
+      pipeline: 'hot-rooms',
+      node: 'edge-1',
+      origin: 'edge-1',
+      receivedAt: expect.stringMatching(/^\d{4}-\d\d-\d\dT/),
+      data: { ...hot, fahrenheit: 95 },
     }
     expect(r.lines).toEqual([
       { pipeline: 'hot-rooms', output: 'file', index: 0, record },
       { pipeline: 'hot-rooms', output: 'stdout', index: 1, record: { ...hot, fahrenheit: 95 } },
     ])
-    const written = readFileSync(join(dir, 'out/hot.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as unknown)
+    const written = readFileSync(join(dir, 'out/hot.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as unknown)
     expect(written).toEqual([record])
   })
 
@@ -84,13 +100,21 @@ describe('binge run', () => {
   })
 
   it('with --dry-run only prints: NDJSON from stdin, and nothing is sent or written', async () => {
-    const ndjson = [{ ...hot, room: 'x' }, { type: 'relay', n: 1 }, { ...hot, room: 'y', celsius: 40 }].map((e) => JSON.stringify(e)).join('\n') + '\n'
+    const ndjson = `${[
+      { ...hot, room: 'x' },
+      { type: 'relay', n: 1 },
+      { ...hot, room: 'y', celsius: 40 },
+    ]
+      .map((e) => JSON.stringify(e))
+      .join('\n')}\n`
     const file = join(dir, 'out/hot.jsonl')
     const before = existsSync(file) ? readFileSync(file, 'utf8') : undefined
     const r = await run(['--config', config, '--dry-run'], { cwd: dir, stdin: ndjson })
     expect(r.code, r.stderr).toBe(0)
     // One batch: by pipeline as in the config, then output, then event.
-    expect(r.lines.map((l) => [l.pipeline, l.output, (l.record as { id?: string; room?: string }).id ?? (l.record as { room: string }).room])).toEqual([
+    expect(
+      r.lines.map((l) => [l.pipeline, l.output, (l.record as { id?: string; room?: string }).id ?? (l.record as { room: string }).room]),
+    ).toEqual([
       ['hot-rooms', 'file', 'run-1'],
       ['hot-rooms', 'file', 'run-3'],
       ['hot-rooms', 'stdout', 'x'],
@@ -112,7 +136,9 @@ describe('binge run', () => {
 
   it('carries the state of stateful steps across batches, and closes windows at the end of the input', async () => {
     const stateful = join(dir, 'stateful.yaml')
-    writeFileSync(stateful, `
+    writeFileSync(
+      stateful,
+      `
 log: { level: warn }
 pipelines:
   once:
@@ -121,14 +147,18 @@ pipelines:
   counts:
     steps: [ { window: { key: room, size: 1h } } ]
     outputs: [ { stdout: { envelope: false } } ]
-`)
+`,
+    )
     // 70 events: three batches of up to 32, so dedupe must remember across batches.
     const events = Array.from({ length: 70 }, (_, i) => JSON.stringify({ room: i % 2 === 0 ? 'a' : 'b' })).join('\n')
     const r = await run(['--config', stateful, '--dry-run'], { cwd: dir, stdin: events })
     expect(r.code, r.stderr).toBe(0)
     expect(r.lines.filter((l) => l.pipeline === 'once').map((l) => l.record)).toEqual([{ room: 'a' }, { room: 'b' }])
     const windows = r.lines.filter((l) => l.pipeline === 'counts').map((l) => l.record as { key: string; count: number })
-    expect(windows.map((w) => [w.key, w.count]).sort()).toEqual([['a', 35], ['b', 35]])
+    expect(windows.map((w) => [w.key, w.count]).sort()).toEqual([
+      ['a', 35],
+      ['b', 35],
+    ])
   })
 
   it('exits 1 when a pipeline fails an event, and still prints what the others received', async () => {
@@ -154,9 +184,13 @@ pipelines:
     ['an array holding a non-object', '[{"a":1}, "b"]', 'stdin: item 1: expected a JSON object, got string'],
     ['empty input', '\n', 'stdin: no event: the input is empty'],
     // The checks POST /events makes, made here too (one parser for every door).
-    ['a constructor key, as POST /events refuses it', '{"constructor":{"x":1}}', 'stdin: the body has the key "constructor", which is not allowed'],
+    [
+      'a constructor key, as POST /events refuses it',
+      '{"constructor":{"x":1}}',
+      'stdin: the body has the key "constructor", which is not allowed',
+    ],
     ['a __proto__ key on line 2 of NDJSON', '{"a":1}\n{"b":{"__proto__":{}}}\n', 'stdin:2: line 2.b has the key "__proto__"'],
-    ['nesting deeper than 64', '{"a":'.repeat(65) + '1' + '}'.repeat(65), 'nests deeper than 64 levels'],
+    ['nesting deeper than 64', `${'{"a":'.repeat(65)}1${'}'.repeat(65)}`, 'nests deeper than 64 levels'],
     ['a number a double cannot hold', '[{"ok":1},{"t":1e400}]', 'stdin: item [1].t is a number too large for a double'],
   ])('exits 2 for %s, and runs nothing', async (_name, stdin, message) => {
     const r = await run(['--config', config], { cwd: dir, stdin })
@@ -173,7 +207,10 @@ pipelines:
 
   it('exits 2 for a bad config, naming each problem with its place in the file', async () => {
     const bad = join(dir, 'bad.yaml')
-    writeFileSync(bad, ['pipelines:', '  p:', '    steps:', "      - filter: 'celsius >'", '    outputs:', '      - http: { url: ftp://x }', ''].join('\n'))
+    writeFileSync(
+      bad,
+      ['pipelines:', '  p:', '    steps:', "      - filter: 'celsius >'", '    outputs:', '      - http: { url: ftp://x }', ''].join('\n'),
+    )
     const r = await run(['--config', bad], { cwd: dir, stdin: JSON.stringify(hot) })
     expect(r.code).toBe(2)
     expect(r.stdout).toBe('')

@@ -18,7 +18,11 @@ afterEach(async () => {
 
 /** The built CLI, asynchronously: the node under test answers from this same process. */
 function status(args: string[], env: Record<string, string> = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const child = spawn(process.execPath, [requireBuiltCli(), 'status', ...args], { env: cleanEnv(env), stdio: ['ignore', 'pipe', 'pipe'], timeout: 60_000 })
+  const child = spawn(process.execPath, [requireBuiltCli(), 'status', ...args], {
+    env: cleanEnv(env),
+    stdio: ['ignore', 'pipe', 'pipe'],
+    timeout: 60_000,
+  })
   let stdout = ''
   let stderr = ''
   child.stdout.on('data', (c: Buffer) => (stdout += c.toString()))
@@ -45,7 +49,11 @@ describe('binge status', () => {
   it("prints a node's identity, queue and counters, and says when it has no mesh", async () => {
     const n = await node()
     for (const body of [{ a: 1 }, { a: 2 }]) {
-      const res = await fetch(`${n.url}/events`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) })
+      const res = await fetch(`${n.url}/events`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify(body),
+      })
       expect(res.status).toBe(202)
     }
     const r = await status(['--url', n.url])
@@ -53,7 +61,9 @@ describe('binge status', () => {
     const lines = r.stdout.split('\n')
     expect(lines[0]).toMatch(new RegExp(`^test-node {2}${n.url.replace(/\./g, '\\.')} {2}ready {2}up \\d+s {2}\\(no mesh\\)$`))
     expect(lines[1]).toMatch(/^queue {5}durable: \d+ unprocessed, \d+ in flight, 0 handing off, 0 dead-lettered \(/)
-    expect(lines[2]).toMatch(/^counters {2}received 2, processed \d, filtered 0, failed 0, handed off 0, handed in 0, taken back 0, rejected 0$/)
+    expect(lines[2]).toMatch(
+      /^counters {2}received 2, processed \d, filtered 0, failed 0, handed off 0, handed in 0, taken back 0, rejected 0$/,
+    )
     expect(r.stdout).toContain('peers     none: this node has no mesh section')
   })
 
@@ -84,14 +94,53 @@ describe('binge status', () => {
   })
 
   it('lays out known peers as a table, one aligned row each, sorted by node', () => {
-    const load = { depth: 12, inflight: 3, highWaterMark: 10_000, lowWaterMark: 8_000, maxEvents: 100_000, accepting: true, drainRate: 41.5 }
+    const load = {
+      depth: 12,
+      inflight: 3,
+      highWaterMark: 10_000,
+      lowWaterMark: 8_000,
+      maxEvents: 100_000,
+      accepting: true,
+      drainRate: 41.5,
+    }
     const stats = {
-      node: 'node-a', phase: 'ready', peerId: '12D3KooWSelf', uptimeSeconds: 3725,
+      node: 'node-a',
+      phase: 'ready',
+      peerId: '12D3KooWSelf',
+      uptimeSeconds: 3725,
       queue: { mode: 'durable', unprocessed: 5, inflight: 1, handingOff: 2, deadletter: 1, bytes: 3 * 1024 * 1024 },
-      counters: { received: 10, duplicates: 0, processed: 4, filtered: 1, failed: 1, deadlettered: 1, dropped: 0, handedOff: 2, handedIn: 0, takenBack: 0, rejected: 0 },
+      counters: {
+        received: 10,
+        duplicates: 0,
+        processed: 4,
+        filtered: 1,
+        failed: 1,
+        deadlettered: 1,
+        dropped: 0,
+        handedOff: 2,
+        handedIn: 0,
+        takenBack: 0,
+        rejected: 0,
+      },
       peers: [
-        { node: 'node-c', peerId: '12D3KooWC', http: 'http://127.0.0.1:8083', load: { ...load, depth: 0, inflight: 0, accepting: false }, pipelines: [], ageMs: 61_000, connected: false },
-        { node: 'node-b', peerId: '12D3KooWB', http: 'http://127.0.0.1:8082', load, pipelines: ['pull-requests', 'failed-payments'], ageMs: 420, connected: true },
+        {
+          node: 'node-c',
+          peerId: '12D3KooWC',
+          http: 'http://127.0.0.1:8083',
+          load: { ...load, depth: 0, inflight: 0, accepting: false },
+          pipelines: [],
+          ageMs: 61_000,
+          connected: false,
+        },
+        {
+          node: 'node-b',
+          peerId: '12D3KooWB',
+          http: 'http://127.0.0.1:8082',
+          load,
+          pipelines: ['pull-requests', 'failed-payments'],
+          ageMs: 420,
+          connected: true,
+        },
       ],
     } as unknown as NodeStats
     const out = formatStatus(stats, 'http://127.0.0.1:8081').split('\n')
@@ -100,7 +149,9 @@ describe('binge status', () => {
     const table = out.slice(4).filter(Boolean)
     expect(table).toHaveLength(3)
     expect(table[0]).toMatch(/^PEER {4}HTTP +CONNECTED +HEARD +DEPTH +IN FLIGHT +LOW\/HIGH\/MAX +ACCEPTING +DRAIN\/S +PIPELINES$/)
-    expect(table[1]).toMatch(/^node-b +http:\/\/127\.0\.0\.1:8082 +yes +0\.4s ago +12 +3 +8000\/10000\/100000 +yes +41\.5 +pull-requests, failed-payments$/)
+    expect(table[1]).toMatch(
+      /^node-b +http:\/\/127\.0\.0\.1:8082 +yes +0\.4s ago +12 +3 +8000\/10000\/100000 +yes +41\.5 +pull-requests, failed-payments$/,
+    )
     expect(table[2]).toMatch(/^node-c +http:\/\/127\.0\.0\.1:8083 +no +61s ago +0 +0 +8000\/10000\/100000 +no +41\.5 +\(relay\)$/)
     // Columns line up: each header starts where its values start.
     for (const column of ['HTTP', 'CONNECTED', 'DEPTH', 'PIPELINES']) {

@@ -2,7 +2,7 @@ import os from 'node:os'
 import path from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { loadConfig, parseConfig, type Config } from '../../src/config/index.js'
-import { BingeError } from '../../src/errors.js'
+import type { BingeError } from '../../src/errors.js'
 
 const fixtures = new URL('../fixtures/config/', import.meta.url).pathname
 const fixture = (name: string) => path.join(fixtures, name)

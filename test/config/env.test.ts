@@ -84,8 +84,6 @@ describe('env substitution in a config file', () => {
 
   it('keys are structure and are not substituted', () => {
     const problems = problemsOf(() => parseConfig('pipelines:\n  ${NAME}:\n', 'inline.yaml', { NAME: 'p' }))
-    expect(problems).toEqual([
-      { path: 'pipelines["${NAME}"]', message: expect.stringContaining('pipeline name'), line: 2, column: 3 },
-    ])
+    expect(problems).toEqual([{ path: 'pipelines["${NAME}"]', message: expect.stringContaining('pipeline name'), line: 2, column: 3 }])
   })
 })

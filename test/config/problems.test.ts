@@ -15,8 +15,7 @@ function refusal(fn: () => unknown): BingeError {
   throw new Error('expected the config to be refused')
 }
 
-const problemsIn = (text: string): ConfigProblem[] =>
-  refusal(() => parseConfig(text, 'node.yaml', {})).details?.problems as ConfigProblem[]
+const problemsIn = (text: string): ConfigProblem[] => refusal(() => parseConfig(text, 'node.yaml', {})).details?.problems as ConfigProblem[]
 
 describe('every problem at once, each at its line', () => {
   it('lists all the problems of a file in file order', () => {
@@ -102,7 +101,7 @@ describe('unknown keys are refused at every depth', () => {
 describe('values', () => {
   it('bad JSONata is reported at its path with the parser message', () => {
     const problems = problemsIn(
-      'pipelines:\n  alerts:\n    when: \'level = \'\n    steps:\n      - filter: \'a > 1\'\n      - map: \'$merge([$, {"x": }])\'\n',
+      "pipelines:\n  alerts:\n    when: 'level = '\n    steps:\n      - filter: 'a > 1'\n      - map: '$merge([$, {\"x\": }])'\n",
     )
     expect(problems).toEqual([
       { path: 'pipelines.alerts.when', message: expect.stringMatching(/^expected a JSONata expression: .+/), line: 3, column: 11 },

@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest'
 import { z } from 'zod'
-import { BingeError } from '../../src/errors.js'
+import type { BingeError } from '../../src/errors.js'
 import { durationSchema } from '../../src/util/duration.js'
 import { entryOf, formatProblems, parseConfig, stepSchemas, type ConfigProblem } from '../../src/config/index.js'
 
@@ -25,9 +25,7 @@ describe('the step registry', () => {
 
   it('names an unknown step and the known ones', () => {
     const problems = problemsIn(steps("filter: 'a > 1'", "fitler: 'a > 2'"))
-    expect(formatProblems('a.yaml', problems)).toBe(
-      `a.yaml:5:9 pipelines.p.steps[1]: unknown step "fitler"; known: ${known}`,
-    )
+    expect(formatProblems('a.yaml', problems)).toBe(`a.yaml:5:9 pipelines.p.steps[1]: unknown step "fitler"; known: ${known}`)
     expect(known.split(', ')).toEqual(expect.arrayContaining(['filter', 'map']))
   })
 

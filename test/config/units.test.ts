@@ -32,9 +32,7 @@ describe('parseDuration', () => {
   )
 
   it('any whole number of ms reads back the same, as a number or with a unit', () => {
-    fc.assert(
-      fc.property(fc.nat(), (n) => parseDuration(n) === n && parseDuration(`${n}ms`) === n),
-    )
+    fc.assert(fc.property(fc.nat(), (n) => parseDuration(n) === n && parseDuration(`${n}ms`) === n))
   })
 
   it('durationSchema turns values into ms and words errors as people read them', () => {
@@ -43,9 +41,7 @@ describe('parseDuration', () => {
     const bad = durationSchema.safeParse('abc')
     expect(bad.success).toBe(false)
     expect(bad.error?.issues[0]?.message).toBe('expected a duration like 200ms, 5s or 10m, got "abc"')
-    expect(durationSchema.safeParse(true).error?.issues[0]?.message).toBe(
-      'expected a duration like 200ms, 5s or 10m, got true',
-    )
+    expect(durationSchema.safeParse(true).error?.issues[0]?.message).toBe('expected a duration like 200ms, 5s or 10m, got true')
   })
 })
 
@@ -69,26 +65,17 @@ describe('parseSize', () => {
     expect(parseSize(input)).toBe(bytes)
   })
 
-  it.each([['lots'], [''], ['10XB'], ['K'], ['-1KiB'], ['1..5MiB'], [1.5], [-1], ['99999999999TiB']])(
-    '%j is refused',
-    (input) => {
-      expect(() => parseSize(input)).toThrow(/size/)
-    },
-  )
+  it.each([['lots'], [''], ['10XB'], ['K'], ['-1KiB'], ['1..5MiB'], [1.5], [-1], ['99999999999TiB']])('%j is refused', (input) => {
+    expect(() => parseSize(input)).toThrow(/size/)
+  })
 
   it('KiB is 1024 bytes and KB is 1000, for any count', () => {
-    fc.assert(
-      fc.property(fc.nat(1_000_000), (n) => parseSize(`${n}KiB`) === n * 1024 && parseSize(`${n}KB`) === n * 1000),
-    )
+    fc.assert(fc.property(fc.nat(1_000_000), (n) => parseSize(`${n}KiB`) === n * 1024 && parseSize(`${n}KB`) === n * 1000))
   })
 
   it('sizeSchema turns values into bytes and words errors as people read them', () => {
     expect(sizeSchema.parse('1GiB')).toBe(2 ** 30)
-    expect(sizeSchema.safeParse('lots').error?.issues[0]?.message).toBe(
-      'expected a size like 512, 64KiB, 10MB or 1GiB, got "lots"',
-    )
-    expect(sizeSchema.safeParse([1]).error?.issues[0]?.message).toBe(
-      'expected a size like 512, 64KiB, 10MB or 1GiB, got a list',
-    )
+    expect(sizeSchema.safeParse('lots').error?.issues[0]?.message).toBe('expected a size like 512, 64KiB, 10MB or 1GiB, got "lots"')
+    expect(sizeSchema.safeParse([1]).error?.issues[0]?.message).toBe('expected a size like 512, 64KiB, 10MB or 1GiB, got a list')
   })
 })

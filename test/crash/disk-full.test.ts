@@ -100,7 +100,10 @@ describe('a full data volume', () => {
     const loop = async (client: number) => {
       while (!stop) {
         const cids = Array.from({ length: 40 }, () => `c${client}-${n++}`)
-        const res = await postEvents(node.url!, cids.map((cid) => ({ cid, pad: randomBytes(512).toString('base64') })))
+        const res = await postEvents(
+          node.url!,
+          cids.map((cid) => ({ cid, pad: randomBytes(512).toString('base64') })),
+        )
         statuses.set(res.status, (statuses.get(res.status) ?? 0) + 1)
         if (res.status === 429 || res.status === 503) {
           if (!retryAfter.has(res.status)) retryAfter.set(res.status, new Set())
@@ -116,17 +119,24 @@ describe('a full data volume', () => {
     // An answer outside 202/429/503 (a 500, no answer) ends the phases at once: the
     // assertions at the end then say what happened, with the figures.
     const unexpected = () => [...statuses.keys()].some((status) => ![202, 429, 503].includes(status))
-    const until = (done: () => boolean, timeoutMs: number) => waitFor(() => done() || unexpected(), { timeoutMs }).then(() => done(), () => false)
+    const until = (done: () => boolean, timeoutMs: number) =>
+      waitFor(() => done() || unexpected(), { timeoutMs }).then(
+        () => done(),
+        () => false,
+      )
     const seen: { low?: DiskStats; metrics?: string; faulted?: boolean; recoveredMs?: number } = {}
     try {
       // 1. Below the watermark: 429, with the disk state in /stats and /metrics.
       if (await until(() => (statuses.get(429) ?? 0) >= 20, 60_000)) {
         // The state can flip back for a moment as a compaction frees space: poll for it.
-        await waitFor(async () => {
-          seen.low = await stats()
-          seen.metrics = await (await fetch(`${node.url}/metrics`)).text()
-          return seen.low.disk?.belowWatermark && /^binge_disk_below_watermark\{[^}]*\} 1$/m.test(seen.metrics)
-        }, { timeoutMs: 15_000 }).catch(() => undefined)
+        await waitFor(
+          async () => {
+            seen.low = await stats()
+            seen.metrics = await (await fetch(`${node.url}/metrics`)).text()
+            return seen.low.disk?.belowWatermark && /^binge_disk_below_watermark\{[^}]*\} 1$/m.test(seen.metrics)
+          },
+          { timeoutMs: 15_000 },
+        ).catch(() => undefined)
         // 2. Another process takes every byte left; the workers' acks then hit ENOSPC.
         fillVolume(filler)
         hook.release()
@@ -149,19 +159,40 @@ describe('a full data volume', () => {
 
     const check = checkExactlyOnce(acked, hook.counts, unsure)
     const logged = (level: number, msg: RegExp) => node.logs.filter((l) => l.level === level && msg.test(String(l.msg))).length
-    console.log(`disk full: ${JSON.stringify({
-      acknowledged: acked.size, lost: check.lost.length, duplicates: check.duplicates, refused: refused.size, refusedDelivered: check.phantoms.length,
-      unsure: unsure.size, unsureDelivered: [...unsure].filter((cid) => hook.counts.has(cid)).length,
-      statuses: Object.fromEntries(statuses), retryAfter: Object.fromEntries([...retryAfter].map(([k, v]) => [k, [...v]])),
-      recoveredMs: seen.recoveredMs, seconds: (Date.now() - started) / 1000,
-      logs: { belowWatermark: logged(40, /below queue\.minFreeDisk/), aboveAgain: logged(30, /back above queue\.minFreeDisk/), faults: logged(50, /data volume is full/), reopened: logged(30, /store reopened/) },
-    })}`)
-    expect(Object.fromEntries(statuses), 'only 202, 429 and 503, each seen').toEqual({ 202: expect.any(Number), 429: expect.any(Number), 503: expect.any(Number) })
+    console.log(
+      `disk full: ${JSON.stringify({
+        acknowledged: acked.size,
+        lost: check.lost.length,
+        duplicates: check.duplicates,
+        refused: refused.size,
+        refusedDelivered: check.phantoms.length,
+        unsure: unsure.size,
+        unsureDelivered: [...unsure].filter((cid) => hook.counts.has(cid)).length,
+        statuses: Object.fromEntries(statuses),
+        retryAfter: Object.fromEntries([...retryAfter].map(([k, v]) => [k, [...v]])),
+        recoveredMs: seen.recoveredMs,
+        seconds: (Date.now() - started) / 1000,
+        logs: {
+          belowWatermark: logged(40, /below queue\.minFreeDisk/),
+          aboveAgain: logged(30, /back above queue\.minFreeDisk/),
+          faults: logged(50, /data volume is full/),
+          reopened: logged(30, /store reopened/),
+        },
+      })}`,
+    )
+    expect(Object.fromEntries(statuses), 'only 202, 429 and 503, each seen').toEqual({
+      202: expect.any(Number),
+      429: expect.any(Number),
+      503: expect.any(Number),
+    })
     expect(check.lost.length, 'acknowledged events not delivered').toBe(0)
     expect(check.duplicates, 'events delivered twice').toBe(0)
     expect(check.phantoms, 'events answered 429 yet delivered').toEqual([])
     expect(seen.recoveredMs, 'a POST taken within 30 s of space coming back').toBeDefined()
-    expect([...retryAfter.values()].every((set) => ![...set].includes('null')), 'Retry-After on every 429 and 503').toBe(true)
+    expect(
+      [...retryAfter.values()].every((set) => ![...set].includes('null')),
+      'Retry-After on every 429 and 503',
+    ).toBe(true)
     expect(drained, 'the backlog drains (no ack left hanging in flight)').toBeDefined()
     expect(seen.low?.disk?.belowWatermark).toBe(true)
     expect(seen.low!.disk!.freeBytes).toBeLessThan(seen.low!.disk!.minFreeBytes)

@@ -8,15 +8,7 @@ import type { AddressInfo } from 'node:net'
 import path from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { cleanUpNodesAfterEach, printNodeOnFailure } from '../support/hooks.js'
-import {
-  compareDelivery,
-  makeTempDir,
-  NodeProcess,
-  readOutput,
-  startIngestClients,
-  waitFor,
-  writeConfig,
-} from '../support/node-process.js'
+import { compareDelivery, makeTempDir, NodeProcess, readOutput, startIngestClients, waitFor, writeConfig } from '../support/node-process.js'
 
 // A webhook that answers each POST after 30 ms: with one worker it keeps processing
 // slower than the clients post, so the stop always meets a backlog.

@@ -62,7 +62,10 @@ async function burst(url: string, ledger: IngestLedger, tag: string, batches: nu
   const answers = await Promise.all(
     Array.from({ length: batches }, async (_, b) => {
       const cids = Array.from({ length: size }, (_, i) => `${tag}-${b}-${i}`)
-      const res = await postEvents(url, cids.map((cid) => ({ cid, burst: true })))
+      const res = await postEvents(
+        url,
+        cids.map((cid) => ({ cid, burst: true })),
+      )
       const refused = res.status === 503 || res.status === 429 || res.errorCode === 'ECONNREFUSED'
       const into = res.status === 202 ? ledger.acked : refused ? ledger.rejected : ledger.unknown
       for (const cid of cids) into.add(cid)

@@ -10,14 +10,7 @@ import { describe, expect, it } from 'vitest'
 import { cleanUpNodesAfterEach, printNodeOnFailure } from '../support/hooks.js'
 import { DurableQueue } from '../../src/queue/index.js'
 import type { EventRecord } from '../../src/queue/types.js'
-import {
-  makeTempDir,
-  NodeProcess,
-  postEvents,
-  readOutput,
-  writeConfig,
-  type LogLine,
-} from '../support/node-process.js'
+import { makeTempDir, NodeProcess, postEvents, readOutput, writeConfig, type LogLine } from '../support/node-process.js'
 
 // BINGE_RECOVERY_BACKLOG shrinks it for a quick run; the drain (~1-3k events/s here) is
 // what makes this test long, not the recovery.

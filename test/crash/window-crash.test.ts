@@ -13,15 +13,7 @@
 import path from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { cleanUpNodesAfterEach, printNodeOnFailure } from '../support/hooks.js'
-import {
-  delay,
-  makeTempDir,
-  NodeProcess,
-  readOutput,
-  seededRandom,
-  waitFor,
-  writeConfig,
-} from '../support/node-process.js'
+import { delay, makeTempDir, NodeProcess, readOutput, seededRandom, waitFor, writeConfig } from '../support/node-process.js'
 
 const TOTAL = 10_000
 const KILLS = 5
@@ -229,7 +221,12 @@ describe('windows across kill -9', () => {
     expect(r.kills).toHaveLength(KILLS)
     expect([...r.truth.values()].reduce((a, b) => a + b, 0)).toBe(TOTAL)
     expect(c.examples).toEqual([])
-    expect({ missing: c.missing, wrong: c.wrong, phantom: c.phantom, inconsistent: c.inconsistent }).toEqual({ missing: 0, wrong: 0, phantom: 0, inconsistent: 0 })
+    expect({ missing: c.missing, wrong: c.wrong, phantom: c.phantom, inconsistent: c.inconsistent }).toEqual({
+      missing: 0,
+      wrong: 0,
+      phantom: 0,
+      inconsistent: 0,
+    })
     expect(c.counted).toBe(TOTAL)
     expect(r.deadletters).toBe(0)
     expect(r.finalStop).toEqual({ code: 0, signal: null })

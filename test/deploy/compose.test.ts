@@ -9,8 +9,20 @@ import path from 'node:path'
 import { describe, expect, it } from 'vitest'
 import type { Config } from '../../src/config/index.js'
 import {
-  cleanEnv, composePath, loadExample, meshConfigFiles, mounts, nodeServices, portOf, publishedPorts, readCompose, repoRoot,
-  serviceEnv, tcpPortOf, type ComposeFile, type ComposeService,
+  cleanEnv,
+  composePath,
+  loadExample,
+  meshConfigFiles,
+  mounts,
+  nodeServices,
+  portOf,
+  publishedPorts,
+  readCompose,
+  repoRoot,
+  serviceEnv,
+  tcpPortOf,
+  type ComposeFile,
+  type ComposeService,
 } from './deploy-support.js'
 
 const compose = readCompose()
@@ -49,7 +61,11 @@ describe('docker-compose.yml', () => {
     for (const [name, s] of nodes) {
       const env = serviceEnv(s)
       const config = mounts(s).find((m) => m.target === env.BINGE_CONFIG)
-      expect(config, `${name}: a mount at BINGE_CONFIG`).toEqual({ source: `./mesh-configs/${name}.yaml`, target: env.BINGE_CONFIG, mode: 'ro' })
+      expect(config, `${name}: a mount at BINGE_CONFIG`).toEqual({
+        source: `./mesh-configs/${name}.yaml`,
+        target: env.BINGE_CONFIG,
+        mode: 'ro',
+      })
       expect(fs.existsSync(path.join(repoRoot, config!.source))).toBe(true)
       expect(inCompose.get(name)!.node.id).toBe(name)
     }
@@ -66,7 +82,8 @@ describe('docker-compose.yml', () => {
       expect(used.has(data!.source), `${name}: its own volume`).toBe(false)
       used.add(data!.source)
       for (const p of Object.values(config.pipelines)) {
-        for (const o of p.outputs) if ('file' in o) expect((o.file as { path: string }).path.startsWith(`${config.node.dataDir}/`)).toBe(true)
+        for (const o of p.outputs)
+          if ('file' in o) expect((o.file as { path: string }).path.startsWith(`${config.node.dataDir}/`)).toBe(true)
       }
     }
   })
@@ -75,7 +92,9 @@ describe('docker-compose.yml', () => {
     const hostPorts = Object.values(compose.services).flatMap((s) => publishedPorts(s).map((p) => p.host))
     expect(new Set(hostPorts).size).toBe(hostPorts.length)
     for (const [name, s] of nodes) {
-      expect(publishedPorts(s)).toEqual([{ host: portOf(local.get(name)!.http.listen), container: portOf(inCompose.get(name)!.http.listen) }])
+      expect(publishedPorts(s)).toEqual([
+        { host: portOf(local.get(name)!.http.listen), container: portOf(inCompose.get(name)!.http.listen) },
+      ])
     }
     expect(nodes.map(([name]) => portOf(local.get(name)!.http.listen))).toEqual([8081, 8082, 8083])
   })
@@ -113,7 +132,7 @@ describe('docker-compose.yml', () => {
 
   it('shows, commented out, a fourth node that would be right once uncommented', () => {
     const text = fs.readFileSync(composePath, 'utf8')
-    const uncommented = text.replace(/^  # (node-d:|  .*)$/gm, '  $1').replace(/^  # (node-d-data:)$/m, '  $1')
+    const uncommented = text.replace(/^ {2}# (node-d:| {2}.*)$/gm, '  $1').replace(/^ {2}# (node-d-data:)$/m, '  $1')
     const withD: ComposeFile = readCompose(uncommented)
     const d: ComposeService | undefined = withD.services['node-d']
     expect(d, 'node-d once uncommented').toBeDefined()

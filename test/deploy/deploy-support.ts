@@ -33,7 +33,12 @@ export const cliPath = path.join(repoRoot, 'dist', 'src', 'cli', 'main.js')
 export function requireBuilt(built: string, how: string): string {
   if (!fs.existsSync(built)) throw new Error(`${built} is missing: run \`${how}\` first`)
   const cli = path.join(repoRoot, 'src', 'cli')
-  const newest = Math.max(...fs.readdirSync(cli).filter((f) => f.endsWith('.ts')).map((f) => fs.statSync(path.join(cli, f)).mtimeMs))
+  const newest = Math.max(
+    ...fs
+      .readdirSync(cli)
+      .filter((f) => f.endsWith('.ts'))
+      .map((f) => fs.statSync(path.join(cli, f)).mtimeMs),
+  )
   if (fs.statSync(built).mtimeMs < newest) throw new Error(`${built} is older than src/cli/: run \`${how}\` first`)
   return built
 }
@@ -43,7 +48,10 @@ export const requireBuiltBin = (): string => requireBuilt(binPath(), 'npm run bu
 
 /** The node configs `binge mesh up mesh-configs` runs: name (file name without .yaml) -> path. */
 export function meshConfigFiles(dir = meshConfigsDir): Map<string, string> {
-  const files = fs.readdirSync(dir).filter((f) => /\.ya?ml$/.test(f)).sort()
+  const files = fs
+    .readdirSync(dir)
+    .filter((f) => /\.ya?ml$/.test(f))
+    .sort()
   return new Map(files.map((f) => [f.replace(/\.ya?ml$/, ''), path.join(dir, f)]))
 }
 

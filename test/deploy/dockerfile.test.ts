@@ -98,7 +98,9 @@ describe('Dockerfile', () => {
     const imported = new Set<string>()
     for (const file of sources) {
       const text = fs.readFileSync(file, 'utf8')
-      for (const m of text.matchAll(/(?:^|\n)\s*(?:import|export)(?!\s+type\b)[^'";]*?from\s+['"]([^'"]+)['"]|import\(\s*['"]([^'"]+)['"]\s*\)|(?:^|\n)\s*import\s+['"]([^'"]+)['"]/g)) {
+      for (const m of text.matchAll(
+        /(?:^|\n)\s*(?:import|export)(?!\s+type\b)[^'";]*?from\s+['"]([^'"]+)['"]|import\(\s*['"]([^'"]+)['"]\s*\)|(?:^|\n)\s*import\s+['"]([^'"]+)['"]/g,
+      )) {
         const spec = (m[1] ?? m[2] ?? m[3])!
         if (spec.startsWith('.') || spec.startsWith('node:')) continue
         imported.add(spec.startsWith('@') ? spec.split('/').slice(0, 2).join('/') : spec.split('/')[0]!)
@@ -127,13 +129,19 @@ describe('Dockerfile', () => {
     expect(env.BINGE_CONFIG).toMatch(/^\/.+\.yaml$/)
     const copied = runtime.steps.find((s) => s.op === 'COPY' && s.args.includes(pkg.bin.binge))
     expect(copied?.args).toMatch(/^--from=\S+ \S+ \S+$/)
-    const ignored = fs.readFileSync(path.join(repoRoot, '.dockerignore'), 'utf8').split(/\r?\n/).filter((l) => l && !l.startsWith('#'))
+    const ignored = fs
+      .readFileSync(path.join(repoRoot, '.dockerignore'), 'utf8')
+      .split(/\r?\n/)
+      .filter((l) => l && !l.startsWith('#'))
     for (const must of ['node_modules', 'dist', 'data', 'out', '.git']) expect(ignored).toContain(must)
     // Every plain COPY source exists and is not ignored.
     for (const s of stages.flatMap((st) => st.steps).filter((x) => x.op === 'COPY' && !x.args.startsWith('--from'))) {
       for (const source of s.args.split(/\s+/).slice(0, -1)) {
         expect(fs.existsSync(path.join(repoRoot, source)), source).toBe(true)
-        expect(ignored.some((i) => source === i || source.startsWith(`${i}/`)), `${source} is in .dockerignore`).toBe(false)
+        expect(
+          ignored.some((i) => source === i || source.startsWith(`${i}/`)),
+          `${source} is in .dockerignore`,
+        ).toBe(false)
       }
     }
   })

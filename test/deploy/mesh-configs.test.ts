@@ -30,7 +30,13 @@ afterEach(async () => {
 })
 
 const files = meshConfigFiles()
-type Raw = { pipelines?: Record<string, { steps?: Array<Record<string, unknown>>; outputs?: Array<Record<string, unknown>>; onFail?: { then?: unknown } }>; mesh?: { bootstrap?: string[] } }
+type Raw = {
+  pipelines?: Record<
+    string,
+    { steps?: Array<Record<string, unknown>>; outputs?: Array<Record<string, unknown>>; onFail?: { then?: unknown } }
+  >
+  mesh?: { bootstrap?: string[] }
+}
 const raw = (name: string): Raw => parse(fs.readFileSync(files.get(name)!, 'utf8')) as Raw
 
 async function receiver(failing: Set<string> = new Set()): Promise<Receiver & { received: () => Promise<Received[]> }> {
@@ -44,7 +50,10 @@ async function runExample(name: string, webhookUrl: string): Promise<{ url: stri
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), `binge-example-${name}-`))
   cleanups.push(() => fs.rmSync(dir, { recursive: true, force: true }))
   const out = path.join(dir, 'out')
-  const { config } = loadExample(files.get(name)!, cleanEnv({ BINGE_DATA_DIR: path.join(dir, 'data'), BINGE_OUT_DIR: out, BINGE_WEBHOOK_URL: webhookUrl }))
+  const { config } = loadExample(
+    files.get(name)!,
+    cleanEnv({ BINGE_DATA_DIR: path.join(dir, 'data'), BINGE_OUT_DIR: out, BINGE_WEBHOOK_URL: webhookUrl }),
+  )
   config.http.listen = '127.0.0.1:0'
   delete (config as { mesh?: unknown }).mesh
   const node = new BingeNode(config, { log: silentLogger, processMetrics: false })
@@ -147,39 +156,74 @@ describe('mesh-configs/', () => {
     const hook = await receiver(failing)
     const { url } = await runExample('node-b', hook.url)
     const pr = (action: string, number: number, merged = false) => ({
-      action, number,
+      action,
+      number,
       pull_request: { title: `PR ${number}`, merged, html_url: `https://github.com/acme/edge/pull/${number}`, user: { login: 'ada' } },
       repository: { full_name: 'acme/edge' },
     })
     const payment = (type: string) => ({
-      object: 'event', type,
-      data: { object: { id: 'in_1', customer: 'cus_1', customer_email: 'ops@acme.test', amount_due: 4900, currency: 'eur', attempt_count: 2 } },
+      object: 'event',
+      type,
+      data: {
+        object: { id: 'in_1', customer: 'cus_1', customer_email: 'ops@acme.test', amount_due: 4900, currency: 'eur', attempt_count: 2 },
+      },
     })
-    const sent = [pr('opened', 1), pr('closed', 2, true), pr('closed', 3, false), pr('labeled', 4), payment('invoice.payment_failed'), payment('invoice.paid')]
+    const sent = [
+      pr('opened', 1),
+      pr('closed', 2, true),
+      pr('closed', 3, false),
+      pr('labeled', 4),
+      payment('invoice.payment_failed'),
+      payment('invoice.paid'),
+    ]
     for (const body of sent) expect(await post(`${url}/events`, body)).toBe(202)
     const notices = await until(async () => {
       const got = (await hook.received()).filter((r) => r.path === '/saas/notices')
       return got.length >= 3 && got
     }, 'three notices')
     const data = notices.map((r) => r.body.data)
-    expect(data).toEqual(expect.arrayContaining([
-      { source: 'github', repo: 'acme/edge', number: 1, title: 'PR 1', author: 'ada', event: 'opened', url: 'https://github.com/acme/edge/pull/1' },
-      { source: 'github', repo: 'acme/edge', number: 2, title: 'PR 2', author: 'ada', event: 'merged', url: 'https://github.com/acme/edge/pull/2' },
-      { source: 'stripe', customer: 'ops@acme.test', amount: 49, currency: 'EUR', attempt: 2, invoice: 'in_1' },
-    ]))
+    expect(data).toEqual(
+      expect.arrayContaining([
+        {
+          source: 'github',
+          repo: 'acme/edge',
+          number: 1,
+          title: 'PR 1',
+          author: 'ada',
+          event: 'opened',
+          url: 'https://github.com/acme/edge/pull/1',
+        },
+        {
+          source: 'github',
+          repo: 'acme/edge',
+          number: 2,
+          title: 'PR 2',
+          author: 'ada',
+          event: 'merged',
+          url: 'https://github.com/acme/edge/pull/2',
+        },
+        { source: 'stripe', customer: 'ops@acme.test', amount: 49, currency: 'EUR', attempt: 2, invoice: 'in_1' },
+      ]),
+    )
     expect(data).toHaveLength(3)
 
     // The hook is down: after the retries the event is a dead letter, kept and listable ...
     failing.add('/saas/notices')
     expect(await post(`${url}/events`, pr('opened', 5))).toBe(202)
-    const dead = await until(async () => {
-      const body = (await (await fetch(`${url}/deadletter`)).json()) as { count: number; events: Array<{ error: string }> }
-      return body.count === 1 && body
-    }, 'a dead letter', 30_000)
+    const dead = await until(
+      async () => {
+        const body = (await (await fetch(`${url}/deadletter`)).json()) as { count: number; events: Array<{ error: string }> }
+        return body.count === 1 && body
+      },
+      'a dead letter',
+      30_000,
+    )
     expect(dead.events[0]!.error).toMatch(/503/)
     // ... and replayed once the hook is back.
     failing.clear()
-    expect((await fetch(`${url}/deadletter/replay`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' })).status).toBe(200)
+    expect(
+      (await fetch(`${url}/deadletter/replay`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' })).status,
+    ).toBe(200)
     await until(async () => (await hook.received()).some((r) => r.body.data?.number === 5), 'the replayed notice')
   })
 })

@@ -37,7 +37,7 @@ describe('parseEvents', () => {
     expect(parseEvents('{"a":1}\n\n{"b":2}\n', 'ndjson')).toEqual({ events: [{ a: 1 }, { b: 2 }], batch: true })
   })
 
-  const deep = '{"a":'.repeat(70) + '1' + '}'.repeat(70)
+  const deep = `${'{"a":'.repeat(70)}1${'}'.repeat(70)}`
   it.each([
     ['', 'json', /empty/],
     ['   \n', 'ndjson', /empty/],
@@ -65,17 +65,22 @@ describe('parseEvents', () => {
     const big = errorOf(() => parseEvents(new TextEncoder().encode('{"a":"xxxx"}'), 'json', { maxBytes: 8 }))
     expect([big.status, big.code]).toEqual([413, 'BINGE_PAYLOAD_TOO_LARGE'])
     const many = errorOf(() => parseEvents('{}\n{}\n{}\n', 'ndjson', { maxEvents: 2, maxEventsReason: 'the test' }))
-    expect([many.status, many.message]).toEqual([413, 'the body holds more than 2 events; at most 2 are taken in one request (the test); split it'])
+    expect([many.status, many.message]).toEqual([
+      413,
+      'the body holds more than 2 events; at most 2 are taken in one request (the test); split it',
+    ])
     expect(parseEvents('[{},{}]', 'json', { maxEvents: 2 }).events).toHaveLength(2)
     // Items are counted before parsing: commas and brackets inside strings and nested values do not count.
     const tricky = JSON.stringify({ s: 'a,b\\",[{', t: ['x,y', { z: ',,,' }] })
     expect(parseEvents(`[${Array(20).fill(tricky).join(',')}]`, 'json', { maxEvents: 20 }).events).toHaveLength(20)
     expect(errorOf(() => parseEvents(`[${Array(21).fill('{}').join(' , ')}]`, 'json', { maxEvents: 20 })).status).toBe(413)
-    expect(errorOf(() => parseEvents('{"n":[1e400]}', 'json')).message).toBe('the body.n[0] is a number too large for a double (it would be stored as null); send it as a string')
+    expect(errorOf(() => parseEvents('{"n":[1e400]}', 'json')).message).toBe(
+      'the body.n[0] is a number too large for a double (it would be stored as null); send it as a string',
+    )
   })
 
   it('accepts exactly 64 levels', () => {
-    const ok = '{"a":'.repeat(63) + '1' + '}'.repeat(63)
+    const ok = `${'{"a":'.repeat(63)}1${'}'.repeat(63)}`
     expect(parseEvents(ok, 'json').events).toHaveLength(1)
   })
 })
@@ -94,7 +99,7 @@ describe('jsonErrorOffset', async () => {
     ['[1 2]', 3],
     ['"abc', 0],
     ['', 0],
-    ['[' .repeat(100000), 100000],
+    ['['.repeat(100000), 100000],
   ])('%j -> %d', (text, offset) => {
     expect(jsonErrorOffset(text)).toBe(offset)
   })

@@ -41,20 +41,22 @@ describe('http limits', () => {
 
   it('refuses a 1 MiB body of {} (350,000 events) with a final 413 naming http.maxEventsPerRequest', async () => {
     const before = t.node.stats().counters.received
-    const body = '[' + Array.from({ length: 349_000 }, () => '{}').join(',') + ']'
+    const body = `[${Array.from({ length: 349_000 }, () => '{}').join(',')}]`
     expect(body.length).toBeLessThan(1024 * 1024)
     const res = await post(body)
     expect(res.status).toBe(413)
     expect(res.headers.get('retry-after')).toBeNull()
     const answer = (await res.json()) as { code: string; error: string }
     expect(answer.code).toBe('BINGE_PAYLOAD_TOO_LARGE')
-    expect(answer.error).toBe('the body holds more than 10000 events; at most 10000 are taken in one request (http.maxEventsPerRequest); split it')
+    expect(answer.error).toBe(
+      'the body holds more than 10000 events; at most 10000 are taken in one request (http.maxEventsPerRequest); split it',
+    )
     const ndjson = await post('{}\n'.repeat(300_000), { 'content-type': 'application/x-ndjson' })
     expect(ndjson.status).toBe(413)
     expect(((await ndjson.json()) as { error: string }).error).toMatch(/more than 10000 events/)
     expect(t.node.stats().counters.received).toBe(before)
     // Exactly the cap is taken.
-    expect((await post('[' + Array.from({ length: 10_000 }, () => '{}').join(',') + ']')).status).toBe(202)
+    expect((await post(`[${Array.from({ length: 10_000 }, () => '{}').join(',')}]`)).status).toBe(202)
   })
 
   it.each([

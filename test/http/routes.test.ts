@@ -84,8 +84,14 @@ pipelines:
     expect((await t.node.app.request('/healthz')).status).toBe(200)
     expect((await t.node.app.request('/readyz')).status).toBe(200)
     const stats = await (await t.node.app.request('/stats')).json()
-    expect(stats).toMatchObject({ node: 'test-node', queue: { unprocessed: expect.any(Number), inflight: expect.any(Number), deadletter: 0 }, peers: [] })
-    expect(Object.keys(stats.counters)).toEqual(expect.arrayContaining(['received', 'processed', 'failed', 'handedOff', 'handedIn', 'rejected']))
+    expect(stats).toMatchObject({
+      node: 'test-node',
+      queue: { unprocessed: expect.any(Number), inflight: expect.any(Number), deadletter: 0 },
+      peers: [],
+    })
+    expect(Object.keys(stats.counters)).toEqual(
+      expect.arrayContaining(['received', 'processed', 'failed', 'handedOff', 'handedIn', 'rejected']),
+    )
     const metrics = await (await t.node.app.request('/metrics')).text()
     expect(metrics).toMatch(/binge_events_received_total\{node="test-node"\} \d+/)
     expect(metrics).toMatch(/binge_ingest_duration_seconds_bucket/)
@@ -138,7 +144,12 @@ describe('hard cap', () => {
 })
 
 /** A raw request over a real socket, so sizes and headers are what a client sends. */
-function send(url: string, path: string, body: string | Buffer, headers: Record<string, string>): Promise<{ status: number; body: string }> {
+function send(
+  url: string,
+  path: string,
+  body: string | Buffer,
+  headers: Record<string, string>,
+): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
     const req = httpRequest(url + path, { method: 'POST', headers }, (res) => {
       const chunks: Buffer[] = []
@@ -157,7 +168,7 @@ describe('bad input over a real socket', () => {
   })
   afterAll(() => t.close())
 
-  const deep = '{"a":'.repeat(65) + '1' + '}'.repeat(65)
+  const deep = `${'{"a":'.repeat(65)}1${'}'.repeat(65)}`
   const cases: Array<[string, string | Buffer, Record<string, string>, number, RegExp]> = [
     ['malformed JSON', '{"a":1,', json, 400, /malformed JSON at line 1 column 8/],
     ['empty body', '', json, 400, /empty/],

@@ -37,7 +37,10 @@ pipelines:
     a = await startTempNode(node('', hook), { id: 'node-a' })
     const aAddr = a.node.mesh!.addresses()[0]!
     b = await startTempNode(node(`, bootstrap: ['${aAddr}']`, hook), { id: 'node-b' })
-    await waitFor(() => a.node.stats().peers.some((p) => p.node === 'node-b' && p.connected) && b.node.stats().peers.some((p) => p.node === 'node-a'), 'the two nodes to see each other')
+    await waitFor(
+      () => a.node.stats().peers.some((p) => p.node === 'node-b' && p.connected) && b.node.stats().peers.some((p) => p.node === 'node-a'),
+      'the two nodes to see each other',
+    )
   }, 60_000)
 
   afterAll(async () => {
@@ -73,7 +76,12 @@ pipelines:
 
     // A client retrying a request A handed over (same Idempotency-Key) gets a duplicate,
     // not a second copy: A remembers the ids it made durable on B.
-    const keyed = () => a.node.app.request('/events', { method: 'POST', body: JSON.stringify({ retry: 1 }), headers: { ...json, 'idempotency-key': 'cap-retry' } })
+    const keyed = () =>
+      a.node.app.request('/events', {
+        method: 'POST',
+        body: JSON.stringify({ retry: 1 }),
+        headers: { ...json, 'idempotency-key': 'cap-retry' },
+      })
     const first = await keyed()
     expect(first.status).toBe(202)
     expect(await first.json()).toEqual({ ids: ['cap-retry'] })

@@ -23,7 +23,10 @@ pipelines:
     a = await startTempNode(node(''), { id: 'node-a', queue: 'minFreeDisk: 99.9%' })
     const aAddr = a.node.mesh!.addresses()[0]!
     b = await startTempNode(node(`, bootstrap: ['${aAddr}']`), { id: 'node-b' })
-    await waitFor(() => a.node.stats().peers.some((p) => p.node === 'node-b' && p.connected) && b.node.stats().peers.some((p) => p.node === 'node-a'), 'the two nodes to see each other')
+    await waitFor(
+      () => a.node.stats().peers.some((p) => p.node === 'node-b' && p.connected) && b.node.stats().peers.some((p) => p.node === 'node-a'),
+      'the two nodes to see each other',
+    )
   }, 60_000)
 
   afterAll(async () => {
@@ -32,7 +35,11 @@ pipelines:
 
   it('hands new events to a peer with room and answers 202; the peer is told not to send overflow here', async () => {
     expect(a.node.stats().disk).toMatchObject({ belowWatermark: true, storeFaulted: false })
-    const res = await a.node.app.request('/events', { method: 'POST', body: JSON.stringify(Array.from({ length: 10 }, (_, i) => ({ i }))), headers: json })
+    const res = await a.node.app.request('/events', {
+      method: 'POST',
+      body: JSON.stringify(Array.from({ length: 10 }, (_, i) => ({ i }))),
+      headers: json,
+    })
     expect(res.status).toBe(202)
     const { ids } = (await res.json()) as { ids: string[] }
     expect(ids).toHaveLength(10)
@@ -40,7 +47,10 @@ pipelines:
     expect(a.node.stats().counters.handedOff).toBe(10)
     await waitFor(() => b.node.stats().counters.processed === 10, 'the peer to process the 10 events')
     // A's announcement: not accepting, so B never picks it for overflow.
-    await waitFor(() => b.node.stats().peers.find((p) => p.node === 'node-a')?.load?.accepting === false, 'B to hear that A takes no overflow')
+    await waitFor(
+      () => b.node.stats().peers.find((p) => p.node === 'node-a')?.load?.accepting === false,
+      'B to hear that A takes no overflow',
+    )
   })
 
   it('answers 429 with Retry-After when no peer takes them either', async () => {

@@ -40,7 +40,10 @@ import { FaultMesh, type RoundKind, type RoundResult } from '../support/faults.j
 import { killAllNodes, makeTempDir, removeTempDirs, waitFor } from '../support/node-process.js'
 
 const sender = { id: 'a', workers: 2 }
-const receivers = [{ id: 'b', workers: 2 }, { id: 'c', workers: 2 }]
+const receivers = [
+  { id: 'b', workers: 2 },
+  { id: 'c', workers: 2 },
+]
 
 let mesh: FaultMesh | undefined
 const lines: string[] = []
@@ -82,8 +85,14 @@ async function run(prefix: string, kinds: RoundKind[]): Promise<RoundResult[]> {
 describe('mesh handoff under faults: lost 0, duplicate processing 0', () => {
   it('kill -9 of a receiver with batches in flight to it, then its restart (8 rounds)', async () => {
     const results = await run('rk', [
-      'receiver-kill', 'receiver-kill-pinned', 'receiver-kill', 'receiver-kill',
-      'receiver-kill-pinned', 'receiver-kill', 'receiver-kill', 'receiver-kill-pinned',
+      'receiver-kill',
+      'receiver-kill-pinned',
+      'receiver-kill',
+      'receiver-kill',
+      'receiver-kill-pinned',
+      'receiver-kill',
+      'receiver-kill',
+      'receiver-kill-pinned',
     ])
     // The pinned rounds freeze the receivers before killing them, so the sender
     // certainly had batches in flight to them and saw their outcome as unknown.
@@ -93,8 +102,14 @@ describe('mesh handoff under faults: lost 0, duplicate processing 0', () => {
 
   it('kill -9 of the sender mid-handoff, then its restart: its batches are resent, never processed locally (8 rounds)', async () => {
     const results = await run('sk', [
-      'sender-kill', 'sender-kill-pinned', 'sender-kill', 'sender-kill-pinned',
-      'sender-kill', 'sender-kill-pinned', 'sender-kill', 'sender-kill-pinned',
+      'sender-kill',
+      'sender-kill-pinned',
+      'sender-kill',
+      'sender-kill-pinned',
+      'sender-kill',
+      'sender-kill-pinned',
+      'sender-kill',
+      'sender-kill-pinned',
     ])
     // With the receivers frozen, the sender's batches were certainly on its disk, promised, at the kill.
     for (const r of results.filter((x) => x.kind === 'sender-kill-pinned')) expect(r.pendingAtKill, r.line).toBeGreaterThan(0)
@@ -120,7 +135,13 @@ describe('handoff decisions when an outcome is unknown', () => {
   })
 
   async function openQueue(dir = makeTempDir('binge-handoff-')): Promise<DurableQueue> {
-    const q = new DurableQueue({ dir: path.join(dir, 'queue'), sync: 'batch', maxEvents: 10_000, maxBytes: 1 << 30, dedupeWindowMs: 600_000 })
+    const q = new DurableQueue({
+      dir: path.join(dir, 'queue'),
+      sync: 'batch',
+      maxEvents: 10_000,
+      maxBytes: 1 << 30,
+      dedupeWindowMs: 600_000,
+    })
     await q.open()
     queues.push(q)
     return q
@@ -134,8 +155,20 @@ describe('handoff decisions when an outcome is unknown', () => {
     // Its peer is connected (a peer known only from relayed gossip is never chosen).
     table.setConnected(() => true)
     const a: Announcement = {
-      v: 1, node, peerId, http: '127.0.0.1:1', addrs: [], depth: 0, inflight: 0, highWaterMark: 1000, lowWaterMark: 500,
-      maxEvents: 10_000, accepting: true, drainRate: 0, pipelines: ['p'], sentAt: Date.now(),
+      v: 1,
+      node,
+      peerId,
+      http: '127.0.0.1:1',
+      addrs: [],
+      depth: 0,
+      inflight: 0,
+      highWaterMark: 1000,
+      lowWaterMark: 500,
+      maxEvents: 10_000,
+      accepting: true,
+      drainRate: 0,
+      pipelines: ['p'],
+      sentAt: Date.now(),
     }
     table.update(a, 'http://127.0.0.1:1')
     return table
@@ -145,7 +178,15 @@ describe('handoff decisions when an outcome is unknown', () => {
   function offloader(queue: DurableQueue, table: PeerTable, script: Array<'unknown' | 'refused' | 'accepted'>) {
     const attempts = new Map<string, string[][]>()
     const o = new Offloader({
-      queue, table, log: silentLogger, highWaterMark: 10, lowWaterMark: 0, maxHops: 2, batchSize: 5, maxInFlight: 4, unreachableMs: 600_000,
+      queue,
+      table,
+      log: silentLogger,
+      highWaterMark: 10,
+      lowWaterMark: 0,
+      maxHops: 2,
+      batchSize: 5,
+      maxInFlight: 4,
+      unreachableMs: 600_000,
       send: async (_peer: string, batch: HandoffBatch): Promise<HandoffResponse> => {
         const seen = attempts.get(batch.handoffId) ?? []
         attempts.set(batch.handoffId, [...seen, batch.events.map((e) => e.id)])
@@ -168,7 +209,10 @@ describe('handoff decisions when an outcome is unknown', () => {
     // than one that may still land), attempt 3 is accepted.
     const { o, attempts } = offloader(queue, peerTable(), ['unknown', 'refused', 'accepted'])
     await o.start()
-    await waitFor(() => queue.depth().unprocessed === 0 && queue.depth().handingOff === 0 && o.inFlight() === 0, { what: 'every batch to be accepted', timeoutMs: 30_000 })
+    await waitFor(() => queue.depth().unprocessed === 0 && queue.depth().handingOff === 0 && o.inFlight() === 0, {
+      what: 'every batch to be accepted',
+      timeoutMs: 30_000,
+    })
     // Every batch went out three times, the same events each time: the refusal did not
     // put it back in unprocessed (from where it would have gone out under a new id).
     expect(attempts.size).toBe(4)
@@ -183,7 +227,9 @@ describe('handoff decisions when an outcome is unknown', () => {
     await queue.enqueue(events(20))
     const { o, attempts } = offloader(queue, peerTable(), ['refused'])
     await o.start()
-    await waitFor(() => attempts.size > 0 && queue.depth().handingOff === 0 && o.inFlight() === 0, { what: 'the refused batch to come back' })
+    await waitFor(() => attempts.size > 0 && queue.depth().handingOff === 0 && o.inFlight() === 0, {
+      what: 'the refused batch to come back',
+    })
     expect(queue.depth().unprocessed).toBe(20)
   })
 
@@ -209,23 +255,44 @@ describe('handoff decisions when an outcome is unknown', () => {
     await queue.enqueue([...events(10, 'a', 'own'), ...events(10, 'b', 'from-b')])
     const { o, attempts } = offloader(queue, peerTable('b'), ['accepted'])
     await o.start()
-    await waitFor(() => queue.depth().unprocessed === 10 && queue.depth().handingOff === 0 && o.inFlight() === 0, { what: 'the own events to be handed off' })
+    await waitFor(() => queue.depth().unprocessed === 10 && queue.depth().handingOff === 0 && o.inFlight() === 0, {
+      what: 'the own events to be handed off',
+    })
     const sent = [...attempts.values()].flat(2)
-    expect(sent.sort()).toEqual(events(10, 'a', 'own').map((e) => e.id).sort())
+    expect(sent.sort()).toEqual(
+      events(10, 'a', 'own')
+        .map((e) => e.id)
+        .sort(),
+    )
   })
 
   it('the receiver takes a resend while it starts or stops, and refuses only a new batch then', async () => {
     const queue = await openQueue()
     let accepting = true
     const c = {
-      queue, highWaterMark: 100, maxEventBytes: 1 << 20, accepting: () => accepting, hasPipeline: () => true, onHandedIn: () => undefined,
+      queue,
+      highWaterMark: 100,
+      maxEventBytes: 1 << 20,
+      accepting: () => accepting,
+      hasPipeline: () => true,
+      onHandedIn: () => undefined,
     }
     const request = (id: string, evs: EventRecord[]) => ({ v: 1, handoffId: id, kind: 'overflow', from: 'a', events: evs })
-    expect(await receiveHandoff(request('h1', events(5)), 'a', c)).toEqual({ status: 'accepted', accepted: 5, duplicates: 0, duplicateIds: [] })
+    expect(await receiveHandoff(request('h1', events(5)), 'a', c)).toEqual({
+      status: 'accepted',
+      accepted: 5,
+      duplicates: 0,
+      duplicateIds: [],
+    })
     accepting = false
     // The answer to h1 was lost and the receiver is restarting: a refusal here would make
     // the sender process the events too.
-    expect(await receiveHandoff(request('h1', events(5)), 'a', c)).toEqual({ status: 'accepted', accepted: 0, duplicates: 5, duplicateIds: events(5).map((e) => e.id) })
+    expect(await receiveHandoff(request('h1', events(5)), 'a', c)).toEqual({
+      status: 'accepted',
+      accepted: 0,
+      duplicates: 5,
+      duplicateIds: events(5).map((e) => e.id),
+    })
     expect(await receiveHandoff(request('h2', events(5, 'a', 'new')), 'a', c)).toMatchObject({ status: 'refused' })
     expect(queue.depth().unprocessed).toBe(5)
   })

@@ -31,10 +31,16 @@ async function receiver(budget: FrameBudget, gate: Promise<void> = Promise.resol
   const warnings: Array<Record<string, unknown>> = []
   const log = pino({ level: 'warn' }, { write: (line: string) => void warnings.push(JSON.parse(line) as Record<string, unknown>) })
   const server = await host()
-  await serve(server, protocol, 20_000, async (body) => {
-    await gate
-    return { chars: typeof body === 'string' ? body.length : -1 }
-  }, { budget, log })
+  await serve(
+    server,
+    protocol,
+    20_000,
+    async (body) => {
+      await gate
+      return { chars: typeof body === 'string' ? body.length : -1 }
+    },
+    { budget, log },
+  )
   const client = await host()
   await client.dial(server.getMultiaddrs()[0]!)
   return { server, client, warnings }

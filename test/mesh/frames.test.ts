@@ -7,7 +7,17 @@ import { describe, expect, it } from 'vitest'
 import { cleanUpNodesAfterEach } from '../support/hooks.js'
 import { makeTempDir } from '../support/node-process.js'
 import {
-  bootstrapOf, logsOf, meshStats, mergeCounts, postJson, startMeshNode, startWebhook, waitFor, waitFullMesh, type MeshNode, type Webhook,
+  bootstrapOf,
+  logsOf,
+  meshStats,
+  mergeCounts,
+  postJson,
+  startMeshNode,
+  startWebhook,
+  waitFor,
+  waitFullMesh,
+  type MeshNode,
+  type Webhook,
 } from '../support/mesh.js'
 
 cleanUpNodesAfterEach()
@@ -23,7 +33,14 @@ const output = (hook: Webhook) => ({ outputs: [{ http: { url: hook.url, timeout:
 
 /** Fill A's one worker with small events it holds at a held webhook: what comes next waits in A's queue. */
 async function occupyWorker(a: MeshNode): Promise<void> {
-  expect((await postJson(`${a.url}/events/p`, Array.from({ length: 40 }, (_, i) => ({ cid: `small-${i}` })))).status).toBe(202)
+  expect(
+    (
+      await postJson(
+        `${a.url}/events/p`,
+        Array.from({ length: 40 }, (_, i) => ({ cid: `small-${i}` })),
+      )
+    ).status,
+  ).toBe(202)
   await waitFor(async () => (await meshStats(a)).queue.inflight > 0, { what: "A's worker to hold events at its webhook" })
 }
 
@@ -35,10 +52,13 @@ async function occupyWorker(a: MeshNode): Promise<void> {
 async function postRetrying(url: string, body: unknown, key: string): Promise<{ status: number; body: Record<string, unknown> }> {
   let last: { status: number; body: Record<string, unknown> } | undefined
   try {
-    return await waitFor(async () => {
-      last = await postJson(url, body, { 'idempotency-key': key })
-      return last.status === 503 || last.status === 404 ? undefined : last
-    }, { timeoutMs: 60_000, intervalMs: 500, what: `POST ${url} to be answered other than 503/404` })
+    return await waitFor(
+      async () => {
+        last = await postJson(url, body, { 'idempotency-key': key })
+        return last.status === 503 || last.status === 404 ? undefined : last
+      },
+      { timeoutMs: 60_000, intervalMs: 500, what: `POST ${url} to be answered other than 503/404` },
+    )
   } catch (err) {
     throw new Error(`${(err as Error).message}; last answer ${JSON.stringify(last)}`)
   }
@@ -50,18 +70,32 @@ function expectOnce(counts: Map<string, number>, cids: string[]): void {
 }
 
 describe('handoff frames', () => {
-  it('a routed 6 MiB and a routed 20 MiB request, and an overflow of 24 MiB of events, reach the peer exactly once', { timeout: 240_000 }, async () => {
+  it('a routed 6 MiB and a routed 20 MiB request, and an overflow of 24 MiB of events, reach the peer exactly once', {
+    timeout: 240_000,
+  }, async () => {
     const dir = makeTempDir('binge-mesh-frames-')
     const [hookA, hookB, hookBig] = await Promise.all([startWebhook({ held: true }), startWebhook(), startWebhook()])
     const a = await startMeshNode({ id: 'a', dir, pipelines: { p: output(hookA) }, workers: 1, queue: tight, http, mesh })
-    const b = await startMeshNode({ id: 'b', dir, bootstrap: [bootstrapOf(a)], pipelines: { p: output(hookB), big: output(hookBig) }, http, mesh })
+    const b = await startMeshNode({
+      id: 'b',
+      dir,
+      bootstrap: [bootstrapOf(a)],
+      pipelines: { p: output(hookB), big: output(hookBig) },
+      http,
+      mesh,
+    })
     await waitFullMesh([a, b])
-    await waitFor(async () => (await meshStats(a)).peers.some((p) => p.node === 'b' && p.pipelines.includes('big')), { what: 'A to hear that B runs "big"' })
+    await waitFor(async () => (await meshStats(a)).peers.some((p) => p.node === 'b' && p.pipelines.includes('big')), {
+      what: 'A to hear that B runs "big"',
+    })
 
     // Routed: A does not run "big". 6 MiB goes in one frame, 20 MiB in two.
     const routed6 = Array.from({ length: 6 }, (_, i) => big(`route6-${i}`, MiB))
     const routed20 = Array.from({ length: 20 }, (_, i) => big(`route20-${i}`, MiB))
-    for (const [key, events] of [['route6', routed6], ['route20', routed20]] as const) {
+    for (const [key, events] of [
+      ['route6', routed6],
+      ['route20', routed20],
+    ] as const) {
       const res = await postRetrying(`${a.url}/events/big`, events, key)
       expect(res.status, JSON.stringify(res.body)).toBe(202)
     }
@@ -72,30 +106,47 @@ describe('handoff frames', () => {
     await occupyWorker(a)
     const overflow = Array.from({ length: 24 }, (_, i) => big(`over-${i}`, MiB))
     expect((await postJson(`${a.url}/events/p`, overflow)).status).toBe(202)
-    await waitFor(async () => {
-      const s = await meshStats(a)
-      return s.queue.unprocessed <= tight.lowWaterMark && (s.queue.handingOff ?? 0) === 0 && s.counters.handedOff >= 20
-    }, { timeoutMs: 60_000, what: 'A to hand its large events to B and hear B take them' })
+    await waitFor(
+      async () => {
+        const s = await meshStats(a)
+        return s.queue.unprocessed <= tight.lowWaterMark && (s.queue.handingOff ?? 0) === 0 && s.counters.handedOff >= 20
+      },
+      { timeoutMs: 60_000, what: 'A to hand its large events to B and hear B take them' },
+    )
     expect(logsOf(a, 'A handoff had an unknown outcome; the same batch will be resent to the same peer.')).toEqual([])
 
     hookA.release()
     const overflowCids = [...overflow.map((e) => e.cid), ...Array.from({ length: 40 }, (_, i) => `small-${i}`)]
-    await waitFor(() => overflowCids.every((cid) => mergeCounts(hookA.counts, hookB.counts).has(cid)), { timeoutMs: 60_000, what: 'every overflow event to be processed' })
+    await waitFor(() => overflowCids.every((cid) => mergeCounts(hookA.counts, hookB.counts).has(cid)), {
+      timeoutMs: 60_000,
+      what: 'every overflow event to be processed',
+    })
     await Promise.all([a, b].map((n) => n.proc.waitDrained(30_000)))
     expectOnce(hookBig.counts, routedCids)
     expectOnce(mergeCounts(hookA.counts, hookB.counts), overflowCids)
     expect(hookB.counts.size).toBeGreaterThanOrEqual(20)
     const sb = await meshStats(b)
-    console.log(`frames: routed 6 MiB and 20 MiB; overflow of 24 x 1 MiB: A handed off ${(await meshStats(a)).counters.handedOff}, B took ${sb.counters.handedIn}`)
+    console.log(
+      `frames: routed 6 MiB and 20 MiB; overflow of 24 x 1 MiB: A handed off ${(await meshStats(a)).counters.handedOff}, B took ${sb.counters.handedIn}`,
+    )
   })
 
   it('an event bigger than any frame stays and is processed where it is; routed, it gets a 413', { timeout: 180_000 }, async () => {
     const dir = makeTempDir('binge-mesh-frames-huge-')
     const [hookA, hookB, hookQ] = await Promise.all([startWebhook({ held: true }), startWebhook(), startWebhook()])
     const a = await startMeshNode({ id: 'a', dir, pipelines: { p: output(hookA) }, workers: 1, queue: tight, http, mesh })
-    const b = await startMeshNode({ id: 'b', dir, bootstrap: [bootstrapOf(a)], pipelines: { p: output(hookB), q: output(hookQ) }, http, mesh })
+    const b = await startMeshNode({
+      id: 'b',
+      dir,
+      bootstrap: [bootstrapOf(a)],
+      pipelines: { p: output(hookB), q: output(hookQ) },
+      http,
+      mesh,
+    })
     await waitFullMesh([a, b])
-    await waitFor(async () => (await meshStats(a)).peers.some((p) => p.node === 'b' && p.pipelines.includes('q')), { what: 'A to hear that B runs "q"' })
+    await waitFor(async () => (await meshStats(a)).peers.some((p) => p.node === 'b' && p.pipelines.includes('q')), {
+      what: 'A to hear that B runs "q"',
+    })
 
     const routed = await postRetrying(`${a.url}/events/q`, big('huge-routed', 17 * MiB), 'huge-routed')
     expect(routed.status, JSON.stringify(routed.body)).toBe(413)
@@ -105,10 +156,13 @@ describe('handoff frames', () => {
     expect((await postJson(`${a.url}/events/p`, big('huge', 17 * MiB))).status).toBe(202)
     expect((await postJson(`${a.url}/events/p`, [{ cid: 'after-1' }, { cid: 'after-2' }])).status).toBe(202)
     // The small ones go; the huge one stays, promised to no one.
-    await waitFor(async () => {
-      const s = await meshStats(a)
-      return s.counters.handedOff >= 2 && (s.queue.handingOff ?? 0) === 0 ? s : undefined
-    }, { timeoutMs: 30_000, what: 'A to hand off the small events' })
+    await waitFor(
+      async () => {
+        const s = await meshStats(a)
+        return s.counters.handedOff >= 2 && (s.queue.handingOff ?? 0) === 0 ? s : undefined
+      },
+      { timeoutMs: 30_000, what: 'A to hand off the small events' },
+    )
     hookA.release()
     await waitFor(() => hookA.counts.has('huge'), { timeoutMs: 60_000, what: 'A to process the huge event itself' })
     await Promise.all([a, b].map((n) => n.proc.waitDrained(30_000)))

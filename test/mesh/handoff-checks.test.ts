@@ -30,7 +30,12 @@ async function rawRequest(host: PeerHost, peer: string, protocol: string, text: 
 }
 
 const event = (id: string, extra: Partial<EventRecord> = {}): EventRecord => ({
-  id, origin: 'evil', receivedAt: Date.now(), hops: 0, data: { cid: id }, ...extra,
+  id,
+  origin: 'evil',
+  receivedAt: Date.now(),
+  hops: 0,
+  data: { cid: id },
+  ...extra,
 })
 const batch = (events: unknown[], extra: Record<string, unknown> = {}) =>
   JSON.stringify({ v: 1, handoffId: randomUUID(), kind: 'overflow', from: 'evil', events, ...extra })
@@ -45,14 +50,21 @@ describe('the handoff door against a hostile peer', () => {
     // One worker, held by a webhook that does not answer: events handed in stay in the
     // queue, where the test reads what was stored.
     hook = await startWebhook({ held: true })
-    t = await startTempNode(`
+    t = await startTempNode(
+      `
 workers: 1
 pipelines:
   p:
     outputs: [ { http: { url: '${hook.url}', timeout: 60s } } ]
 mesh: { listen: /ip4/127.0.0.1/tcp/0, gossipInterval: 200ms }
-`, { http: 'maxBodyBytes: 4KiB' })
-    const res = await fetch(`${t.url}/events`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"cid":"blocker"}' })
+`,
+      { http: 'maxBodyBytes: 4KiB' },
+    )
+    const res = await fetch(`${t.url}/events`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: '{"cid":"blocker"}',
+    })
     expect(res.status).toBe(202)
     await waitFor(() => t.node.queue.depth().inflight === 1, 'the one worker to hold the blocker')
     target = t.node.mesh!.peerId()!
@@ -72,33 +84,86 @@ mesh: { listen: /ip4/127.0.0.1/tcp/0, gossipInterval: 200ms }
 
   it('refuses a batch and a trace lookup from a peer that has not announced itself', async () => {
     expect(await send(batch([event('anon-1')]))).toEqual({ status: 'refused', reason: expect.stringMatching(/not a mesh member/) })
-    expect(await rawRequest(evil, target, traceProtocol, JSON.stringify({ id: 'blocker' }))).toEqual({ refused: 'the trace protocol answers mesh members only' })
+    expect(await rawRequest(evil, target, traceProtocol, JSON.stringify({ id: 'blocker' }))).toEqual({
+      refused: 'the trace protocol answers mesh members only',
+    })
   })
 
   it('once it announces itself (as "evil"), refuses what HTTP would refuse and what it cannot claim', async () => {
     const pubsub = evil.services.pubsub
     pubsub.subscribe(loadTopic)
-    await waitFor(() => pubsub.getSubscribers(loadTopic).some((p) => p.toString() === target), 'the node to be subscribed to the load topic')
+    await waitFor(
+      () => pubsub.getSubscribers(loadTopic).some((p) => p.toString() === target),
+      'the node to be subscribed to the load topic',
+    )
     const announcement: Announcement = {
-      v: 1, node: 'evil', peerId: evil.peerId.toString(), http: '127.0.0.1:1', addrs: [], depth: 0, inflight: 0, highWaterMark: 10,
-      lowWaterMark: 0, maxEvents: 10, accepting: false, drainRate: 0, pipelines: [], sentAt: Date.now(),
+      v: 1,
+      node: 'evil',
+      peerId: evil.peerId.toString(),
+      http: '127.0.0.1:1',
+      addrs: [],
+      depth: 0,
+      inflight: 0,
+      highWaterMark: 10,
+      lowWaterMark: 0,
+      maxEvents: 10,
+      accepting: false,
+      drainRate: 0,
+      pipelines: [],
+      sentAt: Date.now(),
     }
     await waitFor(async () => {
       await pubsub.publish(loadTopic, new TextEncoder().encode(JSON.stringify({ ...announcement, sentAt: Date.now() })))
       return t.node.mesh!.table.get(evil.peerId.toString())
     }, 'the node to list the evil peer')
 
-    const deep = '{"a":'.repeat(64) + '1' + '}'.repeat(64)
+    const deep = `${'{"a":'.repeat(64)}1${'}'.repeat(64)}`
     const hostile: Array<[string, string, RegExp]> = [
-      ['a batch from another node\'s name', batch([event('forged-from')], { from: 'test-node' }), /says it is from "test-node", but the sender's peer id announced "evil"/],
-      ['a constructor key', batch([event('ctor', { data: { constructor: { x: 1 } } })]), /event 0 \(ctor\): data has the key "constructor"/],
-      ['a __proto__ key, raw', batch([event('proto-ok'), { ...event('proto'), data: 'DATA' }]).replace('"DATA"', '{"x":{"__proto__":{"polluted":true}}}'), /event 1 \(proto\): data\.x has the key "__proto__"/],
-      ['a __proto__ key at the top of data (a schema copy would drop it)', batch([{ ...event('proto-top'), data: 'DATA' }]).replace('"DATA"', '{"__proto__":{"polluted":true},"case":"top"}'), /event 0 \(proto-top\): data has the key "__proto__"/],
-      ['nesting 65 levels (data at depth 1)', batch([{ ...event('deep'), data: 'DATA' }]).replace('"DATA"', `{"x":${deep}}`), /nests deeper than 64 levels/],
-      ['a number a double cannot hold', batch([{ ...event('inf'), data: 'DATA' }]).replace('"DATA"', '{"t":1e400}'), /data\.t is a number too large for a double/],
-      ['an event larger than the HTTP door takes', batch([event('big', { data: { pad: 'x'.repeat(5000) } })]), /more than the 4096 one event may be here/],
-      ['a route that names no pipeline (skipping the high-water mark)', batch([event('route-none')], { kind: 'route' }), /names no pipeline/],
-      ['a route for a pipeline the node does not run', batch([event('route-other', { pipeline: 'elsewhere' })], { kind: 'route' }), /does not run the pipeline "elsewhere"/],
+      [
+        "a batch from another node's name",
+        batch([event('forged-from')], { from: 'test-node' }),
+        /says it is from "test-node", but the sender's peer id announced "evil"/,
+      ],
+      [
+        'a constructor key',
+        batch([event('ctor', { data: { constructor: { x: 1 } } })]),
+        /event 0 \(ctor\): data has the key "constructor"/,
+      ],
+      [
+        'a __proto__ key, raw',
+        batch([event('proto-ok'), { ...event('proto'), data: 'DATA' }]).replace('"DATA"', '{"x":{"__proto__":{"polluted":true}}}'),
+        /event 1 \(proto\): data\.x has the key "__proto__"/,
+      ],
+      [
+        'a __proto__ key at the top of data (a schema copy would drop it)',
+        batch([{ ...event('proto-top'), data: 'DATA' }]).replace('"DATA"', '{"__proto__":{"polluted":true},"case":"top"}'),
+        /event 0 \(proto-top\): data has the key "__proto__"/,
+      ],
+      [
+        'nesting 65 levels (data at depth 1)',
+        batch([{ ...event('deep'), data: 'DATA' }]).replace('"DATA"', `{"x":${deep}}`),
+        /nests deeper than 64 levels/,
+      ],
+      [
+        'a number a double cannot hold',
+        batch([{ ...event('inf'), data: 'DATA' }]).replace('"DATA"', '{"t":1e400}'),
+        /data\.t is a number too large for a double/,
+      ],
+      [
+        'an event larger than the HTTP door takes',
+        batch([event('big', { data: { pad: 'x'.repeat(5000) } })]),
+        /more than the 4096 one event may be here/,
+      ],
+      [
+        'a route that names no pipeline (skipping the high-water mark)',
+        batch([event('route-none')], { kind: 'route' }),
+        /names no pipeline/,
+      ],
+      [
+        'a route for a pipeline the node does not run',
+        batch([event('route-other', { pipeline: 'elsewhere' })], { kind: 'route' }),
+        /does not run the pipeline "elsewhere"/,
+      ],
     ]
     for (const [what, text, reason] of hostile) {
       expect(await send(text), what).toEqual({ status: 'refused', reason: expect.stringMatching(reason) })
@@ -106,7 +171,7 @@ mesh: { listen: /ip4/127.0.0.1/tcp/0, gossipInterval: 200ms }
     expect(t.node.queue.depth().unprocessed).toBe(0)
   })
 
-  it('corrects forged hops and receivedAt, takes a route for a pipeline it runs, and answers a member\'s trace', async () => {
+  it("corrects forged hops and receivedAt, takes a route for a pipeline it runs, and answers a member's trace", async () => {
     const now = Date.now()
     const batchOf = [
       // Claims a hop count of 0 for an event whose origin is another node, and a time a day ahead.
@@ -133,12 +198,23 @@ mesh: { listen: /ip4/127.0.0.1/tcp/0, gossipInterval: 200ms }
     expect((await fetch(`${t.url}/healthz`)).status).toBe(200)
   })
 
-  it('refuses an overflow batch that reuses a client\'s Idempotency-Key for another event; the same event is a duplicate', async () => {
-    const res = await fetch(`${t.url}/events`, { method: 'POST', headers: { 'content-type': 'application/json', 'idempotency-key': 'order-1-0' }, body: '{"cid":"client"}' })
+  it("refuses an overflow batch that reuses a client's Idempotency-Key for another event; the same event is a duplicate", async () => {
+    const res = await fetch(`${t.url}/events`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'idempotency-key': 'order-1-0' },
+      body: '{"cid":"client"}',
+    })
     expect(res.status).toBe(202)
     const before = t.node.queue.depth().unprocessed
-    expect(await send(batch([event('order-1-0', { data: { cid: 'other' } })]))).toEqual({ status: 'refused', reason: expect.stringMatching(/"order-1-0" was accepted within the dedupe window for a different event/) })
-    expect(await send(batch([event('order-1-0', { data: { cid: 'client' } })]))).toMatchObject({ status: 'accepted', accepted: 0, duplicates: 1 })
+    expect(await send(batch([event('order-1-0', { data: { cid: 'other' } })]))).toEqual({
+      status: 'refused',
+      reason: expect.stringMatching(/"order-1-0" was accepted within the dedupe window for a different event/),
+    })
+    expect(await send(batch([event('order-1-0', { data: { cid: 'client' } })]))).toMatchObject({
+      status: 'accepted',
+      accepted: 0,
+      duplicates: 1,
+    })
     expect(t.node.queue.depth().unprocessed).toBe(before)
   })
 })

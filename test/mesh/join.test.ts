@@ -8,8 +8,18 @@ import { describe, expect, it } from 'vitest'
 import { cleanUpNodesAfterEach } from '../support/hooks.js'
 import { makeTempDir } from '../support/node-process.js'
 import {
-  bootstrapOf, checkExactlyOnce, connectedPeers, meshStats, mergeCounts, postJson, restartMeshNode, startMeshNode, startWebhook,
-  waitFor, waitFullMesh, type MeshNode,
+  bootstrapOf,
+  checkExactlyOnce,
+  connectedPeers,
+  meshStats,
+  mergeCounts,
+  postJson,
+  restartMeshNode,
+  startMeshNode,
+  startWebhook,
+  waitFor,
+  waitFullMesh,
+  type MeshNode,
 } from '../support/mesh.js'
 
 cleanUpNodesAfterEach()
@@ -17,7 +27,9 @@ cleanUpNodesAfterEach()
 const retry = { retry: { attempts: 10, backoff: '50ms', maxBackoff: '1s' } }
 
 describe('joining the mesh', () => {
-  it('forms a full mesh from a chain of bootstraps; a late node meets everyone within 10 s and takes handoffs', { timeout: 180_000 }, async () => {
+  it('forms a full mesh from a chain of bootstraps; a late node meets everyone within 10 s and takes handoffs', {
+    timeout: 180_000,
+  }, async () => {
     const dir = makeTempDir('binge-mesh-join-')
     // A is slow, so it overflows. B and C are full: their output holds every POST until
     // the test releases it, and the 10 events each of them holds (all in flight) are its
@@ -34,7 +46,11 @@ describe('joining the mesh', () => {
     const ids: string[] = []
     for (const n of [b, c]) {
       const events = Array.from({ length: 10 }, (_, i) => ({ cid: `${n.id}-own-${i}` }))
-      const res = await fetch(`${n.url}/events`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(events) })
+      const res = await fetch(`${n.url}/events`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify(events),
+      })
       expect(res.status).toBe(202)
       ids.push(...events.map((e) => e.cid))
       await waitFor(async () => (await meshStats(n)).queue.inflight === 10, { what: `${n.id} to hold its 10 events in flight` })
@@ -60,16 +76,22 @@ describe('joining the mesh', () => {
     const readyLog = d.proc.logs.find((l) => l.msg === 'The node is ready.')
     const timeline = d.proc.logs
       .filter((l) => /mesh|Connected/.test(String(l.msg)))
-      .map((l) => `${Date.parse(String(l.time)) - Date.parse(String(readyLog?.time))} ms ${String(l.msg)} ${String(l.peer ?? l.target ?? '').slice(-6)}`)
+      .map(
+        (l) =>
+          `${Date.parse(String(l.time)) - Date.parse(String(readyLog?.time))} ms ${String(l.msg)} ${String(l.peer ?? l.target ?? '').slice(-6)}`,
+      )
     console.log(`D's join, relative to its ready log line:\n  ${timeline.join('\n  ')}`)
     expect(joinMs).toBeLessThan(10_000)
 
     // B and C announce that they take nothing; D has room.
-    await waitFor(async () => {
-      const peers = (await meshStats(a)).peers
-      const accepting = (id: string) => peers.find((p) => p.node === id)?.load.accepting
-      return accepting('b') === false && accepting('c') === false && accepting('d') === true
-    }, { what: 'A to hear that B and C are full and D is not' })
+    await waitFor(
+      async () => {
+        const peers = (await meshStats(a)).peers
+        const accepting = (id: string) => peers.find((p) => p.node === id)?.load.accepting
+        return accepting('b') === false && accepting('c') === false && accepting('d') === true
+      },
+      { what: 'A to hear that B and C are full and D is not' },
+    )
 
     // Overflow A (20 concurrent POSTs of 50): its handoffs can only go to D.
     const batches = Array.from({ length: 20 }, (_, batch) => Array.from({ length: 50 }, (_, i) => ({ cid: `a${batch}-${i}` })))
@@ -78,10 +100,13 @@ describe('joining the mesh', () => {
     ids.push(...batches.flat().map((e) => e.cid))
     await waitFor(async () => ((await meshStats(d)).counters.handedIn ?? 0) > 0, { timeoutMs: 30_000, what: 'D to take a handoff' })
     // Settled: A at its low-water mark with no batch still on its way.
-    await waitFor(async () => {
-      const s = await meshStats(a)
-      return s.queue.unprocessed <= 100 && s.queue.handingOff === 0
-    }, { timeoutMs: 60_000, what: 'A to get down to its low-water mark, no handoff outstanding' })
+    await waitFor(
+      async () => {
+        const s = await meshStats(a)
+        return s.queue.unprocessed <= 100 && s.queue.handingOff === 0
+      },
+      { timeoutMs: 60_000, what: 'A to get down to its low-water mark, no handoff outstanding' },
+    )
     const [aStats, bStats, cStats, dStats] = await Promise.all([meshStats(a), meshStats(b), meshStats(c), meshStats(d)])
     expect(aStats.counters.handedOff).toBeGreaterThan(0)
     expect(dStats.counters.handedIn).toBe(aStats.counters.handedOff)
@@ -90,11 +115,16 @@ describe('joining the mesh', () => {
 
     // Release B's and C's output: everything comes out exactly once, wherever it was processed.
     gate.release()
-    await waitFor(() => slow.received() + gate.received() + fast.received() >= ids.length, { timeoutMs: 90_000, what: 'every event to be delivered' })
+    await waitFor(() => slow.received() + gate.received() + fast.received() >= ids.length, {
+      timeoutMs: 90_000,
+      what: 'every event to be delivered',
+    })
     await Promise.all([a, b, c, d].map((n) => n.proc.waitDrained(30_000)))
     const counts = mergeCounts(slow.counts, gate.counts, fast.counts)
     expect(checkExactlyOnce(new Set(ids), counts)).toEqual({ acked: ids.length, lost: [], duplicates: 0, phantoms: [] })
-    console.log(`join: full mesh of 3 ${meshMs} ms after C was ready; D connected to all ${joinMs} ms after ready; A handedOff ${aStats.counters.handedOff}, all to D (D handedIn ${dStats.counters.handedIn}, output ${fast.received()})`)
+    console.log(
+      `join: full mesh of 3 ${meshMs} ms after C was ready; D connected to all ${joinMs} ms after ready; A handedOff ${aStats.counters.handedOff}, all to D (D handedIn ${dStats.counters.handedIn}, output ${fast.received()})`,
+    )
   })
 
   it('keeps its peer id across a restart; a killed and restarted node rejoins by itself', { timeout: 180_000 }, async () => {
@@ -112,7 +142,9 @@ describe('joining the mesh', () => {
 
     // kill -9: nothing is shut down cleanly, the peers see the connections drop.
     await c.proc.kill('SIGKILL')
-    await Promise.all([a, b].map((n) => waitFor(async () => !(await connectedPeers(n)).has(before), { timeoutMs: 30_000, what: `${n.id} to see C gone` })))
+    await Promise.all(
+      [a, b].map((n) => waitFor(async () => !(await connectedPeers(n)).has(before), { timeoutMs: 30_000, what: `${n.id} to see C gone` })),
+    )
 
     c = await restartMeshNode(c)
     expect(c.peerId).toBe(before)
@@ -124,28 +156,39 @@ describe('joining the mesh', () => {
     // HTTP port is new, the OS chose it again).
     for (const n of [a, b]) {
       await waitFor(async () => (await meshStats(n)).peers.some((p) => p.peerId === before && p.http === c.url && p.ageMs < 2_000), {
-        timeoutMs: 20_000, what: `${n.id} to hear the restarted C's gossip`,
+        timeoutMs: 20_000,
+        what: `${n.id} to hear the restarted C's gossip`,
       })
     }
 
     // A node the restarted one does not name in its config (A) sees it back too, and
     // events still flow: C takes a POST and processes it.
-    const res = await fetch(`${c.url}/events`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ cid: 'after-restart' }) })
+    const res = await fetch(`${c.url}/events`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ cid: 'after-restart' }),
+    })
     expect(res.status).toBe(202)
-    await waitFor(() => hook.counts.get('after-restart') === 1, { timeoutMs: 15_000, what: 'the event posted after the restart to be delivered' })
+    await waitFor(() => hook.counts.get('after-restart') === 1, {
+      timeoutMs: 15_000,
+      what: 'the event posted after the restart to be delivered',
+    })
 
     // Now the other way round: kill a node that others bootstrapped from (A) and bring
     // it back; it names no bootstrap itself, so B and C must redial it.
     const aId = a.peerId
     await a.proc.kill('SIGKILL')
-    await Promise.all([b, c].map((n) => waitFor(async () => !(await connectedPeers(n)).has(aId), { timeoutMs: 30_000, what: `${n.id} to see A gone` })))
+    await Promise.all(
+      [b, c].map((n) => waitFor(async () => !(await connectedPeers(n)).has(aId), { timeoutMs: 30_000, what: `${n.id} to see A gone` })),
+    )
     const a2 = await restartMeshNode(a, { samePort: true })
     expect(a2.peerId).toBe(aId)
     await waitFullMesh([a2, b, c], 45_000)
     const aRejoinMs = Date.now() - a2.readyAt
     for (const n of [b, c]) {
       await waitFor(async () => (await meshStats(n)).peers.some((p) => p.peerId === aId && p.http === a2.url), {
-        timeoutMs: 20_000, what: `${n.id} to hear the restarted A's gossip`,
+        timeoutMs: 20_000,
+        what: `${n.id} to hear the restarted A's gossip`,
       })
     }
     console.log(`rejoin: C (bootstraps from B) back in ${rejoinMs} ms, A (no bootstrap, others redial it) back in ${aRejoinMs} ms`)

@@ -10,7 +10,17 @@ import { describe, expect, it } from 'vitest'
 import { cleanUpNodesAfterEach } from '../support/hooks.js'
 import { dialAddressOf, startForgedPeer, stopForgedPeers } from '../support/forged-peer.js'
 import { makeTempDir } from '../support/node-process.js'
-import { bootstrapOf, meshStats, startMeshNode, startWebhook, waitConnected, waitFor, warnings, type MeshNode, type MeshStats } from '../support/mesh.js'
+import {
+  bootstrapOf,
+  meshStats,
+  startMeshNode,
+  startWebhook,
+  waitConnected,
+  waitFor,
+  warnings,
+  type MeshNode,
+  type MeshStats,
+} from '../support/mesh.js'
 
 const servers: net.Server[] = []
 cleanUpNodesAfterEach({
@@ -47,19 +57,35 @@ describe('many nodes on one IP', () => {
     // 16 nodes and other suites share 2 cores.
     const gossipInterval = 2_000
     const freshMs = gossipInterval * 3 + 2_000
-    const options = (id: string, bootstrap: string[]) => ({ id, dir, bootstrap, pipelines: pipelines(hook.url), workers: 1, mesh: { psk, gossipInterval: `${gossipInterval}ms` } })
+    const options = (id: string, bootstrap: string[]) => ({
+      id,
+      dir,
+      bootstrap,
+      pipelines: pipelines(hook.url),
+      workers: 1,
+      mesh: { psk, gossipInterval: `${gossipInterval}ms` },
+    })
     const first = await startMeshNode(options('n00', []))
     const started = Date.now()
-    const rest = await Promise.all(Array.from({ length: 15 }, (_, i) => startMeshNode(options(`n${String(i + 1).padStart(2, '0')}`, [bootstrapOf(first)]))))
+    const rest = await Promise.all(
+      Array.from({ length: 15 }, (_, i) => startMeshNode(options(`n${String(i + 1).padStart(2, '0')}`, [bootstrapOf(first)]))),
+    )
     const nodes: MeshNode[] = [first, ...rest]
     const allReady = Math.max(...nodes.map((n) => n.readyAt))
     let lastSeen: Record<string, string> = {}
-    await waitFor(async () => {
-      const all = await Promise.all(nodes.map((n) => slowStats(n)))
-      lastSeen = Object.fromEntries(all.map((s) => [s.node, `${live(s, freshMs).length} live, ${s.peers.filter((p) => p.connected).length} connected`]))
-      return all.every((s) => live(s, freshMs).length === 15)
-    }, { timeoutMs: 180_000, intervalMs: 250, what: 'every node to hear its 15 peers' }).catch((err: Error) => {
-      throw new Error(`${err.message}; seen: ${JSON.stringify(lastSeen)}; warnings: ${JSON.stringify(nodes.map((n) => [n.id, warnings(n)]))}`)
+    await waitFor(
+      async () => {
+        const all = await Promise.all(nodes.map((n) => slowStats(n)))
+        lastSeen = Object.fromEntries(
+          all.map((s) => [s.node, `${live(s, freshMs).length} live, ${s.peers.filter((p) => p.connected).length} connected`]),
+        )
+        return all.every((s) => live(s, freshMs).length === 15)
+      },
+      { timeoutMs: 180_000, intervalMs: 250, what: 'every node to hear its 15 peers' },
+    ).catch((err: Error) => {
+      throw new Error(
+        `${err.message}; seen: ${JSON.stringify(lastSeen)}; warnings: ${JSON.stringify(nodes.map((n) => [n.id, warnings(n)]))}`,
+      )
     })
     const formed = Date.now()
 
@@ -72,18 +98,29 @@ describe('many nodes on one IP', () => {
       for (const [i, s] of all.entries()) {
         const seen = live(s, freshMs).length
         minSeen.set(nodes[i]!.id, Math.min(minSeen.get(nodes[i]!.id)!, seen))
-        expect(seen, `${nodes[i]!.id} at ${Date.now() - formed} ms: ${JSON.stringify(s.peers.map((p) => [p.node, p.connected, p.ageMs]))}`).toBe(15)
+        expect(
+          seen,
+          `${nodes[i]!.id} at ${Date.now() - formed} ms: ${JSON.stringify(s.peers.map((p) => [p.node, p.connected, p.ageMs]))}`,
+        ).toBe(15)
       }
       await new Promise((r) => setTimeout(r, 1_000))
     }
     const rss = nodes.map((n) => rssMiB(n.proc.pid))
-    console.log('16 nodes on one IP:', JSON.stringify({
-      startMs: allReady - started, formMsAfterAllReady: formed - allReady, polls, minPeersSeen: [...new Set(minSeen.values())],
-      rssMiB: { min: Math.min(...rss), max: Math.max(...rss), total: rss.reduce((x, y) => x + y, 0) },
-    }))
+    console.log(
+      '16 nodes on one IP:',
+      JSON.stringify({
+        startMs: allReady - started,
+        formMsAfterAllReady: formed - allReady,
+        polls,
+        minPeersSeen: [...new Set(minSeen.values())],
+        rssMiB: { min: Math.min(...rss), max: Math.max(...rss), total: rss.reduce((x, y) => x + y, 0) },
+      }),
+    )
   })
 
-  it('16 throwaway identities from one IP that announce an address and leave: real peers still heard, the address stops being dialled', { timeout: 180_000 }, async () => {
+  it('16 throwaway identities from one IP that announce an address and leave: real peers still heard, the address stops being dialled', {
+    timeout: 180_000,
+  }, async () => {
     const dir = makeTempDir('binge-mesh-throwaway-')
     const hook = await startWebhook()
     const a = await startMeshNode({ id: 'a', dir, pipelines: pipelines(hook.url), mesh: { psk } })
@@ -105,9 +142,12 @@ describe('many nodes on one IP', () => {
     const dial = dialAddressOf(bootstrapOf(a), a.peerId)
     // One at a time: libp2p drops inbound connections past 10 pending handshakes.
     const throwaways = []
-    for (let i = 0; i < 16; i++) throwaways.push(await startForgedPeer({ psk, node: `throwaway-${i}`, dial, announce: { addrs: [trapAddr], accepting: false } }))
+    for (let i = 0; i < 16; i++)
+      throwaways.push(await startForgedPeer({ psk, node: `throwaway-${i}`, dial, announce: { addrs: [trapAddr], accepting: false } }))
     const ids = new Set(throwaways.map((t) => t.peerId))
-    await waitFor(async () => (await meshStats(a)).peers.filter((p) => ids.has(p.peerId)).length === 16, { what: 'A to hear all 16 throwaways' })
+    await waitFor(async () => (await meshStats(a)).peers.filter((p) => ids.has(p.peerId)).length === 16, {
+      what: 'A to hear all 16 throwaways',
+    })
     await waitFor(() => dialled.length > 0, { timeoutMs: 30_000, what: 'a node to dial the announced address' })
     await stopForgedPeers()
     const left = Date.now()
@@ -119,7 +159,10 @@ describe('many nodes on one IP', () => {
       const [sa, sb] = await Promise.all([meshStats(a), meshStats(b)])
       const ab = live(sa, freshMs).find((p) => p.peerId === b.peerId)
       const ba = live(sb, freshMs).find((p) => p.peerId === a.peerId)
-      expect(ab, `A stopped hearing B ${Date.now() - left} ms after the throwaways left: ${JSON.stringify(sa.peers.find((p) => p.peerId === b.peerId))}`).toBeDefined()
+      expect(
+        ab,
+        `A stopped hearing B ${Date.now() - left} ms after the throwaways left: ${JSON.stringify(sa.peers.find((p) => p.peerId === b.peerId))}`,
+      ).toBeDefined()
       expect(ba, `B stopped hearing A ${Date.now() - left} ms after the throwaways left`).toBeDefined()
       worstAge = Math.max(worstAge, ab!.ageMs, ba!.ageMs)
       await new Promise((r) => setTimeout(r, 500))
@@ -127,7 +170,15 @@ describe('many nodes on one IP', () => {
     const before = dialled.filter((t) => t < left).length
     const during = dialled.filter((t) => t >= left && t < left + 60_000).length
     const quiet = dialled.filter((t) => t >= left + 64_000).length
-    console.log('throwaways on one IP:', JSON.stringify({ dialsWhileAnnounced: before, dialsInFirst60sAfterLeaving: during, dialsFrom64to76s: quiet, worstPeerAgeMs: worstAge }))
+    console.log(
+      'throwaways on one IP:',
+      JSON.stringify({
+        dialsWhileAnnounced: before,
+        dialsInFirst60sAfterLeaving: during,
+        dialsFrom64to76s: quiet,
+        worstPeerAgeMs: worstAge,
+      }),
+    )
     expect(quiet).toBe(0)
     const end = await meshStats(a)
     expect(end.peers.filter((p) => ids.has(p.peerId))).toEqual([])

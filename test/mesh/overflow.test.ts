@@ -6,7 +6,15 @@ import { describe, expect, it } from 'vitest'
 import { cleanUpNodesAfterEach } from '../support/hooks.js'
 import { makeTempDir, startIngestClients } from '../support/node-process.js'
 import {
-  bootstrapOf, checkExactlyOnce, meshStats, mergeCounts, startMeshNode, startWebhook, waitFor, waitFullMesh, warnings,
+  bootstrapOf,
+  checkExactlyOnce,
+  meshStats,
+  mergeCounts,
+  startMeshNode,
+  startWebhook,
+  waitFor,
+  waitFullMesh,
+  warnings,
 } from '../support/mesh.js'
 
 cleanUpNodesAfterEach()
@@ -36,11 +44,14 @@ describe('overflow', () => {
     const ingestStarted = Date.now()
     let maxDepthA = 0
     const clients = startIngestClients({ clients: 12, maxBatch: 50, prefix: 'o', target: () => a.url })
-    await waitFor(async () => {
-      const s = await meshStats(a)
-      maxDepthA = Math.max(maxDepthA, s.queue.unprocessed)
-      return clients.ledger.acked.size + clients.ledger.rejected.size + clients.ledger.unknown.size >= total
-    }, { timeoutMs: 150_000, intervalMs: 100, what: `${total} events to be posted to A` })
+    await waitFor(
+      async () => {
+        const s = await meshStats(a)
+        maxDepthA = Math.max(maxDepthA, s.queue.unprocessed)
+        return clients.ledger.acked.size + clients.ledger.rejected.size + clients.ledger.unknown.size >= total
+      },
+      { timeoutMs: 150_000, intervalMs: 100, what: `${total} events to be posted to A` },
+    )
     await clients.stop()
     const ingestMs = Date.now() - ingestStarted
     const { ledger } = clients
@@ -52,15 +63,20 @@ describe('overflow', () => {
     // Past its high-water mark A offloads down to its low-water mark: it gets there
     // long before it could have processed that much itself (about 100 events/s).
     const lowStarted = Date.now()
-    await waitFor(async () => {
-      const s = await meshStats(a)
-      return s.queue.unprocessed <= marks.lowWaterMark
-    }, { timeoutMs: 60_000, intervalMs: 100, what: 'A to get down to its low-water mark' })
+    await waitFor(
+      async () => {
+        const s = await meshStats(a)
+        return s.queue.unprocessed <= marks.lowWaterMark
+      },
+      { timeoutMs: 60_000, intervalMs: 100, what: 'A to get down to its low-water mark' },
+    )
     const lowMs = Date.now() - lowStarted
 
     const hooks = [slowHook, hookB, hookC]
     await waitFor(() => hooks.reduce((n, h) => n + h.received(), 0) >= ledger.acked.size, {
-      timeoutMs: 90_000, intervalMs: 100, what: 'every acked event to reach an output',
+      timeoutMs: 90_000,
+      intervalMs: 100,
+      what: 'every acked event to reach an output',
     })
     await Promise.all([a, b, c].map((n) => n.proc.waitDrained(30_000)))
     const counts = mergeCounts(...hooks.map((h) => h.counts))
@@ -70,7 +86,11 @@ describe('overflow', () => {
     expect(report.phantoms).toEqual([])
 
     const [sa, sb, sc] = await Promise.all([meshStats(a), meshStats(b), meshStats(c)])
-    for (const [n, s] of [[a, sa], [b, sb], [c, sc]] as const) {
+    for (const [n, s] of [
+      [a, sa],
+      [b, sb],
+      [c, sc],
+    ] as const) {
       console.log(`${n.id}: ${JSON.stringify(s.counters)} warnings ${JSON.stringify(warnings(n))}`)
     }
     expect(sa.queue.unprocessed).toBeLessThan(marks.lowWaterMark)

@@ -41,7 +41,15 @@ describe('PeerHealth', () => {
     const h = new PeerHealth(1_000, c.now)
     await h.track('p', async () => 'accepted', never)
     c.advance(10)
-    await expect(h.track('p', async () => { throw new Error('timeout') }, never)).rejects.toThrow('timeout')
+    await expect(
+      h.track(
+        'p',
+        async () => {
+          throw new Error('timeout')
+        },
+        never,
+      ),
+    ).rejects.toThrow('timeout')
     const failedAt = c.now()
     expect(h.healthy('p')).toBe(false)
     expect(h.aliveAt('p')).toBeLessThan(failedAt)
@@ -56,7 +64,15 @@ describe('PeerHealth', () => {
 
   it('a send that never left (nothingSent) says nothing about the peer', async () => {
     const h = new PeerHealth(1_000, clock().now)
-    await expect(h.track('p', async () => { throw new Error('too big') }, () => true)).rejects.toThrow('too big')
+    await expect(
+      h.track(
+        'p',
+        async () => {
+          throw new Error('too big')
+        },
+        () => true,
+      ),
+    ).rejects.toThrow('too big')
     expect(h.healthy('p')).toBe(true)
   })
 })

@@ -6,8 +6,21 @@ import { PeerTable } from '../../src/mesh/peer-table.js'
 
 function announcement(peerId: string, extra: Partial<Announcement> = {}): Announcement {
   return {
-    v: 1, node: peerId, peerId, http: '127.0.0.1:1', addrs: [], depth: 0, inflight: 0, highWaterMark: 100, lowWaterMark: 50,
-    maxEvents: 1000, accepting: true, drainRate: 0, pipelines: ['p'], sentAt: 0, ...extra,
+    v: 1,
+    node: peerId,
+    peerId,
+    http: '127.0.0.1:1',
+    addrs: [],
+    depth: 0,
+    inflight: 0,
+    highWaterMark: 100,
+    lowWaterMark: 50,
+    maxEvents: 1000,
+    accepting: true,
+    drainRate: 0,
+    pipelines: ['p'],
+    sentAt: 0,
+    ...extra,
   }
 }
 
@@ -35,7 +48,12 @@ describe('PeerTable', () => {
     table.update(announcement('closed', { accepting: false }), '')
     table.update(announcement('busy', { depth: 90 }), '')
     table.update(announcement('idle', { depth: 1 }), '')
-    expect(table.withRoom().map((e) => e.announcement.peerId).sort()).toEqual(['busy', 'idle'])
+    expect(
+      table
+        .withRoom()
+        .map((e) => e.announcement.peerId)
+        .sort(),
+    ).toEqual(['busy', 'idle'])
     expect(table.choose()?.announcement.peerId).toBe('idle')
     expect(table.leastLoaded()?.announcement.peerId).toBe('idle')
     table.markRefused('idle', 1_000)
@@ -131,7 +149,12 @@ describe('PeerTable', () => {
     expect(table.withRoom().map((e) => e.announcement.peerId)).toEqual(['b-real'])
     expect(table.runners('p').map((e) => e.announcement.peerId)).toEqual(['b-real'])
     const view = table.view(() => true)
-    expect(view.filter((v) => v.conflict).map((v) => v.peerId).sort()).toEqual(['b-fake', 'me-fake'])
+    expect(
+      view
+        .filter((v) => v.conflict)
+        .map((v) => v.peerId)
+        .sort(),
+    ).toEqual(['b-fake', 'me-fake'])
     expect(view.find((v) => v.peerId === 'b-real')?.conflict).toBe(false)
     // A node restarted under a new peer id: the old id is quiet and unconnected, so the
     // new one takes the name once the old one is no longer fresh.

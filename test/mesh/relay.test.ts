@@ -8,8 +8,15 @@ import { join } from 'node:path'
 import { startTempNode, waitFor, type TempNode } from '../support/temp-node.js'
 
 const json = { 'content-type': 'application/json' }
-const mesh = (bootstrap?: string) => `mesh: { listen: /ip4/127.0.0.1/tcp/0, gossipInterval: 200ms${bootstrap ? `, bootstrap: ['${bootstrap}']` : ''} }`
-const lines = (path: string) => (existsSync(path) ? readFileSync(path, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l)) : [])
+const mesh = (bootstrap?: string) =>
+  `mesh: { listen: /ip4/127.0.0.1/tcp/0, gossipInterval: 200ms${bootstrap ? `, bootstrap: ['${bootstrap}']` : ''} }`
+const lines = (path: string) =>
+  existsSync(path)
+    ? readFileSync(path, 'utf8')
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => JSON.parse(l))
+    : []
 
 let nodes: TempNode[] = []
 afterEach(async () => {
@@ -19,12 +26,18 @@ afterEach(async () => {
 
 describe('relays and overflow eligibility', () => {
   it('a node without pipelines hands every event it accepts to a peer that processes it', async () => {
-    const worker = await startTempNode(`${mesh()}\npipelines:\n  all: { outputs: [ { file: { path: $DIR/all.jsonl } } ] }\n`, { id: 'worker' })
+    const worker = await startTempNode(`${mesh()}\npipelines:\n  all: { outputs: [ { file: { path: $DIR/all.jsonl } } ] }\n`, {
+      id: 'worker',
+    })
     nodes.push(worker)
     const relay = await startTempNode(`${mesh(worker.node.mesh!.addresses()[0])}\n`, { id: 'relay' })
     nodes.push(relay)
     await waitFor(() => relay.node.stats().peers.some((p) => p.node === 'worker' && p.connected), 'the relay to see the worker')
-    const res = await relay.node.app.request('/events', { method: 'POST', body: JSON.stringify(Array.from({ length: 20 }, (_, i) => ({ i }))), headers: json })
+    const res = await relay.node.app.request('/events', {
+      method: 'POST',
+      body: JSON.stringify(Array.from({ length: 20 }, (_, i) => ({ i }))),
+      headers: json,
+    })
     expect(res.status).toBe(202)
     const { ids } = await res.json()
     await waitFor(() => lines(join(worker.dir, 'all.jsonl')).length === 20, 'all 20 events in the worker output')
@@ -36,15 +49,27 @@ describe('relays and overflow eligibility', () => {
   })
 
   it('does not overflow to a peer that lacks one of its pipelines', async () => {
-    const other = await startTempNode(`${mesh()}\npipelines:\n  other: { outputs: [ { file: { path: $DIR/other.jsonl } } ] }\n`, { id: 'other' })
+    const other = await startTempNode(`${mesh()}\npipelines:\n  other: { outputs: [ { file: { path: $DIR/other.jsonl } } ] }\n`, {
+      id: 'other',
+    })
     nodes.push(other)
-    const same = await startTempNode(`${mesh(other.node.mesh!.addresses()[0])}\npipelines:\n  mine: { outputs: [ { file: { path: $DIR/mine.jsonl } } ] }\n  other: { outputs: [ { file: { path: $DIR/other.jsonl } } ] }\n`, { id: 'same' })
+    const same = await startTempNode(
+      `${mesh(other.node.mesh!.addresses()[0])}\npipelines:\n  mine: { outputs: [ { file: { path: $DIR/mine.jsonl } } ] }\n  other: { outputs: [ { file: { path: $DIR/other.jsonl } } ] }\n`,
+      { id: 'same' },
+    )
     nodes.push(same)
     // Busy: its one worker's output never answers, and its marks are low.
-    const busy = await startTempNode(`queue: { highWaterMark: 5, lowWaterMark: 0 }\nworkers: 1\n${mesh(other.node.mesh!.addresses()[0])}\npipelines:\n  mine: { outputs: [ { http: { url: 'http://127.0.0.1:9/never', timeout: 60s } } ], onFail: { retry: { attempts: 1000, backoff: 1s, maxBackoff: 1s } } }\n`, { id: 'busy' })
+    const busy = await startTempNode(
+      `queue: { highWaterMark: 5, lowWaterMark: 0 }\nworkers: 1\n${mesh(other.node.mesh!.addresses()[0])}\npipelines:\n  mine: { outputs: [ { http: { url: 'http://127.0.0.1:9/never', timeout: 60s } } ], onFail: { retry: { attempts: 1000, backoff: 1s, maxBackoff: 1s } } }\n`,
+      { id: 'busy' },
+    )
     nodes.push(busy)
     await waitFor(() => busy.node.stats().peers.filter((p) => p.connected).length === 2, 'busy to see both peers')
-    const res = await busy.node.app.request('/events', { method: 'POST', body: JSON.stringify(Array.from({ length: 60 }, (_, i) => ({ i }))), headers: json })
+    const res = await busy.node.app.request('/events', {
+      method: 'POST',
+      body: JSON.stringify(Array.from({ length: 60 }, (_, i) => ({ i }))),
+      headers: json,
+    })
     expect(res.status).toBe(202)
     await waitFor(() => lines(join(same.dir, 'mine.jsonl')).length > 0, 'overflow processed by the peer that runs "mine"')
     expect(other.node.stats().counters.handedIn).toBe(0)

@@ -6,9 +6,7 @@ import { describe, expect, it } from 'vitest'
 import type { TraceStep } from '../../src/trace.js'
 import { cleanUpNodesAfterEach } from '../support/hooks.js'
 import { makeTempDir, readOutput } from '../support/node-process.js'
-import {
-  bootstrapOf, meshStats, postJson, startMeshNode, startWebhook, waitFor, waitFullMesh,
-} from '../support/mesh.js'
+import { bootstrapOf, meshStats, postJson, startMeshNode, startWebhook, waitFor, waitFullMesh } from '../support/mesh.js'
 
 cleanUpNodesAfterEach()
 
@@ -21,7 +19,12 @@ describe('routing by pipeline', () => {
     const a = await startMeshNode({ id: 'a', dir, pipelines: common })
     const [b, c] = await Promise.all([
       startMeshNode({ id: 'b', dir, bootstrap: [bootstrapOf(a)], pipelines: common }),
-      startMeshNode({ id: 'c', dir, bootstrap: [bootstrapOf(a)], pipelines: { ...common, 'only-c': { outputs: [{ file: { path: outC } }] } } }),
+      startMeshNode({
+        id: 'c',
+        dir,
+        bootstrap: [bootstrapOf(a)],
+        pipelines: { ...common, 'only-c': { outputs: [{ file: { path: outC } }] } },
+      }),
     ])
     await waitFullMesh([a, b, c])
     // A learns what C runs from C's gossip.
@@ -38,7 +41,9 @@ describe('routing by pipeline', () => {
     const one = await postJson(`${a.url}/events/only-c`, { cid: 'route-1' }, { 'idempotency-key': 'route-1' })
     expect(one.status).toBe(202)
     expect(one.body.ids).toEqual(['route-1'])
-    const batch = await postJson(`${a.url}/events/only-c`, [{ cid: 'route-b0' }, { cid: 'route-b1' }, { cid: 'route-b2' }], { 'idempotency-key': 'route-b' })
+    const batch = await postJson(`${a.url}/events/only-c`, [{ cid: 'route-b0' }, { cid: 'route-b1' }, { cid: 'route-b2' }], {
+      'idempotency-key': 'route-b',
+    })
     expect(batch.status).toBe(202)
     expect(batch.body.ids).toEqual(['route-b-0', 'route-b-1', 'route-b-2'])
     // The same key again: a duplicate, not a second copy, answered as one. A remembers
@@ -46,17 +51,26 @@ describe('routing by pipeline', () => {
     const again = await postJson(`${a.url}/events/only-c`, { cid: 'route-1' }, { 'idempotency-key': 'route-1' })
     expect(again.status).toBe(202)
     expect(again.body).toMatchObject({ ids: ['route-1'], duplicate: true })
-    const batchAgain = await postJson(`${a.url}/events/only-c`, [{ cid: 'route-b0' }, { cid: 'route-b1' }, { cid: 'route-b2' }, { cid: 'route-b3' }], { 'idempotency-key': 'route-b' })
+    const batchAgain = await postJson(
+      `${a.url}/events/only-c`,
+      [{ cid: 'route-b0' }, { cid: 'route-b1' }, { cid: 'route-b2' }, { cid: 'route-b3' }],
+      { 'idempotency-key': 'route-b' },
+    )
     expect(batchAgain.status).toBe(202)
     expect(batchAgain.body).toMatchObject({ duplicate: false, duplicates: ['route-b-0', 'route-b-1', 'route-b-2'] })
     // At B, which never saw the key, C's answer names the id it had.
-    await waitFor(async () => (await meshStats(b)).peers.some((p) => p.node === 'c' && p.pipelines.includes('only-c')), { what: 'B to hear that C runs only-c' })
+    await waitFor(async () => (await meshStats(b)).peers.some((p) => p.node === 'c' && p.pipelines.includes('only-c')), {
+      what: 'B to hear that C runs only-c',
+    })
     const atB = await postJson(`${b.url}/events/only-c`, { cid: 'route-1' }, { 'idempotency-key': 'route-1' })
     expect(atB.status).toBe(202)
     expect(atB.body).toMatchObject({ ids: ['route-1'], duplicate: true })
 
     const expected = ['route-1', 'route-b0', 'route-b1', 'route-b2', 'route-b3']
-    await waitFor(() => expected.every((cid) => readOutput(outC).counts.has(cid)), { timeoutMs: 20_000, what: "the routed events in C's output" })
+    await waitFor(() => expected.every((cid) => readOutput(outC).counts.has(cid)), {
+      timeoutMs: 20_000,
+      what: "the routed events in C's output",
+    })
     // Let C finish whatever it holds, then count: each exactly once, all done by C.
     await c.proc.waitDrained(20_000)
     const out = readOutput(outC)
@@ -81,12 +95,15 @@ describe('routing by pipeline', () => {
 
     // The trace at A follows the event to C: received and handed off at A, handed in,
     // processed and acked at C, in that order.
-    const trace = await waitFor(async () => {
-      const res = await fetch(`${a.url}/events/route-1`)
-      if (res.status !== 200) return undefined
-      const body = (await res.json()) as { id: string; node: string; trace: TraceStep[] }
-      return body.trace.some((s) => s.node === 'c' && s.state === 'acked') ? body : undefined
-    }, { timeoutMs: 10_000, what: 'the trace of route-1 at A to show it acked at C' })
+    const trace = await waitFor(
+      async () => {
+        const res = await fetch(`${a.url}/events/route-1`)
+        if (res.status !== 200) return undefined
+        const body = (await res.json()) as { id: string; node: string; trace: TraceStep[] }
+        return body.trace.some((s) => s.node === 'c' && s.state === 'acked') ? body : undefined
+      },
+      { timeoutMs: 10_000, what: 'the trace of route-1 at A to show it acked at C' },
+    )
     expect(trace.id).toBe('route-1')
     const steps = trace.trace.map((s) => `${s.node}:${s.state}`)
     const order = ['a:received', 'a:handedOff', 'c:handedIn', 'c:processed', 'c:acked']

@@ -10,12 +10,28 @@ import { loadTopic, type Announcement } from '../../src/mesh/announcement.js'
 import { createPeerHost, type PeerHost } from '../../src/mesh/peer-host.js'
 import { makeTempDir } from '../support/node-process.js'
 import {
-  bootstrapOf, connectedPeers, logsOf, meshStats, startMeshNode, startWebhook, waitConnected, waitFor, type MeshNode,
+  bootstrapOf,
+  connectedPeers,
+  logsOf,
+  meshStats,
+  startMeshNode,
+  startWebhook,
+  waitConnected,
+  waitFor,
+  type MeshNode,
 } from '../support/mesh.js'
 
 const hosts: PeerHost[] = []
 
-cleanUpNodesAfterEach({ before: () => Promise.all(hosts.splice(0).map(async (h) => h.stop()).map((p) => p.catch(() => undefined))) })
+cleanUpNodesAfterEach({
+  before: () =>
+    Promise.all(
+      hosts
+        .splice(0)
+        .map(async (h) => h.stop())
+        .map((p) => p.catch(() => undefined)),
+    ),
+})
 
 const psk = 'correct-horse-battery-staple'
 const retry = { retry: { attempts: 10, backoff: '50ms', maxBackoff: '1s' } }
@@ -47,7 +63,8 @@ describe('mesh security', () => {
     await waitConnected(b, [a])
     // C and D have been dialling A; wait until each has seen a dial fail, then watch
     // for a few gossip intervals (and a redial) that neither ever shows up.
-    for (const n of [c, d]) await n.proc.waitForLog((l) => l.msg === 'A mesh peer could not be reached; dialling again with backoff.', 15_000)
+    for (const n of [c, d])
+      await n.proc.waitForLog((l) => l.msg === 'A mesh peer could not be reached; dialling again with backoff.', 15_000)
     await Promise.all([
       neverLists(a, [c.peerId, d.peerId], 2_500),
       neverLists(b, [c.peerId, d.peerId], 2_500),
@@ -74,14 +91,21 @@ describe('mesh security', () => {
     await waitConnected(a, [b])
     await waitConnected(c, [b])
     // A's gater closes C's connection as soon as it is made: C backs off (and says why).
-    await c.proc.waitForLog((l) => String(l.msg).startsWith('A mesh peer closed the connection soon after it was made') && l.peer === a.peerId, 15_000)
+    await c.proc.waitForLog(
+      (l) => String(l.msg).startsWith('A mesh peer closed the connection soon after it was made') && l.peer === a.peerId,
+      15_000,
+    )
     // C's gossip reaches A through B, but A does not believe a peer it may not talk to.
     await neverLists(a, [c.peerId], 2_500)
     expect((await connectedPeers(c)).has(a.peerId)).toBe(false)
     expect((await connectedPeers(a)).has(c.peerId)).toBe(false)
     expect((await meshStats(b)).peers.map((p) => p.node).sort()).toEqual(['a', 'c'])
     // C's pipeline is not routable through A: A does not believe C's gossip relayed by B.
-    const routed = await fetch(`${a.url}/events/only-c`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"x":1}' })
+    const routed = await fetch(`${a.url}/events/only-c`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: '{"x":1}',
+    })
     expect(routed.status).toBe(404)
   })
 
@@ -102,12 +126,26 @@ describe('mesh security', () => {
     await evil.dial(multiaddr(`/ip4/127.0.0.1/tcp/${bootstrapOf(a).split(':')[1]}/p2p/${a.peerId}`))
     const pubsub = evil.services.pubsub
     pubsub.subscribe(loadTopic)
-    await waitFor(() => pubsub.getSubscribers(loadTopic).some((p) => p.toString() === a.peerId), { what: 'the evil peer to see A subscribed to the load topic' })
+    await waitFor(() => pubsub.getSubscribers(loadTopic).some((p) => p.toString() === a.peerId), {
+      what: 'the evil peer to see A subscribed to the load topic',
+    })
 
     const someoneElse = peerIdFromPrivateKey(await generateKeyPair('Ed25519')).toString()
     const valid = (peerId: string, node: string): Announcement => ({
-      v: 1, node, peerId, http: '127.0.0.1:1', addrs: [], depth: 0, inflight: 0, highWaterMark: 1_000_000,
-      lowWaterMark: 0, maxEvents: 1_000_000, accepting: true, drainRate: 0, pipelines: ['p', 'evil-only'], sentAt: Date.now(),
+      v: 1,
+      node,
+      peerId,
+      http: '127.0.0.1:1',
+      addrs: [],
+      depth: 0,
+      inflight: 0,
+      highWaterMark: 1_000_000,
+      lowWaterMark: 0,
+      maxEvents: 1_000_000,
+      accepting: true,
+      drainRate: 0,
+      pipelines: ['p', 'evil-only'],
+      sentAt: Date.now(),
     })
     const encode = (value: unknown) => new TextEncoder().encode(typeof value === 'string' ? value : JSON.stringify(value))
     const bad = [
@@ -122,9 +160,12 @@ describe('mesh security', () => {
     const before = logsOf(a, 'An invalid gossip message was rejected.').length
     for (const data of bad) await pubsub.publish(loadTopic, data)
     await waitFor(() => logsOf(a, 'An invalid gossip message was rejected.').length - before >= bad.length, {
-      timeoutMs: 15_000, what: `A to reject all ${bad.length} invalid messages`,
+      timeoutMs: 15_000,
+      what: `A to reject all ${bad.length} invalid messages`,
     })
-    const reasons = logsOf(a, 'An invalid gossip message was rejected.').slice(before).map((l) => String(l.reason))
+    const reasons = logsOf(a, 'An invalid gossip message was rejected.')
+      .slice(before)
+      .map((l) => String(l.reason))
     expect(reasons.some((r) => r.includes('not JSON'))).toBe(true)
     expect(reasons.some((r) => r.includes('schema'))).toBe(true)
     expect(reasons.some((r) => r.includes(`claims peer ${b.peerId}`))).toBe(true)
@@ -134,7 +175,10 @@ describe('mesh security', () => {
     await Promise.all([neverLists(a, ids, 1_500), neverLists(b, ids, 1_500)])
     for (const n of [a, b]) {
       const s = await meshStats(n)
-      expect(s.peers.filter((p) => p.node.startsWith('evil')), `${n.id} believed a forged announcement`).toEqual([])
+      expect(
+        s.peers.filter((p) => p.node.startsWith('evil')),
+        `${n.id} believed a forged announcement`,
+      ).toEqual([])
       expect(s.peers.some((p) => p.pipelines.includes('evil-only'))).toBe(false)
     }
     // B's entry at A is still B's own.
@@ -142,14 +186,25 @@ describe('mesh security', () => {
     expect(bAtA?.node).toBe('b')
     expect(bAtA?.http).not.toBe('http://127.0.0.1:1')
     // A pipeline only the forged announcement claimed is not routable.
-    const routed = await fetch(`${a.url}/events/evil-only`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"x":1}' })
+    const routed = await fetch(`${a.url}/events/evil-only`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: '{"x":1}',
+    })
     expect(routed.status).toBe(404)
 
     // A keeps working: it takes an event, processes it, and still sees B.
     expect(a.proc.alive).toBe(true)
-    const res = await fetch(`${a.url}/events`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ cid: 'still-working' }) })
+    const res = await fetch(`${a.url}/events`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ cid: 'still-working' }),
+    })
     expect(res.status).toBe(202)
-    await waitFor(() => hook.counts.get('still-working') === 1, { timeoutMs: 15_000, what: 'A to process an event after the invalid gossip' })
+    await waitFor(() => hook.counts.get('still-working') === 1, {
+      timeoutMs: 15_000,
+      what: 'A to process an event after the invalid gossip',
+    })
     await waitConnected(a, [b])
   })
 })

@@ -8,25 +8,44 @@
 import { describe, expect, it } from 'vitest'
 import { freezerWithCleanUp } from '../support/hooks.js'
 import { makeTempDir } from '../support/node-process.js'
-import { bootstrapOf, meshStats, postJson, startMeshNode, startWebhook, waitFor, type MeshNode } from '../support/mesh.js'
+import { bootstrapOf, meshStats, postJson, startMeshNode, startWebhook, waitFor } from '../support/mesh.js'
 
 const freeze = freezerWithCleanUp()
 
 describe('a direct handoff with an unknown outcome', () => {
-  it("answers 503, and the client's retry reaches the peer that may hold the events, which reports the duplicate", { timeout: 180_000 }, async () => {
+  it("answers 503, and the client's retry reaches the peer that may hold the events, which reports the duplicate", {
+    timeout: 180_000,
+  }, async () => {
     const dir = makeTempDir('binge-mesh-unknown-')
     const held = await startWebhook({ held: true })
     const pipelines = { p: { outputs: [{ http: { url: held.url, timeout: '60s' } }] } }
     // A's cap is 10 and its high-water mark too: the offloader never acts, only admission.
     const mesh = { gossipInterval: '200ms', handoffTimeout: '1s' }
-    const a = await startMeshNode({ id: 'a', dir, pipelines, workers: 1, queue: { highWaterMark: 10, lowWaterMark: 5, maxEvents: 10 }, mesh })
+    const a = await startMeshNode({
+      id: 'a',
+      dir,
+      pipelines,
+      workers: 1,
+      queue: { highWaterMark: 10, lowWaterMark: 5, maxEvents: 10 },
+      mesh,
+    })
     const b = await startMeshNode({ id: 'b', dir, bootstrap: [bootstrapOf(a)], pipelines, workers: 1, mesh })
     await waitFor(async () => (await meshStats(a)).peers.some((p) => p.node === 'b' && p.connected), { what: 'A to see B' })
-    const fill = await postJson(`${a.url}/events`, Array.from({ length: 10 }, (_, i) => ({ i })))
+    const fill = await postJson(
+      `${a.url}/events`,
+      Array.from({ length: 10 }, (_, i) => ({ i })),
+    )
     expect(fill.status).toBe(202)
     // B has work of its own queued (its one worker holds 32 at the held webhook), so by
     // load a new, empty peer beats it.
-    expect((await postJson(`${b.url}/events`, Array.from({ length: 100 }, (_, i) => ({ own: i })))).status).toBe(202)
+    expect(
+      (
+        await postJson(
+          `${b.url}/events`,
+          Array.from({ length: 100 }, (_, i) => ({ own: i })),
+        )
+      ).status,
+    ).toBe(202)
     await waitFor(async () => (await meshStats(a)).peers.some((p) => p.node === 'b' && p.load.depth >= 60), { what: "A to hear B's depth" })
 
     // B freezes: A's handoff of the keyed request (and its one resend) times out.
@@ -38,10 +57,13 @@ describe('a direct handoff with an unknown outcome', () => {
 
     // C joins, empty: by load alone A would pick C for the retry.
     const c = await startMeshNode({ id: 'c', dir, bootstrap: [bootstrapOf(a)], pipelines, workers: 1, mesh })
-    await waitFor(async () => {
-      const peers = (await meshStats(a)).peers
-      return peers.some((p) => p.node === 'c' && p.connected) && peers.some((p) => p.node === 'b' && p.connected && p.ageMs < 1_000)
-    }, { what: 'A to see C, and B alive again' })
+    await waitFor(
+      async () => {
+        const peers = (await meshStats(a)).peers
+        return peers.some((p) => p.node === 'c' && p.connected) && peers.some((p) => p.node === 'b' && p.connected && p.ageMs < 1_000)
+      },
+      { what: 'A to see C, and B alive again' },
+    )
     // Whatever B made of the frames it found when it thawed is settled by now.
     const storedBefore = (await meshStats(b)).counters.handedIn
     expect(storedBefore).toBeLessThanOrEqual(1)

@@ -27,7 +27,10 @@ interface Webhook {
 
 async function startWebhook(behave: Behaviour): Promise<Webhook> {
   const hook: Webhook = {
-    url: '', posts: 0, delivered: new Map(), behave,
+    url: '',
+    posts: 0,
+    delivered: new Map(),
+    behave,
     close: async () => {},
   }
   const server = http.createServer((req, res) => {
@@ -45,7 +48,11 @@ async function startWebhook(behave: Behaviour): Promise<Webhook> {
   })
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
   hook.url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/hook`
-  hook.close = () => new Promise((resolve) => { server.closeAllConnections(); server.close(() => resolve()) })
+  hook.close = () =>
+    new Promise((resolve) => {
+      server.closeAllConnections()
+      server.close(() => resolve())
+    })
   return hook
 }
 
@@ -123,7 +130,9 @@ describe('output failures', () => {
     const ids = await post(node, [{ n: 1 }, { n: 2, poison: true }, { n: 3 }])
     await waitFor(drained(node), 'the queue to drain')
     expect([...hook.delivered.keys()].sort()).toEqual([ids[0], ids[2]].sort())
-    const listed = (await (await node.node.app.request('/deadletter')).json()) as { events: Array<{ attempts: number; error: string; event: { id: string } }> }
+    const listed = (await (await node.node.app.request('/deadletter')).json()) as {
+      events: Array<{ attempts: number; error: string; event: { id: string } }>
+    }
     expect(listed.events.map((e) => [e.event.id, e.attempts])).toEqual([[ids[1], 1]])
     expect(listed.events[0]!.error).toMatch(/answered 422/)
   })
@@ -147,7 +156,9 @@ pipelines:
 `)
     const [id] = await post(node, { n: 1 })
     await waitFor(() => node!.node.queue.depth().deadletter === 1, 'the event to be dead-lettered')
-    const listed = (await (await node.node.app.request('/deadletter')).json()) as { events: Array<{ attempts: number; error: string; event: { id: string } }> }
+    const listed = (await (await node.node.app.request('/deadletter')).json()) as {
+      events: Array<{ attempts: number; error: string; event: { id: string } }>
+    }
     expect(listed.events[0]).toMatchObject({ attempts: 1, event: { id } })
     expect(listed.events[0]!.error).toBe('forward to pipeline "archive" needs a mesh: this node runs alone (no mesh section in its config)')
   })
@@ -168,14 +179,20 @@ pipelines:
 `)
     // n = 2: through; n = 1: filtered by step 2 (inverse 1); keep false: filtered by
     // step 0; n = "x": step 1 fails (a string in a division) and is dropped.
-    await post(node, [{ keep: true, n: 2 }, { keep: true, n: 1 }, { keep: false, n: 3 }, { keep: true, n: 'x' }])
+    await post(node, [
+      { keep: true, n: 2 },
+      { keep: true, n: 1 },
+      { keep: false, n: 3 },
+      { keep: true, n: 'x' },
+    ])
     await waitFor(drained(node), 'the queue to drain')
     const text = (await node.node.metrics()).body
     const value = (metric: string, labels: string) => {
       const line = text.split('\n').find((l) => l.startsWith(`${metric}{`) && labels.split(',').every((p) => l.includes(p)))
       return line === undefined ? undefined : Number(line.split(' ').at(-1))
     }
-    const step = (index: number, kind: string, outcome: string) => value('binge_step_events_total', `pipeline="calc",step="${index}",kind="${kind}",outcome="${outcome}"`)
+    const step = (index: number, kind: string, outcome: string) =>
+      value('binge_step_events_total', `pipeline="calc",step="${index}",kind="${kind}",outcome="${outcome}"`)
     expect(step(0, 'filter', 'processed')).toBe(3)
     expect(step(0, 'filter', 'filtered')).toBe(1)
     expect(step(1, 'map', 'processed')).toBe(2)

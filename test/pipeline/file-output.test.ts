@@ -10,7 +10,10 @@ describe('file output', () => {
     const out = createFileOutput({ path })
     await Promise.all(Array.from({ length: 20 }, (_, i) => out.write([{ i }])))
     await out.stop?.()
-    const lines = readFileSync(path, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l).i)
+    const lines = readFileSync(path, 'utf8')
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => JSON.parse(l).i)
     expect(lines.sort((a, b) => a - b)).toEqual(Array.from({ length: 20 }, (_, i) => i))
   })
 

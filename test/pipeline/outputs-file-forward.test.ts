@@ -73,13 +73,27 @@ describe('file rotation', () => {
   })
 })
 
-const envelope = (id: string, data: object) => ({ id, pipeline: 'p', node: 'n1', origin: 'n0', receivedAt: '2024-05-01T12:00:00.000Z', data })
+const envelope = (id: string, data: object) => ({
+  id,
+  pipeline: 'p',
+  node: 'n1',
+  origin: 'n0',
+  receivedAt: '2024-05-01T12:00:00.000Z',
+  data,
+})
 
 describe('forward output', () => {
   it('derives ids from the source id and the target pipeline, numbering the parts of a split event', () => {
     const events = forwardedEvents([envelope('a', { k: 1 }), envelope('b', { k: 2 }), envelope('a', { k: 3 })], 'sink')
     expect(events.map((e) => e.id)).toEqual(['a/sink', 'b/sink', 'a/sink/1'])
-    expect(events[0]).toEqual({ id: 'a/sink', pipeline: 'sink', origin: 'n0', receivedAt: Date.parse('2024-05-01T12:00:00.000Z'), hops: 0, data: { k: 1 } })
+    expect(events[0]).toEqual({
+      id: 'a/sink',
+      pipeline: 'sink',
+      origin: 'n0',
+      receivedAt: Date.parse('2024-05-01T12:00:00.000Z'),
+      hops: 0,
+      data: { k: 1 },
+    })
     // The same records give the same ids: a retried forward is a duplicate to the receiver.
     expect(forwardedEvents([envelope('a', { k: 1 })], 'sink')[0]!.id).toBe('a/sink')
   })
@@ -90,7 +104,9 @@ describe('forward output', () => {
     const err = await built.output.write([envelope('a', {})]).catch((e: unknown) => e)
     expect(err).toBeInstanceOf(OutputFailure)
     expect((err as OutputFailure).permanent).toBe(true)
-    expect((err as OutputFailure).message).toBe('forward to pipeline "sink" needs a mesh: this node runs alone (no mesh section in its config)')
+    expect((err as OutputFailure).message).toBe(
+      'forward to pipeline "sink" needs a mesh: this node runs alone (no mesh section in its config)',
+    )
   })
 
   it('through the mesh: resolves when a peer took them, fails (to be retried) when none could or the outcome is unknown', async () => {

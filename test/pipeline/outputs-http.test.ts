@@ -48,7 +48,11 @@ async function serve(answer: (n: number, body: unknown[]) => Answer = () => ({})
     url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/hook`,
     bodies,
     arrivals,
-    close: () => new Promise((resolve) => { server.closeAllConnections(); server.close(() => resolve()) }),
+    close: () =>
+      new Promise((resolve) => {
+        server.closeAllConnections()
+        server.close(() => resolve())
+      }),
   }
   servers.push(s)
   return s
@@ -190,8 +194,16 @@ describe('http output batching', () => {
 
 describe('http output failures', () => {
   it.each([
-    [400, true], [401, true], [404, true], [413, true], [422, true],
-    [408, false], [429, false], [500, false], [502, false], [503, false],
+    [400, true],
+    [401, true],
+    [404, true],
+    [413, true],
+    [422, true],
+    [408, false],
+    [429, false],
+    [500, false],
+    [502, false],
+    [503, false],
   ])('an answer %i is permanent: %s', async (status, permanent) => {
     const s = await serve(() => ({ status }))
     const out = createHttpOutput({ url: s.url, timeoutMs: 5_000, batchPeriodMs: 0 })

@@ -48,7 +48,11 @@ async function startHook(): Promise<Hook> {
   return {
     url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/hook`,
     requests,
-    close: () => new Promise((resolve) => { server.closeAllConnections(); server.close(() => resolve()) }),
+    close: () =>
+      new Promise((resolve) => {
+        server.closeAllConnections()
+        server.close(() => resolve())
+      }),
   }
 }
 
@@ -59,7 +63,10 @@ function tree(dir: string): Record<string, unknown> {
     const path = join(dir, name)
     out[name] = statSync(path).isDirectory()
       ? tree(path)
-      : readFileSync(path, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as unknown)
+      : readFileSync(path, 'utf8')
+          .split('\n')
+          .filter(Boolean)
+          .map((l) => JSON.parse(l) as unknown)
   }
   return out
 }
@@ -83,7 +90,11 @@ describe('outputs, as a table of config -> input -> received', () => {
     dirs.push(dir)
     const kind = Object.keys(c.output)[0]!
     const output = JSON.parse(JSON.stringify(c.output).split('$DIR').join(dir).split('$HOOK').join(hook.url)) as object
-    const config = parseConfig(stringify({ node: { id: 'n1' }, pipelines: { p: { steps: c.steps ?? [], outputs: [output] } } }), join(dir, 'node.yaml'), {})
+    const config = parseConfig(
+      stringify({ node: { id: 'n1' }, pipelines: { p: { steps: c.steps ?? [], outputs: [output] } } }),
+      join(dir, 'node.yaml'),
+      {},
+    )
     const forwarded: Array<{ pipeline: string; events: EventRecord[] }> = []
     const printed: string[] = []
     if (kind === 'stdout') {
@@ -94,28 +105,44 @@ describe('outputs, as a table of config -> input -> received', () => {
       }) as typeof process.stdout.write)
     }
     hook.requests.length = 0
-    const pipeline = new Pipeline({ name: 'p', ...config.pipelines.p! }, {
-      nodeId: 'n1', log: silentLogger, metrics: new Metrics('n1', () => ({ unprocessed: 0, inflight: 0, handingOff: 0, deadletter: 0, bytes: 0 }), { defaultMetrics: false }),
-      trace: new TraceStore('n1'),
-      forward: async (target, events) => void forwarded.push({ pipeline: target, events }),
-    })
+    const pipeline = new Pipeline(
+      { name: 'p', ...config.pipelines.p! },
+      {
+        nodeId: 'n1',
+        log: silentLogger,
+        metrics: new Metrics('n1', () => ({ unprocessed: 0, inflight: 0, handingOff: 0, deadletter: 0, bytes: 0 }), {
+          defaultMetrics: false,
+        }),
+        trace: new TraceStore('n1'),
+        forward: async (target, events) => void forwarded.push({ pipeline: target, events }),
+      },
+    )
     const events: EventRecord[] = c.input.map((data, i) => ({ id: `e${i + 1}`, origin: 'n0', receivedAt, hops: 0, data }))
     await pipeline.start()
     const results = await pipeline.runBatch(events, new AbortController().signal)
     await pipeline.stop()
     vi.restoreAllMocks()
 
-    expect(results.every((r) => r.status === 'processed' || r.status === 'filtered'), JSON.stringify(results)).toBe(true)
+    expect(
+      results.every((r) => r.status === 'processed' || r.status === 'filtered'),
+      JSON.stringify(results),
+    ).toBe(true)
     const received =
-      kind === 'stdout' ? printed.join('').split('\n').filter(Boolean).map((l) => JSON.parse(l) as unknown)
-        : kind === 'file' ? tree(dir)
-          : kind === 'http' ? byText(hook.requests.map((r) => r.body))
+      kind === 'stdout'
+        ? printed
+            .join('')
+            .split('\n')
+            .filter(Boolean)
+            .map((l) => JSON.parse(l) as unknown)
+        : kind === 'file'
+          ? tree(dir)
+          : kind === 'http'
+            ? byText(hook.requests.map((r) => r.body))
             : forwarded
     // POSTs of one batch go out together and may arrive in any order.
     expect(received).toEqual(kind === 'http' ? byText(c.received as unknown[]) : c.received)
     if (c.headers) for (const r of hook.requests) expect(r.headers).toMatchObject(c.headers)
   })
 })
-
 
 const byText = (items: unknown[]) => [...items].sort((a, b) => JSON.stringify(a).localeCompare(JSON.stringify(b)))

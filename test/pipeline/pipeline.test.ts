@@ -9,7 +9,10 @@ const json = { 'content-type': 'application/json' }
 
 function lines(path: string): Array<Record<string, unknown>> {
   if (!existsSync(path)) return []
-  return readFileSync(path, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l))
+  return readFileSync(path, 'utf8')
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l))
 }
 
 async function post(t: TempNode, body: unknown, path = '/events'): Promise<string[]> {
@@ -43,14 +46,22 @@ pipelines:
       - file: { path: $DIR/bare.jsonl, envelope: false }
 `)
     const [hot] = await post(node, { type: 'temperature', room: 'a', celsius: 35 })
-    await post(node, [{ type: 'temperature', room: 'b', celsius: 20 }, { type: 'humidity', value: 50 }])
+    await post(node, [
+      { type: 'temperature', room: 'b', celsius: 20 },
+      { type: 'humidity', value: 50 },
+    ])
     await waitFor(drained(node), 'the queue to drain')
     const out = lines(join(node.dir, 'hot.jsonl'))
-    expect(out).toEqual([{
-      id: hot, pipeline: 'hot-rooms', node: 'test-node', origin: 'test-node',
-      receivedAt: expect.stringMatching(/^\d{4}-\d\d-\d\dT/),
-      data: { type: 'temperature', room: 'a', celsius: 35, fahrenheit: 95 },
-    }])
+    expect(out).toEqual([
+      {
+        id: hot,
+        pipeline: 'hot-rooms',
+        node: 'test-node',
+        origin: 'test-node',
+        receivedAt: expect.stringMatching(/^\d{4}-\d\d-\d\dT/),
+        data: { type: 'temperature', room: 'a', celsius: 35, fahrenheit: 95 },
+      },
+    ])
     expect(lines(join(node.dir, 'bare.jsonl'))).toEqual([{ type: 'temperature', room: 'a', celsius: 35, fahrenheit: 95 }])
     const counters = node.node.stats().counters
     expect(counters).toMatchObject({ received: 3, processed: 1, filtered: 1 })
@@ -64,7 +75,11 @@ pipelines:
 `)
     await post(node, [{ n: 1 }, { n: 2 }, { n: 3 }])
     await waitFor(drained(node), 'the queue to drain')
-    expect(lines(join(node.dir, 'a.jsonl')).map((e) => (e.data as { n: number }).n).sort()).toEqual([2, 3])
+    expect(
+      lines(join(node.dir, 'a.jsonl'))
+        .map((e) => (e.data as { n: number }).n)
+        .sort(),
+    ).toEqual([2, 3])
     expect(lines(join(node.dir, 'b.jsonl')).map((e) => (e.data as { n: number }).n)).toEqual([3])
   })
 

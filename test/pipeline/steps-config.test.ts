@@ -9,14 +9,18 @@ function problemsIn(text: string): Array<[string, string]> {
   try {
     parseConfig(text, 'a.yaml', {})
   } catch (err) {
-    return ((err as BingeError).details?.problems as ConfigProblem[]).map((p) => [p.path, p.message])
+    return ((err as BingeError).details!.problems as ConfigProblem[]).map((p) => [p.path, p.message])
   }
   throw new Error('expected the config to be refused')
 }
 
 describe('stateful step config', () => {
   it('fills in defaults', () => {
-    const config = parseConfig(steps('dedupe: { key: id }', 'throttle: { rate: 5/1m }', 'window: { size: 1m, every: 10s }', 'sample: { rate: "0.25" }'), 'a.yaml', {})
+    const config = parseConfig(
+      steps('dedupe: { key: id }', 'throttle: { rate: 5/1m }', 'window: { size: 1m, every: 10s }', 'sample: { rate: "0.25" }'),
+      'a.yaml',
+      {},
+    )
     expect(config.pipelines.p!.steps).toEqual([
       { dedupe: { key: 'id', window: 600_000 } },
       { throttle: { rate: { count: 5, perMs: 60_000, text: '5/1m' }, mode: 'drop' } },
@@ -26,15 +30,19 @@ describe('stateful step config', () => {
   })
 
   it('names every problem with its place', () => {
-    expect(problemsIn(steps(
-      'dedupe: { window: 0s }',
-      'throttle: { rate: fast, mode: delay, time: t }',
-      'throttle: { rate: 10/s, mode: slow }',
-      'window: { size: 1s, every: 2s, aggregate: { sum: [v], median: [v] } }',
-      'window: { size: 1h, every: 1s }',
-      'sample: { rate: 2 }',
-      "window: { size: 1s, key: 'a +' }",
-    ))).toEqual([
+    expect(
+      problemsIn(
+        steps(
+          'dedupe: { window: 0s }',
+          'throttle: { rate: fast, mode: delay, time: t }',
+          'throttle: { rate: 10/s, mode: slow }',
+          'window: { size: 1s, every: 2s, aggregate: { sum: [v], median: [v] } }',
+          'window: { size: 1h, every: 1s }',
+          'sample: { rate: 2 }',
+          "window: { size: 1s, key: 'a +' }",
+        ),
+      ),
+    ).toEqual([
       ['pipelines.p.steps[0].dedupe.key', 'required: expected a JSONata expression'],
       ['pipelines.p.steps[0].dedupe.window', 'expected a duration above 0'],
       ['pipelines.p.steps[1].throttle.rate', 'expected a rate like 100/s, 5/1m or 20/200ms, got "fast"'],

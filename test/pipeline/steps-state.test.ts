@@ -22,7 +22,10 @@ const json = { 'content-type': 'application/json' }
 
 function lines(path: string): Array<Record<string, unknown>> {
   if (!existsSync(path)) return []
-  return readFileSync(path, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>)
+  return readFileSync(path, 'utf8')
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as Record<string, unknown>)
 }
 
 async function post(node: BingeNode, body: unknown, path = '/events'): Promise<string[]> {
@@ -91,10 +94,18 @@ describe('the engine and the pipeline lock', () => {
   function setup() {
     const queue = new MemoryQueue({ maxEvents: 10_000, maxBytes: 1 << 24, dedupeWindowMs: 60_000 })
     const dir = mkdtempSync(join(tmpdir(), 'binge-engine-'))
-    const deps = { nodeId: 'n', log: silentLogger, metrics: new Metrics('n', () => queue.depth(), { defaultMetrics: false }), trace: new TraceStore('n'), state: queue }
+    const deps = {
+      nodeId: 'n',
+      log: silentLogger,
+      metrics: new Metrics('n', () => queue.depth(), { defaultMetrics: false }),
+      trace: new TraceStore('n'),
+      state: queue,
+    }
     const spec = {
       name: 'w',
-      steps: [{ window: { size: 1000, time: 't', lateness: 0, idle: 1000, aggregate: { count: true, sum: [], min: [], max: [], avg: [] } } }],
+      steps: [
+        { window: { size: 1000, time: 't', lateness: 0, idle: 1000, aggregate: { count: true, sum: [], min: [], max: [], avg: [] } } },
+      ],
       outputs: [{ file: { path: join(dir, 'out.jsonl'), envelope: false } }],
       onFail: { then: 'deadletter' as const },
     }
@@ -131,7 +142,10 @@ describe('the engine and the pipeline lock', () => {
     expect(next.state[0]).toMatchObject({ value: { windows: { 0: { count: 3 } } } })
     // The ack failed: the in-memory state goes, and the store's (two events) comes back.
     next.settle(false)
-    const again = await engine.begin(b.map((e) => ({ ...e })), new AbortController().signal)
+    const again = await engine.begin(
+      b.map((e) => ({ ...e })),
+      new AbortController().signal,
+    )
     expect(again.state[0]).toMatchObject({ value: { windows: { 0: { count: 3 } } } })
     again.settle(false)
     expect(await queue.getState('w/0.window/k:')).toMatchObject({ windows: { 0: { count: 2 } } })
@@ -205,7 +219,10 @@ pipelines:
     outputs: [ { file: { path: $DIR/out.jsonl, envelope: false } } ]
 `)
     const started = Date.now()
-    await post(temp.node, Array.from({ length: 8 }, (_, n) => ({ n })))
+    await post(
+      temp.node,
+      Array.from({ length: 8 }, (_, n) => ({ n })),
+    )
     const out = join(temp.dir, 'out.jsonl')
     await waitFor(() => lines(out).length === 8, 'all eight events')
     const elapsed = Date.now() - started
@@ -216,23 +233,34 @@ pipelines:
 
   it('keeps window and dedupe state across a restart', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'binge-restart-'))
-    const config = parseConfig(`
+    const config = parseConfig(
+      `
 node: { id: n1, dataDir: ${JSON.stringify(join(dir, 'data'))} }
 http: { listen: '127.0.0.1:0' }
 pipelines:
   counts:
     steps: [ { dedupe: { key: id, window: 1h, time: t } }, { window: { size: 1s, time: t, idle: 100ms } } ]
     outputs: [ { file: { path: ${JSON.stringify(join(dir, 'out.jsonl'))}, envelope: false } } ]
-`, join(dir, 'binge.yaml'))
+`,
+      join(dir, 'binge.yaml'),
+    )
     const first = new BingeNode(config, { log: silentLogger, processMetrics: false })
     await first.start()
-    await post(first, [{ id: 1, t: 100 }, { id: 2, t: 200 }, { id: 2, t: 250 }])
+    await post(first, [
+      { id: 1, t: 100 },
+      { id: 2, t: 200 },
+      { id: 2, t: 250 },
+    ])
     await waitFor(drained(first), 'the first node to drain')
     await first.stop()
     const second = new BingeNode(config, { log: silentLogger, processMetrics: false })
     await second.start()
     try {
-      await post(second, [{ id: 1, t: 300 }, { id: 3, t: 400 }, { id: 4, t: 1500 }])
+      await post(second, [
+        { id: 1, t: 300 },
+        { id: 3, t: 400 },
+        { id: 4, t: 1500 },
+      ])
       await waitFor(() => lines(join(dir, 'out.jsonl')).length === 2, 'two windows', 10_000)
       expect(lines(join(dir, 'out.jsonl'))).toEqual([
         { start: '1970-01-01T00:00:00.000Z', end: '1970-01-01T00:00:01.000Z', count: 3 },
@@ -254,7 +282,11 @@ pipelines:
       - map: 'bad ? $error("refused") : $'
     outputs: [ { file: { path: $DIR/out.jsonl, envelope: false } } ]
 `)
-    await post(temp.node, [{ k: 'a', t: 1, bad: true }, { k: 'a', t: 2, bad: false }, { k: 'a', t: 3, bad: false }])
+    await post(temp.node, [
+      { k: 'a', t: 1, bad: true },
+      { k: 'a', t: 2, bad: false },
+      { k: 'a', t: 3, bad: false },
+    ])
     await waitFor(drained(temp.node), 'the queue to drain')
     expect(lines(join(temp.dir, 'out.jsonl'))).toEqual([{ k: 'a', t: 2, bad: false }])
     expect(temp.node.queue.depth().deadletter).toBe(1)
@@ -271,7 +303,11 @@ pipelines:
 `)
     const node = temp.node
     writeFileSync(join(temp.dir, 'blocked'), 'not a directory')
-    await post(node, [{ k: 'a', t: 1 }, { k: 'a', t: 2 }, { k: 'b', t: 3 }])
+    await post(node, [
+      { k: 'a', t: 1 },
+      { k: 'a', t: 2 },
+      { k: 'b', t: 3 },
+    ])
     // The duplicate (filtered) fails with its batch: its effect was undone with the others'.
     await waitFor(() => node.queue.depth().deadletter === 3, 'the batch to be dead-lettered')
     expect(await node.queue.scanState('p/0.dedupe/k:')).toEqual([])
@@ -279,7 +315,10 @@ pipelines:
     const replay = await node.app.request('/deadletter/replay', { method: 'POST', body: '{}', headers: json })
     expect(((await replay.json()) as { count: number }).count).toBe(3)
     await waitFor(() => drained(node)() && node.queue.depth().deadletter === 0, 'the replay to finish')
-    expect(lines(join(temp.dir, 'blocked/out.jsonl'))).toEqual([{ k: 'a', t: 1 }, { k: 'b', t: 3 }])
+    expect(lines(join(temp.dir, 'blocked/out.jsonl'))).toEqual([
+      { k: 'a', t: 1 },
+      { k: 'b', t: 3 },
+    ])
     expect((await node.queue.scanState('p/0.dedupe/k:')).map((e) => e.key)).toEqual(['p/0.dedupe/k:"a"', 'p/0.dedupe/k:"b"'])
   })
 

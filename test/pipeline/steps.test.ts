@@ -22,7 +22,10 @@ const tables = join(import.meta.dirname, '..', 'fixtures', 'steps')
 
 function lines(path: string): Array<Record<string, unknown>> {
   if (!existsSync(path)) return []
-  return readFileSync(path, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>)
+  return readFileSync(path, 'utf8')
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as Record<string, unknown>)
 }
 
 let node: TempNode | undefined
@@ -45,7 +48,11 @@ async function run(c: Case): Promise<{ output: Array<Record<string, unknown>>; f
   }
   node = await startTempNode(stringify(config))
   const t = node
-  const res = await t.node.app.request('/events', { method: 'POST', body: JSON.stringify(c.input), headers: { 'content-type': 'application/json' } })
+  const res = await t.node.app.request('/events', {
+    method: 'POST',
+    body: JSON.stringify(c.input),
+    headers: { 'content-type': 'application/json' },
+  })
   expect(res.status).toBe(202)
   const out = join(t.dir, 'out.jsonl')
   const wanted = c.failed?.length ?? 0
@@ -61,7 +68,9 @@ async function run(c: Case): Promise<{ output: Array<Record<string, unknown>>; f
   return { output: lines(out), failed }
 }
 
-for (const file of readdirSync(tables).filter((f) => f.endsWith('.yaml')).sort()) {
+for (const file of readdirSync(tables)
+  .filter((f) => f.endsWith('.yaml'))
+  .sort()) {
   const cases = parse(readFileSync(join(tables, file), 'utf8')) as Case[]
   describe(`steps table ${file}`, () => {
     for (const c of cases) {

@@ -72,7 +72,11 @@ export const durable: Backend = {
 export const memory: Backend = {
   name: 'memory',
   survivesRestart: false,
-  place: () => makePlace((s) => new MemoryQueue(s), () => undefined),
+  place: () =>
+    makePlace(
+      (s) => new MemoryQueue(s),
+      () => undefined,
+    ),
 }
 
 export const backends: Backend[] = [durable, memory]
@@ -89,7 +93,7 @@ export function event(id: string, extra: Partial<EventRecord> = {}, size = 0): E
 /** The bytes one event counts against maxBytes (its JSON, `key` excluded). */
 export function bytesOf(e: EventRecord): number {
   const { id, pipeline, origin, receivedAt, hops, data } = e
-  return Buffer.byteLength(JSON.stringify(pipeline === undefined
-    ? { id, origin, receivedAt, hops, data }
-    : { id, origin, receivedAt, hops, data, pipeline }))
+  return Buffer.byteLength(
+    JSON.stringify(pipeline === undefined ? { id, origin, receivedAt, hops, data } : { id, origin, receivedAt, hops, data, pipeline }),
+  )
 }

@@ -12,7 +12,10 @@ const root = fileURLToPath(new URL('../..', import.meta.url))
 export function buildQueueForChild(dir: string): string {
   const sources = [
     'src/errors.ts',
-    ...fs.readdirSync(path.join(root, 'src/queue')).filter((f) => f.endsWith('.ts')).map((f) => `src/queue/${f}`),
+    ...fs
+      .readdirSync(path.join(root, 'src/queue'))
+      .filter((f) => f.endsWith('.ts'))
+      .map((f) => `src/queue/${f}`),
   ]
   for (const rel of sources) {
     const out = ts.transpileModule(fs.readFileSync(path.join(root, rel), 'utf8'), {

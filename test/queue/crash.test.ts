@@ -111,8 +111,7 @@ it('keeps every accepted event in exactly one bucket across repeated kill -9', a
     const held = [...queuedIds, ...deadIds, ...handing.map((e) => e.id)]
     const heldSet = new Set(held)
     const deadSet = new Set(deadIds)
-    const idsOf = (handoffIds: Iterable<string>): Set<string> =>
-      new Set([...handoffIds].flatMap((h) => seen.batches.get(h) ?? []))
+    const idsOf = (handoffIds: Iterable<string>): Set<string> => new Set([...handoffIds].flatMap((h) => seen.batches.get(h) ?? []))
     const handedAway = idsOf(seen.completeStarted)
     const handedOff = idsOf(seen.completed)
     const stillPromised = idsOf(pending.map((b) => b.handoffId))

@@ -113,7 +113,14 @@ describe('a durable queue below the watermark', () => {
       await q.open()
       return q
     }
-    const c = (queue: DurableQueue) => ({ queue, highWaterMark: 1e6, maxEventBytes: 1 << 20, accepting: () => true, hasPipeline: () => true, onHandedIn: () => undefined })
+    const c = (queue: DurableQueue) => ({
+      queue,
+      highWaterMark: 1e6,
+      maxEventBytes: 1 << 20,
+      accepting: () => true,
+      hasPipeline: () => true,
+      onHandedIn: () => undefined,
+    })
     // Made once per handoff id: a resend carries the very same events (their fingerprints match).
     const batches = new Map<string, object>()
     const batch = (id: string, ids: string[]) => {
@@ -134,13 +141,19 @@ describe('a durable queue below the watermark', () => {
       expect(refused).toMatchObject({ code: 'BINGE_QUEUE_FULL', status: 429, retryAfter: 5 })
       expect((refused as Error).message).toMatch(/under queue\.minFreeDisk/)
       // A new overflow batch is refused; a resend of one it took is still taken (as a duplicate).
-      expect(await receiveHandoff(batch('h2', ['h2-0']), 'peer', c(queue))).toEqual({ status: 'refused', reason: 'its data volume is below queue.minFreeDisk' })
+      expect(await receiveHandoff(batch('h2', ['h2-0']), 'peer', c(queue))).toEqual({
+        status: 'refused',
+        reason: 'its data volume is below queue.minFreeDisk',
+      })
       const resent = await receiveHandoff(batch('h1', ['h1-0', 'h1-1']), 'peer', c(queue))
       expect(resent, JSON.stringify(resent)).toMatchObject({ status: 'accepted', accepted: 0, duplicates: 2 })
       // Processing goes on: that is what frees space.
       const taken = await queue.dequeue(10)
       expect(taken.map((e) => e.id)).toEqual(['a', 'b', 'h1-0', 'h1-1'])
-      await queue.ackBatch(taken, taken.map(() => ({})))
+      await queue.ackBatch(
+        taken,
+        taken.map(() => ({})),
+      )
       expect(queue.depth()).toMatchObject({ unprocessed: 0, inflight: 0 })
     } finally {
       await queue.close()

@@ -166,7 +166,10 @@ describe('handoff', () => {
     expect(await ids('h22', 3)).toEqual(['e297', 'e298', 'e299'])
     expect(q.depth()).toMatchObject({ unprocessed: 89 + 7, handingOff: 2 + 3 })
     const all = await q.dequeue(1000)
-    expect(all.map((e) => e.id)).toEqual([...Array.from({ length: 89 }, (_, i) => `e${i}`), ...Array.from({ length: 7 }, (_, i) => `e${290 + i}`)])
+    expect(all.map((e) => e.id)).toEqual([
+      ...Array.from({ length: 89 }, (_, i) => `e${i}`),
+      ...Array.from({ length: 7 }, (_, i) => `e${290 + i}`),
+    ])
   })
 
   it('never takes an event twice when a batch completes while the next take reads', async () => {

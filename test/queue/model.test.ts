@@ -34,12 +34,32 @@ const id = fc.constantFrom(...POOL)
 const recordFor = (i: string): EventRecord =>
   event(i, { data: { v: i }, hops: POOL.indexOf(i) % 3, origin: i < 'e' ? 'node-test' : 'node-b' })
 const opArb: fc.Arbitrary<Op> = fc.oneof(
-  { weight: 4, arbitrary: fc.record({ kind: fc.constant('enqueue' as const), calls: fc.array(fc.array(id, { minLength: 1, maxLength: 3 }), { minLength: 1, maxLength: 3 }) }) },
+  {
+    weight: 4,
+    arbitrary: fc.record({
+      kind: fc.constant('enqueue' as const),
+      calls: fc.array(fc.array(id, { minLength: 1, maxLength: 3 }), { minLength: 1, maxLength: 3 }),
+    }),
+  },
   { weight: 3, arbitrary: fc.record({ kind: fc.constant('dequeue' as const), max: fc.integer({ min: 1, max: 3 }) }) },
-  { weight: 3, arbitrary: fc.record({ kind: fc.constant('ack' as const), pick: fc.nat(), deadletter: fc.subarray(['p1', 'p2']), state: fc.boolean() }) },
-  { weight: 2, arbitrary: fc.record({ kind: fc.constant('ackBatch' as const), picks: fc.array(fc.nat(), { maxLength: 3 }), deadletter: fc.subarray(['p1', 'p2']), state: fc.boolean() }) },
+  {
+    weight: 3,
+    arbitrary: fc.record({ kind: fc.constant('ack' as const), pick: fc.nat(), deadletter: fc.subarray(['p1', 'p2']), state: fc.boolean() }),
+  },
+  {
+    weight: 2,
+    arbitrary: fc.record({
+      kind: fc.constant('ackBatch' as const),
+      picks: fc.array(fc.nat(), { maxLength: 3 }),
+      deadletter: fc.subarray(['p1', 'p2']),
+      state: fc.boolean(),
+    }),
+  },
   { weight: 1, arbitrary: fc.record({ kind: fc.constant('nack' as const), picks: fc.array(fc.nat(), { maxLength: 3 }) }) },
-  { weight: 1, arbitrary: fc.record({ kind: fc.constant('replay' as const), ids: fc.option(fc.subarray(POOL, { maxLength: 2 }), { nil: undefined }) }) },
+  {
+    weight: 1,
+    arbitrary: fc.record({ kind: fc.constant('replay' as const), ids: fc.option(fc.subarray(POOL, { maxLength: 2 }), { nil: undefined }) }),
+  },
   {
     weight: 2,
     arbitrary: fc.record({
@@ -192,17 +212,22 @@ async function runScenario(backend: Backend, caps: { maxEvents: number; bytesInE
           const got = await q.dequeue(op.max)
           const taken = model.unprocessed.splice(0, op.max)
           expect(got.map(recordOf)).toEqual(taken.map((e) => e.record))
-          taken.forEach((e, i) => (e.key = got[i]!.key))
+          taken.forEach((e, i) => {
+            e.key = got[i]!.key
+          })
           model.inflight.push(...taken)
           break
         }
         case 'ack': {
           if (model.inflight.length === 0) break
           const entry = model.inflight[op.pick % model.inflight.length]!
-          await q.ack({ ...entry.record, key: entry.key! }, {
-            deadletter: op.deadletter.map((pipeline) => ({ pipeline, error: 'boom', attempts: 1 })),
-            state: op.state ? [{ type: 'put', key: 'k', value: step }] : [],
-          })
+          await q.ack(
+            { ...entry.record, key: entry.key! },
+            {
+              deadletter: op.deadletter.map((pipeline) => ({ pipeline, error: 'boom', attempts: 1 })),
+              state: op.state ? [{ type: 'put', key: 'k', value: step }] : [],
+            },
+          )
           model.inflight = model.inflight.filter((e) => e !== entry)
           for (const pipeline of op.deadletter) {
             model.dead.push({ sortKey: `${entry.record.id}\u0000${pipeline}\u0000${entry.key}`, entry, pipeline })
@@ -214,7 +239,11 @@ async function runScenario(backend: Backend, caps: { maxEvents: number; bytesInE
           // Several events (or none: state alone) in one write; the batch state last.
           const picked = model.inflight.length === 0 ? [] : [...new Set(op.picks.map((p) => model.inflight[p % model.inflight.length]!))]
           const deadletter = op.deadletter.map((pipeline) => ({ pipeline, error: 'boom', attempts: 1 }))
-          await q.ackBatch(picked.map((e) => ({ ...e.record, key: e.key! })), picked.map(() => ({ deadletter })), op.state ? [{ type: 'put', key: 'k', value: step }] : [])
+          await q.ackBatch(
+            picked.map((e) => ({ ...e.record, key: e.key! })),
+            picked.map(() => ({ deadletter })),
+            op.state ? [{ type: 'put', key: 'k', value: step }] : [],
+          )
           model.inflight = model.inflight.filter((e) => !picked.includes(e))
           for (const entry of picked) {
             for (const pipeline of op.deadletter) {

@@ -243,8 +243,11 @@ export function queueSuite(backend: Backend): void {
         const other = { ...first, data: { n: 'second' } }
         expect(await q.enqueue([first], { fingerprint: true })).toEqual([{ id: 'k-0', duplicate: false }])
         // The same pipeline and data under another envelope (a resend, a later hop): a duplicate.
-        expect(await q.enqueue([{ ...first, hops: 1, origin: 'x', receivedAt: 5 }], { fingerprint: true })).toEqual([{ id: 'k-0', duplicate: true }])
-        const conflict = (events: EventRecord[]) => expect(q.enqueue(events, { fingerprint: true })).rejects.toMatchObject({ code: 'BINGE_IDEMPOTENCY_CONFLICT', status: 422 })
+        expect(await q.enqueue([{ ...first, hops: 1, origin: 'x', receivedAt: 5 }], { fingerprint: true })).toEqual([
+          { id: 'k-0', duplicate: true },
+        ])
+        const conflict = (events: EventRecord[]) =>
+          expect(q.enqueue(events, { fingerprint: true })).rejects.toMatchObject({ code: 'BINGE_IDEMPOTENCY_CONFLICT', status: 422 })
         await conflict([event('fresh'), other])
         await conflict([{ ...first, pipeline: 'p' }])
         expect(await q.seen(['fresh'])).toEqual([false])
@@ -301,7 +304,9 @@ export function queueSuite(backend: Backend): void {
 
       it('counts the JSON bytes of events against maxBytes', async () => {
         const [a, b, c] = ['a', 'b', 'c'].map((id) => event(id, { data: { v: 'x'.repeat(100) } })) as [
-          ReturnType<typeof event>, ReturnType<typeof event>, ReturnType<typeof event>,
+          ReturnType<typeof event>,
+          ReturnType<typeof event>,
+          ReturnType<typeof event>,
         ]
         const q = await open({ maxBytes: bytesOf(a) + bytesOf(b) })
         await q.enqueue([a, b])
@@ -339,7 +344,10 @@ export function queueSuite(backend: Backend): void {
         expect(await q.replayDeadletter(['a', 'zzz'])).toEqual(['a'])
         expect(q.depth()).toMatchObject({ unprocessed: 2, deadletter: 1 })
         const replayed = await q.dequeue(10)
-        expect(replayed.map((e) => [e.id, e.pipeline])).toEqual([['a', 'p1'], ['a', 'p2']])
+        expect(replayed.map((e) => [e.id, e.pipeline])).toEqual([
+          ['a', 'p1'],
+          ['a', 'p2'],
+        ])
         expect(await q.replayDeadletter()).toEqual(['b'])
         expect(await q.replayDeadletter()).toEqual([])
         expect(q.depth()).toMatchObject({ unprocessed: 1, inflight: 2, deadletter: 0 })
@@ -352,7 +360,12 @@ export function queueSuite(backend: Backend): void {
         await q.enqueue([event('a'), event('b')])
         const [a, b] = (await q.dequeue(2)) as [QueuedEvent, QueuedEvent]
         expect(await q.getState('count')).toBeUndefined()
-        await q.ack(a, { state: [{ type: 'put', key: 'count', value: { n: 1 } }, { type: 'put', key: 'tmp', value: 'x' }] })
+        await q.ack(a, {
+          state: [
+            { type: 'put', key: 'count', value: { n: 1 } },
+            { type: 'put', key: 'tmp', value: 'x' },
+          ],
+        })
         expect(await q.getState('count')).toEqual({ n: 1 })
         await q.ack(b, { state: [{ type: 'del', key: 'tmp' }] })
         expect(await q.getState('tmp')).toBeUndefined()
@@ -372,9 +385,17 @@ export function queueSuite(backend: Backend): void {
           [a, b],
           [
             { deadletter: [{ pipeline: 'p', error: 'boom', attempts: 2 }], state: [{ type: 'put', key: 'w/1', value: 1 }] },
-            { state: [{ type: 'put', key: 'w/1', value: 2 }, { type: 'put', key: 'w/2', value: 'x' }] },
+            {
+              state: [
+                { type: 'put', key: 'w/1', value: 2 },
+                { type: 'put', key: 'w/2', value: 'x' },
+              ],
+            },
           ],
-          [{ type: 'put', key: 'w/1', value: 3 }, { type: 'del', key: 'w/2' }],
+          [
+            { type: 'put', key: 'w/1', value: 3 },
+            { type: 'del', key: 'w/2' },
+          ],
         )
         expect(q.depth()).toMatchObject({ unprocessed: 0, inflight: 1, deadletter: 1, bytes: bytesOf(c) })
         expect(await q.getState('w/1')).toBe(3)
@@ -398,17 +419,26 @@ export function queueSuite(backend: Backend): void {
 
       it('with no events commits state alone, and scanState lists a prefix in key order', async () => {
         const q = await open()
-        await q.ackBatch([], [], [
-          { type: 'put', key: 'p/0.window/k:"b"', value: { n: 2 } },
-          { type: 'put', key: 'p/0.window/k:"a"', value: { n: 1 } },
-          { type: 'put', key: 'p/1.dedupe/k:"a"', value: 5 },
-          { type: 'put', key: 'p/0.windowz', value: 'not under the prefix' },
-        ])
+        await q.ackBatch(
+          [],
+          [],
+          [
+            { type: 'put', key: 'p/0.window/k:"b"', value: { n: 2 } },
+            { type: 'put', key: 'p/0.window/k:"a"', value: { n: 1 } },
+            { type: 'put', key: 'p/1.dedupe/k:"a"', value: 5 },
+            { type: 'put', key: 'p/0.windowz', value: 'not under the prefix' },
+          ],
+        )
         expect(await q.scanState('p/0.window/')).toEqual([
           { key: 'p/0.window/k:"a"', value: { n: 1 } },
           { key: 'p/0.window/k:"b"', value: { n: 2 } },
         ])
-        expect((await q.scanState('p/')).map((e) => e.key)).toEqual(['p/0.window/k:"a"', 'p/0.window/k:"b"', 'p/0.windowz', 'p/1.dedupe/k:"a"'])
+        expect((await q.scanState('p/')).map((e) => e.key)).toEqual([
+          'p/0.window/k:"a"',
+          'p/0.window/k:"b"',
+          'p/0.windowz',
+          'p/1.dedupe/k:"a"',
+        ])
         expect(await q.scanState('q/')).toEqual([])
         await q.close()
         const again = await place.open()
@@ -488,11 +518,21 @@ export function queueSuite(backend: Backend): void {
       })
 
       it('counts handing-off events in depth and against the caps until the peer acks', async () => {
-        const [a, b, c] = ['a', 'b', 'c'].map((id) => event(id, { data: { v: 'x'.repeat(100) } })) as [EventRecord, EventRecord, EventRecord]
+        const [a, b, c] = ['a', 'b', 'c'].map((id) => event(id, { data: { v: 'x'.repeat(100) } })) as [
+          EventRecord,
+          EventRecord,
+          EventRecord,
+        ]
         const q = await open({ maxEvents: 3, maxBytes: bytesOf(a) + bytesOf(b) + bytesOf(c) })
         await q.enqueue([a, b, c])
         await take(q, 2, 'h1')
-        expect(q.depth()).toEqual({ unprocessed: 1, inflight: 0, handingOff: 2, deadletter: 0, bytes: bytesOf(a) + bytesOf(b) + bytesOf(c) })
+        expect(q.depth()).toEqual({
+          unprocessed: 1,
+          inflight: 0,
+          handingOff: 2,
+          deadletter: 0,
+          bytes: bytesOf(a) + bytesOf(b) + bytesOf(c),
+        })
         await expect(q.enqueue([event('d')])).rejects.toMatchObject({ code: 'BINGE_QUEUE_FULL' })
         await q.completeHandoff('h1')
         expect(q.depth()).toEqual({ unprocessed: 1, inflight: 0, handingOff: 0, deadletter: 0, bytes: bytesOf(a) })
@@ -555,7 +595,10 @@ export function queueSuite(backend: Backend): void {
         expect(new Set(ids(got)).size).toBe(70)
         expect(q.depth()).toMatchObject({ unprocessed: 30, inflight: 35, handingOff: 35 })
         expect((await q.pendingHandoffs()).flatMap((b) => ids(b.events)).sort()).toEqual(
-          got.filter((e) => !('key' in e)).map((e) => e.id).sort(),
+          got
+            .filter((e) => !('key' in e))
+            .map((e) => e.id)
+            .sort(),
         )
       })
 

@@ -33,11 +33,17 @@ export const WORKER_BATCH = 32
  * across restarts. All are held open until all are known, so no two are the same.
  */
 export async function reservePorts(n: number): Promise<number[]> {
-  const servers = await Promise.all(Array.from({ length: n }, () => new Promise<net.Server>((resolve, reject) => {
-    const server = net.createServer()
-    server.once('error', reject)
-    server.listen(0, '127.0.0.1', () => resolve(server))
-  })))
+  const servers = await Promise.all(
+    Array.from(
+      { length: n },
+      () =>
+        new Promise<net.Server>((resolve, reject) => {
+          const server = net.createServer()
+          server.once('error', reject)
+          server.listen(0, '127.0.0.1', () => resolve(server))
+        }),
+    ),
+  )
   const ports = servers.map((s) => (s.address() as net.AddressInfo).port)
   await Promise.all(servers.map((s) => new Promise((resolve) => s.close(resolve))))
   return ports
@@ -67,7 +73,10 @@ export class HookServer {
   private readonly delays = new Map<string, number>()
   private readonly timers = new Set<NodeJS.Timeout>()
 
-  private constructor(private readonly server: http.Server, readonly url: string) {}
+  private constructor(
+    private readonly server: http.Server,
+    readonly url: string,
+  ) {}
 
   static async start(): Promise<HookServer> {
     const server = http.createServer()
@@ -141,7 +150,12 @@ export class FaultNode {
   readonly lives: NodeProcess[] = []
   peerId?: string
 
-  constructor(readonly spec: FaultNodeSpec, readonly dataDir: string, readonly configFile: string, readonly httpPort: number) {}
+  constructor(
+    readonly spec: FaultNodeSpec,
+    readonly dataDir: string,
+    readonly configFile: string,
+    readonly httpPort: number,
+  ) {}
 
   get id(): string {
     return this.spec.id
@@ -187,7 +201,14 @@ export class FaultNode {
   }
 }
 
-export function nodeConfig(spec: FaultNodeSpec, dataDir: string, httpPort: number, meshPort: number, peerPorts: number[], hookUrl: string): Record<string, unknown> {
+export function nodeConfig(
+  spec: FaultNodeSpec,
+  dataDir: string,
+  httpPort: number,
+  meshPort: number,
+  peerPorts: number[],
+  hookUrl: string,
+): Record<string, unknown> {
   return {
     node: { id: spec.id, dataDir },
     http: { listen: `127.0.0.1:${httpPort}` },
@@ -328,9 +349,7 @@ export function checkDelivery(ledger: IngestLedger, records: HookRecord[], disru
       for (let i = 1; i < mine.length; i++) {
         const first = mine[i - 1]!.at
         const again = mine[i]!.at
-        const d = disruptions
-          .filter((x) => x.node === node && first <= x.resumedAt && again >= x.at)
-          .sort((x, y) => x.at - y.at)[0]
+        const d = disruptions.filter((x) => x.node === node && first <= x.resumedAt && again >= x.at).sort((x, y) => x.at - y.at)[0]
         if (!d) {
           check.unexplained.push({ cid, node })
           continue
@@ -349,9 +368,15 @@ export function checkDelivery(ledger: IngestLedger, records: HookRecord[], disru
 
 /** The figures of a check as one line, and whether it passes. */
 export function summarize(check: DeliveryCheck): { ok: boolean; line: string } {
-  const ok = check.lost.length === 0 && check.phantoms.length === 0 && check.handoffDuplicates.length === 0 &&
-    check.unexplained.length === 0 && check.overBound.length === 0 && check.misrouted.length === 0
-  const line = `acked ${check.acked}, lost ${check.lost.length}, handoff duplicates ${check.handoffDuplicates.length}, ` +
+  const ok =
+    check.lost.length === 0 &&
+    check.phantoms.length === 0 &&
+    check.handoffDuplicates.length === 0 &&
+    check.unexplained.length === 0 &&
+    check.overBound.length === 0 &&
+    check.misrouted.length === 0
+  const line =
+    `acked ${check.acked}, lost ${check.lost.length}, handoff duplicates ${check.handoffDuplicates.length}, ` +
     `unexplained same-node duplicates ${check.unexplained.length}, re-outputs after kills ${check.reoutputs}` +
     `${check.misrouted.length > 0 ? `, promised to a peer but output by the sender or nowhere ${check.misrouted.length}` : ''}` +
     `${check.overBound.length > 0 ? ` (over the in-flight bound: ${JSON.stringify(check.overBound)})` : ''}, phantoms ${check.phantoms.length}`
@@ -465,10 +490,15 @@ export class FaultMesh {
 
   /** Each node's queue and counters and the end of its log, for a failure message. */
   async describe(lines = 20): Promise<string> {
-    const parts = await Promise.all(this.nodes.map(async (n) => {
-      const stats = await n.stats().then((s) => JSON.stringify({ queue: s.queue, counters: s.counters }), (e: unknown) => String(e))
-      return `${n.id}: ${stats}\n${n.lives.at(-1)?.tail(lines) ?? ''}`
-    }))
+    const parts = await Promise.all(
+      this.nodes.map(async (n) => {
+        const stats = await n.stats().then(
+          (s) => JSON.stringify({ queue: s.queue, counters: s.counters }),
+          (e: unknown) => String(e),
+        )
+        return `${n.id}: ${stats}\n${n.lives.at(-1)?.tail(lines) ?? ''}`
+      }),
+    )
     return parts.join('\n')
   }
 
@@ -479,10 +509,13 @@ export class FaultMesh {
   /** Until the sender has fresh gossip from every receiver (so any of them may be chosen). */
   async waitConnected(timeoutMs = 30_000): Promise<void> {
     const want = this.receivers.map((r) => r.id)
-    await waitFor(async () => {
-      const s = await this.sender.stats()
-      return want.every((id) => s.peers.some((p) => p.node === id && p.connected && p.ageMs < 1_000))
-    }, { timeoutMs, intervalMs: 50, what: `node ${this.sender.id} to hear from ${want.join(', ')}` })
+    await waitFor(
+      async () => {
+        const s = await this.sender.stats()
+        return want.every((id) => s.peers.some((p) => p.node === id && p.connected && p.ageMs < 1_000))
+      },
+      { timeoutMs, intervalMs: 50, what: `node ${this.sender.id} to hear from ${want.join(', ')}` },
+    )
   }
 
   /**
@@ -492,14 +525,17 @@ export class FaultMesh {
    */
   async waitDrained(timeoutMs = 60_000): Promise<void> {
     let last = ''
-    await waitFor(async () => {
-      const all = await Promise.all(this.nodes.map((n) => n.stats()))
-      const idle = all.every((s) => s.queue.unprocessed === 0 && s.queue.inflight === 0 && s.queue.handingOff === 0)
-      const now = JSON.stringify(all.map((s) => [s.counters.processed, s.counters.handedOff, s.counters.handedIn, s.counters.received]))
-      const stable = idle && now === last
-      last = idle ? now : ''
-      return stable
-    }, { timeoutMs, intervalMs: 50, what: 'every node to drain (unprocessed, in flight and handing off all 0)' })
+    await waitFor(
+      async () => {
+        const all = await Promise.all(this.nodes.map((n) => n.stats()))
+        const idle = all.every((s) => s.queue.unprocessed === 0 && s.queue.inflight === 0 && s.queue.handingOff === 0)
+        const now = JSON.stringify(all.map((s) => [s.counters.processed, s.counters.handedOff, s.counters.handedIn, s.counters.received]))
+        const stable = idle && now === last
+        last = idle ? now : ''
+        return stable
+      },
+      { timeoutMs, intervalMs: 50, what: 'every node to drain (unprocessed, in flight and handing off all 0)' },
+    )
   }
 
   /** Ingest into the sender, slowed down, until it has started handing off. */
@@ -508,7 +544,9 @@ export class FaultMesh {
     const before = (await this.sender.stats()).counters.handedOff ?? 0
     this.clients.resume()
     await waitFor(async () => ((await this.sender.stats()).counters.handedOff ?? 0) > before, {
-      timeoutMs: 30_000, intervalMs: 25, what: `node ${this.sender.id} to hand events off`,
+      timeoutMs: 30_000,
+      intervalMs: 25,
+      what: `node ${this.sender.id} to hand events off`,
     })
   }
 
@@ -549,12 +587,15 @@ export class FaultMesh {
   /** Until the sender has had batches handing off for `ms` on end: some are stuck with a frozen peer. */
   private async stuckHandoffs(ms = 300, timeoutMs = 30_000): Promise<void> {
     let since: number | undefined
-    await waitFor(async () => {
-      const s = await this.sender.stats()
-      if (s.queue.handingOff === 0) since = undefined
-      else since ??= Date.now()
-      return since !== undefined && Date.now() - since >= ms
-    }, { timeoutMs, intervalMs: 20, what: `node ${this.sender.id} to have batches stuck in flight` })
+    await waitFor(
+      async () => {
+        const s = await this.sender.stats()
+        if (s.queue.handingOff === 0) since = undefined
+        else since ??= Date.now()
+        return since !== undefined && Date.now() - since >= ms
+      },
+      { timeoutMs, intervalMs: 20, what: `node ${this.sender.id} to have batches stuck in flight` },
+    )
   }
 
   private async drainAndCheck(): Promise<DeliveryCheck> {
@@ -595,7 +636,8 @@ export class FaultMesh {
     const senderLogs = this.sender.proc!.logs.length
     const unknownMsg = 'A handoff had an unknown outcome; the same batch will be resent to the same peer.'
     const heldMsg = 'A resent handoff batch was already on the peer, which dropped the copies.'
-    const takenBackMsg = 'A peer stayed unreachable past the limit, so its handoff batch was taken back to be processed here; the peer may process some of it too.'
+    const takenBackMsg =
+      'A peer stayed unreachable past the limit, so its handoff batch was taken back to be processed here; the peer may process some of it too.'
     let victims: FaultNode[]
     let pending: PendingBatch[] | undefined
     await this.overflow()
@@ -640,9 +682,14 @@ export class FaultMesh {
         this.clients.pause()
         const ids = this.receivers.map((r) => r.id)
         const gaveUp = [unknownMsg, takenBackMsg]
-        const timedOut = await waitFor(() => this.sender.logsSince(senderLogs, (l) => gaveUp.includes(String(l.msg)) && ids.includes(String(l.peer)))[0], {
-          timeoutMs: 30_000, intervalMs: 20, what: `node ${this.sender.id} to time out on a frozen receiver`,
-        })
+        const timedOut = await waitFor(
+          () => this.sender.logsSince(senderLogs, (l) => gaveUp.includes(String(l.msg)) && ids.includes(String(l.peer)))[0],
+          {
+            timeoutMs: 30_000,
+            intervalMs: 20,
+            what: `node ${this.sender.id} to time out on a frozen receiver`,
+          },
+        )
         const victim = this.receivers.find((r) => r.id === timedOut.peer)!
         victims = [victim]
         for (const r of this.receivers.filter((x) => x !== victim)) {
@@ -672,7 +719,13 @@ export class FaultMesh {
     const check = await this.drainAndCheck()
     const ids = victims.map((v) => v.id)
     const peers = kind === 'sender-stop' ? this.receivers.map((r) => r.id) : ids
-    const result: Omit<RoundResult, 'check' | 'ok' | 'line' | 'ms' | 'phases'> = { round, kind, victim: ids.join('+'), unknownOutcomes: 0, alreadyHeld: 0 }
+    const result: Omit<RoundResult, 'check' | 'ok' | 'line' | 'ms' | 'phases'> = {
+      round,
+      kind,
+      victim: ids.join('+'),
+      unknownOutcomes: 0,
+      alreadyHeld: 0,
+    }
     if (pending) {
       // Never processed locally meanwhile: no event of a batch promised to a peer came
       // out of the sender (it can never come back to it either: a peer never offers an
@@ -709,11 +762,16 @@ export class FaultMesh {
     const { ok, line } = summarize(check)
     const ms = Date.now() - started
     const full: RoundResult = { ...result, check, ok, line, ms, phases: this.phases }
-    const extra = result.pendingAtKill !== undefined
-      ? `, batches on disk at the kill ${result.pendingAtKill}${result.passedOn ? ` (${result.passedOn} events passed on by their peer)` : ''}`
-      : `, unknown outcomes ${result.unknownOutcomes}`
-    const phases = Object.entries(this.phases).map(([k, v]) => `${k} ${(v / 1000).toFixed(1)}`).join(' ')
-    this.options.log?.(`round ${result.round} ${result.kind} (${result.victim}) ${(ms / 1000).toFixed(1)}s [${phases}]${extra}, already held ${result.alreadyHeld}: ${line}`)
+    const extra =
+      result.pendingAtKill !== undefined
+        ? `, batches on disk at the kill ${result.pendingAtKill}${result.passedOn ? ` (${result.passedOn} events passed on by their peer)` : ''}`
+        : `, unknown outcomes ${result.unknownOutcomes}`
+    const phases = Object.entries(this.phases)
+      .map(([k, v]) => `${k} ${(v / 1000).toFixed(1)}`)
+      .join(' ')
+    this.options.log?.(
+      `round ${result.round} ${result.kind} (${result.victim}) ${(ms / 1000).toFixed(1)}s [${phases}]${extra}, already held ${result.alreadyHeld}: ${line}`,
+    )
     return full
   }
 }

@@ -34,18 +34,29 @@ export interface ForgedPeerOptions {
 const forged = new Set<ForgedPeer>()
 
 export async function startForgedPeer(o: ForgedPeerOptions): Promise<ForgedPeer> {
-  const host = await createPeerHost({ privateKey: await generateKeyPair('Ed25519'), listen: '/ip4/127.0.0.1/tcp/0', psk: o.psk, allowPeers: [] })
+  const host = await createPeerHost({
+    privateKey: await generateKeyPair('Ed25519'),
+    listen: '/ip4/127.0.0.1/tcp/0',
+    psk: o.psk,
+    allowPeers: [],
+  })
   await host.start()
   const peerId = host.peerId.toString()
   const taken = new Map<string, number>()
-  await serve(host, handoffProtocol, 10_000, async (body) => {
-    const events = (body as { events?: { data?: { cid?: unknown } }[] }).events ?? []
-    for (const e of events) {
-      const key = String(e.data?.cid)
-      taken.set(key, (taken.get(key) ?? 0) + 1)
-    }
-    return { status: 'accepted', accepted: events.length, duplicates: 0 }
-  }, { budget: new FrameBudget(), log: pino({ level: 'silent' }) })
+  await serve(
+    host,
+    handoffProtocol,
+    10_000,
+    async (body) => {
+      const events = (body as { events?: { data?: { cid?: unknown } }[] }).events ?? []
+      for (const e of events) {
+        const key = String(e.data?.cid)
+        taken.set(key, (taken.get(key) ?? 0) + 1)
+      }
+      return { status: 'accepted', accepted: events.length, duplicates: 0 }
+    },
+    { budget: new FrameBudget(), log: pino({ level: 'silent' }) },
+  )
   const pubsub = host.services.pubsub
   pubsub.subscribe(loadTopic)
   // A node may refuse a burst of connections (libp2p's per-IP rate limit): try again.
@@ -62,15 +73,29 @@ export async function startForgedPeer(o: ForgedPeerOptions): Promise<ForgedPeer>
     }
   }
   const announcement = (): Announcement => ({
-    v: 1, node: o.node, peerId, http: '127.0.0.1:1', addrs: host.getMultiaddrs().map(String), depth: 0, inflight: 0,
-    highWaterMark: 1e12, lowWaterMark: 0, maxEvents: 1e12, accepting: true, drainRate: 0, pipelines: ['p'], sentAt: Date.now(),
+    v: 1,
+    node: o.node,
+    peerId,
+    http: '127.0.0.1:1',
+    addrs: host.getMultiaddrs().map(String),
+    depth: 0,
+    inflight: 0,
+    highWaterMark: 1e12,
+    lowWaterMark: 0,
+    maxEvents: 1e12,
+    accepting: true,
+    drainRate: 0,
+    pipelines: ['p'],
+    sentAt: Date.now(),
     ...o.announce,
   })
   const publish = () => void pubsub.publish(loadTopic, new TextEncoder().encode(JSON.stringify(announcement()))).catch(() => undefined)
   const timer = setInterval(publish, o.intervalMs ?? 250)
   publish()
   const peer: ForgedPeer = {
-    host, peerId, taken,
+    host,
+    peerId,
+    taken,
     stop: async () => {
       clearInterval(timer)
       forged.delete(peer)

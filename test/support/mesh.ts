@@ -267,7 +267,15 @@ export async function waitConnected(n: MeshNode, others: MeshNode[], timeoutMs =
 
 /** Wait until every node in `nodes` lists all the others as connected. */
 export async function waitFullMesh(nodes: MeshNode[], timeoutMs = 30_000): Promise<void> {
-  await Promise.all(nodes.map((n) => waitConnected(n, nodes.filter((o) => o !== n), timeoutMs)))
+  await Promise.all(
+    nodes.map((n) =>
+      waitConnected(
+        n,
+        nodes.filter((o) => o !== n),
+        timeoutMs,
+      ),
+    ),
+  )
 }
 
 export function logsOf(n: MeshNode, msg: string): LogLine[] {
@@ -275,7 +283,11 @@ export function logsOf(n: MeshNode, msg: string): LogLine[] {
 }
 
 /** POST to a path of the node (JSON), returning the status and parsed body. */
-export async function postJson(url: string, body: unknown, headers: Record<string, string> = {}): Promise<{ status: number; body: Record<string, unknown> }> {
+export async function postJson(
+  url: string,
+  body: unknown,
+  headers: Record<string, string> = {},
+): Promise<{ status: number; body: Record<string, unknown> }> {
   const res = await fetch(url, {
     method: 'POST',
     headers: { 'content-type': 'application/json', ...headers },

@@ -33,7 +33,10 @@ export interface WaitOptions {
 }
 
 /** Poll `probe` until it returns something other than undefined/false; throw at the deadline. */
-export async function waitFor<T>(probe: () => Promise<T | undefined | false> | T | undefined | false, options: WaitOptions = {}): Promise<T> {
+export async function waitFor<T>(
+  probe: () => Promise<T | undefined | false> | T | undefined | false,
+  options: WaitOptions = {},
+): Promise<T> {
   const { timeoutMs = 30_000, intervalMs = 25, what = 'a condition' } = options
   const deadline = Date.now() + timeoutMs
   let lastError: unknown
@@ -105,7 +108,11 @@ export class NodeProcess {
   private partial = ''
   private readonly portFound: Promise<string>
 
-  private constructor(readonly configFile: string, readonly label: string, env: NodeJS.ProcessEnv) {
+  private constructor(
+    readonly configFile: string,
+    readonly label: string,
+    env: NodeJS.ProcessEnv,
+  ) {
     if (!fs.existsSync(cliPath)) throw new Error(`${cliPath} is missing: run \`npx tsc -p tsconfig.json\` first`)
     this.child = spawn(process.execPath, [cliPath, 'start', '--config', configFile], {
       cwd: repoRoot,
@@ -149,12 +156,18 @@ export class NodeProcess {
   }
 
   /** Spawn `binge start --config FILE`; resolves once its HTTP port is known (it may still be recovering). */
-  static async spawn(configFile: string, options: { label?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): Promise<NodeProcess> {
+  static async spawn(
+    configFile: string,
+    options: { label?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number } = {},
+  ): Promise<NodeProcess> {
     const node = new NodeProcess(configFile, options.label ?? path.basename(configFile), options.env ?? {})
     const timeoutMs = options.timeoutMs ?? 30_000
     let timer: NodeJS.Timeout | undefined
     const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`node ${node.label} did not log its HTTP port within ${timeoutMs} ms\n${node.tail()}`)), timeoutMs)
+      timer = setTimeout(
+        () => reject(new Error(`node ${node.label} did not log its HTTP port within ${timeoutMs} ms\n${node.tail()}`)),
+        timeoutMs,
+      )
     })
     try {
       await Promise.race([node.portFound, timeout])
@@ -168,7 +181,10 @@ export class NodeProcess {
   }
 
   /** Spawn and wait until /readyz answers 200. */
-  static async start(configFile: string, options: { label?: string; env?: NodeJS.ProcessEnv; readyTimeoutMs?: number } = {}): Promise<NodeProcess> {
+  static async start(
+    configFile: string,
+    options: { label?: string; env?: NodeJS.ProcessEnv; readyTimeoutMs?: number } = {},
+  ): Promise<NodeProcess> {
     const node = await NodeProcess.spawn(configFile, options)
     await node.waitReady(options.readyTimeoutMs)
     return node
@@ -225,7 +241,10 @@ export class NodeProcess {
     if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill(signal)
     let timer: NodeJS.Timeout | undefined
     const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`node ${this.label} (pid ${this.pid}) did not exit within ${timeoutMs} ms of ${signal}\n${this.tail()}`)), timeoutMs)
+      timer = setTimeout(
+        () => reject(new Error(`node ${this.label} (pid ${this.pid}) did not exit within ${timeoutMs} ms of ${signal}\n${this.tail()}`)),
+        timeoutMs,
+      )
     })
     try {
       return await Promise.race([this.exited, timeout])
@@ -304,7 +323,11 @@ const keepAliveAgent = new http.Agent({ keepAlive: true })
  * socket is reused across requests; without, each request has its own connection
  * and says `Connection: close`, as curl does.
  */
-export function postEvents(url: string, events: object | object[], options: { timeoutMs?: number; keepAlive?: boolean } = {}): Promise<PostResult> {
+export function postEvents(
+  url: string,
+  events: object | object[],
+  options: { timeoutMs?: number; keepAlive?: boolean } = {},
+): Promise<PostResult> {
   const { timeoutMs = 20_000, keepAlive = true } = options
   const body = JSON.stringify(events)
   return new Promise<PostResult>((resolve) => {
@@ -313,7 +336,11 @@ export function postEvents(url: string, events: object | object[], options: { ti
       {
         method: 'POST',
         agent: keepAlive ? keepAliveAgent : false,
-        headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), ...(keepAlive ? {} : { connection: 'close' }) },
+        headers: {
+          'content-type': 'application/json',
+          'content-length': Buffer.byteLength(body),
+          ...(keepAlive ? {} : { connection: 'close' }),
+        },
         timeout: timeoutMs,
       },
       (res) => {

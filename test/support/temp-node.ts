@@ -19,7 +19,7 @@ export async function startTempNode(yaml = '', overrides: { http?: string; queue
   const dir = mkdtempSync(join(tmpdir(), 'binge-test-'))
   const text = [
     `node: { id: ${overrides.id ?? 'test-node'}, dataDir: ${JSON.stringify(join(dir, 'data'))} }`,
-    `http: { listen: '127.0.0.1:0'${overrides.http ? ', ' + overrides.http : ''} }`,
+    `http: { listen: '127.0.0.1:0'${overrides.http ? `, ${overrides.http}` : ''} }`,
     overrides.queue ? `queue: { ${overrides.queue} }` : '',
     yaml.split('$DIR').join(dir),
   ].join('\n')

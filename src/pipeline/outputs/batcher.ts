@@ -79,7 +79,10 @@ export class Batcher<T> {
 
   private schedule(): void {
     while (this.waiting >= this.options.count) this.sendOne()
-    if (this.waiting === 0) return this.clearTimer()
+    if (this.waiting === 0) {
+      this.clearTimer()
+      return
+    }
     if (this.sending.size === 0) {
       this.immediate ??= setImmediate(() => {
         this.immediate = undefined
@@ -123,27 +126,30 @@ export class Batcher<T> {
     }
     this.waiting -= items.length
     for (const job of jobs.keys()) job.inFlight++
-    const sent: Promise<void> = this.options.send(items).then(
-      () => {
-        for (const [job, mine] of jobs) {
-          job.inFlight--
-          // Delivered after its write failed: the retry may skip these already.
-          if (job.failed) this.remember(mine)
-          else job.delivered.push(...mine)
-          if (!job.done && job.unsent === 0 && job.inFlight === 0) this.finish(job)
-        }
-      },
-      (err: unknown) => {
-        for (const job of jobs.keys()) {
-          job.inFlight--
-          this.finish(job, err, true)
-        }
-      },
-    ).finally(() => {
-      this.sending.delete(sent)
-      // The last send answered: what gathered meanwhile goes now.
-      if (this.sending.size === 0 && this.waiting > 0) this.schedule()
-    })
+    const sent: Promise<void> = this.options
+      .send(items)
+      .then(
+        () => {
+          for (const [job, mine] of jobs) {
+            job.inFlight--
+            // Delivered after its write failed: the retry may skip these already.
+            if (job.failed) this.remember(mine)
+            else job.delivered.push(...mine)
+            if (!job.done && job.unsent === 0 && job.inFlight === 0) this.finish(job)
+          }
+        },
+        (err: unknown) => {
+          for (const job of jobs.keys()) {
+            job.inFlight--
+            this.finish(job, err, true)
+          }
+        },
+      )
+      .finally(() => {
+        this.sending.delete(sent)
+        // The last send answered: what gathered meanwhile goes now.
+        if (this.sending.size === 0 && this.waiting > 0) this.schedule()
+      })
     this.sending.add(sent)
   }
 

@@ -4,7 +4,11 @@
 import { BingeError } from '../../errors.js'
 
 export class OutputFailure extends BingeError {
-  constructor(message: string, readonly permanent: boolean, cause?: unknown) {
+  constructor(
+    message: string,
+    readonly permanent: boolean,
+    cause?: unknown,
+  ) {
     super('BINGE_OUTPUT_FAILED', message, { cause })
     this.name = 'OutputFailure'
   }

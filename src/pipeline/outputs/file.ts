@@ -52,7 +52,7 @@ async function openForAppend(path: string): Promise<FileHandle> {
 
 /** The highest `n` of the `<path>.<n>` files next to `path` (0 when none). */
 async function lastRotation(path: string): Promise<number> {
-  const prefix = basename(path) + '.'
+  const prefix = `${basename(path)}.`
   let highest = 0
   for (const name of await readdir(dirname(path))) {
     if (!name.startsWith(prefix)) continue
@@ -136,7 +136,7 @@ export function createFileOutput(options: FileOutputOptions): Output {
   return {
     kind: 'file',
     async write(records) {
-      await commit.submit(records.map((r) => JSON.stringify(r) + '\n'))
+      await commit.submit(records.map((r) => `${JSON.stringify(r)}\n`))
     },
     async stop() {
       await commit.drain()
@@ -156,7 +156,7 @@ export type FileOutputConfig = z.output<typeof schema>
 
 export const fileOutput: OutputEntry<FileOutputConfig> = {
   name: 'file',
-  summary: 'Appends one JSON line per event to a file, fsync\'d before the event is acked; optional size-based rotation.',
+  summary: "Appends one JSON line per event to a file, fsync'd before the event is acked; optional size-based rotation.",
   schema,
   create: (config) => createFileOutput({ path: config.path, rotateBytes: config.rotateBytes }),
 }

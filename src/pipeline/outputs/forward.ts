@@ -36,7 +36,8 @@ export function meshForwarder(mesh: () => RouteHandoff | undefined): ForwardFn {
       const tooBig = err instanceof BingeError && err.code === 'BINGE_PAYLOAD_TOO_LARGE'
       throw new OutputFailure(`forward to pipeline "${pipeline}" failed: ${asError(err).message}`, tooBig, err)
     }
-    if (peer === undefined) throw new OutputFailure(`forward to pipeline "${pipeline}": no peer running it could take the events now`, false)
+    if (peer === undefined)
+      throw new OutputFailure(`forward to pipeline "${pipeline}": no peer running it could take the events now`, false)
   }
 }
 

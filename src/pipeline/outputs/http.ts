@@ -78,7 +78,9 @@ const schema = strict({
   batch: optionalSection(
     strict({
       count: int(1, 10_000).default(httpDefaults.batchCount).describe('most events in one POST; a POST goes out as soon as this many wait'),
-      period: durationSchema.default(httpDefaults.batchPeriodMs).describe('while POSTs are in flight, longest an event waits for others to share its POST; with none in flight it goes at once'),
+      period: durationSchema
+        .default(httpDefaults.batchPeriodMs)
+        .describe('while POSTs are in flight, longest an event waits for others to share its POST; with none in flight it goes at once'),
     }),
   ).describe('how events of concurrent writes are gathered into POSTs'),
 })
@@ -87,7 +89,8 @@ export type HttpOutputConfig = z.output<typeof schema>
 
 export const httpOutput: OutputEntry<HttpOutputConfig> = {
   name: 'http',
-  summary: 'POSTs events as JSON arrays, concurrent writes batched by count and time; 5xx, 408, 429 and timeouts are retried, other 4xx fail at once.',
+  summary:
+    'POSTs events as JSON arrays, concurrent writes batched by count and time; 5xx, 408, 429 and timeouts are retried, other 4xx fail at once.',
   schema,
   create: (config) =>
     createHttpOutput({

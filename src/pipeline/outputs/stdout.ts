@@ -17,7 +17,7 @@ export function createStdoutOutput(stream: NodeJS.WritableStream = process.stdou
   return {
     kind: 'stdout',
     write(records) {
-      const text = records.map((r) => JSON.stringify(r) + '\n').join('')
+      const text = records.map((r) => `${JSON.stringify(r)}\n`).join('')
       return new Promise<void>((resolve, reject) => {
         stream.write(text, (err) => (err ? reject(err) : resolve()))
       })

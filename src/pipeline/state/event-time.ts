@@ -16,14 +16,18 @@ export async function eventTime(event: PipelineEvent, time: Expression | undefin
     if (!Number.isNaN(ms)) return ms
   }
   const got = value === undefined ? 'nothing' : JSON.stringify(value)
-  throw new BingeError('BINGE_EXPRESSION_FAILED', `${step}: time ${JSON.stringify(time.source)} gave ${got}, not epoch milliseconds or an ISO date`)
+  throw new BingeError(
+    'BINGE_EXPRESSION_FAILED',
+    `${step}: time ${JSON.stringify(time.source)} gave ${got}, not epoch milliseconds or an ISO date`,
+  )
 }
 
 /** The key an event is grouped by, as JSON text (so 1 and "1" differ); an expression that gives nothing fails the event. */
 export async function groupKey(event: PipelineEvent, key: Expression | undefined, step: string): Promise<{ id: string; value: unknown }> {
   if (!key) return { id: '', value: null }
   const value = await key.evaluate(event.data)
-  if (value === undefined) throw new BingeError('BINGE_EXPRESSION_FAILED', `${step}: key ${JSON.stringify(key.source)} gave nothing for this event`)
+  if (value === undefined)
+    throw new BingeError('BINGE_EXPRESSION_FAILED', `${step}: key ${JSON.stringify(key.source)} gave nothing for this event`)
   const plain = JSON.parse(JSON.stringify(value)) as unknown
   return { id: JSON.stringify(plain), value: plain }
 }

@@ -4,7 +4,7 @@
 // plus the newest time seen; a key older than `window` behind the newest time is
 // expired, whether or not the flush has removed it yet, so answers never depend on
 // when flushes run. Duplicates are filtered (counted).
-import { z } from 'zod'
+import type { z } from 'zod'
 import { expression, strict } from '../../schema/fields.js'
 import { compile } from '../expression.js'
 import type { StepEntry, StepFactoryContext } from '../registry-types.js'

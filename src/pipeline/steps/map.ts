@@ -23,7 +23,10 @@ export function createMap(expression: string): Step {
       return items.map((item, i) => {
         if (!isObject(item)) {
           const where = Array.isArray(result) ? `item ${i} of the result` : 'the result'
-          throw new BingeError('BINGE_EXPRESSION_FAILED', `map ${JSON.stringify(expression)}: ${where} is ${item === null ? 'null' : typeof item}, not an object`)
+          throw new BingeError(
+            'BINGE_EXPRESSION_FAILED',
+            `map ${JSON.stringify(expression)}: ${where} is ${item === null ? 'null' : typeof item}, not an object`,
+          )
         }
         // JSONata may hand back frozen or sequence-tagged values; a plain copy is what outputs expect.
         return { source: event.source, data: JSON.parse(JSON.stringify(item)) as JsonObject }

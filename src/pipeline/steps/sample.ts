@@ -11,7 +11,10 @@ import { groupKey } from '../state/event-time.js'
 import type { PipelineEvent, Step } from '../types.js'
 
 const fraction = z
-  .preprocess((v) => (typeof v === 'string' && v.trim() !== '' && !Number.isNaN(Number(v)) ? Number(v) : v), z.number({ error: (i) => `expected a number from 0 to 1, got ${JSON.stringify(i.input)}` }))
+  .preprocess(
+    (v) => (typeof v === 'string' && v.trim() !== '' && !Number.isNaN(Number(v)) ? Number(v) : v),
+    z.number({ error: (i) => `expected a number from 0 to 1, got ${JSON.stringify(i.input)}` }),
+  )
   .refine((n) => n >= 0 && n <= 1, 'expected a number from 0 to 1')
 
 const schema = strict({
@@ -39,7 +42,8 @@ export function createSample(config: SampleConfig, context: StepFactoryContext):
 
 export const sampleEntry: StepEntry<SampleConfig> = {
   name: 'sample',
-  summary: 'Keep a fraction `rate` (0..1) of the events, chosen by a hash of the event id (or `key`): the same event always gets the same answer.',
+  summary:
+    'Keep a fraction `rate` (0..1) of the events, chosen by a hash of the event id (or `key`): the same event always gets the same answer.',
   schema,
   stateful: false,
   create: createSample,

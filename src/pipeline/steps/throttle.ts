@@ -5,7 +5,7 @@
 // run on the wall clock, and holds its pipeline (the lock) while it waits, which is
 // what slows the pipeline down to the rate. Buckets live in the node's store; a full
 // bucket is the same as none, so the flush forgets those.
-import { z } from 'zod'
+import type { z } from 'zod'
 import { expression, int, oneOf, strict } from '../../schema/fields.js'
 import { abortableSleep } from '../../util/backoff.js'
 import { compile } from '../expression.js'
@@ -18,12 +18,19 @@ import { rateSchema } from './rate.js'
 const schema = strict({
   rate: rateSchema.describe('events per period, per key'),
   key: expression().optional().describe('JSONata: one bucket per value; absent: one for all events'),
-  burst: int(1).optional().describe('events let through at once after a quiet spell; default: the rate\'s count'),
-  mode: oneOf(['drop', 'delay']).default('drop').describe('over the rate: drop (filtered, counted) or delay (wait for a token, holding the pipeline)'),
+  burst: int(1).optional().describe("events let through at once after a quiet spell; default: the rate's count"),
+  mode: oneOf(['drop', 'delay'])
+    .default('drop')
+    .describe('over the rate: drop (filtered, counted) or delay (wait for a token, holding the pipeline)'),
   time: expression().optional().describe('drop mode: JSONata event time, epoch ms or ISO 8601; absent: receivedAt'),
 }).check((ctx) => {
   if (ctx.value.mode === 'delay' && ctx.value.time !== undefined) {
-    ctx.issues.push({ code: 'custom', path: ['time'], message: 'delay mode waits on the wall clock; time applies to drop mode only', input: ctx.value.time })
+    ctx.issues.push({
+      code: 'custom',
+      path: ['time'],
+      message: 'delay mode waits on the wall clock; time applies to drop mode only',
+      input: ctx.value.time,
+    })
   }
 })
 export type ThrottleConfig = z.output<typeof schema>

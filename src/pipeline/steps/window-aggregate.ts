@@ -1,6 +1,6 @@
 // What a window holds and gives out: a running count, and per measured expression its
 // sum, min, max and the sum behind its average. Plain JSON, so it is stored as is.
-import { z } from 'zod'
+import type { z } from 'zod'
 import { BingeError } from '../../errors.js'
 import { bool, expression, list, section, strict } from '../../schema/fields.js'
 import { compile, type Expression } from '../expression.js'
@@ -59,7 +59,14 @@ export class Aggregates {
 
   /** A new accumulator with one more event (the old one is left as it was). */
   add(acc: Accumulator, values: Numbers): Accumulator {
-    const next: Accumulator = { ...acc, count: acc.count + 1, sum: { ...acc.sum }, min: { ...acc.min }, max: { ...acc.max }, avg: { ...acc.avg } }
+    const next: Accumulator = {
+      ...acc,
+      count: acc.count + 1,
+      sum: { ...acc.sum },
+      min: { ...acc.min },
+      max: { ...acc.max },
+      avg: { ...acc.avg },
+    }
     for (const f of this.config.sum) next.sum[f] = (next.sum[f] ?? 0) + values[f]!
     for (const f of this.config.avg) next.avg[f] = (next.avg[f] ?? 0) + values[f]!
     for (const f of this.config.min) next.min[f] = Math.min(next.min[f] ?? Infinity, values[f]!)

@@ -16,7 +16,7 @@
 //   window again after the restart (at-least-once, same id and same result); a window
 //   whose output keeps failing stays, and is retried at the next flush. So no window
 //   loses an acked event or counts one twice.
-import { z } from 'zod'
+import type { z } from 'zod'
 import { expression, strict } from '../../schema/fields.js'
 import { durationSchema } from '../../util/duration.js'
 import type { EventRecord } from '../../queue/types.js'
@@ -35,14 +35,22 @@ const schema = strict({
   every: positiveDuration.optional().describe('a window starts every this much (sliding); default: size (tumbling)'),
   time: expression().optional().describe('JSONata: the event time, epoch ms or ISO 8601; absent: when the event was accepted (receivedAt)'),
   lateness: durationSchema.default(0).describe('how far behind the newest event time an event may come and still count; later ones fail'),
-  idle: positiveDuration.default(1000).describe('with nothing queued and no newer event for this long (wall clock), time runs on with the clock, so the last windows close'),
+  idle: positiveDuration
+    .default(1000)
+    .describe('with nothing queued and no newer event for this long (wall clock), time runs on with the clock, so the last windows close'),
   aggregate: aggregateSchema.describe('what each result holds besides key, start and end'),
 }).check((ctx) => {
   const { size, every } = ctx.value
   if (every === undefined) return
-  if (every > size) ctx.issues.push({ code: 'custom', path: ['every'], message: `must be at or under size (${size}ms), got ${every}ms`, input: every })
+  if (every > size)
+    ctx.issues.push({ code: 'custom', path: ['every'], message: `must be at or under size (${size}ms), got ${every}ms`, input: every })
   else if (size / every > MAX_WINDOWS_PER_EVENT) {
-    ctx.issues.push({ code: 'custom', path: ['every'], message: `size / every must be at most ${MAX_WINDOWS_PER_EVENT} windows per event, got ${Math.ceil(size / every)}`, input: every })
+    ctx.issues.push({
+      code: 'custom',
+      path: ['every'],
+      message: `size / every must be at most ${MAX_WINDOWS_PER_EVENT} windows per event, got ${Math.ceil(size / every)}`,
+      input: every,
+    })
   }
 })
 export type WindowConfig = z.output<typeof schema>
@@ -131,7 +139,8 @@ export function createWindow(config: WindowConfig, context: StepFactoryContext):
       movedAt ??= run.now
       let watermark = m.watermark ?? -Infinity
       if (run.final) watermark = Infinity
-      else if (run.idle && run.now - movedAt >= config.idle) watermark = Math.max(watermark, m.maxTime + (run.now - movedAt) - config.lateness)
+      else if (run.idle && run.now - movedAt >= config.idle)
+        watermark = Math.max(watermark, m.maxTime + (run.now - movedAt) - config.lateness)
       const closed: Array<[Group, Accumulator]> = []
       const changed: Array<[string, Group | undefined]> = []
       let lowest = Infinity
