@@ -24,6 +24,7 @@ const eventSchema = z.strictObject({
   origin: z.string().min(1).max(200),
   receivedAt: z.number().int().min(0),
   hops: z.number().int().min(0).max(1000),
+  meta: z.record(z.string().max(64), z.string().max(4096)).optional(),
   // The object as parsed, not a copy: z.record builds a new object and drops an own
   // `__proto__` key, which the event checks must see to refuse it as HTTP does.
   data: z.custom<Record<string, unknown>>((v) => typeof v === 'object' && v !== null && !Array.isArray(v), 'data must be a JSON object'),

@@ -221,8 +221,10 @@ export class Mesh {
   }
 
   /** The least-loaded peer with room, for a 429 that points clients somewhere useful. */
-  leastLoaded(): PeerEntry | undefined {
-    return this.table.leastLoaded()
+  /** The peer a client refused here could try instead: the least loaded one heard from lately. */
+  suggestPeer(): { node: string; http: string } | undefined {
+    const best = this.table.fresh().sort((a, b) => this.table.loadOf(a) - this.table.loadOf(b))[0]
+    return best ? { node: best.announcement.node, http: best.httpUrl } : undefined
   }
 
   knowsPipeline(name: string): boolean {

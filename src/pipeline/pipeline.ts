@@ -16,7 +16,7 @@ import type { Metrics, StepMeter } from '../metrics.js'
 import type { DeadLetterInput, EventRecord, StateOp } from '../queue/types.js'
 import type { TraceStore } from '../trace.js'
 import { abortableSleep, backoffDelay } from '../util/backoff.js'
-import { compile, isTruthy, type Expression } from './expression.js'
+import { bindingsOf, compile, isTruthy, type Expression } from './expression.js'
 import { deliverFailure, type FailurePolicy } from './on-fail.js'
 import { OutputFailure } from './outputs/http.js'
 import { buildOutputs, buildSteps, type BuiltOutput, type OutputWrapper } from './registry.js'
@@ -112,7 +112,7 @@ export class Pipeline {
     if (event.pipeline !== undefined) return event.pipeline === this.name
     if (!this.when) return true
     try {
-      return isTruthy(await this.when.evaluate(event.data))
+      return isTruthy(await this.when.evaluate(event.data, bindingsOf(event)))
     } catch (err) {
       this.deps.log.warn(
         { pipeline: this.name, id: event.id, err: asError(err).message },
@@ -308,6 +308,7 @@ export class Pipeline {
       node: this.deps.nodeId,
       origin: s.origin,
       receivedAt: new Date(s.receivedAt).toISOString(),
+      ...(s.meta === undefined ? {} : { meta: s.meta }),
       data: e.data,
     }
   }

@@ -9,7 +9,7 @@
 // - An event is acked only when every pipeline it entered has finished or handled its
 //   failure, so a crash before that redelivers it (outputs may see it twice, bounded by
 //   what was in flight).
-import type { EventRecord, JsonObject, StateOp } from '../queue/types.js'
+import type { EventMeta, EventRecord, JsonObject, StateOp } from '../queue/types.js'
 
 /** What flows between steps: the event's identity and its (possibly mapped) data. */
 export interface PipelineEvent {
@@ -24,6 +24,8 @@ export interface Envelope {
   node: string
   origin: string
   receivedAt: string
+  /** What the input knew of the event (an MQTT topic, ...); absent for HTTP. */
+  meta?: EventMeta
   data: JsonObject
 }
 

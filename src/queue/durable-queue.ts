@@ -34,7 +34,7 @@ import { randomUUID } from 'node:crypto'
 import { BingeError } from '../errors.js'
 import { type PreparedEvent, isSeenWithin, prepare, toRecord } from './admission.js'
 import { InflightClaims } from './claims.js'
-import { ackDeadletterOps, findDeadletters, replayOps } from './deadletters.js'
+import { ackDeadletterOps, deadletterOps, findDeadletters, replayOps } from './deadletters.js'
 import { DedupeSweeper, sweepChunk, sweepInterval } from './dedupe-sweeper.js'
 import { type Outcome, GroupCommit } from './group-commit.js'
 import { HandoffBook, type HeldBatch, takeLimit } from './handoff-book.js'
@@ -52,6 +52,7 @@ import type {
   AckOptions,
   EnqueueOptions,
   DeadLetter,
+  DeadLetterInput,
   EnqueueResult,
   EventQueue,
   EventRecord,
@@ -296,6 +297,13 @@ export class DurableQueue implements EventQueue {
         this.work.notify()
       }),
     )
+  }
+
+  putDeadletter(event: EventRecord, letter: DeadLetterInput): Promise<void> {
+    return this.life.run(async () => {
+      await this.write(deadletterOps(toRecord(event), '', [letter], this.now()), this.options.sync !== 'none')
+      this.counts.deadletter++
+    })
   }
 
   listDeadletter(limit?: number): Promise<DeadLetter[]> {

@@ -15,6 +15,7 @@ import { Lifecycle } from './lifecycle.js'
 import type {
   AckOptions,
   DeadLetter,
+  DeadLetterInput,
   EnqueueOptions,
   EnqueueResult,
   EventQueue,
@@ -166,6 +167,13 @@ export class MemoryQueue implements EventQueue {
         this.insert(key, values[i]!)
       })
       if (keys.length > 0) this.work.notify()
+    })
+  }
+
+  putDeadletter(event: EventRecord, letter: DeadLetterInput): Promise<void> {
+    return this.life.run(async () => {
+      for (const op of deadletterOps(toRecord(event), '', [letter], this.now()))
+        if (op.type === 'put') this.deadletters.set(op.key, op.value)
     })
   }
 
