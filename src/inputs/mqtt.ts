@@ -141,11 +141,14 @@ class MqttInput implements Input {
     client.on('connect', (connack) => {
       attempt = 0
       client.options.reconnectPeriod = config.reconnect.min
-      this.states[index] = 'connected'
-      context.log.info({ clientId, sessionPresent: connack.sessionPresent }, 'The MQTT input is connected.')
       client.subscribe(subscriptionFilters(config), { qos: config.qos }, (err, granted) => {
         const refused = granted?.filter((g) => g.qos >= 0x80) ?? []
-        if (!err && refused.length === 0) return
+        if (!err && refused.length === 0) {
+          // Connected means subscribed: from now on every message published reaches us.
+          if (this.states[index] !== 'stopped') this.states[index] = 'connected'
+          context.log.info({ clientId, sessionPresent: connack.sessionPresent }, 'The MQTT input is connected and subscribed.')
+          return
+        }
         this.lastError = err ? err.message : `the broker refused ${refused.map((g) => g.topic).join(', ')} (reason ${refused[0]!.qos})`
         context.log.error({ clientId, err: this.lastError }, 'The MQTT input could not subscribe; no messages arrive on those topics.')
       })
