@@ -2,14 +2,16 @@
 // message's payload through the node's one door, with `{ input, topic }` as its meta.
 //
 // Design constraints:
-// - A QoS 1 message is acknowledged (PUBACK) only once its events are durable: MQTT.js
-//   sends the PUBACK in the callback of `handleMessage`, which we call after `accept`
-//   resolved. A QoS 2 message gets its PUBREC only once durable (`customHandleAcks`,
-//   called before MQTT.js stores or answers it), since after a PUBREC the broker never
-//   sends the PUBLISH again and MQTT.js's own store is in memory.
-// - MQTT.js handles one packet at a time per connection, so a connection makes one
-//   durable write at a time. `connections: N` opens N sessions in one shared
-//   subscription (`$share/GROUP/topic`), whose concurrent writes share one group commit.
+// - A QoS 1 message is acknowledged (PUBACK) only once its events are durable. A QoS 2
+//   message gets its PUBREC only once durable (the take starts in `customHandleAcks`, at
+//   the PUBLISH), since after a PUBREC the broker never sends the PUBLISH again and
+//   MQTT.js's own store is in memory.
+// - MQTT.js handles one packet at a time per connection; waiting there for each durable
+//   write would make one write per connection at a time. So by default the PUBACK/PUBREC
+//   is held in an ack window (mqtt-acks.ts) while MQTT.js reads on: up to `inFlight`
+//   messages (the receive maximum) are written together, in one group commit, and acked
+//   in order. `inFlight: 1` waits in the callbacks instead (MQTT.js's public hooks only).
+//   `connections: N` opens N sessions in one shared subscription (`$share/GROUP/topic`).
 // - A persistent session by default (clean start off, a session expiry, client id = the
 //   node id): messages published while the node is down wait at the broker.
 // - A refused payload (hard cap, not ready) is not acked and is retried with backoff; the
@@ -23,6 +25,7 @@ import { asError } from '../errors.js'
 import { bool, int, oneOf, strict, text } from '../schema/fields.js'
 import { backoffDelay } from '../util/backoff.js'
 import { durationSchema } from '../util/duration.js'
+import { AckWindow } from './mqtt-acks.js'
 import { takePayload } from './take-payload.js'
 import type { Input, InputContext, InputEntry, InputStatus } from './types.js'
 
@@ -34,10 +37,7 @@ const schema = strict({
     .array(text().min(1, 'expected a topic filter'))
     .min(1, 'expected at least one topic filter')
     .describe('topic filters to subscribe to (`sensors/#`, `$share/group/t`)'),
-  qos: z
-    .preprocess((v) => (typeof v === 'string' && /^[012]$/.test(v) ? Number(v) : v), z.union([z.literal(0), z.literal(1), z.literal(2)]))
-    .default(1)
-    .describe('subscription QoS: 0 (no ack: a crash can lose what was in flight), 1 or 2 (acked only once durable)'),
+  qos: int(0, 2).default(1).describe('subscription QoS: 0 (no ack: a crash can lose what was in flight), 1 or 2 (acked only once durable)'),
   clientId: text().min(1).optional().describe('MQTT client id; default: the node id (`-1`, `-2`, ... added for further connections)'),
   username: text().optional().describe('user name, e.g. `${MQTT_USER}`'),
   password: text().optional().describe('password, e.g. `${MQTT_PASSWORD}`'),
@@ -47,9 +47,12 @@ const schema = strict({
   sessionExpiry: durationSchema
     .default(7 * 86_400_000)
     .describe('how long the broker keeps the session (and its messages) while the node is away'),
-  connections: int(1, 64)
-    .default(1)
-    .describe('connections sharing the subscription (`$share/<shareGroup>/...`); each makes one durable write at a time'),
+  inFlight: int(1, 65_535)
+    .default(256)
+    .describe(
+      'messages the broker may send before their ack (MQTT 5 receive maximum); their durable writes share one commit; 1: one at a time',
+    ),
+  connections: int(1, 64).default(1).describe('connections sharing the subscription (`$share/<shareGroup>/...`)'),
   shareGroup: text()
     .regex(/^[^/#+]+$/, 'expected a group name without /, # or +')
     .optional()
@@ -115,33 +118,44 @@ class MqttInput implements Input {
       reconnectPeriod: config.reconnect.min,
       connectTimeout: 10_000,
       resubscribe: false,
-      properties: { sessionExpiryInterval: Math.min(0xffff_ffff, Math.round(config.sessionExpiry / 1000)) },
+      properties: {
+        sessionExpiryInterval: Math.min(0xffff_ffff, Math.round(config.sessionExpiry / 1000)),
+        receiveMaximum: config.inFlight,
+      },
       ...(config.username === undefined ? {} : { username: config.username }),
       ...(config.password === undefined ? {} : { password: config.password }),
       ...(ca === undefined ? {} : { ca }),
-      // QoS 2: PUBREC only once the events are durable (see the top).
+      // QoS 2: the take starts at the PUBLISH; its PUBREC waits until it is durable.
       customHandleAcks: (topic, message, packet: IPublishPacket, done) => {
         if (packet.qos !== 2) return done(null as unknown as Error, 0)
-        void this.take(topic, message).then((outcome) => {
-          if (outcome !== 'stopped') done(null as unknown as Error, 0)
-        })
+        if (window) {
+          const ack = window.hold(packet.messageId!)
+          void this.take(topic, message).then((outcome) => outcome !== 'stopped' && ack.durable())
+          return done(null as unknown as Error, 0)
+        }
+        void this.take(topic, message).then((outcome) => outcome !== 'stopped' && done(null as unknown as Error, 0))
       },
     }
     this.states[index] = 'connecting'
     const client = mqtt.connect(config.url, options)
     this.clients[index] = client
-    // QoS 0 and 1: the callback sends the PUBACK (QoS 1) and lets the next packet in.
+    const window = config.inFlight > 1 ? new AckWindow(client) : undefined
     client.handleMessage = (packet, callback) => {
-      if (packet.qos === 2) return callback() // durable before its PUBREC went out
-      void this.take(packet.topic, packet.payload as Buffer).then((outcome) => {
-        if (outcome !== 'stopped') callback()
-      })
+      // QoS 2 was taken at its PUBLISH (above); this is its PUBREL.
+      if (packet.qos === 2) return callback()
+      if (packet.qos === 1 && window) {
+        const ack = window.hold(packet.messageId!)
+        void this.take(packet.topic, packet.payload as Buffer).then((outcome) => outcome !== 'stopped' && ack.durable())
+        return callback()
+      }
+      // QoS 0 (nothing to ack, but the next message waits: backpressure), or one at a time.
+      void this.take(packet.topic, packet.payload as Buffer).then((outcome) => outcome !== 'stopped' && callback())
     }
     let attempt = 0
     client.on('connect', (connack) => {
       attempt = 0
       client.options.reconnectPeriod = config.reconnect.min
-      client.subscribe(subscriptionFilters(config), { qos: config.qos }, (err, granted) => {
+      client.subscribe(subscriptionFilters(config), { qos: config.qos as 0 | 1 | 2 }, (err, granted) => {
         const refused = granted?.filter((g) => g.qos >= 0x80) ?? []
         if (!err && refused.length === 0) {
           // Connected means subscribed: from now on every message published reaches us.

@@ -14,9 +14,9 @@
 //   bad topic, bad payload format) is a permanent failure; others are retried.
 import { randomBytes } from 'node:crypto'
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt'
-import { z } from 'zod'
+import type { z } from 'zod'
 import { asError } from '../../errors.js'
-import { bool, strict, text } from '../../schema/fields.js'
+import { bool, int, strict, text } from '../../schema/fields.js'
 import { backoffDelay } from '../../util/backoff.js'
 import { durationSchema } from '../../util/duration.js'
 import type { OutputEntry } from '../registry-types.js'
@@ -33,10 +33,7 @@ const schema = strict({
     .regex(/^(mqtts?|tcp|tls|ssl):\/\/[^/]+/, 'expected mqtt://host:port or mqtts://host:port')
     .describe('the broker: `mqtt://host:1883`, or `mqtts://host:8883` for TLS'),
   topic: templateField('a topic').describe('the topic; `{{ expr }}` parts are JSONata over the envelope, e.g. `out/{{ meta.topic }}`'),
-  qos: z
-    .preprocess((v) => (typeof v === 'string' && /^[012]$/.test(v) ? Number(v) : v), z.union([z.literal(0), z.literal(1), z.literal(2)]))
-    .default(1)
-    .describe('0: resolves once written to the socket (may be lost); 1: on PUBACK; 2: on PUBCOMP'),
+  qos: int(0, 2).default(1).describe('0: resolves once written to the socket (may be lost); 1: on PUBACK; 2: on PUBCOMP'),
   retain: bool().default(false).describe('publish retained messages'),
   envelope: bool().default(true).describe('publish the envelope; false: the event data alone'),
   clientId: text().min(1).optional().describe('MQTT client id; default: `<node>-<pipeline>-out-<random>`'),
@@ -82,7 +79,7 @@ export function createMqttOutput(config: MqttOutputOptions): Output {
 
   const publish = async (c: MqttClient, topic: string, body: string, key: string, stopped: Promise<never>, signal: AbortSignal) => {
     const sent = c.publishAsync(topic, body, {
-      qos: config.qos,
+      qos: config.qos as 0 | 1 | 2,
       retain: config.retain,
       properties: { userProperties: { 'binge-id': key } },
     })

@@ -15,7 +15,7 @@ import { connect, type NatsConnection } from '@nats-io/transport-node'
 import { type JetStreamClient, jetstream } from '@nats-io/jetstream'
 import { z } from 'zod'
 import { asError } from '../../errors.js'
-import { bool, strict, text } from '../../schema/fields.js'
+import { bool, expected, strict, text } from '../../schema/fields.js'
 import { durationSchema } from '../../util/duration.js'
 import type { OutputEntry } from '../registry-types.js'
 import type { Output } from '../types.js'
@@ -25,7 +25,7 @@ import { compileTemplate, templateField } from './topic-template.js'
 
 const schema = strict({
   url: z
-    .union([text(), z.array(text()).min(1)])
+    .union([text(), z.array(text()).min(1)], { error: (i) => expected('a server URL or a list of them', i.input) })
     .describe('the server(s): `nats://host:4222`, or a list')
     .transform((v) => (Array.isArray(v) ? v : [v])),
   subject: templateField('a subject').describe(
