@@ -9,7 +9,9 @@ function problems(text: string): string[] {
   try {
     parseConfig(text, 'node.yaml', {})
   } catch (err) {
-    return ((err as BingeError).details?.problems as Array<{ path: string; message: string }>).map((p) => `${p.path}: ${p.message}`)
+    return (((err as BingeError).details?.problems as Array<{ path: string; message: string }> | undefined) ?? []).map(
+      (p) => `${p.path}: ${p.message}`,
+    )
   }
   return []
 }
