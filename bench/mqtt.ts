@@ -9,7 +9,8 @@
 // durable queue (sync batch, no pipelines: its workers drain it meanwhile). It prints
 // labelled lines (events/s, the ratio to the plain subscriber) and one JSON line. Env:
 // BENCH_MQTT_MESSAGES (default 50000), BENCH_MQTT_CONNECTIONS (comma list, default
-// 1,4,16), BENCH_MQTT_BYTES (payload size, default 200).
+// 1,4,16), BENCH_MQTT_BYTES (payload size, default 200), BENCH_MQTT_INFLIGHT (the
+// input's inFlight; default: its default).
 import { spawn } from 'node:child_process'
 import { writeFile } from 'node:fs/promises'
 import net from 'node:net'
@@ -24,6 +25,8 @@ import { Cleanup, envInt, eventOfSize, fmt, line, makeTempRoot, nodeConfigText, 
 const messages = envInt('BENCH_MQTT_MESSAGES', 50_000)
 const payloadBytes = envInt('BENCH_MQTT_BYTES', 200)
 const connectionCounts = (process.env.BENCH_MQTT_CONNECTIONS ?? '1,4,16').split(',').map(Number)
+/** The input's ack window (default: the input's default). */
+const inFlight = process.env.BENCH_MQTT_INFLIGHT === undefined ? undefined : envInt('BENCH_MQTT_INFLIGHT', 256)
 
 async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -117,7 +120,7 @@ async function nodeInput(cleanup: Cleanup, root: string, url: string, connection
     dataDir: join(root, `node-${connections}`),
     queue: { sync: 'batch' },
   }
-  const input = { mqtt: { url, topics: [topic], qos: 1, connections, clientId: `node-${connections}` } }
+  const input = { mqtt: { url, topics: [topic], qos: 1, connections, clientId: `node-${connections}`, ...(inFlight ? { inFlight } : {}) } }
   const withInput = JSON.stringify({ ...JSON.parse(nodeConfigText(setup)), inputs: [input] })
   const status = (node: BingeNode) => (node.stats() as unknown as { inputs: InputStatus[] }).inputs[0]!
   // First run: make the sessions and subscriptions, then go away.

@@ -175,8 +175,10 @@ class MqttInput implements Input {
       client.options.reconnectPeriod = Math.round(backoffDelay(attempt, config.reconnect.min, config.reconnect.max))
     })
     client.on('error', (err) => {
+      // Once per kind of error, not at every reconnect attempt to a broker that is away.
+      if (err.message !== this.lastError)
+        context.log.warn({ clientId, err: err.message }, 'The MQTT input had a connection error; it reconnects.')
       this.lastError = err.message
-      context.log.warn({ clientId, err: err.message }, 'The MQTT input had a connection error; it reconnects.')
     })
   }
 
