@@ -7,6 +7,9 @@
 // window catches the PUBACK/PUBREC on its way out (MQTT.js's `_sendPacket`) and holds
 // it until that message's events are durable. The broker sends at most `receiveMaximum`
 // unacknowledged messages, so that is the window: its writes share one group commit.
+// The broker may send more than that (mosquitto does, resending a session's backlog at
+// a reconnect), so the window also bounds itself: past `limit` held acks it answers
+// MQTT.js's callback only once acks went out, and MQTT.js stops reading meanwhile.
 //
 // Design constraints:
 // - No ack before the message is durable; acks leave in the order the messages came
@@ -34,13 +37,20 @@ interface Held {
 }
 
 export class AckWindow {
-  private readonly fifo: Held[] = []
+  /** Held acks in arrival order, from `head` on (a queue: shifting a long array costs its length). */
+  private fifo: Held[] = []
+  private head = 0
   /** Held acks by message id, before MQTT.js asked to send them. */
   private readonly waiting = new Map<number, Held>()
   private generation = 0
   private readonly send: SendPacket
+  /** MQTT.js callbacks waiting for room (see the top). */
+  private parked: Array<() => void> = []
 
-  constructor(private readonly client: MqttClient) {
+  constructor(
+    private readonly client: MqttClient,
+    private readonly limit: number,
+  ) {
     const internals = client as unknown as { _sendPacket: SendPacket }
     if (typeof internals._sendPacket !== 'function') throw new Error('this MQTT.js has no _sendPacket; the ack window needs it')
     this.send = internals._sendPacket.bind(client)
@@ -61,9 +71,18 @@ export class AckWindow {
     client.on('close', () => {
       // Held acks die with their connection; the broker resends those messages.
       this.generation++
-      this.fifo.length = 0
+      this.fifo = []
+      this.head = 0
       this.waiting.clear()
+      // Let MQTT.js finish with the old connection; the acks those callbacks send are dropped.
+      for (const run of this.parked.splice(0)) run()
     })
+  }
+
+  /** Run MQTT.js's callback now when at most `limit` acks are held, else once they are. */
+  whenRoom(run: () => void): void {
+    if (this.size <= this.limit && this.parked.length === 0) run()
+    else this.parked.push(run)
   }
 
   /** Hold the ack of this message until `durable` is called on the result. */
@@ -81,15 +100,23 @@ export class AckWindow {
 
   /** Messages whose ack is held. */
   get size(): number {
-    return this.fifo.length
+    return this.fifo.length - this.head
   }
 
   private flush(): void {
-    while (this.fifo.length > 0) {
-      const head = this.fifo[0]!
-      if (!head.durable || !head.packet) return
-      this.fifo.shift()
-      if (head.generation === this.generation && this.client.connected) this.send(head.packet)
+    while (this.head < this.fifo.length) {
+      const first = this.fifo[this.head]!
+      if (!first.durable || !first.packet) break
+      this.fifo[this.head++] = undefined as unknown as Held
+      if (first.generation === this.generation && this.client.connected) this.send(first.packet)
     }
+    if (this.head === this.fifo.length) {
+      this.fifo = []
+      this.head = 0
+    } else if (this.head > 1024 && this.head * 2 > this.fifo.length) {
+      this.fifo = this.fifo.slice(this.head)
+      this.head = 0
+    }
+    while (this.parked.length > 0 && this.size <= this.limit) this.parked.shift()!()
   }
 }

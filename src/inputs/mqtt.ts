@@ -131,7 +131,7 @@ class MqttInput implements Input {
         if (window) {
           const ack = window.hold(packet.messageId!)
           void this.take(topic, message).then((outcome) => outcome !== 'stopped' && ack.durable())
-          return done(null as unknown as Error, 0)
+          return window.whenRoom(() => done(null as unknown as Error, 0))
         }
         void this.take(topic, message).then((outcome) => outcome !== 'stopped' && done(null as unknown as Error, 0))
       },
@@ -139,14 +139,14 @@ class MqttInput implements Input {
     this.states[index] = 'connecting'
     const client = mqtt.connect(config.url, options)
     this.clients[index] = client
-    const window = config.inFlight > 1 ? new AckWindow(client) : undefined
+    const window = config.inFlight > 1 ? new AckWindow(client, config.inFlight) : undefined
     client.handleMessage = (packet, callback) => {
       // QoS 2 was taken at its PUBLISH (above); this is its PUBREL.
       if (packet.qos === 2) return callback()
       if (packet.qos === 1 && window) {
         const ack = window.hold(packet.messageId!)
         void this.take(packet.topic, packet.payload as Buffer).then((outcome) => outcome !== 'stopped' && ack.durable())
-        return callback()
+        return window.whenRoom(callback)
       }
       // QoS 0 (nothing to ack, but the next message waits: backpressure), or one at a time.
       void this.take(packet.topic, packet.payload as Buffer).then((outcome) => outcome !== 'stopped' && callback())
