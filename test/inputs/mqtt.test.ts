@@ -122,4 +122,31 @@ describe('the mqtt input', () => {
     expect([...hook.counts.values()].every((n) => n === 1)).toBe(true)
     await waitFor(() => inputStatus(t).state === 'connected', 'the input to resume')
   }, 90_000)
+
+  it('connects over mqtts:// with a private CA and a password from the environment, and says why when refused', async () => {
+    const broker = await startMosquitto({ tls: true, users: { binge: 'sesame', sensor: 'pub' } })
+    process.env.BINGE_TEST_MQTT_PASSWORD = 'sesame'
+    const input = `topics: ["tls/#"], username: binge, password: "\${BINGE_TEST_MQTT_PASSWORD}", ca: "${broker.cert}"`
+    const t = await nodeWithInput(broker.url, input, 'pipelines:\n  all:\n    outputs: [{ file: { path: $DIR/out.jsonl } }]')
+    const pub = await mqtt.connectAsync(broker.url, {
+      protocolVersion: 5,
+      username: 'sensor',
+      password: 'pub',
+      ca: readFileSync(broker.cert!),
+    })
+    clients.push(pub)
+    await pub.publishAsync('tls/a', '{"secure":true}', { qos: 1 })
+    const out = await waitFor(() => lines(`${t.dir}/out.jsonl`)[0], 'the event')
+    expect(out).toMatchObject({ data: { secure: true }, meta: { topic: 'tls/a' } })
+
+    // A wrong password: never connected, and the status says why.
+    const refused = await startTempNode(
+      `inputs:\n  - mqtt: { url: "${broker.url}", topics: ["tls/#"], username: binge, password: wrong, ca: "${broker.cert}" }\n`,
+      { id: 'mqtt-refused' },
+    )
+    nodes.push(refused)
+    const status = await waitFor(() => (inputStatus(refused).lastError ? inputStatus(refused) : undefined), 'a connection error')
+    expect(status.state).not.toBe('connected')
+    expect(status.lastError).toMatch(/not authorized|bad user name or password/i)
+  }, 60_000)
 })

@@ -115,18 +115,56 @@ export async function stopAllBrokers(): Promise<void> {
 export interface MosquittoOptions {
   /** Keep messages and sessions across a graceful restart (SIGTERM), in the temp dir. */
   persistence?: boolean
+  /** TLS only (mqtts://), with a self-signed certificate for 127.0.0.1 made here (`cert` is its PEM path, to trust as a CA). */
+  tls?: boolean
+  /** Refuse anonymous clients; these users may connect (mosquitto_passwd makes the file). */
+  users?: Record<string, string>
   /** Messages in flight per client (mosquitto's default is 20). */
   maxInflight?: number
 }
 
 /** A mosquitto on a free port: anonymous, no queue limit for offline persistent sessions. */
-export async function startMosquitto(options: MosquittoOptions = {}): Promise<Broker & { url: string }> {
+export async function startMosquitto(options: MosquittoOptions = {}): Promise<Broker & { url: string; cert?: string }> {
   requireBinary('mosquitto')
   const port = await freePort()
   const dir = makeTempDir('binge-mosquitto-')
+  // Started as root, mosquitto drops to its own user: it must still read and write here.
+  fs.chmodSync(dir, 0o777)
+  const cert = path.join(dir, 'cert.pem')
+  if (options.tls) {
+    const key = path.join(dir, 'key.pem')
+    execFileSync(
+      'openssl',
+      [
+        'req',
+        '-x509',
+        '-newkey',
+        'rsa:2048',
+        '-nodes',
+        '-keyout',
+        key,
+        '-out',
+        cert,
+        '-days',
+        '1',
+        '-subj',
+        '/CN=127.0.0.1',
+        '-addext',
+        'subjectAltName=IP:127.0.0.1',
+      ],
+      { stdio: 'pipe' },
+    )
+  }
+  if (options.users) {
+    const file = path.join(dir, 'passwords')
+    fs.writeFileSync(file, '')
+    for (const [user, password] of Object.entries(options.users))
+      execFileSync('mosquitto_passwd', ['-b', file, user, password], { stdio: 'pipe' })
+  }
   const config = [
     `listener ${port} 127.0.0.1`,
-    'allow_anonymous true',
+    ...(options.tls ? [`certfile ${cert}`, `keyfile ${path.join(dir, 'key.pem')}`] : []),
+    ...(options.users ? ['allow_anonymous false', `password_file ${path.join(dir, 'passwords')}`] : ['allow_anonymous true']),
     'max_queued_messages 0',
     `max_inflight_messages ${options.maxInflight ?? 20}`,
     options.persistence ? 'persistence true' : 'persistence false',
@@ -136,9 +174,10 @@ export async function startMosquitto(options: MosquittoOptions = {}): Promise<Br
     'log_type warning',
   ]
   fs.writeFileSync(path.join(dir, 'mosquitto.conf'), `${config.join('\n')}\n`)
+  for (const file of fs.readdirSync(dir)) fs.chmodSync(path.join(dir, file), 0o644)
   const broker = new Broker('mosquitto', port, dir, ['-c', path.join(dir, 'mosquitto.conf')])
   await broker.start()
-  return Object.assign(broker, { url: `mqtt://127.0.0.1:${port}` })
+  return Object.assign(broker, { url: `${options.tls ? 'mqtts' : 'mqtt'}://127.0.0.1:${port}`, ...(options.tls ? { cert } : {}) })
 }
 
 /** A nats-server with JetStream storing in the temp dir. */
