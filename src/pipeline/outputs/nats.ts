@@ -87,7 +87,12 @@ export function createNatsOutput(config: NatsOutputConfig): Output {
               ...(config.stream === undefined ? {} : { expect: { streamName: config.stream } }),
             })
           } catch (err) {
-            throw new OutputFailure(`JetStream publish to ${subject} failed: ${asError(err).message}`, permanent(err), err)
+            const message = asError(err).message
+            // The client says "not enabled" when nothing answered: most often no stream captures the subject.
+            const why = /not enabled|no responders/i.test(message)
+              ? `${message} (no stream captures this subject, or JetStream is off)`
+              : message
+            throw new OutputFailure(`JetStream publish to ${subject} failed: ${why}`, permanent(err), err)
           }
         }),
       )
