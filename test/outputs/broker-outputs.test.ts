@@ -196,6 +196,15 @@ describe('the redis output (Streams)', () => {
     expect(new Set(ids).size).toBe(301)
     expect(entries[0]!.message).toEqual({ id: 'ev-0', body: '{"n":0}' })
     expect(entries.at(-1)!.message).toEqual({ id: 'ev-0/1', body: '{"n":0,"part":2}' })
+
+    // The control: the same writes without dedupe store the 50 resent events and ev-0 twice.
+    const plain = { ...config, stream: 'plain', dedupeWindow: 0 }
+    const third = createRedisOutput(plain)
+    outputs.push(third)
+    await writeUntilDone(third, range(0, 150))
+    await writeUntilDone(third, range(100, 300))
+    await writeUntilDone(third, [envelope(0), { ...envelope(0), data: { n: 0, part: 2 } }])
+    expect(await client.xLen('plain')).toBe(352)
     await client.close()
   }, 60_000)
 
