@@ -113,7 +113,6 @@ export class BingeNode implements NodeApi {
       forward: meshForwarder(() => this.mesh),
       // Stateful steps load their state from the queue's store and commit it with the acks.
       state: this.queue,
-      getState: (key: string) => this.queue.getState(key),
     }
     const pipelines = Object.entries(config.pipelines).map(([name, p]) => new Pipeline({ name, ...p }, deps))
     this.engine = new Engine(pipelines, this.log, this.traces)

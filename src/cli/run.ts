@@ -146,7 +146,6 @@ export async function runOnce(options: RunOptions, io: RunStreams = process): Pr
     log,
     metrics,
     trace,
-    getState: async (key) => state.get(key),
     wrapOutput: tap,
     forward: async (pipeline) => {
       throw new OutputFailure(`forward to pipeline "${pipeline}": binge run has no mesh (--dry-run shows what it would send)`, true)

@@ -39,8 +39,6 @@ export interface PipelineDeps {
   trace: TraceStore
   /** Hands events to a mesh peer (the `forward` output); absent: the node runs alone. */
   forward?: (pipeline: string, events: EventRecord[]) => Promise<void>
-  /** Committed state of stateful steps. */
-  getState?: (key: string) => Promise<unknown | undefined>
   /** Wraps each output as it is built (`binge run` taps them). */
   wrapOutput?: OutputWrapper
   /** Where stateful steps load their state from (the node's queue); absent: they start empty (`binge run`). */
@@ -88,7 +86,6 @@ export class Pipeline {
     const context = {
       pipeline: spec.name,
       nodeId: deps.nodeId,
-      getState: deps.getState,
       forward: deps.forward,
       wrapOutput: deps.wrapOutput,
       openState,
