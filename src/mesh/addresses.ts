@@ -15,4 +15,3 @@ export function toMultiaddr(entry: string): Multiaddr {
   const proto = ipv4.test(host) ? 'ip4' : host.includes(':') ? 'ip6' : 'dns4'
   return multiaddr(`/${proto}/${host}/tcp/${port}`)
 }
-

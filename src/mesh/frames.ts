@@ -33,7 +33,11 @@ const decoder = new TextDecoder()
 
 /** A request to a peer failed (dial, stream, timeout, a bad answer): its outcome may be unknown. */
 export class MeshRequestError extends BingeError {
-  constructor(message: string, options: { cause?: unknown } = {}, code: 'BINGE_MESH_REQUEST_FAILED' | 'BINGE_FRAME_TOO_LARGE' = 'BINGE_MESH_REQUEST_FAILED') {
+  constructor(
+    message: string,
+    options: { cause?: unknown } = {},
+    code: 'BINGE_MESH_REQUEST_FAILED' | 'BINGE_FRAME_TOO_LARGE' = 'BINGE_MESH_REQUEST_FAILED',
+  ) {
     super(code, message, options)
     this.name = 'MeshRequestError'
   }

@@ -220,7 +220,6 @@ export class Mesh {
     return this.table.view((peerId) => (host ? host.getConnections(peerIdFromString(peerId)).length > 0 : false))
   }
 
-  /** The least-loaded peer with room, for a 429 that points clients somewhere useful. */
   /** The peer a client refused here could try instead: the least loaded one heard from lately. */
   suggestPeer(): { node: string; http: string } | undefined {
     const best = this.table.fresh().sort((a, b) => this.table.loadOf(a) - this.table.loadOf(b))[0]
