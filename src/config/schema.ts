@@ -21,7 +21,7 @@ import {
   text,
 } from '../schema/fields.js'
 import { closedByDefault } from './closed-mesh.js'
-import { oneKeyOf, } from '../schema/one-key.js'
+import { oneKeyOf } from '../schema/one-key.js'
 import { onFailSection } from '../pipeline/on-fail-schema.js'
 import { outputEntries, stepEntries } from '../pipeline/registry.js'
 import { inputEntries } from '../inputs/registry.js'
