@@ -1,7 +1,7 @@
 // What the HTTP layer needs from a node, and nothing more: routes depend on this
 // narrow contract, so they are tested in memory without a store or a socket.
 import type { DeadLetter, DiskStatus, EnqueueResult, JsonObject, QueueDepth } from '../queue/types.js'
-import type { StatsCounters } from '../metrics.js'
+import type { DashboardFigures, StatsCounters } from '../metrics.js'
 import type { TraceStep } from '../trace.js'
 import type { PeerView } from '../mesh/peer-table.js'
 
@@ -28,12 +28,19 @@ export interface NodeStats {
   uptimeSeconds: number
 }
 
+/** What the dashboard needs beyond /stats (docs/design.md §8). */
+export interface NodeDashboardParts {
+  marks: { highWaterMark: number; lowWaterMark: number; maxEvents: number }
+  figures: DashboardFigures
+}
+
 export interface NodeApi {
   readonly nodeId: string
   phase(): NodePhase
   ingest(events: JsonObject[], options: IngestOptions): Promise<EnqueueResult[]>
   hasPipeline(name: string): boolean
   stats(): NodeStats
+  dashboard(): NodeDashboardParts
   metrics(): Promise<{ contentType: string; body: string }>
   trace(id: string): Promise<TraceStep[] | undefined>
   listDeadletter(limit: number): Promise<{ count: number; events: DeadLetter[] }>
