@@ -8,6 +8,7 @@ import type { NodeApi } from './api.js'
 import type { IncomingMessage } from 'node:http'
 import { parseEvents, type EventLimits } from '../events/parse-events.js'
 import { bodyFormat, readBody, readNodeBody } from './body.js'
+import { dashboardRoutes } from './dashboard/routes.js'
 
 export interface AppOptions {
   maxBodyBytes: number
@@ -116,6 +117,7 @@ export function createApp(node: NodeApi, options: AppOptions): Hono {
     return c.json({ status: 'ready', node: node.nodeId })
   })
   app.get('/stats', (c) => c.json(node.stats()))
+  dashboardRoutes(app, node, { authRequired: options.authToken !== '' })
   app.get('/metrics', async (c) => {
     const m = await node.metrics()
     return c.body(m.body, 200, { 'content-type': m.contentType })
