@@ -12,8 +12,8 @@ import type { MeshDashboard, MeshLink, MeshNodeCard, NodeDashboard, NodeState } 
 /** How long the mesh view waits for a peer's figures: the page polls every second. */
 export const peerFetchTimeoutMs = 1_200
 const maxPeerAnswerBytes = 2 * 1024 * 1024
-/** A peer not heard from for longer (and not connected) is shown unreachable. */
-const staleAfterMs = 15_000
+/** A node that does not answer over HTTP and was not heard from for longer is shown unreachable. */
+const staleAfterMs = 10_000
 
 export function nodeDashboard(node: NodeApi, authRequired: boolean): NodeDashboard {
   const stats = node.stats()
@@ -129,14 +129,15 @@ async function askPeer(fetchView: FetchView, httpUrl: string, node: string): Pro
 /** A card from what a node's peer list says of a node that did not answer itself. */
 function gossipCard(peer: PeerView, problem: string, relayedBy?: string): MeshNodeCard {
   const l = peer.load
-  const gone = !peer.connected && peer.ageMs > staleAfterMs
+  const stale = peer.ageMs > staleAfterMs
   return {
     node: peer.node,
     peerId: peer.peerId,
     http: peer.http,
     self: false,
-    // Its gossip alone says nothing of its phase; without a connection it may be gone.
-    state: peer.conflict || gone || (!peer.connected && relayedBy === undefined) ? 'unreachable' : 'ready',
+    // It did not answer: unreachable when this node lost its connection to it or its
+    // gossip went quiet (a frozen node keeps its connection); else its gossip stands.
+    state: peer.conflict || stale || (!peer.connected && relayedBy === undefined) ? 'unreachable' : 'ready',
     heardAgoMs: peer.ageMs,
     source: 'gossip',
     problem: peer.conflict

@@ -7,8 +7,11 @@ import { s } from './dom.js'
 import { band, count, rate } from './format.js'
 
 const width = 640
-const height = 300
-const radius = 34
+const height = 400
+/** A node's circle: smaller as the ring fills, so 16 nodes still fit side by side. */
+function radiusFor(nodes: number): number {
+  return Math.max(14, Math.min(34, 34 - (nodes - 6) * 2.5))
+}
 
 interface Point {
   x: number
@@ -26,7 +29,7 @@ function layout(nodes: MeshNodeCard[]): Map<string, Point> {
       card.node,
       n === 1
         ? { x: width / 2, y: height / 2 }
-        : { x: width / 2 + Math.cos(angle) * (width / 2 - 110), y: height / 2 + 8 + Math.sin(angle) * (height / 2 - 62) },
+        : { x: width / 2 + Math.cos(angle) * (width / 2 - 110), y: height / 2 - 6 + Math.sin(angle) * (height / 2 - 70) },
     )
   }
   return at
@@ -38,7 +41,7 @@ export function fillOf(card: MeshNodeCard): string {
   return hw > 0 ? band(card.queue.unprocessed / hw) : 'green'
 }
 
-function arrow(from: Point, to: Point, perSecond: number, label: string, down: boolean): SVGElement {
+function arrow(from: Point, to: Point, radius: number, perSecond: number, label: string, down: boolean): SVGElement {
   const dx = to.x - from.x
   const dy = to.y - from.y
   const length = Math.hypot(dx, dy) || 1
@@ -64,23 +67,28 @@ function arrow(from: Point, to: Point, perSecond: number, label: string, down: b
   )
 }
 
-function linkGroup(link: MeshLink, at: Map<string, Point>, down: Set<string>): SVGElement | null {
+function linkGroup(link: MeshLink, at: Map<string, Point>, radius: number, down: Set<string>): SVGElement | null {
   const a = at.get(link.a)
   const b = at.get(link.b)
   if (!a || !b) return null
   // A link to a node that is gone is drawn dashed: its rates are the last minute's.
   const gone = down.has(link.a) || down.has(link.b)
-  return s('g', {}, arrow(a, b, link.aToB, `${link.a}>${link.b}`, gone), arrow(b, a, link.bToA, `${link.b}>${link.a}`, gone))
+  return s(
+    'g',
+    {},
+    arrow(a, b, radius, link.aToB, `${link.a}>${link.b}`, gone),
+    arrow(b, a, radius, link.bToA, `${link.b}>${link.a}`, gone),
+  )
 }
 
-function nodeGroup(card: MeshNodeCard, p: Point): SVGElement {
+function nodeGroup(card: MeshNodeCard, p: Point, radius: number): SVGElement {
   const depth = card.state === 'unreachable' && card.source === 'gossip' ? '?' : count(card.queue.unprocessed)
   return s(
     'g',
     { class: `map-node ${fillOf(card)} ${card.state}${card.self ? ' self' : ''}`, 'data-map-node': card.node },
     s('circle', { cx: p.x, cy: p.y, r: radius }),
-    s('text', { x: p.x, y: p.y + 2, class: 'map-depth' }, depth),
-    s('text', { x: p.x, y: p.y + 15, class: 'map-unit' }, 'queued'),
+    s('text', { x: p.x, y: p.y + (radius >= 26 ? 2 : 5), class: 'map-depth' }, depth),
+    radius >= 26 ? s('text', { x: p.x, y: p.y + 15, class: 'map-unit' }, 'queued') : null,
     s('text', { x: p.x, y: p.y + radius + 17, class: 'map-name' }, card.node),
     s('text', { x: p.x, y: p.y + radius + 31, class: 'map-state' }, card.self ? `${card.state} · this node` : card.state),
     s('title', {}, `${card.node}: ${card.state}, ${count(card.queue.unprocessed)} queued`),
@@ -88,6 +96,7 @@ function nodeGroup(card: MeshNodeCard, p: Point): SVGElement {
 }
 
 export function meshMap(mesh: MeshDashboard): SVGElement {
+  const radius = radiusFor(mesh.nodes.length)
   const at = layout(mesh.nodes)
   const down = new Set(mesh.nodes.filter((n) => n.state === 'unreachable').map((n) => n.node))
   const marker = (id: string) =>
@@ -100,7 +109,7 @@ export function meshMap(mesh: MeshDashboard): SVGElement {
     'svg',
     { viewBox: `0 0 ${width} ${height}`, class: 'map', role: 'img', 'aria-label': 'mesh map' },
     s('defs', {}, marker('arrow-on'), marker('arrow-off')),
-    ...mesh.links.map((l) => linkGroup(l, at, down)),
-    ...mesh.nodes.map((card) => nodeGroup(card, at.get(card.node)!)),
+    ...mesh.links.map((l) => linkGroup(l, at, radius, down)),
+    ...mesh.nodes.map((card) => nodeGroup(card, at.get(card.node)!, radius)),
   )
 }
