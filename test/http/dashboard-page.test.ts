@@ -6,15 +6,19 @@
 // with its gossiped load, and takes each link's rate from the sender. The browser test
 // (dashboard-browser.test.ts) shows the same against real nodes.
 import { createHash } from 'node:crypto'
-import { readFileSync } from 'node:fs'
+import { existsSync, readFileSync } from 'node:fs'
+import http from 'node:http'
+import type { AddressInfo } from 'node:net'
+import path from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { meshDashboard } from '../../src/http/dashboard/mesh-view.js'
+import { fetchPeerView, meshDashboard } from '../../src/http/dashboard/mesh-view.js'
 import type { NodeDashboard } from '../../src/http/dashboard/types.js'
 import type { PeerView } from '../../src/mesh/peer-table.js'
 import { RateWindow } from '../../src/util/rate-window.js'
 import { RecentSamples } from '../../src/util/recent-samples.js'
 // @ts-expect-error: a plain .mjs script without types
 import { generatedPath, renderDashboardModule } from '../../scripts/bundle-dashboard.mjs'
+import { repoRoot } from '../support/node-process.js'
 import { startTempNode, waitFor, type TempNode } from '../support/temp-node.js'
 
 const json = { 'content-type': 'application/json' }
@@ -42,6 +46,15 @@ pipelines:
 
   it('is what the sources build: page.generated.ts is not stale (npm run build regenerates it)', async () => {
     expect(readFileSync(generatedPath as string, 'utf8')).toBe(await (renderDashboardModule as () => Promise<string>)())
+  })
+
+  it('is carried by the bundle dist/binge.mjs as well (npm run build first)', async () => {
+    const bundle = path.join(repoRoot, 'dist', 'binge.mjs')
+    if (!existsSync(bundle)) throw new Error(`${bundle} is missing: run npm run build first`)
+    const { dashboardCsp } = await import('../../src/http/dashboard/page.generated.js')
+    const scriptHash = /script-src ('sha256-[^']+')/.exec(dashboardCsp)?.[1]
+    expect(scriptHash).toBeDefined()
+    expect(readFileSync(bundle, 'utf8')).toContain(scriptHash)
   })
 
   it('is served at GET / as one self-contained HTML page under a CSP that allows its own script only', async () => {
@@ -188,12 +201,71 @@ describe('the mesh view', () => {
     expect(links['a-c']).toBeUndefined()
   })
 
+  it('takes a malformed answer for no answer: the peer keeps its gossiped card', async () => {
+    const a = view('a', [peer('b', true, { depth: 5 })])
+    const answer = { ...view('b', []), pipelines: [null], extra: '<script>' }
+    const mesh = await meshDashboard(a, async () => answer)
+    const b = mesh.nodes.find((n) => n.node === 'b')!
+    expect(b).toMatchObject({ source: 'gossip', state: 'ready' })
+    expect(b.problem).toMatch(/^its figures are malformed \(pipelines\.0: /)
+    expect(b.queue.unprocessed).toBe(5)
+    expect(JSON.stringify(mesh)).not.toContain('<script>')
+  })
+
   it('refuses a peer that answers as another node', async () => {
     const a = view('a', [peer('b', true)])
     const mesh = await meshDashboard(a, async () => view('mallory', []))
     const b = mesh.nodes.find((n) => n.node === 'b')!
     expect(b).toMatchObject({ source: 'gossip' })
     expect(b.problem).toContain('answered as node "mallory"')
+  })
+})
+
+describe("reading a peer's figures over HTTP", () => {
+  it('gives a reason, never the body, for an error status, a body over 2 MiB, a silent peer, or not JSON', async () => {
+    const server = http.createServer((req, res) => {
+      if (req.url === '/big/dashboard/node.json') {
+        // Chunked, no content-length: the reader must stop by itself.
+        res.writeHead(200, { 'content-type': 'application/json' })
+        const chunk = 'x'.repeat(64 * 1024)
+        let sent = 0
+        const more = () => {
+          while (sent < 4 * 1024 * 1024 && res.write(chunk)) sent += chunk.length
+          if (sent >= 4 * 1024 * 1024) res.end()
+        }
+        res.on('drain', () => {
+          sent += chunk.length
+          more()
+        })
+        res.on('error', () => undefined)
+        more()
+      } else if (req.url === '/silent/dashboard/node.json') {
+        // Never answers.
+      } else if (req.url === '/text/dashboard/node.json') res.end('<html>')
+      else res.writeHead(500).end('secret stack trace')
+    })
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+    const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
+    const reason = (p: Promise<unknown>) =>
+      p.then(
+        () => 'resolved',
+        (err: Error) => err.message,
+      )
+    try {
+      expect(await reason(fetchPeerView(`${base}/big`))).toBe('its answer was too large')
+      expect(await reason(fetchPeerView(`${base}/broken`))).toBe('its HTTP API answered 500')
+      expect(await reason(fetchPeerView(`${base}/text`))).toBe('its answer was not JSON')
+      expect(await reason(fetchPeerView(`${base}/silent`))).toMatch(/did not answer within \d+ ms/)
+    } finally {
+      server.closeAllConnections()
+      await new Promise((resolve) => server.close(resolve))
+    }
+    // A port nothing listens on (any more).
+    const closed = http.createServer()
+    await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve))
+    const port = (closed.address() as AddressInfo).port
+    await new Promise((resolve) => closed.close(resolve))
+    expect(await reason(fetchPeerView(`http://127.0.0.1:${port}`))).toBe('its HTTP API is unreachable (ECONNREFUSED)')
   })
 })
 

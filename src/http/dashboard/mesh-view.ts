@@ -3,10 +3,12 @@
 // from the peer's own GET /dashboard/node.json, so the page shows every node from any
 // node with one request. A peer that does not answer in time is not an error: its card
 // keeps what its gossip said, and it is shown unreachable when the mesh lost it too.
-// Design constraints: a peer's answer is untrusted input (checked for shape, capped in
-// size, never echoed); fetches are bounded in time and shared by concurrent page loads.
+// Design constraints: a peer's answer is untrusted input (parsed by peer-answer.ts,
+// capped in size, never echoed); fetches are bounded in time and shared by concurrent
+// page loads (routes.ts).
 import type { PeerView } from '../../mesh/peer-table.js'
 import type { NodeApi } from '../api.js'
+import { checkPeerAnswer } from './peer-answer.js'
 import type { MeshDashboard, MeshLink, MeshNodeCard, NodeDashboard, NodeState } from './types.js'
 
 /** How long the mesh view waits for a peer's figures: the page polls every second. */
@@ -61,22 +63,6 @@ function cardOf(view: NodeDashboard, self: boolean, http?: string, heardAgoMs = 
   }
 }
 
-/** A peer's answer, if it has the shape of a node view of the node we asked. */
-function checkView(body: unknown, expected: string): NodeDashboard | string {
-  const v = body as Partial<NodeDashboard> | null
-  if (typeof v !== 'object' || v === null || v.v !== 1 || typeof v.node !== 'string') return 'it did not answer with dashboard figures'
-  if (v.node !== expected) return `it answered as node "${v.node.slice(0, 100)}"`
-  const ok =
-    typeof v.queue === 'object' &&
-    v.queue !== null &&
-    typeof v.queue.unprocessed === 'number' &&
-    typeof v.rates === 'object' &&
-    Array.isArray(v.pipelines) &&
-    Array.isArray(v.handoffs) &&
-    Array.isArray(v.peers)
-  return ok ? (v as NodeDashboard) : 'its figures are incomplete'
-}
-
 /** Reads a peer's GET /dashboard/node.json: its parsed body, or an Error saying why there is none. */
 export type FetchView = (httpUrl: string) => Promise<unknown>
 
@@ -95,11 +81,7 @@ export const fetchPeerView: FetchView = async (httpUrl) => {
       await res.body?.cancel()
       throw new PeerAnswerError(`its HTTP API answered ${res.status}`)
     }
-    if (Number(res.headers.get('content-length') ?? 0) > maxPeerAnswerBytes) {
-      await res.body?.cancel()
-      throw new PeerAnswerError('its answer was too large')
-    }
-    text = await res.text()
+    text = await boundedText(res, maxPeerAnswerBytes)
   } catch (err) {
     if (err instanceof PeerAnswerError) throw err
     const e = err as { name?: string; cause?: { code?: string } }
@@ -109,7 +91,6 @@ export const fetchPeerView: FetchView = async (httpUrl) => {
         : `its HTTP API is unreachable (${e.cause?.code ?? e.name ?? 'error'})`,
     )
   }
-  if (text.length > maxPeerAnswerBytes) throw new PeerAnswerError('its answer was too large')
   try {
     return JSON.parse(text)
   } catch {
@@ -117,10 +98,29 @@ export const fetchPeerView: FetchView = async (httpUrl) => {
   }
 }
 
+/** The body as text, read no further than `limit` bytes (a peer may not make this node buffer more). */
+async function boundedText(res: Response, limit: number): Promise<string> {
+  const reader = res.body?.getReader()
+  if (!reader) return ''
+  const chunks: Uint8Array[] = []
+  let size = 0
+  for (;;) {
+    const { done, value } = await reader.read()
+    if (done) break
+    size += value.byteLength
+    if (size > limit) {
+      await reader.cancel()
+      throw new PeerAnswerError('its answer was too large')
+    }
+    chunks.push(value)
+  }
+  return Buffer.concat(chunks).toString('utf8')
+}
+
 /** The peer's view, or why there is none (its message only: an answer is never echoed). */
 async function askPeer(fetchView: FetchView, httpUrl: string, node: string): Promise<NodeDashboard | string> {
   try {
-    return checkView(await fetchView(httpUrl), node)
+    return checkPeerAnswer(await fetchView(httpUrl), node)
   } catch (err) {
     return err instanceof PeerAnswerError ? err.message : 'its HTTP API could not be read'
   }
