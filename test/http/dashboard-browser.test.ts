@@ -3,7 +3,8 @@
 // it hands its overflow to b and c), and node b's page in headless Chromium. The page
 // must show all three nodes, a's queue depth as a's own /stats gives it, the a → peer
 // handoff link with its rate, per-pipeline figures, and keep updating without a reload:
-// when a's depth changes, when the token is entered, and after c is killed (shown
+// when a's depth changes, when a second overflow raises the link rates, when the token
+// is entered (dead letters, replay, the finder), and after c is killed (shown
 // unreachable). Screenshots go to the test's temp dir (kept with BINGE_KEEP_TMP=1).
 import path from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
@@ -116,6 +117,23 @@ describe('the dashboard in a browser', () => {
     })
     expect(Number(await page.getAttribute('#live', 'data-updates'))).toBeGreaterThan(updatesBefore)
 
+    // A second overflow: the links from a carry more, and the page says so.
+    const linkRates = async () =>
+      number((await text(page, '[data-link="a>b"] .link-rate')) ?? '0') + number((await text(page, '[data-link="a>c"] .link-rate')) ?? '0')
+    const ratesBefore = await linkRates()
+    const handedBefore = (await meshStats(a)).counters.handedOff
+    expect(
+      (
+        await postJson(
+          `${a.url}/events/work`,
+          Array.from({ length: 600 }, (_, n) => ({ type: 'work', n })),
+          auth,
+        )
+      ).status,
+    ).toBe(202)
+    await waitFor(async () => (await meshStats(a)).counters.handedOff > handedBefore, { what: 'a to hand off its second overflow' })
+    await waitFor(async () => (await linkRates()) > ratesBefore, { timeoutMs: 15_000, what: 'the link rates from a to grow on the page' })
+
     // The token: asked for, kept in the tab, sent as a bearer token. A dead letter on b
     // then shows with its error, and its replay button replays it.
     expect(await page.isVisible('#token-form')).toBe(true)
@@ -158,7 +176,11 @@ describe('the dashboard in a browser', () => {
       timeoutMs: 10_000,
       what: 'the page to keep updating with c down',
     })
-    expect(number(await text(page, '[data-node="a"] [data-field="depth"]'))).toBe(newDepth)
+    // a's depth still follows a's own figures, with its peer c down.
+    await waitFor(async () => number(await text(page, '[data-node="a"] [data-field="depth"]')) === (await meshStats(a)).queue.unprocessed, {
+      timeoutMs: 10_000,
+      what: "a's depth on the page to match a's /stats with c down",
+    })
     const downShot = path.join(dir, 'dashboard-peer-down.png')
     await page.screenshot({ path: downShot, fullPage: true })
     console.log(`dashboard screenshot with c down: ${downShot}`)
