@@ -14,6 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { fetchPeerView, meshDashboard } from '../../src/http/dashboard/mesh-view.js'
 import type { NodeDashboard } from '../../src/http/dashboard/types.js'
 import type { PeerView } from '../../src/mesh/peer-table.js'
+import { Metrics } from '../../src/metrics.js'
 import { RateWindow } from '../../src/util/rate-window.js'
 import { RecentSamples } from '../../src/util/recent-samples.js'
 // @ts-expect-error: a plain .mjs script without types
@@ -284,6 +285,22 @@ describe('rates and percentiles', () => {
     now += 60_000
     expect(w.rate(60)).toBe(0)
     expect(w.total).toBe(40)
+  })
+
+  it('Metrics counts handoffs per peer each way, for the links', () => {
+    const metrics = new Metrics('a', () => ({ unprocessed: 0, inflight: 0, handingOff: 0, deadletter: 0, bytes: 0 }), {
+      defaultMetrics: false,
+    })
+    metrics.handoff('out', 60, 'b')
+    metrics.handoff('out', 4, 'b')
+    metrics.handoff('in', 7, 'c')
+    metrics.handoff('takenBack', 3)
+    // The rates count whole past seconds, so only the totals are certain here.
+    expect(metrics.figures().handoffs).toMatchObject([
+      { peer: 'b', outTotal: 64, inTotal: 0 },
+      { peer: 'c', outTotal: 0, inTotal: 7 },
+    ])
+    expect(metrics.counters).toMatchObject({ handedOff: 64, handedIn: 7, takenBack: 3 })
   })
 
   it('RecentSamples gives the p95 of the last values only', () => {
