@@ -137,6 +137,12 @@ describe('the dashboard in a browser', () => {
     // The token: asked for, kept in the tab, sent as a bearer token. A dead letter on b
     // then shows with its error, and its replay button replays it.
     expect(await page.isVisible('#token-form')).toBe(true)
+    await page.fill('#token-input', 'not-the-token')
+    await page.click('#token-form button[type="submit"]')
+    await waitFor(async () => (await text(page, '#token-state'))?.includes('refused'), {
+      what: 'the page to say a wrong token was refused',
+    })
+    expect(await page.evaluate(() => sessionStorage.getItem('binge.token'))).toBeNull()
     await page.fill('#token-input', token)
     await page.click('#token-form button[type="submit"]')
     expect(await page.evaluate(() => sessionStorage.getItem('binge.token'))).toBe(token)

@@ -19,7 +19,7 @@ const deadletterEveryMs = 3_000
 let mesh: MeshDashboard | undefined
 let updates = 0
 let lastDeadletters = 0
-let tokenWanted = false
+let tokenRefused = false
 
 function summary(m: MeshDashboard): HTMLElement[] {
   const ready = m.nodes.filter((n) => n.state === 'ready').length
@@ -54,18 +54,16 @@ function showToken(): void {
   const set = token() !== ''
   fill(
     'token-state',
-    tokenWanted && !set
-      ? 'this node needs its token for traces and dead letters'
-      : set
-        ? 'token kept in this tab'
-        : 'token needed for traces and dead letters',
+    set ? 'token kept in this tab' : tokenRefused ? 'the token was refused; enter it again' : 'token needed for traces and dead letters',
   )
   ;(document.getElementById('token-clear') as HTMLButtonElement).hidden = !set
-  form.classList.toggle('wanted', tokenWanted || !set)
+  form.classList.toggle('wanted', !set)
 }
 
+/** A guarded route answered 401: the token kept (if any) is wrong, so it is dropped and asked again. */
 function needToken(): void {
-  tokenWanted = true
+  tokenRefused = token() !== '' || tokenRefused
+  setToken('')
   showToken()
 }
 
@@ -120,7 +118,7 @@ function wire(): void {
     const input = document.getElementById('token-input') as HTMLInputElement
     setToken(input.value.trim())
     input.value = ''
-    tokenWanted = false
+    tokenRefused = false
     lastDeadletters = 0
     showToken()
   })
