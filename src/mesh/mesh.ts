@@ -62,7 +62,8 @@ export interface MeshComponents {
   relay: boolean
   /** Events finished here so far (for the drain rate). */
   finishedCount(): number
-  handoff(direction: HandoffDirection, count: number): void
+  /** `peer`: the node name on the other side, when known (for per-link rates). */
+  handoff(direction: HandoffDirection, count: number, peer?: string): void
 }
 
 /** Most ids remembered with an unknown outcome (a client retries within seconds). */
@@ -126,7 +127,7 @@ export class Mesh {
           accepting: () => this.parts.accepting(),
           hasPipeline: (name) => this.parts.hasPipeline(name),
           onHandedIn: (events, from) => {
-            this.parts.handoff('in', events.length)
+            this.parts.handoff('in', events.length, from)
             const step = { detail: `from ${from}` }
             for (const e of events) this.parts.trace.add(e.id, 'handedIn', step)
           },
@@ -175,7 +176,7 @@ export class Mesh {
       send: (peer, batch) => this.send(peer, batch, 'overflow'),
       ping: (peer) => this.ping(peer),
       onHandedOff: (batch, peerNode) => {
-        this.parts.handoff('out', batch.events.length)
+        this.parts.handoff('out', batch.events.length, peerNode)
         const step = { detail: `to ${peerNode}`, peer: batch.peer }
         for (const e of batch.events) this.parts.trace.add(e.id, 'handedOff', step)
       },
@@ -329,7 +330,7 @@ export class Mesh {
       if (answer.status === 'accepted') {
         for (const e of events) this.unsure.delete(e.id)
         if (kind === 'overflow') this.table.noteSent(batch.peer, events.length)
-        this.parts.handoff('out', events.length)
+        this.parts.handoff('out', events.length, peer.announcement.node)
         const step = { detail: `to ${peer.announcement.node}`, peer: batch.peer }
         for (const e of events) this.parts.trace.add(e.id, 'handedOff', step)
         // After a resend the peer has the ids from our own first attempt: not the client's duplicates.
