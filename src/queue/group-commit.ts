@@ -104,15 +104,15 @@ export class GroupCommit<I, O> {
     this.counts.groups++
     this.counts.inputs += group.length
     try {
-      const outcomes = await this.commit(group.map((s) => s.input))
-      group.forEach((s, i) => {
+      const outcomes = await this.commit(group.map((call) => call.input))
+      group.forEach((call, i) => {
         const outcome = outcomes[i]
-        if (outcome === undefined) s.reject(new Error('group commit returned no outcome'))
-        else if (outcome.ok) s.resolve(outcome.value)
-        else s.reject(outcome.error)
+        if (outcome === undefined) call.reject(new Error('group commit returned no outcome'))
+        else if (outcome.ok) call.resolve(outcome.value)
+        else call.reject(outcome.error)
       })
     } catch (err) {
-      for (const s of group) s.reject(err)
+      for (const call of group) call.reject(err)
     }
   }
 }

@@ -12,7 +12,7 @@ import http from 'node:http'
 import net from 'node:net'
 import path from 'node:path'
 import { Level } from 'level'
-import * as keys from '../../src/queue/keys.js'
+import * as keys from '../../src/queue/durable/keys.js'
 import {
   NodeProcess,
   getJson,
