@@ -4,6 +4,8 @@
 // at the end of the current tick (a microtask), so a lone caller waits for nobody.
 // Invariants: groups and exclusive tasks run strictly one after another, in arrival
 // order; each caller settles only after the write holding its input has finished.
+// It knows nothing of LevelDB (the file output groups its appends with it too), so it
+// sits beside the backends rather than in durable/.
 
 /** Per input: its result, or the error that caller alone gets (e.g. queue full). */
 export type Outcome<O> = { ok: true; value: O } | { ok: false; error: unknown }
