@@ -1,20 +1,28 @@
-// One binge node: wires config, queue, pipelines, workers and HTTP, and owns the order
-// they start and stop in. Start: HTTP listens first (so /healthz answers and ingest
-// says 503 while recovering), then the queue recovers its in-flight events, outputs
-// open, workers start, and only then is the node ready. Stop is the reverse: refuse
-// new requests, let requests inside finish, stop workers (finish or give back), close
-// outputs, close the store. Every acknowledged event is on disk throughout.
+// One binge node: the composition root. It builds the parts (queue, pipelines, workers,
+// the one ingest door, inputs, mesh, HTTP) from the config, wires each to the narrow
+// set of others it needs, and owns the order they start and stop in. Start: HTTP listens
+// first (so /healthz answers and ingest says 503 while recovering), then the queue
+// recovers its in-flight events, outputs open, the mesh joins, workers start, the node is
+// ready, and only then do inputs (MQTT, ...) subscribe. A part that fails to start stops
+// what started, last first (util/startable.ts). Stop: inputs stop taking messages,
+// HTTP refuses new requests and lets those inside finish, the mesh leaves, workers
+// finish or give back, outputs close, the store closes. Every acknowledged event is on
+// disk throughout. The node holds no policy of its own: admission is src/ingest/.
 import './polyfill.js'
 import { join } from 'node:path'
 import type { AddressInfo } from 'node:net'
 import type { Hono } from 'hono'
 import { uuidv7 } from './ids.js'
 import type { Config } from './config/schema.js'
-import type { IngestOptions, NodeApi, NodePhase, NodeStats } from './http/api.js'
+import type { NodeApi, NodePhase, NodeStats } from './http/api.js'
 import { createApp } from './http/app.js'
 import { HttpServer } from './http/server.js'
+import { Ingest, eventLimits, type AcceptRequest } from './ingest/ingest.js'
+import { registerInputMetrics } from './inputs/input-metrics.js'
+import { buildInput, inputNames } from './inputs/registry.js'
+import type { Input, InputStatus } from './inputs/types.js'
 import { createLogger, type Logger } from './log.js'
-import { BingeError, asError } from './errors.js'
+import { asError } from './errors.js'
 import { Mesh } from './mesh/mesh.js'
 import { Metrics } from './metrics.js'
 import { Engine } from './pipeline/engine.js'
@@ -22,9 +30,9 @@ import { meshForwarder } from './pipeline/outputs/forward.js'
 import { Pipeline } from './pipeline/pipeline.js'
 import { WorkerPool } from './pipeline/workers.js'
 import { createQueue } from './queue/index.js'
-import type { DeadLetter, EnqueueResult, EventQueue, EventRecord, JsonObject } from './queue/types.js'
+import type { DeadLetter, EnqueueResult, EventMeta, EventQueue } from './queue/types.js'
 import { TraceStore, type TraceStep } from './trace.js'
-import { startAll, type Startable } from './util/startable.js'
+import { startAll, stopAll, type Startable } from './util/startable.js'
 
 export interface NodeOptions {
   log?: Logger
@@ -44,6 +52,9 @@ export class BingeNode implements NodeApi {
   private readonly workers: WorkerPool
   private readonly http: HttpServer
   readonly mesh?: Mesh
+  /** The one door every way in goes through (HTTP, inputs). */
+  private readonly door: Ingest
+  private readonly inputs: Input[]
   /** The HTTP app, for in-memory requests (`app.request()`) in tests. */
   readonly app: Hono
   private currentPhase: NodePhase = 'starting'
@@ -102,15 +113,12 @@ export class BingeNode implements NodeApi {
       forward: meshForwarder(() => this.mesh),
       // Stateful steps load their state from the queue's store and commit it with the acks.
       state: this.queue,
-      getState: (key: string) => this.queue.getState(key),
     }
     const pipelines = Object.entries(config.pipelines).map(([name, p]) => new Pipeline({ name, ...p }, deps))
     this.engine = new Engine(pipelines, this.log, this.traces)
     this.workers = new WorkerPool({ workers: config.workers, queue: this.queue, engine: this.engine, log: this.log, trace: this.traces })
     const app = (this.app = createApp(this, {
       maxBodyBytes: config.http.maxBodyBytes,
-      maxEventsPerRequest: config.http.maxEventsPerRequest,
-      queueMaxEvents: q.maxEvents,
       authToken: config.http.authToken,
       onReject: (reason) => this.metricsStore.rejectedRequest(reason),
     }))
@@ -140,45 +148,78 @@ export class BingeNode implements NodeApi {
       })
       metrics.peerCount = () => this.mesh?.peers().filter((p) => p.connected).length ?? 0
     }
+    const traces = this.traces
+    this.door = new Ingest({
+      nodeId: this.nodeId,
+      queue: this.queue,
+      trace: (id, step, detail) => traces.add(id, step, detail === undefined ? undefined : { detail }),
+      accepted: (count, duplicates, seconds) => this.metricsStore.accepted(count, duplicates, seconds),
+      phase: () => this.currentPhase,
+      runsPipeline: (name) => this.engine.has(name),
+      ...(this.mesh ? { peers: this.mesh } : {}),
+      limits: eventLimits(config.http.maxBodyBytes, config.http.maxEventsPerRequest, q.maxEvents),
+    })
+    const names = inputNames(config.inputs)
+    this.inputs = config.inputs.map((item, i) =>
+      buildInput(item, {
+        nodeId: this.nodeId,
+        name: names[i]!,
+        log: this.log.child({ input: names[i] }),
+        accept: (payload, request) => this.door.accept(payload, request),
+        deadLetter: (raw, meta, error) => this.deadLetterPayload(names[i]!, raw, meta, error),
+      }),
+    )
+    if (this.inputs.length > 0) registerInputMetrics(this.metricsStore.registry, () => this.inputStatus())
     this.http = new HttpServer(app, { listen: config.http.listen, requestTimeoutMs: config.http.requestTimeout })
   }
 
   async start(): Promise<AddressInfo> {
-    const address = await this.http.start()
-    this.log.info({ http: `${address.address}:${address.port}` }, 'The node is listening and recovering its queue.')
-    this.currentPhase = 'recovering'
-    if (this.queue.mode === 'memory')
-      this.log.warn('The queue is in memory mode: events are not crash-safe and a crash loses what it holds.')
+    const http: Startable = {
+      start: async () => {
+        const address = await this.http.start()
+        this.log.info({ http: `${address.address}:${address.port}` }, 'The node is listening and recovering its queue.')
+        this.currentPhase = 'recovering'
+      },
+      stop: () => this.http.stop(),
+    }
     const queue: Startable = {
-      start: async () => this.log.info(await this.queue.open(), 'Queue recovery finished.'),
+      start: async () => {
+        if (this.queue.mode === 'memory')
+          this.log.warn('The queue is in memory mode: events are not crash-safe and a crash loses what it holds.')
+        this.log.info(await this.queue.open(), 'Queue recovery finished.')
+      },
       stop: () => this.queue.close(),
     }
-    const http: Startable = { start: () => undefined, stop: () => this.http.stop() }
+    // A relay (mesh, no pipelines) keeps its events for the offloader to hand on;
+    // workers would only ack them as matching nothing.
+    const workers: Startable = this.isRelay() ? { start: () => undefined, stop: () => undefined } : this.workers
+    const ready: Startable = {
+      start: () => {
+        this.currentPhase = 'ready'
+        this.log.info({ pipelines: this.engine.pipelines.map((p) => p.name), workers: this.config.workers }, 'The node is ready.')
+      },
+      stop: () => undefined,
+    }
     try {
-      await startAll([http, queue, this.engine, ...(this.mesh ? [this.mesh] : [])], (err) =>
+      await startAll([http, queue, this.engine, ...(this.mesh ? [this.mesh] : []), workers, ready, ...this.inputs], (err) =>
         this.log.warn({ err: asError(err).message }, 'A part of the node failed to stop while a failed start was undone.'),
       )
     } catch (err) {
       this.currentPhase = 'stopped'
       throw err
     }
-    // A relay (mesh, no pipelines) keeps its events for the offloader to hand on;
-    // workers would only ack them as matching nothing.
-    if (!this.isRelay()) this.workers.start()
-    this.currentPhase = 'ready'
-    this.log.info({ pipelines: this.engine.pipelines.map((p) => p.name), workers: this.config.workers }, 'The node is ready.')
-    return address
+    return this.http.address()!
   }
 
   async stop(): Promise<void> {
     if (this.currentPhase === 'stopped' || this.currentPhase === 'draining') return
     this.currentPhase = 'draining'
     this.log.info('The node is shutting down.')
-    await this.http.stop()
-    await this.mesh?.stop()
-    await this.workers.stop()
-    await this.engine.stop()
-    await this.queue.close()
+    // Last first: inputs stop taking messages, HTTP stops taking requests, the mesh
+    // leaves, workers finish or give back their events, outputs close, the store closes.
+    const store: Startable = { start: () => undefined, stop: () => this.queue.close() }
+    const parts: Startable[] = [store, this.engine, this.workers, ...(this.mesh ? [this.mesh] : []), this.http, ...this.inputs]
+    await stopAll(parts, (err) => this.log.error({ err: asError(err).message }, 'A part of the node failed to stop cleanly.'))
     this.currentPhase = 'stopped'
     this.log.info('The node stopped cleanly.')
   }
@@ -195,105 +236,19 @@ export class BingeNode implements NodeApi {
     return this.currentPhase
   }
 
-  /** Does this node, or a peer it knows, run the pipeline? */
-  hasPipeline(name: string): boolean {
-    return this.engine.has(name) || (this.mesh?.knowsPipeline(name) ?? false)
+  accept(payload: string, request: AcceptRequest): Promise<EnqueueResult[]> {
+    return this.door.accept(payload, request)
   }
 
-  async ingest(objects: JsonObject[], options: IngestOptions): Promise<EnqueueResult[]> {
-    const started = performance.now()
-    const receivedAt = Date.now()
-    const key = options.idempotencyKey
-    const single = !options.batch
-    const events: EventRecord[] = objects.map((data, i) => ({
-      id: key === undefined ? uuidv7() : single ? key : `${key}-${i}`,
-      ...(options.pipeline === undefined ? {} : { pipeline: options.pipeline }),
-      origin: this.nodeId,
-      receivedAt,
-      hops: 0,
-      data,
-    }))
-    // Traced before admission, so a handoff made while admitting comes after it.
-    for (const e of events) this.traces.add(e.id, 'received')
-    let results: EnqueueResult[]
-    try {
-      results = await this.admit(events, options.pipeline, key === undefined)
-    } catch (err) {
-      for (const e of events) this.traces.add(e.id, 'refused', { detail: asError(err).message })
-      throw err
-    }
-    let duplicates = 0
-    for (const r of results) {
-      if (!r.duplicate) continue
-      duplicates++
-      this.traces.add(r.id, 'duplicate')
-    }
-    this.metricsStore.accepted(results.length - duplicates, duplicates, (performance.now() - started) / 1000)
-    return results
+  /** An input's payload that can never be taken, kept as a dead letter with its raw text. */
+  private async deadLetterPayload(input: string, raw: string, meta: EventMeta, error: string): Promise<void> {
+    const event = { id: uuidv7(), origin: this.nodeId, receivedAt: Date.now(), hops: 0, meta, data: { raw } }
+    await this.queue.putDeadletter(event, { pipeline: `input:${input}`, error, attempts: 1 })
+    this.traces.add(event.id, 'deadlettered', { detail: error })
   }
 
-  /**
-   * Make the events durable here, or on a peer: one that runs the pipeline when this
-   * node does not, or one with room when this node is at its hard cap. A 429 comes only
-   * when no peer could take them, and names the least-loaded peer to try instead.
-   * `newIds`: the ids were made here just now (no Idempotency-Key), so dedupe has
-   * nothing to do.
-   */
-  private async admit(events: EventRecord[], pipeline: string | undefined, newIds: boolean): Promise<EnqueueResult[]> {
-    const mesh = this.mesh
-    if (mesh && pipeline !== undefined && !this.engine.has(pipeline)) {
-      const results = await this.viaPeer(events, 'route', newIds, pipeline)
-      if (!results)
-        throw new BingeError('BINGE_NOT_READY', `no peer running the pipeline "${pipeline}" could take the events now`, { retryAfter: 1 })
-      return results
-    }
-    try {
-      return await this.queue.enqueue(events, { newIds, fingerprint: !newIds })
-    } catch (err) {
-      if (!mesh || !(err instanceof BingeError) || err.code !== 'BINGE_QUEUE_FULL') throw err
-      const results = await this.viaPeer(events, 'overflow', newIds)
-      if (results) return results
-      const suggestion = mesh.table.fresh().sort((a, b) => mesh.table.loadOf(a) - mesh.table.loadOf(b))[0]
-      throw new BingeError('BINGE_QUEUE_FULL', `${err.message}; no peer can take more either`, {
-        retryAfter: err.retryAfter ?? 1,
-        details: suggestion ? { peer: { node: suggestion.announcement.node, http: suggestion.httpUrl } } : {},
-      })
-    }
-  }
-
-  /**
-   * Make the events durable on a peer, and remember their ids here: a client retrying
-   * with the same Idempotency-Key at this node gets `duplicate: true`, whichever peer
-   * holds the first copy and whether or not this node has room by then. Undefined when
-   * no peer took them.
-   */
-  private async viaPeer(
-    events: EventRecord[],
-    kind: 'overflow' | 'route',
-    newIds: boolean,
-    pipeline?: string,
-  ): Promise<EnqueueResult[] | undefined> {
-    const seen = newIds ? events.map(() => false) : await this.queue.seen(events.map((e) => e.id))
-    const fresh = events.filter((_, i) => !seen[i])
-    const duplicates = new Set(events.filter((_, i) => seen[i]).map((e) => e.id))
-    if (fresh.length > 0) {
-      let done
-      try {
-        done = await this.mesh!.handOffDirect(fresh, kind, pipeline)
-      } catch (err) {
-        // An event too big for the mesh: no peer ever got it, and a retry cannot help.
-        if (err instanceof BingeError && err.code === 'BINGE_PAYLOAD_TOO_LARGE') throw err
-        throw new BingeError(
-          'BINGE_NOT_READY',
-          `a peer may or may not have stored the events (${asError(err).message}); retry with the same Idempotency-Key: the retry goes to that peer first, which drops a copy it has`,
-          { retryAfter: 1, cause: err },
-        )
-      }
-      if (!done) return undefined
-      if (!newIds) await this.queue.remember(fresh.map((e) => e.id))
-      for (const id of done.duplicateIds) duplicates.add(id)
-    }
-    return events.map((e) => ({ id: e.id, duplicate: duplicates.has(e.id) }))
+  inputStatus(): InputStatus[] {
+    return this.inputs.map((input) => input.status())
   }
 
   stats(): NodeStats {
@@ -306,6 +261,7 @@ export class BingeNode implements NodeApi {
       counters: { ...this.metricsStore.counters },
       ...(this.mesh ? { peerId: this.mesh.peerId() } : {}),
       peers: this.mesh?.peers() ?? [],
+      ...(this.inputs.length > 0 ? { inputs: this.inputStatus() } : {}),
       uptimeSeconds: Math.round((Date.now() - this.startedAt) / 1000),
     }
   }

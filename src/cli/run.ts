@@ -22,7 +22,7 @@ import { Engine } from '../pipeline/engine.js'
 import { OutputFailure } from '../pipeline/outputs/failure.js'
 import { Pipeline, type PipelineDeps } from '../pipeline/pipeline.js'
 import type { OutputWrapper } from '../pipeline/registry.js'
-import { applyStateOps, decodeState } from '../queue/state-ops.js'
+import { applyStateOps } from '../queue/state-ops.js'
 import type { EventRecord, JsonObject } from '../queue/types.js'
 import { TraceStore } from '../trace.js'
 import { reportConfigError } from './validate.js'
@@ -148,7 +148,6 @@ export async function runOnce(options: RunOptions, io: RunStreams = process): Pr
     log,
     metrics,
     trace,
-    getState: async (key) => decodeState(state.get(key)),
     wrapOutput: tap,
     forward: async (pipeline) => {
       throw new OutputFailure(`forward to pipeline "${pipeline}": binge run has no mesh (--dry-run shows what it would send)`, true)

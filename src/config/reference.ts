@@ -4,6 +4,8 @@
 // differs from a fresh rendering, so the reference cannot drift from what validates.
 import type { z } from 'zod'
 import type { OutputEntry, StepEntry } from '../pipeline/registry-types.js'
+import { inputEntries } from '../inputs/registry.js'
+import type { InputEntry } from '../inputs/types.js'
 import { outputEntries, stepEntries } from '../pipeline/registry.js'
 import { describeFields, unwrap, type FieldDoc } from './describe-schema.js'
 import { configSchema } from './schema.js'
@@ -29,6 +31,7 @@ const notes: Record<string, string> = {
   workers: 'events processed at once',
   'log.level': 'JSON log lines on stderr from this level up',
   mesh: 'absent: the node runs alone; written (even empty): it joins the mesh',
+  inputs: 'inputs besides HTTP, each a one-key mapping naming its kind; see [Inputs](#inputs)',
   'mesh.listen': 'libp2p listen multiaddr',
   'mesh.bootstrap': 'host:port or multiaddrs; one reachable peer is enough to join',
   'mesh.psk':
@@ -54,6 +57,7 @@ const notes: Record<string, string> = {
 const types: Record<string, string> = {
   steps: 'list of steps',
   outputs: 'list of outputs',
+  inputs: 'list of inputs',
   'onFail.then': 'action',
   pipelines: 'mapping of pipeline names to pipelines',
 }
@@ -118,7 +122,7 @@ function sections(): string {
   ].join('\n\n')
 }
 
-function kind(entry: StepEntry | OutputEntry): string {
+function kind(entry: StepEntry | OutputEntry | InputEntry): string {
   const fields = describeFields(entry.schema)
   const head = `### \`${entry.name}\`\n\n${entry.summary}`
   const stateful =
@@ -142,6 +146,11 @@ export function renderConfigReference(): string {
       'sizes `512`, `64KiB`, `10MB`, `1GiB`. Unknown keys are refused, and a bad file is refused whole, ' +
       'with every problem and its place (`binge validate --config FILE`).',
     sections(),
+    '## Inputs\n\nHTTP is built in (`http:`). Each further input is a one-key mapping under `inputs:` naming its kind. ' +
+      'Every input hands its payloads to the same door as HTTP: the same parser, checks and limits (`http.maxBodyBytes`, ' +
+      '`http.maxEventsPerRequest`), ids, queue, handoff and hard cap. Expressions see what the input knows of an event ' +
+      '(an MQTT topic, ...) as `$meta`, and envelopes carry it as `meta`.',
+    ...inputEntries.map(kind),
     '## Steps\n\nEach step is a one-key mapping naming its kind. A step passes an event on, filters it (counted, never silent), ' +
       "splits it, or fails it, and then the pipeline's `onFail` decides.",
     ...stepEntries.map(kind),

@@ -21,9 +21,10 @@ import {
   text,
 } from '../schema/fields.js'
 import { closedByDefault } from './closed-mesh.js'
-import { oneKeyOf, type OneKey } from '../schema/one-key.js'
+import { oneKeyOf } from '../schema/one-key.js'
 import { onFailSection } from '../pipeline/on-fail-schema.js'
 import { outputEntries, stepEntries } from '../pipeline/registry.js'
+import { inputEntries } from '../inputs/registry.js'
 
 /**
  * Step kinds by name, each the schema of its config, taken from the step registry
@@ -34,6 +35,9 @@ export const stepSchemas: Record<string, z.ZodType> = Object.fromEntries(stepEnt
 
 /** Output kinds by name, from the output registry, as for `stepSchemas`. */
 export const outputSchemas: Record<string, z.ZodType> = Object.fromEntries(outputEntries.map((e) => [e.name, e.schema]))
+
+/** Input kinds by name (besides HTTP, which is built in), from the input registry. */
+export const inputSchemas: Record<string, z.ZodType> = Object.fromEntries(inputEntries.map((e) => [e.name, e.schema]))
 
 const nodeSection = strict({
   id: text().min(1, 'expected a non-empty node id').optional(),
@@ -108,6 +112,8 @@ export const configSchema = section(
     log: section(logSection),
     // Absent: the node runs alone.
     mesh: optionalSection(meshSection),
+    // Besides HTTP; each goes through the same door (src/ingest/ingest.ts).
+    inputs: list(oneKeyOf('input', inputSchemas)),
     pipelines: section(
       z.record(
         z.string().regex(pipelineName, 'a pipeline name starts with a letter or digit and holds only letters, digits, "_", "." and "-"'),
@@ -121,14 +127,4 @@ export const configSchema = section(
 )
 
 export type Config = z.output<typeof configSchema>
-export type NodeConfig = Config['node']
-export type HttpConfig = Config['http']
-export type QueueConfig = Config['queue']
-export type LogConfig = Config['log']
 export type MeshConfig = z.output<typeof meshSection>
-export type PipelineConfig = z.output<typeof pipelineSection>
-export type { OnFailConfig, RetryConfig, FailAction, BareFailAction } from '../pipeline/on-fail-schema.js'
-/** A step as written: `{ <kind>: <config> }`; see `entryOf` in one-key.ts. */
-export type StepConfig = OneKey
-/** An output as written: `{ <kind>: <config> }`. */
-export type OutputConfig = OneKey

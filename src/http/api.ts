@@ -1,19 +1,13 @@
 // What the HTTP layer needs from a node, and nothing more: routes depend on this
 // narrow contract, so they are tested in memory without a store or a socket.
-import type { DeadLetter, DiskStatus, EnqueueResult, JsonObject, QueueDepth } from '../queue/types.js'
+import type { AcceptRequest } from '../ingest/ingest.js'
+import type { InputStatus } from '../inputs/types.js'
+import type { DeadLetter, DiskStatus, EnqueueResult, QueueDepth } from '../queue/types.js'
 import type { StatsCounters } from '../metrics.js'
 import type { TraceStep } from '../trace.js'
 import type { PeerView } from '../mesh/peer-table.js'
 
 export type NodePhase = 'starting' | 'recovering' | 'ready' | 'draining' | 'stopped'
-
-export interface IngestOptions {
-  idempotencyKey?: string
-  /** Only this pipeline (POST /events/NAME). */
-  pipeline?: string
-  /** The body was an array or NDJSON, so keyed ids get a -N suffix even for one event. */
-  batch?: boolean
-}
 
 export interface NodeStats {
   node: string
@@ -25,14 +19,16 @@ export interface NodeStats {
   /** This node's libp2p peer id, when it is in a mesh. */
   peerId?: string
   peers: PeerView[]
+  /** Inputs besides HTTP (`inputs:`), when the config has any. */
+  inputs?: InputStatus[]
   uptimeSeconds: number
 }
 
 export interface NodeApi {
   readonly nodeId: string
   phase(): NodePhase
-  ingest(events: JsonObject[], options: IngestOptions): Promise<EnqueueResult[]>
-  hasPipeline(name: string): boolean
+  /** One request body through the node's one door (src/ingest/ingest.ts). */
+  accept(payload: string, request: AcceptRequest): Promise<EnqueueResult[]>
   stats(): NodeStats
   metrics(): Promise<{ contentType: string; body: string }>
   trace(id: string): Promise<TraceStep[] | undefined>

@@ -6,15 +6,13 @@ import { timingSafeEqual } from 'node:crypto'
 import { BingeError } from '../errors.js'
 import type { NodeApi } from './api.js'
 import type { IncomingMessage } from 'node:http'
-import { parseEvents, type EventLimits } from '../events/parse-events.js'
+import { parseEvents } from '../events/parse-events.js'
+import { phaseRefusal } from '../ingest/ingest.js'
 import { bodyFormat, readBody, readNodeBody } from './body.js'
 
 export interface AppOptions {
+  /** Bytes of body read at most; the event limits are the node's, the same at every door. */
   maxBodyBytes: number
-  /** http.maxEventsPerRequest. */
-  maxEventsPerRequest: number
-  /** queue.maxEvents: a request with more could never fit, so it is a final 413, not a 429. */
-  queueMaxEvents: number
   authToken: string
   /** Called for each rejected ingest request, with a short reason, for metrics. */
   onReject?: (reason: string) => void
@@ -38,24 +36,8 @@ function requestText(c: Context, limit: number): Promise<string> {
   return incoming ? readNodeBody(incoming, length, limit) : readBody(c.req.raw.body, length, limit)
 }
 
-function notReady(node: NodeApi): BingeError | undefined {
-  const phase = node.phase()
-  if (phase === 'ready') return undefined
-  const why = phase === 'draining' || phase === 'stopped' ? 'shutting down' : 'recovering its queue'
-  return new BingeError('BINGE_NOT_READY', `the node is ${why}; retry shortly`, { retryAfter: 1 })
-}
-
-/** The tighter of the two event caps, and which setting it is. */
-function eventLimits(options: AppOptions): EventLimits {
-  if (options.queueMaxEvents < options.maxEventsPerRequest) {
-    return { maxEvents: options.queueMaxEvents, maxEventsReason: 'queue.maxEvents: the queue could never hold more at once' }
-  }
-  return { maxEvents: options.maxEventsPerRequest, maxEventsReason: 'http.maxEventsPerRequest' }
-}
-
 export function createApp(node: NodeApi, options: AppOptions): Hono {
   const app = new Hono()
-  const limits = eventLimits(options)
 
   app.onError((err, c) => {
     const e = err instanceof BingeError ? err : new BingeError('BINGE_INTERNAL', 'internal error', { cause: err })
@@ -84,19 +66,13 @@ export function createApp(node: NodeApi, options: AppOptions): Hono {
 
   const accept = async (c: Context, pipeline?: string) => {
     guarded(c)
-    const unavailable = notReady(node)
-    if (unavailable) throw unavailable
-    if (pipeline !== undefined && !node.hasPipeline(pipeline)) {
-      throw new BingeError('BINGE_NOT_FOUND', `no known node runs the pipeline "${pipeline}"`)
-    }
     const key = c.req.header('idempotency-key')
     if (key !== undefined && !idempotencyKeyPattern.test(key)) {
       throw new BingeError('BINGE_BAD_REQUEST', 'the Idempotency-Key header must be 1-200 printable ASCII characters without spaces')
     }
     const format = bodyFormat(c.req.header('content-type'))
     const text = await requestText(c, options.maxBodyBytes)
-    const { events, batch } = parseEvents(text, format, limits)
-    const results = await node.ingest(events, { idempotencyKey: key, pipeline, batch })
+    const results = await node.accept(text, { format, idempotencyKey: key, pipeline })
     const duplicates = results.filter((r) => r.duplicate).map((r) => r.id)
     const body: Record<string, unknown> = { ids: results.map((r) => r.id) }
     if (duplicates.length > 0) {
@@ -111,7 +87,7 @@ export function createApp(node: NodeApi, options: AppOptions): Hono {
 
   app.get('/healthz', (c) => c.json({ status: 'ok', node: node.nodeId }))
   app.get('/readyz', (c) => {
-    const unavailable = notReady(node)
+    const unavailable = phaseRefusal(node.phase())
     if (unavailable) throw unavailable
     return c.json({ status: 'ready', node: node.nodeId })
   })

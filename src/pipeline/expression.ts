@@ -8,7 +8,15 @@ import { BingeError } from '../errors.js'
 
 export interface Expression {
   readonly source: string
-  evaluate(input: unknown): Promise<unknown>
+  /** `bindings` become `$name` variables (`$meta` for an event's input metadata). */
+  evaluate(input: unknown, bindings?: Record<string, unknown>): Promise<unknown>
+}
+
+const noMeta: Readonly<Record<string, string>> = Object.freeze({})
+
+/** The variables every event expression sees: `$meta` (the input's facts, `{}` for HTTP). */
+export function bindingsOf(event: { meta?: Record<string, string> }): Record<string, unknown> {
+  return { meta: event.meta ?? noMeta }
 }
 
 export interface ExpressionLimits {
@@ -62,9 +70,9 @@ export function compile(source: string, limits: ExpressionLimits = defaultLimits
   }
   return {
     source,
-    async evaluate(input: unknown): Promise<unknown> {
+    async evaluate(input: unknown, bindings?: Record<string, unknown>): Promise<unknown> {
       try {
-        return await compiled.evaluate(input)
+        return await compiled.evaluate(input, bindings)
       } catch (err) {
         const code = (err as JsonataFailure).code === 'D1012' ? 'BINGE_EXPRESSION_TIMEOUT' : 'BINGE_EXPRESSION_FAILED'
         throw new BingeError(code, `expression ${JSON.stringify(source)} failed: ${describe(err)}`, { cause: err })

@@ -9,7 +9,7 @@
 // - An event is acked only when every pipeline it entered has finished or handled its
 //   failure, so a crash before that redelivers it (outputs may see it twice, bounded by
 //   what was in flight).
-import type { EventRecord, JsonObject, StateOp } from '../queue/types.js'
+import type { EventMeta, EventRecord, JsonObject, StateOp } from '../queue/types.js'
 
 /** What flows between steps: the event's identity and its (possibly mapped) data. */
 export interface PipelineEvent {
@@ -24,14 +24,9 @@ export interface Envelope {
   node: string
   origin: string
   receivedAt: string
+  /** What the input knew of the event (an MQTT topic, ...); absent for HTTP. */
+  meta?: EventMeta
   data: JsonObject
-}
-
-export interface StepContext {
-  readonly pipeline: string
-  readonly node: string
-  /** Read state of a stateful step; writes go into `pending` and commit with the ack. */
-  getState(key: string): Promise<unknown | undefined>
 }
 
 export interface StepRun {

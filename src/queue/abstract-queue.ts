@@ -15,13 +15,14 @@
 // - A backend's error leaves through _mapError (the durable queue's full disk: a 503).
 
 import { BingeError } from '../errors.js'
-import { prepare, type PreparedEvent } from './admission.js'
+import { type PreparedEvent, prepare, toRecord } from './admission.js'
 import { checkHandoffId, takeLimit } from './handoff-book.js'
 import { Lifecycle } from './lifecycle.js'
 import { decodeState } from './state-ops.js'
 import type {
   AckOptions,
   DeadLetter,
+  DeadLetterInput,
   DiskStatus,
   EnqueueOptions,
   EnqueueResult,
@@ -118,6 +119,10 @@ export abstract class AbstractQueue implements EventQueue {
     })
   }
 
+  putDeadletter(event: EventRecord, letter: DeadLetterInput): Promise<void> {
+    return this.life.run(() => this._putDeadletter(toRecord(event), letter))
+  }
+
   replayDeadletter(ids?: string[]): Promise<string[]> {
     return this.life.run(async () => {
       if (ids !== undefined && ids.length === 0) return []
@@ -194,6 +199,8 @@ export abstract class AbstractQueue implements EventQueue {
   protected abstract _nack(events: QueuedEvent[]): Promise<void>
   /** The stored JSON of the first `limit` dead letters (from 1; Infinity: all), in letter-id order. */
   protected abstract _listDeadletter(limit: number): Promise<string[]>
+  /** Keep one never-queued event as a dead letter (under queue key ''); durable, as an enqueue, when it resolves. */
+  protected abstract _putDeadletter(record: EventRecord, letter: DeadLetterInput): Promise<void>
   /** `ids` absent (all) or not empty. */
   protected abstract _replayDeadletter(ids: string[] | undefined): Promise<string[]>
   /** The stored JSON of one state entry (state-ops.ts). */

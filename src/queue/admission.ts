@@ -56,6 +56,7 @@ export function toRecord(event: EventRecord): EventRecord {
     data: event.data,
   }
   if (event.pipeline !== undefined) record.pipeline = event.pipeline
+  if (event.meta !== undefined) record.meta = event.meta
   return record
 }
 

@@ -16,6 +16,7 @@ import { applyStateOps } from './state-ops.js'
 import type {
   AckOptions,
   DeadLetter,
+  DeadLetterInput,
   EnqueueResult,
   EventRecord,
   HandoffBatch,
@@ -148,6 +149,10 @@ export class MemoryQueue extends AbstractQueue {
       .sort()
       .slice(0, limit)
       .map((letterId) => this.deadletters.get(letterId)!)
+  }
+
+  protected async _putDeadletter(record: EventRecord, letter: DeadLetterInput): Promise<void> {
+    for (const [letterId, json] of deadLetters(record, '', [letter], this.now())) this.deadletters.set(letterId, json)
   }
 
   protected async _replayDeadletter(ids: string[] | undefined): Promise<string[]> {

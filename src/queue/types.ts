@@ -18,8 +18,17 @@ export interface EventRecord {
   receivedAt: number
   /** How many times it has been handed from node to node. */
   hops: number
+  /**
+   * What the input that took the event knows of it beyond its data, e.g. an MQTT
+   * topic: `{ input: 'mqtt', topic: 'sensors/t-1' }`. Absent for HTTP. Expressions see
+   * it as `$meta`; envelopes carry it.
+   */
+  meta?: EventMeta
   data: JsonObject
 }
+
+/** String-valued facts an input adds to an event (keys and values bounded by `checkMeta`). */
+export type EventMeta = Record<string, string>
 
 /** An event a worker holds: `key` is its place in the queue, opaque to callers. */
 export interface QueuedEvent extends EventRecord {
@@ -167,6 +176,8 @@ export interface EventQueue {
   /** Return in-flight events to unprocessed (shutdown, a worker giving it back); all or none, as ack. */
   nack(events: QueuedEvent[]): Promise<void>
   listDeadletter(limit?: number): Promise<DeadLetter[]>
+  /** Keep events that were never queued as dead letters (an input's payload that can never parse); durable when it resolves. */
+  putDeadletter(event: EventRecord, letter: DeadLetterInput): Promise<void>
   /** Put dead letters back on the queue (all when ids is absent); returns the ids replayed. */
   replayDeadletter(ids?: string[]): Promise<string[]>
   getState(key: string): Promise<unknown | undefined>

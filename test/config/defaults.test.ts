@@ -21,6 +21,7 @@ const defaults = (): Omit<Config, 'pipelines'> => ({
   },
   workers: 4,
   log: { level: 'info' },
+  inputs: [],
 })
 
 describe('defaults', () => {

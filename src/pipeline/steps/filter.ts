@@ -1,6 +1,6 @@
 // filter: keep the event when the JSONata predicate holds, else it is filtered.
 import { expression } from '../../schema/fields.js'
-import { compile, isTruthy } from '../expression.js'
+import { bindingsOf, compile, isTruthy } from '../expression.js'
 import type { StepEntry } from '../registry-types.js'
 import type { PipelineEvent, Step } from '../types.js'
 
@@ -9,7 +9,7 @@ export function createFilter(source: string): Step {
   return {
     kind: 'filter',
     async process(event: PipelineEvent): Promise<PipelineEvent[]> {
-      return isTruthy(await predicate.evaluate(event.data)) ? [event] : []
+      return isTruthy(await predicate.evaluate(event.data, bindingsOf(event.source))) ? [event] : []
     },
   }
 }

@@ -4,7 +4,7 @@
 import { expression } from '../../schema/fields.js'
 import { BingeError } from '../../errors.js'
 import type { JsonObject } from '../../queue/types.js'
-import { compile } from '../expression.js'
+import { bindingsOf, compile } from '../expression.js'
 import type { StepEntry } from '../registry-types.js'
 import type { PipelineEvent, Step } from '../types.js'
 
@@ -17,7 +17,7 @@ export function createMap(expression: string): Step {
   return {
     kind: 'map',
     async process(event: PipelineEvent): Promise<PipelineEvent[]> {
-      const result = await mapping.evaluate(event.data)
+      const result = await mapping.evaluate(event.data, bindingsOf(event.source))
       if (result === undefined) return []
       const items = Array.isArray(result) ? result : [result]
       return items.map((item, i) => {

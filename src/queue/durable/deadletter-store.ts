@@ -6,7 +6,7 @@ import type { Level } from 'level'
 import { toRecord } from '../admission.js'
 import { deadLetters, replayJson } from '../dead-letter.js'
 import { seqString } from '../queue-key.js'
-import type { AckOptions, DeadLetter, EventRecord, QueuedEvent } from '../types.js'
+import type { AckOptions, DeadLetter, DeadLetterInput, EventRecord, QueuedEvent } from '../types.js'
 import {
   type Op,
   READ_AHEAD,
@@ -21,6 +21,13 @@ import {
 
 type Db = Level<string, string>
 
+/** Puts for one event's dead letters (../dead-letter.ts says which). */
+export function deadletterPuts(record: EventRecord, queueKey: string, failed: DeadLetterInput[], at: number): Op[] {
+  return deadLetters(record, queueKey, failed, at).map(
+    ([letterId, json]): Op => ({ type: 'put', key: deadletterKey(letterId), value: json }),
+  )
+}
+
 /** Puts for the dead letters of a batch being acked, each from the event as accepted (not as a step may have changed the caller's object). */
 export async function ackDeadletterOps(db: Db, events: QueuedEvent[], acks: AckOptions[], at: number): Promise<Op[]> {
   const failing = events.flatMap((_, i) => ((acks[i]!.deadletter ?? []).length > 0 ? [i] : []))
@@ -29,9 +36,7 @@ export async function ackDeadletterOps(db: Db, events: QueuedEvent[], acks: AckO
   return failing.flatMap((i, j) => {
     const value = stored[j]
     const record = value === undefined ? toRecord(events[i]!) : (JSON.parse(value) as EventRecord)
-    return deadLetters(record, events[i]!.key, acks[i]!.deadletter!, at).map(
-      ([letterId, json]): Op => ({ type: 'put', key: deadletterKey(letterId), value: json }),
-    )
+    return deadletterPuts(record, events[i]!.key, acks[i]!.deadletter!, at)
   })
 }
 

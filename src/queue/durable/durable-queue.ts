@@ -43,6 +43,7 @@ import { seqString } from '../queue-key.js'
 import type {
   AckOptions,
   DeadLetter,
+  DeadLetterInput,
   DiskStatus,
   EnqueueResult,
   EventRecord,
@@ -53,7 +54,7 @@ import type {
   StateOp,
   TakeForHandoffOptions,
 } from '../types.js'
-import { ackDeadletterOps, findDeadletters, replayOps } from './deadletter-store.js'
+import { ackDeadletterOps, deadletterPuts, findDeadletters, replayOps } from './deadletter-store.js'
 import { DedupeSweeper, sweepChunk } from './dedupe-sweeper.js'
 import { DiskSpace, lowDiskError, volumeOf, writeBufferFor } from './disk-space.js'
 import type { DurableQueueOptions, DurableQueueStats } from './durable-options.js'
@@ -293,6 +294,11 @@ export class DurableQueue extends AbstractQueue {
 
   protected _listDeadletter(limit: number): Promise<string[]> {
     return this.db.values({ ...ranges.deadletter, limit, highWaterMarkBytes: READ_AHEAD }).all()
+  }
+
+  protected async _putDeadletter(record: EventRecord, letter: DeadLetterInput): Promise<void> {
+    await this.write(deadletterPuts(record, '', [letter], this.now()), this.options.sync !== 'none')
+    this.counts.deadletter++
   }
 
   protected _replayDeadletter(ids: string[] | undefined): Promise<string[]> {
