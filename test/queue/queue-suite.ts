@@ -353,6 +353,16 @@ export function queueSuite(backend: Backend): void {
         expect(q.depth()).toMatchObject({ unprocessed: 1, inflight: 2, deadletter: 0 })
       })
 
+      it('keeps an event that was never queued as a dead letter, counted, listed and replayable', async () => {
+        const q = await open({ now: () => 7 })
+        const raw = event('raw-1', { meta: { topic: 'sensors/x' }, data: { raw: 'not json' } })
+        await q.putDeadletter({ ...raw, key: 'not stored' } as EventRecord, { pipeline: 'input:mqtt', error: 'malformed', attempts: 1 })
+        expect(q.depth()).toMatchObject({ unprocessed: 0, deadletter: 1 })
+        expect(await q.listDeadletter()).toEqual([{ event: raw, pipeline: 'input:mqtt', error: 'malformed', attempts: 1, at: 7 }])
+        expect(await q.replayDeadletter()).toEqual(['raw-1'])
+        expect((await q.dequeue(1)).map(({ key: _key, ...record }) => record)).toEqual([{ ...raw, pipeline: 'input:mqtt' }])
+      })
+
       it('reads a list limit as abstract-level does: a whole number from 0, anything else lists all', async () => {
         const q = await open()
         await q.enqueue([event('a'), event('b'), event('c')])
