@@ -11,7 +11,7 @@ export interface StateSink {
   delete(key: string): unknown
 }
 
-export function encodeState(value: unknown): string {
+function encodeState(value: unknown): string {
   return JSON.stringify(value) ?? 'null'
 }
 
