@@ -4,6 +4,8 @@
 // at the end of the current tick (a microtask), so a lone caller waits for nobody.
 // Invariants: groups and exclusive tasks run strictly one after another, in arrival
 // order; each caller settles only after the write holding its input has finished.
+// It knows nothing of LevelDB (the file output groups its appends with it too), so it
+// sits beside the backends rather than in durable/.
 
 /** Per input: its result, or the error that caller alone gets (e.g. queue full). */
 export type Outcome<O> = { ok: true; value: O } | { ok: false; error: unknown }
@@ -104,15 +106,15 @@ export class GroupCommit<I, O> {
     this.counts.groups++
     this.counts.inputs += group.length
     try {
-      const outcomes = await this.commit(group.map((s) => s.input))
-      group.forEach((s, i) => {
+      const outcomes = await this.commit(group.map((call) => call.input))
+      group.forEach((call, i) => {
         const outcome = outcomes[i]
-        if (outcome === undefined) s.reject(new Error('group commit returned no outcome'))
-        else if (outcome.ok) s.resolve(outcome.value)
-        else s.reject(outcome.error)
+        if (outcome === undefined) call.reject(new Error('group commit returned no outcome'))
+        else if (outcome.ok) call.resolve(outcome.value)
+        else call.reject(outcome.error)
       })
     } catch (err) {
-      for (const s of group) s.reject(err)
+      for (const call of group) call.reject(err)
     }
   }
 }
