@@ -58,7 +58,8 @@ import { ackDeadletterOps, deadletterPuts, findDeadletters, replayOps } from './
 import { DedupeSweeper, sweepChunk } from './dedupe-sweeper.js'
 import { DiskSpace, lowDiskError, volumeOf, writeBufferFor } from './disk-space.js'
 import type { DurableQueueOptions, DurableQueueStats } from './durable-options.js'
-import { planEnqueue } from './enqueue-plan.js'
+import { type EnqueuePlan, planEnqueue } from './enqueue-plan.js'
+import { PendingGroups, groupsInFlight } from './pending-groups.js'
 import { CoveredSpans, completeOps, findNewest, readFree, readPending, returnOps, takeOps } from './handoff-store.js'
 import {
   type Op,
@@ -104,6 +105,10 @@ export class DurableQueue extends AbstractQueue {
   /** Where takes need not read again (handoff-store.ts). */
   private readonly covered = new CoveredSpans()
   private nextSeq = 0
+  /** Enqueue groups planned and not yet visible (pending-groups.ts). */
+  private readonly pending = new PendingGroups()
+  /** Enqueue groups plan one after another, so each sees the room and ids of those before it. */
+  private readonly planning = new Mutex()
   /** Dequeue reads unprocessed keys from here on (inclusive). */
   private cursor = ranges.unprocessed.gte
   private readonly counters: DurableQueueStats = { enqueueWrites: 0, enqueueCalls: 0, writes: 0, syncWrites: 0 }
@@ -116,7 +121,11 @@ export class DurableQueue extends AbstractQueue {
     this.lazySync = new LazySync(options.ackSyncMs ?? 1_000, () =>
       this.life.run(() => this.write([{ type: 'put', key: metaKey('synced-at'), value: String(this.now()) }], true)),
     )
-    this.writer = new GroupCommit((calls) => this.commitGroup(calls), options.sync === 'always' ? 1 : Infinity)
+    this.writer = new GroupCommit(
+      (calls) => this.commitGroup(calls),
+      options.sync === 'always' ? 1 : Infinity,
+      groupsInFlight(options.sync),
+    )
     this.sweeper = new DedupeSweeper({
       intervalMs: sweepInterval(options.dedupeWindowMs),
       sweep: () =>
@@ -222,7 +231,7 @@ export class DurableQueue extends AbstractQueue {
     return this.moves.run(async () => {
       // Faulted: nothing may be written until the store reopens (waitForWork waits for it).
       if (this.counts.unprocessed === 0 || this.health.faulted) return []
-      const found = await readFree(this.db, this.cursor, limit, (key) => this.handoffs.holds(key))
+      const found = await readFree(this.db, this.cursor, this.visibleEnd(), limit, (key) => this.handoffs.holds(key))
       if (found.entries.length === 0) return []
       const ops: Op[] = []
       const events: QueuedEvent[] = []
@@ -330,7 +339,7 @@ export class DurableQueue extends AbstractQueue {
       this.handoffs.checkNew(options.handoffId)
       if (limit === 0 || this.counts.unprocessed === 0) return undefined
       // Nothing is at or past the next sequence number (see CoveredSpans).
-      const range = { gte: this.cursor, lt: unprocessedKey(seqString(this.nextSeq)) }
+      const range = { gte: this.cursor, lt: this.visibleEnd() }
       const found = await findNewest(this.db, range, limit, options, (key) => this.handoffs.holds(key), this.covered)
       if (found.length === 0) return undefined
       const { handoffId, peer } = options
@@ -424,39 +433,66 @@ export class DurableQueue extends AbstractQueue {
     return this.sweeper.runOnce()
   }
 
+  /**
+   * One enqueue group. Planning (dedupe lookups, room, sequence numbers) runs one group
+   * at a time in group order; the write may overlap the next groups' (groupsInFlight).
+   * Its events count and become readable once every group before it is written too
+   * (pending-groups.ts), so keys still appear in key order (the cursor constraint).
+   */
   private async commitGroup(calls: PreparedEvent[][]): Promise<Array<Outcome<EnqueueResult[]>>> {
+    const { plan, settle } = await this.planning.run(() => this.planGroup(calls))
+    if (!settle) return plan.outcomes
+    let failed = true
+    try {
+      await this.write(plan.ops, this.options.sync !== 'none')
+      failed = false
+    } finally {
+      const shown = settle(failed)
+      if (shown) {
+        this.counts.unprocessed += shown.events
+        this.counts.bytes += shown.bytes
+        this.work.notify()
+      }
+    }
+    this.counters.enqueueWrites++
+    return plan.outcomes
+  }
+
+  private async planGroup(
+    calls: PreparedEvent[][],
+  ): Promise<{ plan: EnqueuePlan; settle?: (failed: boolean) => { events: number; bytes: number } | undefined }> {
     this.health.assertWritable()
+    const ids = new Set(calls.flatMap((events) => events.flatMap((e) => (e.indexed ? [e.record.id] : []))))
+    await this.pending.waitFor(ids)
     // Below the watermark there is room for duplicates only (a resent handoff is still taken).
     const low = this.disk.belowWatermark
+    const coming = this.pending.coming()
     const plan = await planEnqueue(this.db, calls, {
       now: this.now(),
       dedupeWindowMs: this.options.dedupeWindowMs,
       room: low
         ? { events: 0, bytes: 0 }
         : {
-            // Handing-off events are still on this disk until their peer acks.
-            events: this.options.maxEvents - this.counts.unprocessed - this.counts.inflight - this.handoffs.events,
-            bytes: this.options.maxBytes - this.counts.bytes,
+            // Handing-off events are still on this disk until their peer acks; planned ones will be soon.
+            events: this.options.maxEvents - this.counts.unprocessed - this.counts.inflight - this.handoffs.events - coming.events,
+            bytes: this.options.maxBytes - this.counts.bytes - coming.bytes,
           },
       nextSeq: this.nextSeq,
+      // Out of room for want of disk, not of queue: say so.
+      ...(low ? { noRoom: () => lowDiskError(this.disk.state()) } : {}),
     })
-    // Out of room for want of disk, not of queue: say so. Other refusals (a reused key) stand.
-    const outOfRoom = (outcome: Outcome<EnqueueResult[]>) =>
-      !outcome.ok && outcome.error instanceof BingeError && outcome.error.code === 'BINGE_QUEUE_FULL'
-    if (low) {
-      plan.outcomes = plan.outcomes.map((outcome) => (outOfRoom(outcome) ? { ok: false, error: lowDiskError(this.disk.state()) } : outcome))
-    }
-    if (plan.ops.length === 0) return plan.outcomes
+    if (plan.ops.length === 0) return { plan }
+    const settle = this.pending.push({ from: this.nextSeq, added: plan.added, addedBytes: plan.addedBytes, ids })
     // Taken before the write: if it fails, the numbers are skipped, never reused.
     this.nextSeq = plan.nextSeq
     // The log and then a table: what an event costs on disk before compaction.
     this.disk.noteWritten(2 * plan.addedBytes)
-    await this.write(plan.ops, this.options.sync !== 'none')
-    this.counters.enqueueWrites++
-    this.counts.unprocessed += plan.added
-    this.counts.bytes += plan.addedBytes
-    this.work.notify()
-    return plan.outcomes
+    return { plan, settle }
+  }
+
+  /** Where reads of unprocessed stop: before the first key of a group not yet visible. */
+  private visibleEnd(): string {
+    return unprocessedKey(seqString(this.pending.visibleSeq(this.nextSeq)))
   }
 
   private async replayChunk(chunk: Array<[string, DeadLetter]>): Promise<void> {

@@ -29,6 +29,8 @@ export interface PlanContext {
   dedupeWindowMs: number
   room: Room
   nextSeq: number
+  /** The error a call refused for want of room gets instead of BINGE_QUEUE_FULL (the disk is low). Other refusals (a reused key) stand. */
+  noRoom?: () => BingeError
 }
 
 export async function planEnqueue(db: Level<string, string>, calls: PreparedEvent[][], ctx: PlanContext): Promise<EnqueuePlan> {
@@ -51,7 +53,8 @@ export async function planEnqueue(db: Level<string, string>, calls: PreparedEven
   for (const events of calls) {
     const admitted = admit(events, admission)
     if (admitted instanceof BingeError) {
-      plan.outcomes.push({ ok: false, error: admitted })
+      const error = ctx.noRoom && admitted.code === 'BINGE_QUEUE_FULL' ? ctx.noRoom() : admitted
+      plan.outcomes.push({ ok: false, error })
       continue
     }
     for (const fresh of admitted.fresh) {

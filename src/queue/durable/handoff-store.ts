@@ -258,16 +258,17 @@ export async function migrateLayout1(db: Db): Promise<Op[]> {
   return ops
 }
 
-/** The oldest `limit` unprocessed events from `cursor` on that no handoff holds, and the last key read over. */
+/** The oldest `limit` unprocessed events from `cursor` up to `end` (excluded) that no handoff holds, and the last key read over. */
 export async function readFree(
   db: Db,
   cursor: string,
+  end: string,
   limit: number,
   holds: (queueKey: string) => boolean,
 ): Promise<{ entries: Array<[string, string]>; last: string }> {
   const entries: Array<[string, string]> = []
   let last = ''
-  const it = db.iterator({ gte: cursor, lt: ranges.unprocessed.lt, highWaterMarkBytes: READ_AHEAD })
+  const it = db.iterator({ gte: cursor, lt: end, highWaterMarkBytes: READ_AHEAD })
   try {
     while (entries.length < limit) {
       const chunk = await it.nextv(limit - entries.length)
