@@ -32,7 +32,6 @@
 
 import { Level } from 'level'
 import { randomUUID } from 'node:crypto'
-import { BingeError } from '../../errors.js'
 import { AbstractQueue } from '../abstract-queue.js'
 import { type PreparedEvent, isSeenWithin, sweepInterval, toRecord } from '../admission.js'
 import { InflightClaims } from '../claims.js'
