@@ -12,7 +12,7 @@
 import { readFile } from 'node:fs/promises'
 import { cpus } from 'node:os'
 import { join } from 'node:path'
-import { DurableQueue } from '../src/queue/durable-queue.js'
+import { DurableQueue } from '../src/queue/index.js'
 import type { EventRecord } from '../src/queue/types.js'
 import { Cleanup, envInt, eventOfSize, fmt, line, makeTempRoot, startNode, waitUntil } from './support.js'
 

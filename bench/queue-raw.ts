@@ -11,8 +11,8 @@ import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { Level } from 'level'
-import { DurableQueue } from '../src/queue/durable-queue.js'
-import { writeBatch } from '../src/queue/write-batch.js'
+import { DurableQueue } from '../src/queue/index.js'
+import { writeBatch } from '../src/queue/durable/write-batch.js'
 import type { EventRecord } from '../src/queue/types.js'
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 3)

@@ -1,8 +1,12 @@
-// The node's figures, kept once: plain counters for /stats and prom-client metrics for
-// /metrics, updated together. Each node owns its own registry so several nodes can run
-// in one process (tests) without their metrics colliding.
+// The node's figures, kept once: plain counters for /stats, prom-client metrics for
+// /metrics, and recent rates and latencies for the dashboard (docs/design.md §8),
+// updated together. Each node owns its own registry so several nodes can run in one
+// process (tests) without their metrics colliding. /metrics must pass
+// `promtool check metrics`: no gauge may end in _total.
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
 import type { DiskStatus, QueueDepth } from './queue/types.js'
+import { RateWindow } from './util/rate-window.js'
+import { RecentSamples } from './util/recent-samples.js'
 
 export interface StatsCounters {
   received: number
@@ -24,6 +28,76 @@ export type HandoffDirection = 'out' | 'in' | 'takenBack'
 export type PipelineOutcome = 'processed' | 'filtered' | 'failed'
 export type FailureAction = 'deadletter' | 'drop' | 'forward' | 'alert'
 export type StepOutcome = 'processed' | 'filtered' | 'failed'
+
+/** Counts of one pipeline or one step since start, and its recent p95 latency, for the dashboard. */
+export interface StageFigures {
+  /** Events that entered. */
+  in: number
+  /** Events passed on (a step) or delivered to every output (a pipeline). */
+  out: number
+  /** Intended drops: a filter, sample, dedupe or throttle kept the event back. Not failures. */
+  filtered: number
+  failed: number
+  /** Of the failed, those onFail dead-lettered. */
+  deadlettered: number
+  /** p95 of the last 256 runs, in milliseconds; absent before the first. */
+  p95Ms?: number
+}
+
+export interface StepFigures extends StageFigures {
+  index: number
+  kind: string
+}
+
+export interface PipelineFigures extends StageFigures {
+  name: string
+  /** Of the failed, those onFail dropped, forwarded or alerted on. */
+  otherwiseHandled: number
+  steps: StepFigures[]
+}
+
+/** Events per second handed to and taken from one peer, over the last minute. */
+export interface PeerHandoffRates {
+  /** The peer's node name. */
+  peer: string
+  out: number
+  in: number
+  /** Since start. */
+  outTotal: number
+  inTotal: number
+}
+
+export interface DashboardFigures {
+  /** Events per second over the last 10 s: accepted, finished by the pipelines, handed off, handed in. */
+  rates: { in: number; finished: number; handedOff: number; handedIn: number }
+  handoffs: PeerHandoffRates[]
+  pipelines: PipelineFigures[]
+}
+
+/** The most peers whose handoff rates are kept (a mesh is bounded; this only caps memory). */
+const maxHandoffPeers = 1_000
+
+class Stage {
+  in = 0
+  out = 0
+  filtered = 0
+  failed = 0
+  deadlettered = 0
+  otherwise = 0
+  readonly latency = new RecentSamples()
+
+  figures(): StageFigures {
+    const p95 = this.latency.quantile(0.95)
+    return {
+      in: this.in,
+      out: this.out,
+      filtered: this.filtered,
+      failed: this.failed,
+      deadlettered: this.deadlettered,
+      ...(p95 === undefined ? {} : { p95Ms: Math.round(p95 * 1e6) / 1e3 }),
+    }
+  }
+}
 
 /** One step's figures, its labels bound once (a step runs per event: no label hashing then). */
 export interface StepMeter {
@@ -59,13 +133,24 @@ export class Metrics {
   private readonly stepEvents: Counter<'pipeline' | 'step' | 'kind' | 'outcome'>
   private readonly stepFailures: Counter<'pipeline' | 'step' | 'kind' | 'action'>
   private readonly stepLatency: Histogram<'pipeline' | 'step' | 'kind'>
+  private readonly rates = { in: new RateWindow(), finished: new RateWindow(), handedOff: new RateWindow(), handedIn: new RateWindow() }
+  private readonly peerHandoffs = new Map<string, { out: RateWindow; in: RateWindow }>()
+  private readonly stages = new Map<string, { pipeline: Stage; steps: Array<{ kind: string; stage: Stage }> }>()
   /** Connected mesh peers; set by the mesh when it runs. */
   peerCount: () => number = () => 0
 
   constructor(nodeId: string, depth: () => QueueDepth, options: { defaultMetrics?: boolean; disk?: () => DiskStatus | undefined } = {}) {
     const registers = [this.registry]
     this.registry.setDefaultLabels({ node: nodeId })
-    if (options.defaultMetrics ?? true) collectDefaultMetrics({ register: this.registry, prefix: 'binge_process_' })
+    if (options.defaultMetrics ?? true) {
+      collectDefaultMetrics({ register: this.registry, prefix: 'binge_process_' })
+      // prom-client makes these gauges with a _total suffix, which Prometheus keeps for
+      // counters (promtool refuses them). Each is the sum of its labelled sibling
+      // (binge_process_nodejs_active_handles{type}, ...), so nothing is lost.
+      for (const name of ['active_handles_total', 'active_requests_total', 'active_resources_total']) {
+        this.registry.removeSingleMetric(`binge_process_nodejs_${name}`)
+      }
+    }
     this.received = new Counter({ name: 'binge_events_received_total', help: 'Events accepted and made durable.', registers })
     this.duplicates = new Counter({
       name: 'binge_events_duplicate_total',
@@ -199,6 +284,7 @@ export class Metrics {
     this.counters.received += count
     this.counters.duplicates += duplicates
     this.received.inc(count)
+    this.rates.in.add(count)
     if (duplicates > 0) this.duplicates.inc(duplicates)
     this.ingestLatency.observe(seconds)
   }
@@ -212,13 +298,69 @@ export class Metrics {
     this.counters[outcome]++
     this.pipelineEvents.inc({ pipeline, outcome })
     this.pipelineLatency.observe({ pipeline }, seconds)
+    this.rates.finished.add(1)
+    const stage = this.stagesOf(pipeline).pipeline
+    stage.in++
+    if (outcome === 'processed') stage.out++
+    else stage[outcome]++
+    stage.latency.add(seconds)
   }
 
-  handoff(direction: HandoffDirection, count: number): void {
+  /** `peer`: the node name on the other side, for the dashboard's per-link rates. */
+  handoff(direction: HandoffDirection, count: number, peer?: string): void {
     if (direction === 'out') this.counters.handedOff += count
     else if (direction === 'in') this.counters.handedIn += count
     else this.counters.takenBack += count
     this.handoffs.inc({ direction }, count)
+    if (direction === 'takenBack') return
+    this.rates[direction === 'out' ? 'handedOff' : 'handedIn'].add(count)
+    if (peer === undefined) return
+    let rates = this.peerHandoffs.get(peer)
+    if (!rates) {
+      if (this.peerHandoffs.size >= maxHandoffPeers) return
+      rates = { out: new RateWindow(), in: new RateWindow() }
+      this.peerHandoffs.set(peer, rates)
+    }
+    rates[direction].add(count)
+  }
+
+  private stagesOf(pipeline: string): { pipeline: Stage; steps: Array<{ kind: string; stage: Stage }> } {
+    let stages = this.stages.get(pipeline)
+    if (!stages) {
+      stages = { pipeline: new Stage(), steps: [] }
+      this.stages.set(pipeline, stages)
+    }
+    return stages
+  }
+
+  /** What the dashboard shows of this node's work; `pipelines` are listed even before their first event. */
+  figures(pipelines: string[] = []): DashboardFigures {
+    for (const name of pipelines) this.stagesOf(name)
+    const round = (n: number) => Math.round(n * 100) / 100
+    const r = this.rates
+    return {
+      rates: {
+        in: round(r.in.rate(10)),
+        finished: round(r.finished.rate(10)),
+        handedOff: round(r.handedOff.rate(10)),
+        handedIn: round(r.handedIn.rate(10)),
+      },
+      handoffs: [...this.peerHandoffs].map(([peer, rates]) => ({
+        peer,
+        out: round(rates.out.rate(60)),
+        in: round(rates.in.rate(60)),
+        outTotal: rates.out.total,
+        inTotal: rates.in.total,
+      })),
+      pipelines: [...this.stages].map(([name, s]) => ({
+        name,
+        ...s.pipeline.figures(),
+        // Counted as they finish, except that an event inside its first step has entered too.
+        in: Math.max(s.pipeline.in, s.steps[0]?.stage.in ?? 0),
+        otherwiseHandled: s.pipeline.otherwise,
+        steps: s.steps.map((step, index) => ({ index, kind: step.kind, ...step.stage.figures() })),
+      })),
+    }
   }
 
   /** The figures of step number `index` (0-based) of a pipeline, labelled `step="<index>"` and its kind. */
@@ -231,13 +373,22 @@ export class Metrics {
     }
     const latency = this.stepLatency.labels(labels)
     const failures = this.stepFailures
+    const steps = this.stagesOf(pipeline).steps
+    const stage = new Stage()
+    steps[index] = { kind, stage }
     return {
       done(outcome, seconds) {
         outcomes[outcome].inc()
         latency.observe(seconds)
+        stage.in++
+        if (outcome === 'processed') stage.out++
+        else stage[outcome]++
+        stage.latency.add(seconds)
       },
       failureHandled(action) {
         failures.inc({ ...labels, action })
+        if (action === 'deadletter') stage.deadlettered++
+        else stage.otherwise++
       },
     }
   }
@@ -246,5 +397,8 @@ export class Metrics {
     if (action === 'deadletter') this.counters.deadlettered++
     if (action === 'drop') this.counters.dropped++
     this.failures.inc({ pipeline, action })
+    const stage = this.stagesOf(pipeline).pipeline
+    if (action === 'deadletter') stage.deadlettered++
+    else stage.otherwise++
   }
 }

@@ -14,7 +14,7 @@ import type { AddressInfo } from 'node:net'
 import type { Hono } from 'hono'
 import { uuidv7 } from './ids.js'
 import type { Config } from './config/schema.js'
-import type { NodeApi, NodePhase, NodeStats } from './http/api.js'
+import type { NodeApi, NodeDashboardParts, NodePhase, NodeStats } from './http/api.js'
 import { createApp } from './http/app.js'
 import { HttpServer } from './http/server.js'
 import { Ingest, eventLimits, type AcceptRequest } from './ingest/ingest.js'
@@ -113,7 +113,6 @@ export class BingeNode implements NodeApi {
       forward: meshForwarder(() => this.mesh),
       // Stateful steps load their state from the queue's store and commit it with the acks.
       state: this.queue,
-      getState: (key: string) => this.queue.getState(key),
     }
     const pipelines = Object.entries(config.pipelines).map(([name, p]) => new Pipeline({ name, ...p }, deps))
     this.engine = new Engine(pipelines, this.log, this.traces)
@@ -145,7 +144,7 @@ export class BingeNode implements NodeApi {
         hasPipeline: (name) => this.engine.has(name),
         accepting: () => this.currentPhase === 'ready',
         finishedCount: () => metrics.counters.processed + metrics.counters.filtered + metrics.counters.failed,
-        handoff: (direction, count) => metrics.handoff(direction, count),
+        handoff: (direction, count, peer) => metrics.handoff(direction, count, peer),
       })
       metrics.peerCount = () => this.mesh?.peers().filter((p) => p.connected).length ?? 0
     }
@@ -264,6 +263,14 @@ export class BingeNode implements NodeApi {
       peers: this.mesh?.peers() ?? [],
       ...(this.inputs.length > 0 ? { inputs: this.inputStatus() } : {}),
       uptimeSeconds: Math.round((Date.now() - this.startedAt) / 1000),
+    }
+  }
+
+  dashboard(): NodeDashboardParts {
+    const q = this.config.queue
+    return {
+      marks: { highWaterMark: q.highWaterMark, lowWaterMark: q.lowWaterMark, maxEvents: q.maxEvents },
+      figures: this.metricsStore.figures(this.engine.pipelines.map((p) => p.name)),
     }
   }
 

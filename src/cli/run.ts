@@ -22,7 +22,8 @@ import { Engine } from '../pipeline/engine.js'
 import { OutputFailure } from '../pipeline/outputs/failure.js'
 import { Pipeline, type PipelineDeps } from '../pipeline/pipeline.js'
 import type { OutputWrapper } from '../pipeline/registry.js'
-import type { EventRecord, JsonObject, StateOp } from '../queue/types.js'
+import { applyStateOps } from '../queue/state-ops.js'
+import type { EventRecord, JsonObject } from '../queue/types.js'
 import { TraceStore } from '../trace.js'
 import { reportConfigError } from './validate.js'
 
@@ -126,7 +127,8 @@ export async function runOnce(options: RunOptions, io: RunStreams = process): Pr
     defaultMetrics: false,
   })
   const trace = new TraceStore(nodeId)
-  const state = new Map<string, unknown>()
+  /** Stateful steps' committed state, as the queue keeps it (src/queue/state-ops.ts). */
+  const state = new Map<string, string>()
   const selected = selectPipelines(config, options)
   // Lines of the current batch by pipeline and output (pipelines run concurrently).
   const received = selected.map(([, p]) => p.outputs.map((): string[] => []))
@@ -146,7 +148,6 @@ export async function runOnce(options: RunOptions, io: RunStreams = process): Pr
     log,
     metrics,
     trace,
-    getState: async (key) => state.get(key),
     wrapOutput: tap,
     forward: async (pipeline) => {
       throw new OutputFailure(`forward to pipeline "${pipeline}": binge run has no mesh (--dry-run shows what it would send)`, true)
@@ -174,11 +175,11 @@ export async function runOnce(options: RunOptions, io: RunStreams = process): Pr
   try {
     for (let i = 0; i < events.length; i += batchSize) {
       const acks = await engine.processBatch(events.slice(i, i + batchSize), signal)
-      for (const ack of acks) applyState(state, ack.state ?? [])
+      for (const ack of acks) applyStateOps(ack.state ?? [], state)
       await print()
     }
     // End of input: stateful steps close what they hold (a window emits its last results).
-    applyState(state, await engine.closeAll(signal))
+    applyStateOps(await engine.closeAll(signal), state)
     await print()
   } finally {
     await engine.stop()
@@ -195,11 +196,4 @@ export async function runOnce(options: RunOptions, io: RunStreams = process): Pr
   if (c.failed > 0) log.warn(outcome, 'binge run finished: a pipeline failed an event.')
   else log.info(outcome, 'binge run finished.')
   return c.failed > 0 ? 1 : 0
-}
-
-function applyState(state: Map<string, unknown>, ops: readonly StateOp[]): void {
-  for (const op of ops) {
-    if (op.type === 'put') state.set(op.key, op.value)
-    else state.delete(op.key)
-  }
 }

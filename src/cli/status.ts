@@ -1,14 +1,18 @@
 // `binge status [--url URL]`: one node's view of itself and of the mesh, read from its
 // GET /stats and printed as a table. Read-only; exit 1 when the node cannot be reached
 // or does not answer like a binge node, 2 for a URL that is not one.
+import { BingeError } from '../errors.js'
 import type { NodeStats } from '../http/api.js'
 import type { PeerView } from '../mesh/peer-table.js'
 
 export const defaultStatusUrl = 'http://127.0.0.1:8080'
 
 /** The node did not answer GET /stats with a binge stats document. */
-export class StatsUnavailableError extends Error {
-  override readonly name = 'StatsUnavailableError'
+export class StatsUnavailableError extends BingeError {
+  constructor(message: string, options: { cause?: unknown } = {}) {
+    super('BINGE_STATS_UNAVAILABLE', message, options)
+    this.name = 'StatsUnavailableError'
+  }
 }
 
 /** The node's GET /stats; throws StatsUnavailableError with the reason. */

@@ -20,7 +20,8 @@ const notes: Record<string, string> = {
   'http.authToken': 'empty: off; when set, POST needs `Authorization: Bearer <token>`',
   'http.requestTimeout': 'longest one request may take',
   'queue.mode': '`durable`: LevelDB under dataDir, crash-safe; `memory`: fast, a crash loses what it holds',
-  'queue.sync': "`batch`: group commit, each answer after its batch is fsync'd; `always`: one fsync per request; `none`: the OS decides",
+  'queue.sync':
+    "`batch`: group commit, each answer after its batch is fsync'd; `always`: each request written and fsync'd on its own (LevelDB merges those waiting); `none`: the OS decides",
   'queue.highWaterMark': 'unprocessed events above it: the newest are handed off to peers ...',
   'queue.lowWaterMark': '... until at or under it',
   'queue.maxEvents': 'hard cap; beyond it (or maxBytes) POST answers 429 with Retry-After (413 if one request alone holds more)',

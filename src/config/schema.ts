@@ -21,7 +21,7 @@ import {
   text,
 } from '../schema/fields.js'
 import { closedByDefault } from './closed-mesh.js'
-import { oneKeyOf, type OneKey } from '../schema/one-key.js'
+import { oneKeyOf } from '../schema/one-key.js'
 import { onFailSection } from '../pipeline/on-fail-schema.js'
 import { outputEntries, stepEntries } from '../pipeline/registry.js'
 import { inputEntries } from '../inputs/registry.js'
@@ -127,16 +127,4 @@ export const configSchema = section(
 )
 
 export type Config = z.output<typeof configSchema>
-export type NodeConfig = Config['node']
-export type HttpConfig = Config['http']
-export type QueueConfig = Config['queue']
-export type LogConfig = Config['log']
 export type MeshConfig = z.output<typeof meshSection>
-export type PipelineConfig = z.output<typeof pipelineSection>
-export type { OnFailConfig, RetryConfig, FailAction, BareFailAction } from '../pipeline/on-fail-schema.js'
-/** A step as written: `{ <kind>: <config> }`; see `entryOf` in one-key.ts. */
-export type StepConfig = OneKey
-/** An input as written: `{ <kind>: <config> }`. */
-export type InputConfig = OneKey
-/** An output as written: `{ <kind>: <config> }`. */
-export type OutputConfig = OneKey

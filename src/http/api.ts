@@ -3,7 +3,7 @@
 import type { AcceptRequest } from '../ingest/ingest.js'
 import type { InputStatus } from '../inputs/types.js'
 import type { DeadLetter, DiskStatus, EnqueueResult, QueueDepth } from '../queue/types.js'
-import type { StatsCounters } from '../metrics.js'
+import type { DashboardFigures, StatsCounters } from '../metrics.js'
 import type { TraceStep } from '../trace.js'
 import type { PeerView } from '../mesh/peer-table.js'
 
@@ -24,12 +24,19 @@ export interface NodeStats {
   uptimeSeconds: number
 }
 
+/** What the dashboard needs beyond /stats (docs/design.md §8). */
+export interface NodeDashboardParts {
+  marks: { highWaterMark: number; lowWaterMark: number; maxEvents: number }
+  figures: DashboardFigures
+}
+
 export interface NodeApi {
   readonly nodeId: string
   phase(): NodePhase
   /** One request body through the node's one door (src/ingest/ingest.ts). */
   accept(payload: string, request: AcceptRequest): Promise<EnqueueResult[]>
   stats(): NodeStats
+  dashboard(): NodeDashboardParts
   metrics(): Promise<{ contentType: string; body: string }>
   trace(id: string): Promise<TraceStep[] | undefined>
   listDeadletter(limit: number): Promise<{ count: number; events: DeadLetter[] }>

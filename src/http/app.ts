@@ -9,6 +9,7 @@ import type { IncomingMessage } from 'node:http'
 import { parseEvents } from '../events/parse-events.js'
 import { phaseRefusal } from '../ingest/ingest.js'
 import { bodyFormat, readBody, readNodeBody } from './body.js'
+import { dashboardRoutes } from './dashboard/routes.js'
 
 export interface AppOptions {
   /** Bytes of body read at most; the event limits are the node's, the same at every door. */
@@ -92,6 +93,7 @@ export function createApp(node: NodeApi, options: AppOptions): Hono {
     return c.json({ status: 'ready', node: node.nodeId })
   })
   app.get('/stats', (c) => c.json(node.stats()))
+  dashboardRoutes(app, node, { authRequired: options.authToken !== '' })
   app.get('/metrics', async (c) => {
     const m = await node.metrics()
     return c.body(m.body, 200, { 'content-type': m.contentType })

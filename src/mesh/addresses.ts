@@ -15,9 +15,3 @@ export function toMultiaddr(entry: string): Multiaddr {
   const proto = ipv4.test(host) ? 'ip4' : host.includes(':') ? 'ip6' : 'dns4'
   return multiaddr(`/${proto}/${host}/tcp/${port}`)
 }
-
-/** The multiaddr without its /p2p/ part: what we dial when the peer id may have changed. */
-export function withoutPeerId(addr: Multiaddr): Multiaddr {
-  const text = addr.toString().replace(/\/p2p\/[^/]+$/, '')
-  return multiaddr(text)
-}

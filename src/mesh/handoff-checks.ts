@@ -31,24 +31,24 @@ export interface HandoffChecks {
 }
 
 /** The events as this node will store them, or the reason the whole batch is refused. */
-export function checkHandoff(request: HandoffRequest, c: HandoffChecks): EventRecord[] | string {
-  if (c.senderNode === undefined) return 'the sender is not a mesh member: its peer id has no valid announcement here'
-  if (request.from !== c.senderNode)
-    return `the batch says it is from "${request.from}", but the sender's peer id announced "${c.senderNode}"`
+export function checkHandoff(request: HandoffRequest, checks: HandoffChecks): EventRecord[] | string {
+  if (checks.senderNode === undefined) return 'the sender is not a mesh member: its peer id has no valid announcement here'
+  if (request.from !== checks.senderNode)
+    return `the batch says it is from "${request.from}", but the sender's peer id announced "${checks.senderNode}"`
   const events: EventRecord[] = []
   for (let i = 0; i < request.events.length; i++) {
     const e = request.events[i]!
-    if (e.pipeline !== undefined && !c.hasPipeline(e.pipeline)) return `does not run the pipeline "${e.pipeline}"`
+    if (e.pipeline !== undefined && !checks.hasPipeline(e.pipeline)) return `does not run the pipeline "${e.pipeline}"`
     if (request.kind === 'route' && e.pipeline === undefined)
       return `event ${i} (${e.id}) names no pipeline; a route batch is for a pipeline this node runs`
     try {
-      checkEvent(e.data, { label: `event ${i} (${e.id}): data` }, c.maxEventBytes)
+      checkEvent(e.data, { label: `event ${i} (${e.id}): data` }, checks.maxEventBytes)
     } catch (err) {
       if (err instanceof EventInputError) return err.message
       throw err
     }
     const hopsBefore = request.kind === 'overflow' && e.origin !== request.from ? Math.max(1, e.hops) : e.hops
-    events.push({ ...e, hops: hopsBefore + 1, receivedAt: Math.min(e.receivedAt, c.now) })
+    events.push({ ...e, hops: hopsBefore + 1, receivedAt: Math.min(e.receivedAt, checks.now) })
   }
   return events
 }

@@ -65,41 +65,41 @@ const refused = (reason: string): HandoffResponse => ({ status: 'refused', reaso
 export async function receiveHandoff(
   body: unknown,
   senderNode: string | undefined,
-  c: HandoffReceiverComponents,
+  parts: HandoffReceiverComponents,
 ): Promise<HandoffResponse> {
   const parsed = handoffRequestSchema.safeParse(body)
   if (!parsed.success) return refused(`invalid handoff request: ${parsed.error.issues[0]?.message ?? 'bad shape'}`)
   const request = parsed.data
-  const events = checkHandoff(request, { senderNode, hasPipeline: c.hasPipeline, maxEventBytes: c.maxEventBytes, now: Date.now() })
+  const events = checkHandoff(request, { senderNode, hasPipeline: parts.hasPipeline, maxEventBytes: parts.maxEventBytes, now: Date.now() })
   if (typeof events === 'string') {
-    c.onChecksFailed?.(events)
+    parts.onChecksFailed?.(events)
     return refused(events)
   }
-  const refusal = reasonToRefuse(request, c)
+  const refusal = reasonToRefuse(request, parts)
   // Only a new batch may be refused; the dedupe lookup that tells a resend is paid
   // here only when there is a reason (enqueue looks the ids up anyway).
-  if (refusal !== undefined && !(await c.queue.seen(events.map((e) => e.id))).some(Boolean)) return refused(refusal)
+  if (refusal !== undefined && !(await parts.queue.seen(events.map((e) => e.id))).some(Boolean)) return refused(refusal)
   let results
   try {
     // An overflow batch holds events as clients sent them: an id reused for another
     // event is refused (the sender keeps it). A route may carry a forward's retry,
     // re-transformed under the same id, which stays a duplicate.
-    results = await c.queue.enqueue(events, { fingerprint: request.kind === 'overflow' })
+    results = await parts.queue.enqueue(events, { fingerprint: request.kind === 'overflow' })
   } catch (err) {
     if (err instanceof BingeError && err.code === 'BINGE_QUEUE_FULL') return refused('its queue is full')
     if (err instanceof BingeError && err.code === 'BINGE_IDEMPOTENCY_CONFLICT') return refused(err.message)
     throw err
   }
   const fresh = events.filter((_, i) => !results[i]!.duplicate)
-  if (fresh.length > 0) c.onHandedIn(fresh, request.from)
+  if (fresh.length > 0) parts.onHandedIn(fresh, request.from)
   const duplicateIds = results.filter((r) => r.duplicate).map((r) => r.id)
   return { status: 'accepted', accepted: fresh.length, duplicates: duplicateIds.length, duplicateIds }
 }
 
-function reasonToRefuse(request: HandoffRequest, c: HandoffReceiverComponents): string | undefined {
-  if (!c.accepting()) return 'the node is not accepting events (starting or shutting down)'
-  if (request.kind === 'overflow' && c.queue.depth().unprocessed >= c.highWaterMark) return 'over its high-water mark'
-  const disk = c.queue.diskStatus()
+function reasonToRefuse(request: HandoffRequest, parts: HandoffReceiverComponents): string | undefined {
+  if (!parts.accepting()) return 'the node is not accepting events (starting or shutting down)'
+  if (request.kind === 'overflow' && parts.queue.depth().unprocessed >= parts.highWaterMark) return 'over its high-water mark'
+  const disk = parts.queue.diskStatus()
   if (disk?.storeFaulted) return 'its data volume is full (reopening its store)'
   if (disk?.belowWatermark) return 'its data volume is below queue.minFreeDisk'
   return undefined

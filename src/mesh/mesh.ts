@@ -62,7 +62,8 @@ export interface MeshComponents {
   relay: boolean
   /** Events finished here so far (for the drain rate). */
   finishedCount(): number
-  handoff(direction: HandoffDirection, count: number): void
+  /** `peer`: the node name on the other side, when known (for per-link rates). */
+  handoff(direction: HandoffDirection, count: number, peer?: string): void
 }
 
 /** Most ids remembered with an unknown outcome (a client retries within seconds). */
@@ -83,7 +84,7 @@ export class Mesh {
 
   constructor(
     private readonly config: MeshConfig,
-    private readonly c: MeshComponents,
+    private readonly parts: MeshComponents,
   ) {
     const interval = config.gossipInterval
     this.table = new PeerTable(interval * 3 + 2_000, Math.max(60_000, interval * 30))
@@ -99,8 +100,8 @@ export class Mesh {
   }
 
   async start(): Promise<void> {
-    const { log } = this.c
-    const privateKey = await loadOrCreateIdentity(this.c.dataDir)
+    const { log } = this.parts
+    const privateKey = await loadOrCreateIdentity(this.parts.dataDir)
     const host = (this.host = await createPeerHost({
       privateKey,
       listen: this.config.listen,
@@ -120,15 +121,15 @@ export class Mesh {
               { peer: connection.remotePeer.toString(), reason },
               'A handoff batch failed the checks every event meets and was refused.',
             ),
-          queue: this.c.queue,
-          highWaterMark: this.c.highWaterMark,
-          maxEventBytes: this.c.maxEventBytes,
-          accepting: () => this.c.accepting(),
-          hasPipeline: (name) => this.c.hasPipeline(name),
+          queue: this.parts.queue,
+          highWaterMark: this.parts.highWaterMark,
+          maxEventBytes: this.parts.maxEventBytes,
+          accepting: () => this.parts.accepting(),
+          hasPipeline: (name) => this.parts.hasPipeline(name),
           onHandedIn: (events, from) => {
-            this.c.handoff('in', events.length)
+            this.parts.handoff('in', events.length, from)
             const step = { detail: `from ${from}` }
-            for (const e of events) this.c.trace.add(e.id, 'handedIn', step)
+            for (const e of events) this.parts.trace.add(e.id, 'handedIn', step)
           },
         }),
       frames,
@@ -141,12 +142,12 @@ export class Mesh {
       async (body, connection) => {
         if ((await this.memberNode(connection)) === undefined) return { refused: 'the trace protocol answers mesh members only' }
         const id = (body as { id?: unknown })?.id
-        return { node: this.c.nodeId, steps: typeof id === 'string' ? (this.c.trace.get(id) ?? []) : [] }
+        return { node: this.parts.nodeId, steps: typeof id === 'string' ? (this.parts.trace.get(id) ?? []) : [] }
       },
       frames,
     )
-    this.table.requiredPipelines = this.c.pipelines()
-    this.table.self = { node: this.c.nodeId, peerId: host.peerId.toString() }
+    this.table.requiredPipelines = this.parts.pipelines()
+    this.table.self = { node: this.parts.nodeId, peerId: host.peerId.toString() }
     this.table.credit.initial = this.config.handoffBatch
     this.table.credit.max = 16 * this.config.handoffBatch
     const redialer = (this.redialer = new Redialer(host, log, { forgetMs: this.table.expireMs }))
@@ -162,12 +163,12 @@ export class Mesh {
     this.gossip.start()
     redialer.start()
     this.offloader = new Offloader({
-      queue: this.c.queue,
+      queue: this.parts.queue,
       table: this.table,
       health: this.health,
       log,
-      highWaterMark: this.c.relay ? 0 : this.c.highWaterMark,
-      lowWaterMark: this.c.relay ? 0 : this.c.lowWaterMark,
+      highWaterMark: this.parts.relay ? 0 : this.parts.highWaterMark,
+      lowWaterMark: this.parts.relay ? 0 : this.parts.lowWaterMark,
       maxHops: this.config.maxHops,
       batchSize: this.config.handoffBatch,
       maxInFlight: this.config.handoffConcurrency,
@@ -175,14 +176,14 @@ export class Mesh {
       send: (peer, batch) => this.send(peer, batch, 'overflow'),
       ping: (peer) => this.ping(peer),
       onHandedOff: (batch, peerNode) => {
-        this.c.handoff('out', batch.events.length)
+        this.parts.handoff('out', batch.events.length, peerNode)
         const step = { detail: `to ${peerNode}`, peer: batch.peer }
-        for (const e of batch.events) this.c.trace.add(e.id, 'handedOff', step)
+        for (const e of batch.events) this.parts.trace.add(e.id, 'handedOff', step)
       },
       onTakenBack: (batch) => {
-        this.c.handoff('takenBack', batch.events.length)
+        this.parts.handoff('takenBack', batch.events.length)
         const step = { detail: `peer ${batch.peer} unreachable` }
-        for (const e of batch.events) this.c.trace.add(e.id, 'takenBack', step)
+        for (const e of batch.events) this.parts.trace.add(e.id, 'takenBack', step)
       },
     })
     await this.offloader.start()
@@ -195,12 +196,12 @@ export class Mesh {
     const { listen, psk, allowPeers, insecure } = this.config
     if (!listensBeyondLoopback(listen)) return
     if (insecure && psk === '' && allowPeers.length === 0) {
-      this.c.log.warn(
+      this.parts.log.warn(
         { listen },
         'The mesh is open (mesh.insecure: true): any machine that reaches its port can join, gossip and hand this node events.',
       )
     } else if (psk.trim() === exampleMeshKey) {
-      this.c.log.warn(
+      this.parts.log.warn(
         { listen },
         'The mesh uses the example key from mesh-configs, which anyone can read: set BINGE_MESH_KEY to a key from `binge keygen`.',
       )
@@ -220,7 +221,6 @@ export class Mesh {
     return this.table.view((peerId) => (host ? host.getConnections(peerIdFromString(peerId)).length > 0 : false))
   }
 
-  /** The least-loaded peer with room, for a 429 that points clients somewhere useful. */
   /** The peer a client refused here could try instead: the least loaded one heard from lately. */
   suggestPeer(): { node: string; http: string } | undefined {
     const best = this.table.fresh().sort((a, b) => this.table.loadOf(a) - this.table.loadOf(b))[0]
@@ -315,7 +315,7 @@ export class Mesh {
       try {
         answer = await send(batch)
       } catch (err) {
-        this.c.log.warn(
+        this.parts.log.warn(
           { peer: peer.announcement.node, err: asError(err).message },
           'A direct handoff had an unknown outcome; resending it once to the same peer.',
         )
@@ -330,9 +330,9 @@ export class Mesh {
       if (answer.status === 'accepted') {
         for (const e of events) this.unsure.delete(e.id)
         if (kind === 'overflow') this.table.noteSent(batch.peer, events.length)
-        this.c.handoff('out', events.length)
+        this.parts.handoff('out', events.length, peer.announcement.node)
         const step = { detail: `to ${peer.announcement.node}`, peer: batch.peer }
-        for (const e of events) this.c.trace.add(e.id, 'handedOff', step)
+        for (const e of events) this.parts.trace.add(e.id, 'handedOff', step)
         // After a resend the peer has the ids from our own first attempt: not the client's duplicates.
         return { node: peer.announcement.node, peer: batch.peer, duplicateIds: resent ? [] : (answer.duplicateIds ?? []) }
       }
@@ -390,7 +390,7 @@ export class Mesh {
   private async send(peer: string, batch: HandoffBatch, kind: HandoffRequest['kind']): Promise<HandoffResponse> {
     const host = this.host
     if (!host) throw new Error('the mesh is stopped')
-    const body: HandoffRequest = { v: 1, handoffId: batch.handoffId, kind, from: this.c.nodeId, events: batch.events }
+    const body: HandoffRequest = { v: 1, handoffId: batch.handoffId, kind, from: this.parts.nodeId, events: batch.events }
     const target: PeerId = peerIdFromString(peer)
     return parseHandoffResponse(await request(host, target, handoffProtocol, body, this.config.handoffTimeout))
   }
@@ -411,29 +411,29 @@ export class Mesh {
 
   private announcement(): Announcement {
     const now = Date.now()
-    const finished = this.c.finishedCount()
+    const finished = this.parts.finishedCount()
     const seconds = (now - this.lastFinished.at) / 1000
     if (seconds > 0) this.drainRate = 0.7 * this.drainRate + 0.3 * ((finished - this.lastFinished.count) / seconds)
     this.lastFinished = { at: now, count: finished }
-    const depth = this.c.queue.depth()
+    const depth = this.parts.queue.depth()
     return {
       v: 1,
-      node: this.c.nodeId,
+      node: this.parts.nodeId,
       peerId: this.host!.peerId.toString(),
-      http: this.c.httpAddress(),
+      http: this.parts.httpAddress(),
       addrs: this.addresses(),
       depth: depth.unprocessed,
       inflight: depth.inflight,
-      highWaterMark: this.c.highWaterMark,
-      lowWaterMark: this.c.lowWaterMark,
-      maxEvents: this.c.maxEvents,
+      highWaterMark: this.parts.highWaterMark,
+      lowWaterMark: this.parts.lowWaterMark,
+      maxEvents: this.parts.maxEvents,
       accepting:
-        !this.c.relay &&
-        this.c.accepting() &&
-        depth.unprocessed + depth.inflight < this.c.maxEvents &&
-        !this.c.queue.diskStatus()?.belowWatermark,
+        !this.parts.relay &&
+        this.parts.accepting() &&
+        depth.unprocessed + depth.inflight < this.parts.maxEvents &&
+        !this.parts.queue.diskStatus()?.belowWatermark,
       drainRate: Math.round(this.drainRate * 10) / 10,
-      pipelines: this.c.pipelines(),
+      pipelines: this.parts.pipelines(),
       sentAt: now,
     }
   }

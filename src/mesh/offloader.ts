@@ -81,18 +81,18 @@ export class Offloader {
 
   private readonly health: PeerHealth
 
-  constructor(private readonly o: OffloaderOptions) {
-    this.health = o.health ?? new PeerHealth()
+  constructor(private readonly options: OffloaderOptions) {
+    this.health = options.health ?? new PeerHealth()
   }
 
   async start(): Promise<void> {
     this.stopped = false
-    for (const batch of await this.o.queue.pendingHandoffs()) {
+    for (const batch of await this.options.queue.pendingHandoffs()) {
       // The last process may have sent it: the peer may hold it, or still be reading it.
       this.outstanding.set(batch.handoffId, { batch, failures: 0, nextAttempt: 0, sending: false, uncertain: true, failedAt: 0 })
     }
     if (this.outstanding.size > 0)
-      this.o.log.info({ batches: this.outstanding.size }, 'Resending handoff batches whose outcome was unknown at the last stop.')
+      this.options.log.info({ batches: this.outstanding.size }, 'Resending handoff batches whose outcome was unknown at the last stop.')
     this.timer = setInterval(() => void this.tick(), tickMs)
     this.timer.unref()
   }
@@ -132,7 +132,7 @@ export class Offloader {
       } else if (o.failedAt > 0 && !sending.has(peer)) {
         this.ping(peer, now)
       }
-      if (o.sending || now < o.nextAttempt || this.inFlight() >= this.o.maxInFlight) continue
+      if (o.sending || now < o.nextAttempt || this.inFlight() >= this.options.maxInFlight) continue
       // A suspect peer gets one resend at a time: its answer (or not) tells for the rest.
       if (!health.healthy(peer) && (sending.get(peer) ?? 0) > 0) continue
       sending.set(peer, (sending.get(peer) ?? 0) + 1)
@@ -143,7 +143,7 @@ export class Offloader {
     try {
       await this.offload()
     } catch (err) {
-      this.o.log.error({ err: asError(err).message }, 'Taking events for a handoff failed; the offloader tries again shortly.')
+      this.options.log.error({ err: asError(err).message }, 'Taking events for a handoff failed; the offloader tries again shortly.')
     } finally {
       this.taking = false
     }
@@ -152,11 +152,11 @@ export class Offloader {
   /** Ping `peer` unless that is under way or was done lately; an answer marks it alive. */
   private ping(peer: string, now: number): void {
     const last = this.pings.get(peer)
-    if (this.o.ping === undefined || (last !== undefined && (last < 0 || now - last < pingEveryMs))) return
+    if (this.options.ping === undefined || (last !== undefined && (last < 0 || now - last < pingEveryMs))) return
     this.pings.set(peer, -1)
     // Not awaited by stop(): a ping to a frozen peer would hold it up to its timeout,
     // and stopping the host ends it anyway.
-    void this.o
+    void this.options
       .ping(peer)
       .then(
         (alive) => {
@@ -168,11 +168,11 @@ export class Offloader {
   }
 
   private async offload(): Promise<void> {
-    const { queue, table } = this.o
+    const { queue, table } = this.options
     const unprocessed = () => queue.depth().unprocessed
-    if (!this.active && unprocessed() > this.o.highWaterMark) this.active = true
-    while (this.active && !this.stopped && this.inFlight() < this.o.maxInFlight) {
-      const excess = unprocessed() - this.o.lowWaterMark
+    if (!this.active && unprocessed() > this.options.highWaterMark) this.active = true
+    while (this.active && !this.stopped && this.inFlight() < this.options.maxInFlight) {
+      const excess = unprocessed() - this.options.lowWaterMark
       if (excess <= 0) {
         this.active = false
         return
@@ -181,10 +181,10 @@ export class Offloader {
       if (!peer) return
       // No more than the peer has room for, by its last announcement and what we have
       // sent it since: past that it would refuse (and idle once it drains).
-      const batch = await queue.takeForHandoff(Math.min(this.o.batchSize, excess, table.room(peer)), {
+      const batch = await queue.takeForHandoff(Math.min(this.options.batchSize, excess, table.room(peer)), {
         handoffId: uuidv7(),
         peer: peer.announcement.peerId,
-        maxHops: this.o.maxHops,
+        maxHops: this.options.maxHops,
         // Never back to the node that first accepted it: its dedupe index would take the
         // event for a duplicate, ack it and drop it, and we would delete our copy.
         excludeOrigin: peer.announcement.node,
@@ -208,7 +208,7 @@ export class Offloader {
       .catch((err) => {
         // A store failure while settling: the batch stays in the bucket and is resent later.
         o.nextAttempt = Date.now() + 1_000
-        this.o.log.error(
+        this.options.log.error(
           { handoffId: o.batch.handoffId, err: asError(err).message },
           'Settling a handoff batch failed; it stays in the handing-off bucket.',
         )
@@ -224,12 +224,12 @@ export class Offloader {
 
   private async attempt(o: Outstanding): Promise<void> {
     const { batch } = o
-    const peerNode = this.o.table.get(batch.peer)?.announcement.node ?? batch.peer
+    const peerNode = this.options.table.get(batch.peer)?.announcement.node ?? batch.peer
     let response: HandoffResponse
     try {
       response = await this.health.track(
         batch.peer,
-        () => this.o.send(batch.peer, batch),
+        () => this.options.send(batch.peer, batch),
         (err) => err instanceof FrameTooLargeError,
       )
     } catch (err) {
@@ -238,18 +238,18 @@ export class Offloader {
       return
     }
     if (response.status === 'accepted') {
-      await this.o.queue.completeHandoff(batch.handoffId)
+      await this.options.queue.completeHandoff(batch.handoffId)
       this.outstanding.delete(batch.handoffId)
-      this.o.onHandedOff(batch, peerNode)
+      this.options.onHandedOff(batch, peerNode)
       if (response.duplicates > 0) {
-        this.o.log.info(
+        this.options.log.info(
           { peer: peerNode, handoffId: batch.handoffId, duplicates: response.duplicates, accepted: response.accepted },
           'A resent handoff batch was already on the peer, which dropped the copies.',
         )
       }
       return
     }
-    this.o.table.markRefused(batch.peer, refusedPauseMs)
+    this.options.table.markRefused(batch.peer, refusedPauseMs)
     if (o.uncertain) {
       // An earlier attempt may still land there, so the batch stays promised to this
       // peer. It is alive and said no (over its mark, say, after a restart that brought
@@ -257,16 +257,16 @@ export class Offloader {
       if (await this.takeBackIfOverdue(o, peerNode)) return
       o.failedAt = 0
       o.nextAttempt = Date.now() + refusedPauseMs
-      this.o.log.debug(
+      this.options.log.debug(
         { peer: peerNode, handoffId: batch.handoffId, reason: response.reason },
         'A peer refused a resend; the batch stays promised to it and is offered again shortly.',
       )
       return
     }
-    await this.o.queue.returnHandoff(batch.handoffId)
+    await this.options.queue.returnHandoff(batch.handoffId)
     this.outstanding.delete(batch.handoffId)
-    this.o.table.noteSent(batch.peer, -batch.events.length)
-    this.o.log.debug(
+    this.options.table.noteSent(batch.peer, -batch.events.length)
+    this.options.log.debug(
       { peer: peerNode, reason: response.reason, events: batch.events.length },
       'A peer refused a handoff; the events stay here.',
     )
@@ -279,10 +279,10 @@ export class Offloader {
    */
   private async giveBack(o: Outstanding, peerNode: string, err: FrameTooLargeError): Promise<void> {
     const { batch } = o
-    await this.o.queue.returnHandoff(batch.handoffId)
+    await this.options.queue.returnHandoff(batch.handoffId)
     this.outstanding.delete(batch.handoffId)
-    this.o.table.noteSent(batch.peer, -batch.events.length)
-    this.o.log.warn(
+    this.options.table.noteSent(batch.peer, -batch.events.length)
+    this.options.log.warn(
       { peer: peerNode, handoffId: batch.handoffId, events: batch.events.length, err: err.message },
       'A handoff batch too big for one frame was given back, to be split or processed here.',
     )
@@ -291,11 +291,11 @@ export class Offloader {
   /** Past `unreachableMs` since the batch was taken: take it back to process here. */
   private async takeBackIfOverdue(o: Outstanding, peerNode: string): Promise<boolean> {
     const { batch } = o
-    if (Date.now() - batch.takenAt <= this.o.unreachableMs) return false
-    await this.o.queue.returnHandoff(batch.handoffId)
+    if (Date.now() - batch.takenAt <= this.options.unreachableMs) return false
+    await this.options.queue.returnHandoff(batch.handoffId)
     this.outstanding.delete(batch.handoffId)
-    this.o.onTakenBack(batch)
-    this.o.log.warn(
+    this.options.onTakenBack(batch)
+    this.options.log.warn(
       { peer: peerNode, handoffId: batch.handoffId, events: batch.events.length },
       'A peer stayed unreachable past the limit, so its handoff batch was taken back to be processed here; the peer may process some of it too.',
     )
@@ -310,7 +310,7 @@ export class Offloader {
     o.failures++
     o.nextAttempt = Date.now() + backoffDelay(o.failures + 1, 200, 10_000)
     const fields = { peer: peerNode, handoffId: batch.handoffId, failures: o.failures, err: asError(err).message }
-    if (o.failures === 1) this.o.log.warn(fields, 'A handoff had an unknown outcome; the same batch will be resent to the same peer.')
-    else this.o.log.debug(fields, 'A handoff resend failed again.')
+    if (o.failures === 1) this.options.log.warn(fields, 'A handoff had an unknown outcome; the same batch will be resent to the same peer.')
+    else this.options.log.debug(fields, 'A handoff resend failed again.')
   }
 }

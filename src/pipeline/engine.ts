@@ -11,6 +11,8 @@
 // A batch takes the locks of the pipelines it enters in config order, one after the
 // other, so two batches never wait for each other in a circle. If the write fails,
 // `settle(false)` drops the in-memory state and the next holder reloads the store's.
+import { asError } from '../errors.js'
+import { startAll, stopAll } from '../util/startable.js'
 import type { Logger } from 'pino'
 import type { AckOptions, EventRecord, StateOp } from '../queue/types.js'
 import type { TraceStore } from '../trace.js'
@@ -54,12 +56,16 @@ export class Engine {
     return this.byName.has(name)
   }
 
+  /** Open every pipeline's outputs; when one fails, those opened are closed again, last first. */
   async start(): Promise<void> {
-    for (const p of this.pipelines) await p.start()
+    await startAll(this.pipelines, (err) =>
+      this.log.warn({ err: asError(err).message }, 'A pipeline failed to close while a failed start was undone.'),
+    )
   }
 
+  /** Close every pipeline's outputs, last first; one that fails to close does not keep the others open. */
   async stop(): Promise<void> {
-    for (const p of this.pipelines) await p.stop()
+    await stopAll(this.pipelines, (err) => this.log.error({ err: asError(err).message }, 'A pipeline failed to close its outputs.'))
   }
 
   /** Pipelines with stateful steps, in config order. */

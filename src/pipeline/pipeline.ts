@@ -16,6 +16,7 @@ import type { Metrics, StepMeter } from '../metrics.js'
 import type { DeadLetterInput, EventRecord, StateOp } from '../queue/types.js'
 import type { TraceStore } from '../trace.js'
 import { abortableSleep, backoffDelay } from '../util/backoff.js'
+import { startAll, stopAll, type Startable } from '../util/startable.js'
 import { bindingsOf, compile, isTruthy, type Expression } from './expression.js'
 import { deliverFailure, type FailurePolicy } from './on-fail.js'
 import { OutputFailure } from './outputs/http.js'
@@ -39,8 +40,6 @@ export interface PipelineDeps {
   trace: TraceStore
   /** Hands events to a mesh peer (the `forward` output); absent: the node runs alone. */
   forward?: (pipeline: string, events: EventRecord[]) => Promise<void>
-  /** Committed state of stateful steps. */
-  getState?: (key: string) => Promise<unknown | undefined>
   /** Wraps each output as it is built (`binge run` taps them). */
   wrapOutput?: OutputWrapper
   /** Where stateful steps load their state from (the node's queue); absent: they start empty (`binge run`). */
@@ -88,7 +87,6 @@ export class Pipeline {
     const context = {
       pipeline: spec.name,
       nodeId: deps.nodeId,
-      getState: deps.getState,
       forward: deps.forward,
       wrapOutput: deps.wrapOutput,
       openState,
@@ -100,11 +98,17 @@ export class Pipeline {
   }
 
   async start(): Promise<void> {
-    for (const o of this.outputs) await o.output.start?.()
+    await startAll(this.outputParts())
   }
 
   async stop(): Promise<void> {
-    for (const o of this.outputs) await o.output.stop?.()
+    await stopAll(this.outputParts(), (err) =>
+      this.deps.log.error({ pipeline: this.name, err: asError(err).message }, 'An output failed to close.'),
+    )
+  }
+
+  private outputParts(): Startable[] {
+    return this.outputs.map(({ output }) => ({ start: () => output.start?.(), stop: () => output.stop?.() }))
   }
 
   /** Does this event enter the pipeline? A `when` that throws counts as no, and is logged. */

@@ -12,8 +12,6 @@ export interface StepFactoryContext {
   /** Position of the step in its pipeline, so state keys of two steps never collide. */
   index: number
   nodeId: string
-  /** Committed state of stateful steps (what the last ack wrote). */
-  getState(key: string): Promise<unknown | undefined>
   /**
    * A stateful step's own state, held in memory under its pipeline's lock and committed
    * with the acks (state/step-state.ts). Given by the pipeline to every step; a stateful

@@ -8,7 +8,7 @@ import { BingeError } from '../errors.js'
 import { entryOf } from '../schema/one-key.js'
 import { outputEntries } from './outputs/index.js'
 import { noMesh } from './outputs/forward.js'
-import type { OutputEntry, OutputFactoryContext, StepEntry, StepFactoryContext } from './registry-types.js'
+import type { OutputFactoryContext, StepFactoryContext } from './registry-types.js'
 import type { StepState } from './state/step-state.js'
 import { stepEntries } from './steps/index.js'
 import type { Output, Step } from './types.js'
@@ -46,14 +46,6 @@ function byName<E extends { name: string }>(entries: readonly E[], what: string)
 const steps = byName(stepEntries, 'step')
 const outputs = byName(outputEntries, 'output')
 
-export function stepEntry(name: string): StepEntry | undefined {
-  return steps.get(name)
-}
-
-export function outputEntry(name: string): OutputEntry | undefined {
-  return outputs.get(name)
-}
-
 function parts(entry: object, what: string): [string, unknown] {
   try {
     return entryOf(entry as Record<string, unknown>)
@@ -83,7 +75,6 @@ export function buildOutput(item: object, context: OutputFactoryContext): BuiltO
 export interface PipelineBuildContext {
   pipeline: string
   nodeId: string
-  getState?: StepFactoryContext['getState']
   /** Absent: the node runs alone, and a `forward` output fails for good. */
   forward?: OutputFactoryContext['forward']
   wrapOutput?: OutputWrapper
@@ -92,22 +83,21 @@ export interface PipelineBuildContext {
 }
 
 /** A pipeline's steps, each told its place so stateful ones keep their state apart. */
-export function buildSteps(items: readonly object[], c: PipelineBuildContext): Step[] {
-  const getState = c.getState ?? (async () => undefined)
-  const open = c.openState
+export function buildSteps(items: readonly object[], context: PipelineBuildContext): Step[] {
+  const open = context.openState
   return items.map((item, index) => {
     const kind = parts(item, 'a step')[0]
     const openState = open ? <V>() => open<V>(index, kind) : undefined
-    return buildStep(item, { pipeline: c.pipeline, index, nodeId: c.nodeId, getState, ...(openState ? { openState } : {}) })
+    return buildStep(item, { pipeline: context.pipeline, index, nodeId: context.nodeId, ...(openState ? { openState } : {}) })
   })
 }
 
 /** A pipeline's outputs, each passed through `wrapOutput` when given. */
-export function buildOutputs(items: readonly object[], c: PipelineBuildContext): BuiltOutput[] {
-  const context: OutputFactoryContext = { pipeline: c.pipeline, nodeId: c.nodeId, forward: c.forward ?? noMesh }
+export function buildOutputs(items: readonly object[], context: PipelineBuildContext): BuiltOutput[] {
+  const factory: OutputFactoryContext = { pipeline: context.pipeline, nodeId: context.nodeId, forward: context.forward ?? noMesh }
   return items.map((item, index) => {
-    const built = buildOutput(item, context)
-    if (!c.wrapOutput) return built
-    return { ...built, output: c.wrapOutput(built.output, { pipeline: c.pipeline, name: built.name, index }) }
+    const built = buildOutput(item, factory)
+    if (!context.wrapOutput) return built
+    return { ...built, output: context.wrapOutput(built.output, { pipeline: context.pipeline, name: built.name, index }) }
   })
 }

@@ -29,13 +29,6 @@ export interface Envelope {
   data: JsonObject
 }
 
-export interface StepContext {
-  readonly pipeline: string
-  readonly node: string
-  /** Read state of a stateful step; writes go into `pending` and commit with the ack. */
-  getState(key: string): Promise<unknown | undefined>
-}
-
 export interface StepRun {
   /** State changes made while processing this event, committed with its ack. */
   readonly state: StateOp[]

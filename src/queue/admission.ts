@@ -97,6 +97,11 @@ export function isSeenWithin(at: number | undefined, now: number, windowMs: numb
   return at !== undefined && at > now - windowMs
 }
 
+/** How often a backend forgets dedupe entries older than the window (a late sweep is harmless: lookups ignore them). */
+export function sweepInterval(windowMs: number): number {
+  return Math.min(60_000, Math.max(1_000, Math.floor(windowMs / 4)))
+}
+
 export function admit(events: PreparedEvent[], ctx: AdmissionContext): Admitted | BingeError {
   const results: EnqueueResult[] = []
   const fresh: PreparedEvent[] = []

@@ -1,9 +1,17 @@
-// Group commit: one writer at a time; calls that arrive while a write is in progress
-// are gathered and the next write takes them all, so N concurrent callers share one
-// fsync instead of paying N. No timer: when nothing is being written, the group starts
-// at the end of the current tick (a microtask), so a lone caller waits for nobody.
-// Invariants: groups and exclusive tasks run strictly one after another, in arrival
-// order; each caller settles only after the write holding its input has finished.
+// Group commit: calls that arrive while writes are in progress are gathered and the next
+// write takes them all, so N concurrent callers share one fsync instead of paying N. No
+// timer: when nothing is being written, the group starts at the end of the current tick
+// (a microtask), so a lone caller waits for nobody. Up to `maxInFlight` groups may be
+// written at once (LevelDB queues concurrent writers and merges those waiting into one
+// log write and one sync, so a second group in flight fills the gap between one sync
+// and the next instead of waiting for this loop to notice the first finished).
+// Invariants: groups start in arrival order (a commit that must see the effects of the
+// groups before it orders itself, as the durable queue's planning mutex does); an
+// exclusive task starts only once every group before it has finished, and no group
+// starts until it has; each caller settles only after the write holding its input
+// has finished.
+// It knows nothing of LevelDB (the file output groups its appends with it too), so it
+// sits beside the backends rather than in durable/.
 
 /** Per input: its result, or the error that caller alone gets (e.g. queue full). */
 export type Outcome<O> = { ok: true; value: O } | { ok: false; error: unknown }
@@ -31,17 +39,22 @@ export interface GroupCommitStats {
 
 export class GroupCommit<I, O> {
   private readonly waiting: Array<Submitted<I, O> | Exclusive> = []
-  private running = false
+  /** Groups being written now. */
+  private readonly writing = new Set<Promise<void>>()
+  private exclusiveRunning = false
+  private scheduled = false
   private idle: Array<() => void> = []
   private readonly counts: GroupCommitStats = { groups: 0, inputs: 0 }
 
   /**
    * @param commit writes one group; throwing fails every input of the group.
    * @param maxInputs inputs per group at most (1: every call is its own write).
+   * @param maxInFlight groups written at once at most (1: strictly one after another).
    */
   constructor(
     private readonly commit: CommitGroup<I, O>,
     private readonly maxInputs = Number.POSITIVE_INFINITY,
+    private readonly maxInFlight = 1,
   ) {}
 
   submit(input: I): Promise<O> {
@@ -64,7 +77,7 @@ export class GroupCommit<I, O> {
 
   /** Resolves once everything submitted so far has settled. */
   drain(): Promise<void> {
-    if (!this.running && this.waiting.length === 0) return Promise.resolve()
+    if (this.waiting.length === 0 && this.writing.size === 0 && !this.exclusiveRunning && !this.scheduled) return Promise.resolve()
     return new Promise((resolve) => this.idle.push(resolve))
   }
 
@@ -73,46 +86,62 @@ export class GroupCommit<I, O> {
   }
 
   private kick(): void {
-    if (this.running) return
-    this.running = true
-    // A microtask, not a timer: callers submitting in the same tick join this group.
-    queueMicrotask(() => void this.loop())
+    if (this.scheduled) return
+    this.scheduled = true
+    // A microtask, not a timer: callers submitting in the same tick join one group.
+    queueMicrotask(() => {
+      this.scheduled = false
+      this.pump()
+    })
   }
 
-  private async loop(): Promise<void> {
-    while (this.waiting.length > 0) {
+  /** Start what may start now; called again whenever a write or an exclusive task ends. */
+  private pump(): void {
+    while (this.waiting.length > 0 && !this.exclusiveRunning) {
       const head = this.waiting[0]!
       if (head.kind === 'exclusive') {
+        // It runs alone: after every group before it, and before any after it.
+        if (this.writing.size > 0) return
         this.waiting.shift()
-        await head.run()
-        continue
+        this.exclusiveRunning = true
+        void head.run().finally(() => {
+          this.exclusiveRunning = false
+          this.pump()
+        })
+        return
       }
+      if (this.writing.size >= this.maxInFlight) return
       let size = 0
       while (size < this.waiting.length && size < this.maxInputs) {
         if (this.waiting[size]!.kind !== 'input') break
         size++
       }
-      await this.write(this.waiting.splice(0, size) as Array<Submitted<I, O>>)
+      const written: Promise<void> = this.write(this.waiting.splice(0, size) as Array<Submitted<I, O>>).finally(() => {
+        this.writing.delete(written)
+        this.pump()
+      })
+      this.writing.add(written)
     }
-    this.running = false
-    const idle = this.idle
-    this.idle = []
-    for (const resolve of idle) resolve()
+    if (this.waiting.length === 0 && this.writing.size === 0 && !this.exclusiveRunning) {
+      const idle = this.idle
+      this.idle = []
+      for (const resolve of idle) resolve()
+    }
   }
 
   private async write(group: Array<Submitted<I, O>>): Promise<void> {
     this.counts.groups++
     this.counts.inputs += group.length
     try {
-      const outcomes = await this.commit(group.map((s) => s.input))
-      group.forEach((s, i) => {
+      const outcomes = await this.commit(group.map((call) => call.input))
+      group.forEach((call, i) => {
         const outcome = outcomes[i]
-        if (outcome === undefined) s.reject(new Error('group commit returned no outcome'))
-        else if (outcome.ok) s.resolve(outcome.value)
-        else s.reject(outcome.error)
+        if (outcome === undefined) call.reject(new Error('group commit returned no outcome'))
+        else if (outcome.ok) call.resolve(outcome.value)
+        else call.reject(outcome.error)
       })
     } catch (err) {
-      for (const s of group) s.reject(err)
+      for (const call of group) call.reject(err)
     }
   }
 }

@@ -29,11 +29,8 @@ export class HandoffBook<V> {
     return this.held
   }
 
-  /** Throws unless `handoffId` may name a new batch (see keys.ts for why no NUL). */
+  /** Throws if a stored batch has this id (checkHandoffId checked its form). */
   checkNew(handoffId: string): void {
-    if (typeof handoffId !== 'string' || handoffId.length === 0 || handoffId.includes('\u0000')) {
-      throw new BingeError('BINGE_INTERNAL', `handoff id ${JSON.stringify(handoffId)} is empty or holds NUL`)
-    }
     if (this.batches.has(handoffId)) {
       throw new BingeError('BINGE_INTERNAL', `handoff ${handoffId} is still pending`)
     }
@@ -90,6 +87,13 @@ export class HandoffBook<V> {
     this.settling.clear()
     this.keys.clear()
     this.held = 0
+  }
+}
+
+/** Throws unless `handoffId` may name a batch: a non-empty string without NUL (the durable key layout, durable/keys.ts, needs that). */
+export function checkHandoffId(handoffId: string): void {
+  if (typeof handoffId !== 'string' || handoffId.length === 0 || handoffId.includes('\u0000')) {
+    throw new BingeError('BINGE_INTERNAL', `handoff id ${JSON.stringify(handoffId)} is empty or holds NUL`)
   }
 }
 

@@ -1,7 +1,10 @@
-// The queue's entry point: pick a backend by mode. Both fulfil EventQueue (types.ts)
-// and pass the same shared test suite; only the durable one survives a crash.
+// The queue's entry point, and the one the rest of src imports: pick a backend by mode.
+// Both extend AbstractQueue (abstract-queue.ts), which owns the EventQueue surface
+// (types.ts) and its checks, and pass the same shared test suite; only the durable one
+// (durable/, every module that knows LevelDB) survives a crash.
 
-import { DurableQueue, type DurableQueueOptions } from './durable-queue.js'
+import type { DurableQueueOptions } from './durable/durable-options.js'
+import { DurableQueue } from './durable/durable-queue.js'
 import { MemoryQueue } from './memory-queue.js'
 import type { EventQueue } from './types.js'
 
@@ -14,6 +17,7 @@ export function createQueue(options: QueueOptions): EventQueue {
   return new DurableQueue(options)
 }
 
-export { DurableQueue, type DurableQueueOptions, type DurableQueueStats, type SyncMode } from './durable-queue.js'
+export type { DurableQueueOptions, DurableQueueStats, SyncMode } from './durable/durable-options.js'
+export { DurableQueue } from './durable/durable-queue.js'
 export { MemoryQueue, type MemoryQueueOptions } from './memory-queue.js'
 export type * from './types.js'

@@ -1,7 +1,7 @@
-// The opening/open/closing/closed state machine both backends share (as abstract-level
-// owns it for its backends). Every public call runs through run(), which refuses it in
-// the wrong state and counts it, so close() can wait for calls already under way
-// before it closes the store underneath them.
+// The opening/open/closing/closed state machine both backends share, run by their base
+// class (abstract-queue.ts, as abstract-level owns it for its backends). Every public
+// call runs through run(), which refuses it in the wrong state and counts it, so close()
+// can wait for calls already under way before it closes the store underneath them.
 
 import { BingeError } from '../errors.js'
 

@@ -1,24 +1,23 @@
 // The memory queue: the durable queue's behaviour (dedupe, caps, buckets, order,
-// dead letters, state) without the store, for `queue.mode: memory` and `binge run`.
-// Nothing survives the process: a crash loses what it held (handing-off batches too),
-// and a new instance starts empty. Events are kept as their JSON, so callers never
-// share objects with the queue and the byte cap counts the same bytes as the durable
-// queue does.
+// dead letters, state) without the store, for `queue.mode: memory`. The public surface
+// and its checks are AbstractQueue's; this is the storage, in Maps. Nothing survives
+// the process: a crash loses what it held (handing-off batches too), and a new instance
+// starts empty. Events are kept as their JSON, so callers never share objects with the
+// queue and the byte cap counts the same bytes as the durable queue does.
 
 import { BingeError } from '../errors.js'
-import { admit, isSeenWithin, prepare, toRecord } from './admission.js'
+import { AbstractQueue } from './abstract-queue.js'
+import { type PreparedEvent, admit, isSeenWithin, sweepInterval } from './admission.js'
 import { InflightClaims } from './claims.js'
-import { deadletterOps } from './deadletters.js'
-import { HandoffBook, eligible, fitsBatch, takeLimit } from './handoff-book.js'
-import { seqString } from './keys.js'
-import { Lifecycle } from './lifecycle.js'
+import { deadLetters, replayJson } from './dead-letter.js'
+import { HandoffBook, eligible, fitsBatch } from './handoff-book.js'
+import { seqString } from './queue-key.js'
+import { applyStateOps } from './state-ops.js'
 import type {
   AckOptions,
   DeadLetter,
   DeadLetterInput,
-  EnqueueOptions,
   EnqueueResult,
-  EventQueue,
   EventRecord,
   HandoffBatch,
   QueueDepth,
@@ -27,8 +26,6 @@ import type {
   StateOp,
   TakeForHandoffOptions,
 } from './types.js'
-import { WorkSignal } from './work-signal.js'
-import { sweepInterval } from './dedupe-sweeper.js'
 
 export interface MemoryQueueOptions {
   maxEvents: number
@@ -37,11 +34,8 @@ export interface MemoryQueueOptions {
   now?: () => number
 }
 
-export class MemoryQueue implements EventQueue {
+export class MemoryQueue extends AbstractQueue {
   readonly mode = 'memory' as const
-  private readonly life = new Lifecycle('memory queue')
-  private readonly work = new WorkSignal()
-  private readonly now: () => number
   /** Dedupe index, id -> time accepted; Map order is (about) time order. */
   private readonly seenAt = new Map<string, number>()
   /** Fingerprints of ids indexed with one (EnqueueOptions.fingerprint). */
@@ -53,249 +47,206 @@ export class MemoryQueue implements EventQueue {
   private readonly inflight = new InflightClaims<string>()
   /** Pending handoff batches, with each event's JSON. */
   private readonly handoffs = new HandoffBook<string>()
+  /** Dead letters by letter id (dead-letter.ts), as their JSON. */
   private readonly deadletters = new Map<string, string>()
+  /** State entries as their JSON (state-ops.ts). */
   private readonly state = new Map<string, string>()
   private nextSeq = 0
   private bytes = 0
   private timer: NodeJS.Timeout | undefined
 
   constructor(private readonly options: MemoryQueueOptions) {
-    this.now = options.now ?? Date.now
+    super('memory queue', options.now)
   }
 
-  open(): Promise<RecoveryReport> {
-    return this.life.open(async () => {
-      this.timer = setInterval(() => this.sweepExpired(), sweepInterval(this.options.dedupeWindowMs))
-      this.timer.unref()
-      return { requeued: 0, unprocessed: 0, handingOff: 0, durationMs: 0 }
+  protected async _open(): Promise<RecoveryReport> {
+    this.timer = setInterval(() => this.sweepExpired(), sweepInterval(this.options.dedupeWindowMs))
+    this.timer.unref()
+    return { requeued: 0, unprocessed: 0, handingOff: 0, durationMs: 0 }
+  }
+
+  protected async _close(): Promise<void> {
+    clearInterval(this.timer)
+  }
+
+  protected async _enqueue(prepared: PreparedEvent[]): Promise<EnqueueResult[]> {
+    const now = this.now()
+    const admitted = admit(prepared, {
+      now,
+      dedupeWindowMs: this.options.dedupeWindowMs,
+      seenAt: (id) => this.seenAt.get(id),
+      fingerprintOf: (id) => this.fingerprints.get(id),
+      taken: new Set(),
+      room: {
+        events: this.options.maxEvents - this.events.size - this.inflight.size - this.handoffs.events,
+        bytes: this.options.maxBytes - this.bytes,
+      },
     })
+    if (admitted instanceof BingeError) throw admitted
+    for (const fresh of admitted.fresh) {
+      if (fresh.indexed) {
+        this.seenAt.delete(fresh.record.id) // re-inserted last, to keep the Map in time order
+        this.seenAt.set(fresh.record.id, now)
+        if (fresh.fingerprint === undefined) this.fingerprints.delete(fresh.record.id)
+        else this.fingerprints.set(fresh.record.id, fresh.fingerprint)
+      }
+      this.push(fresh.json)
+      this.bytes += fresh.bytes
+    }
+    if (admitted.fresh.length > 0) this.work.notify()
+    return admitted.results
   }
 
-  close(): Promise<void> {
-    return this.life.close(async () => {
-      clearInterval(this.timer)
-      this.work.notify()
-    })
+  protected async _dequeue(limit: number): Promise<QueuedEvent[]> {
+    const out: QueuedEvent[] = []
+    while (out.length < limit && this.head < this.order.length) {
+      const key = this.order[this.head++]!
+      const json = this.events.get(key)!
+      this.events.delete(key)
+      this.inflight.add(key, json)
+      out.push({ ...(JSON.parse(json) as EventRecord), key })
+    }
+    // Drop the consumed prefix now and then rather than shifting on every dequeue.
+    if (this.head > 1024 && this.head * 2 > this.order.length) {
+      this.order = this.order.slice(this.head)
+      this.head = 0
+    }
+    return out
   }
 
-  enqueue(events: EventRecord[], options?: EnqueueOptions): Promise<EnqueueResult[]> {
-    return this.life.run(async () => {
-      const prepared = prepare(events, options)
-      const now = this.now()
-      const admitted = admit(prepared, {
-        now,
-        dedupeWindowMs: this.options.dedupeWindowMs,
-        seenAt: (id) => this.seenAt.get(id),
-        fingerprintOf: (id) => this.fingerprints.get(id),
-        taken: new Set(),
-        room: {
-          events: this.options.maxEvents - this.events.size - this.inflight.size - this.handoffs.events,
-          bytes: this.options.maxBytes - this.bytes,
-        },
-      })
-      if (admitted instanceof BingeError) throw admitted
-      for (const f of admitted.fresh) {
-        if (f.indexed) {
-          this.seenAt.delete(f.record.id) // re-inserted last, to keep the Map in time order
-          this.seenAt.set(f.record.id, now)
-          if (f.fingerprint === undefined) this.fingerprints.delete(f.record.id)
-          else this.fingerprints.set(f.record.id, f.fingerprint)
+  protected _hasWork(): boolean {
+    return this.events.size > 0
+  }
+
+  protected async _ackBatch(events: QueuedEvent[], acks: AckOptions[], state: StateOp[]): Promise<void> {
+    const values = this.inflight.claim(events.map((event) => event.key))
+    const at = this.now()
+    events.forEach((event, i) => {
+      const json = values[i]!
+      const failed = acks[i]!.deadletter ?? []
+      if (failed.length > 0) {
+        for (const [letterId, letter] of deadLetters(JSON.parse(json) as EventRecord, event.key, failed, at)) {
+          this.deadletters.set(letterId, letter)
         }
-        this.push(f.json)
-        this.bytes += f.bytes
       }
-      if (admitted.fresh.length > 0) this.work.notify()
-      return admitted.results
+      applyStateOps(acks[i]!.state ?? [], this.state)
+      this.bytes -= Buffer.byteLength(json)
     })
+    applyStateOps(state, this.state)
   }
 
-  dequeue(max: number): Promise<QueuedEvent[]> {
-    return this.life.run(async () => {
-      const out: QueuedEvent[] = []
-      const limit = Math.floor(max)
-      while (out.length < limit && this.head < this.order.length) {
-        const key = this.order[this.head++]!
-        const json = this.events.get(key)!
-        this.events.delete(key)
-        this.inflight.add(key, json)
-        out.push({ ...(JSON.parse(json) as EventRecord), key })
-      }
-      // Drop the consumed prefix now and then rather than shifting on every dequeue.
-      if (this.head > 1024 && this.head * 2 > this.order.length) {
-        this.order = this.order.slice(this.head)
-        this.head = 0
-      }
-      return out
+  protected async _nack(events: QueuedEvent[]): Promise<void> {
+    const keys = events.map((event) => event.key)
+    const values = this.inflight.claim(keys)
+    keys.forEach((key, i) => {
+      this.insert(key, values[i]!)
     })
+    this.work.notify()
   }
 
-  async waitForWork(signal?: AbortSignal): Promise<void> {
-    this.life.assertOpen()
-    return this.work.wait(() => this.events.size > 0 || this.life.state !== 'open', signal)
+  protected async _listDeadletter(limit: number): Promise<string[]> {
+    return [...this.deadletters.keys()]
+      .sort()
+      .slice(0, limit)
+      .map((letterId) => this.deadletters.get(letterId)!)
   }
 
-  ack(event: QueuedEvent, options: AckOptions = {}): Promise<void> {
-    return this.ackBatch([event], [options])
+  protected async _putDeadletter(record: EventRecord, letter: DeadLetterInput): Promise<void> {
+    for (const [letterId, json] of deadLetters(record, '', [letter], this.now())) this.deadletters.set(letterId, json)
   }
 
-  ackBatch(events: QueuedEvent[], acks: AckOptions[], state: StateOp[] = []): Promise<void> {
-    return this.life.run(async () => {
-      if (acks.length !== events.length)
-        throw new BingeError('BINGE_INTERNAL', `ackBatch got ${events.length} events and ${acks.length} acks`)
-      const values = this.inflight.claim(events.map((e) => e.key))
-      const at = this.now()
-      events.forEach((event, i) => {
-        const json = values[i]!
-        const failed = acks[i]!.deadletter ?? []
-        if (failed.length > 0) {
-          for (const op of deadletterOps(JSON.parse(json) as EventRecord, event.key, failed, at)) {
-            if (op.type === 'put') this.deadletters.set(op.key, op.value)
-          }
-        }
-        this.applyState(acks[i]!.state ?? [])
-        this.bytes -= Buffer.byteLength(json)
-      })
-      this.applyState(state)
+  protected async _replayDeadletter(ids: string[] | undefined): Promise<string[]> {
+    const wanted = ids === undefined ? undefined : new Set(ids)
+    const replayed = new Set<string>()
+    for (const letterId of [...this.deadletters.keys()].sort()) {
+      const letter = JSON.parse(this.deadletters.get(letterId)!) as DeadLetter
+      if (wanted !== undefined && !wanted.has(letter.event.id)) continue
+      this.deadletters.delete(letterId)
+      const json = replayJson(letter)
+      this.push(json)
+      this.bytes += Buffer.byteLength(json)
+      replayed.add(letter.event.id)
+    }
+    if (replayed.size > 0) this.work.notify()
+    return [...replayed]
+  }
+
+  protected async _getState(key: string): Promise<string | undefined> {
+    return this.state.get(key)
+  }
+
+  protected async _scanState(prefix: string): Promise<Array<[string, string]>> {
+    return [...this.state.keys()]
+      .filter((key) => key.startsWith(prefix))
+      .sort()
+      .map((key) => [key, this.state.get(key)!])
+  }
+
+  protected async _takeForHandoff(limit: number, options: TakeForHandoffOptions): Promise<HandoffBatch | undefined> {
+    this.handoffs.checkNew(options.handoffId)
+    const at: number[] = []
+    const records: EventRecord[] = []
+    let bytes = 0
+    for (let i = this.order.length - 1; i >= this.head && at.length < limit; i--) {
+      const json = this.events.get(this.order[i]!)!
+      const record = eligible(json, options)
+      if (record === undefined) continue
+      if (!fitsBatch(json, bytes, at.length, options)) break
+      at.push(i)
+      records.push(record)
+      bytes += Buffer.byteLength(json)
+    }
+    if (at.length === 0) return undefined
+    // Found newest first: the batch lists them in queue order.
+    at.reverse()
+    records.reverse()
+    const keys = at.map((i) => this.order[i]!)
+    const values = keys.map((key) => this.events.get(key)!)
+    for (const key of keys) this.events.delete(key)
+    this.removeFromOrder(at)
+    const { handoffId, peer } = options
+    const takenAt = this.now()
+    this.handoffs.add({ handoffId, peer, takenAt, keys, values })
+    return { handoffId, peer, takenAt, events: records }
+  }
+
+  protected async _completeHandoff(handoffId: string): Promise<void> {
+    const batch = this.handoffs.claim(handoffId)
+    if (batch === undefined) return
+    this.handoffs.finish(handoffId)
+    for (const json of batch.values) this.bytes -= Buffer.byteLength(json)
+  }
+
+  protected async _returnHandoff(handoffId: string): Promise<void> {
+    const batch = this.handoffs.claim(handoffId)
+    if (batch === undefined) return
+    this.handoffs.finish(handoffId)
+    batch.keys.forEach((key, i) => {
+      this.insert(key, batch.values[i]!)
     })
+    this.work.notify()
   }
 
-  nack(events: QueuedEvent[]): Promise<void> {
-    return this.life.run(async () => {
-      const keys = events.map((e) => e.key)
-      const values = this.inflight.claim(keys)
-      keys.forEach((key, i) => {
-        this.insert(key, values[i]!)
-      })
-      if (keys.length > 0) this.work.notify()
-    })
+  protected async _pendingHandoffs(): Promise<HandoffBatch[]> {
+    return this.handoffs.list().map(({ handoffId, peer, takenAt, values }) => ({
+      handoffId,
+      peer,
+      takenAt,
+      events: values.map((json) => JSON.parse(json) as EventRecord),
+    }))
   }
 
-  putDeadletter(event: EventRecord, letter: DeadLetterInput): Promise<void> {
-    return this.life.run(async () => {
-      for (const op of deadletterOps(toRecord(event), '', [letter], this.now()))
-        if (op.type === 'put') this.deadletters.set(op.key, op.value)
-    })
+  protected async _remember(ids: string[]): Promise<void> {
+    const now = this.now()
+    for (const id of ids) {
+      this.seenAt.delete(id) // re-inserted last, to keep the Map in time order
+      this.seenAt.set(id, now)
+    }
   }
 
-  listDeadletter(limit?: number): Promise<DeadLetter[]> {
-    return this.life.run(async () => {
-      const keys = [...this.deadletters.keys()].sort().slice(0, limit ?? Infinity)
-      return keys.map((key) => JSON.parse(this.deadletters.get(key)!) as DeadLetter)
-    })
-  }
-
-  replayDeadletter(ids?: string[]): Promise<string[]> {
-    return this.life.run(async () => {
-      const wanted = ids === undefined ? undefined : new Set(ids)
-      const replayed = new Set<string>()
-      for (const key of [...this.deadletters.keys()].sort()) {
-        const dl = JSON.parse(this.deadletters.get(key)!) as DeadLetter
-        if (wanted !== undefined && !wanted.has(dl.event.id)) continue
-        this.deadletters.delete(key)
-        const json = JSON.stringify({ ...toRecord(dl.event), pipeline: dl.pipeline })
-        this.push(json)
-        this.bytes += Buffer.byteLength(json)
-        replayed.add(dl.event.id)
-      }
-      if (replayed.size > 0) this.work.notify()
-      return [...replayed]
-    })
-  }
-
-  getState(key: string): Promise<unknown | undefined> {
-    return this.life.run(async () => {
-      const value = this.state.get(key)
-      return value === undefined ? undefined : (JSON.parse(value) as unknown)
-    })
-  }
-
-  scanState(prefix: string): Promise<Array<{ key: string; value: unknown }>> {
-    return this.life.run(async () =>
-      [...this.state.keys()]
-        .filter((key) => key.startsWith(prefix))
-        .sort()
-        .map((key) => ({ key, value: JSON.parse(this.state.get(key)!) as unknown })),
-    )
-  }
-
-  takeForHandoff(max: number, options: TakeForHandoffOptions): Promise<HandoffBatch | undefined> {
-    return this.life.run(async () => {
-      this.handoffs.checkNew(options.handoffId)
-      const limit = takeLimit(max)
-      const at: number[] = []
-      const records: EventRecord[] = []
-      let bytes = 0
-      for (let i = this.order.length - 1; i >= this.head && at.length < limit; i--) {
-        const json = this.events.get(this.order[i]!)!
-        const record = eligible(json, options)
-        if (record === undefined) continue
-        if (!fitsBatch(json, bytes, at.length, options)) break
-        at.push(i)
-        records.push(record)
-        bytes += Buffer.byteLength(json)
-      }
-      if (at.length === 0) return undefined
-      // Found newest first: the batch lists them in queue order.
-      at.reverse()
-      records.reverse()
-      const keys = at.map((i) => this.order[i]!)
-      const values = keys.map((key) => this.events.get(key)!)
-      for (const key of keys) this.events.delete(key)
-      this.removeFromOrder(at)
-      const { handoffId, peer } = options
-      const takenAt = this.now()
-      this.handoffs.add({ handoffId, peer, takenAt, keys, values })
-      return { handoffId, peer, takenAt, events: records }
-    })
-  }
-
-  completeHandoff(handoffId: string): Promise<void> {
-    return this.life.run(async () => {
-      const batch = this.handoffs.claim(handoffId)
-      if (batch === undefined) return
-      this.handoffs.finish(handoffId)
-      for (const json of batch.values) this.bytes -= Buffer.byteLength(json)
-    })
-  }
-
-  returnHandoff(handoffId: string): Promise<void> {
-    return this.life.run(async () => {
-      const batch = this.handoffs.claim(handoffId)
-      if (batch === undefined) return
-      this.handoffs.finish(handoffId)
-      batch.keys.forEach((key, i) => {
-        this.insert(key, batch.values[i]!)
-      })
-      this.work.notify()
-    })
-  }
-
-  pendingHandoffs(): Promise<HandoffBatch[]> {
-    return this.life.run(async () =>
-      this.handoffs.list().map(({ handoffId, peer, takenAt, values }) => ({
-        handoffId,
-        peer,
-        takenAt,
-        events: values.map((json) => JSON.parse(json) as EventRecord),
-      })),
-    )
-  }
-
-  remember(ids: string[]): Promise<void> {
-    return this.life.run(async () => {
-      const now = this.now()
-      for (const id of ids) {
-        this.seenAt.delete(id) // re-inserted last, to keep the Map in time order
-        this.seenAt.set(id, now)
-      }
-    })
-  }
-
-  seen(ids: string[]): Promise<boolean[]> {
-    return this.life.run(async () => {
-      const now = this.now()
-      return ids.map((id) => isSeenWithin(this.seenAt.get(id), now, this.options.dedupeWindowMs))
-    })
+  protected async _seen(ids: string[]): Promise<boolean[]> {
+    const now = this.now()
+    return ids.map((id) => isSeenWithin(this.seenAt.get(id), now, this.options.dedupeWindowMs))
   }
 
   /** Memory mode keeps nothing on disk: queue.minFreeDisk does not apply. */
@@ -313,9 +264,8 @@ export class MemoryQueue implements EventQueue {
     }
   }
 
-  /** Forget ids accepted longer ago than the window; returns how many. */
-  sweepDedupe(): Promise<number> {
-    return this.life.run(async () => this.sweepExpired())
+  protected async _sweepDedupe(): Promise<number> {
+    return this.sweepExpired()
   }
 
   private sweepExpired(): number {
@@ -328,13 +278,6 @@ export class MemoryQueue implements EventQueue {
       removed++
     }
     return removed
-  }
-
-  private applyState(ops: StateOp[]): void {
-    for (const op of ops) {
-      if (op.type === 'put') this.state.set(op.key, JSON.stringify(op.value) ?? 'null')
-      else this.state.delete(op.key)
-    }
   }
 
   private push(json: string): void {

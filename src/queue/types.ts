@@ -1,5 +1,5 @@
-// The queue contract every backend (durable LevelDB, memory) fulfils, and the one
-// shared test suite runs against. An accepted event is in exactly one bucket at any
+// The queue contract every backend (durable LevelDB, memory) fulfils through one base
+// class (abstract-queue.ts), and the one shared test suite runs against. An accepted event is in exactly one bucket at any
 // moment: unprocessed, in-flight, handing-off (promised to a peer) or (per failed
 // pipeline) dead-letter. After a crash of a durable queue, everything in-flight goes
 // back to unprocessed at open(); a handing-off batch stays promised to its peer until

@@ -9,7 +9,7 @@ import { afterEach, describe, expect, it } from 'vitest'
 import { parseConfig } from '../../src/config/index.js'
 import { silentLogger } from '../../src/log.js'
 import { BingeNode } from '../../src/node.js'
-import { DurableQueue } from '../../src/queue/durable-queue.js'
+import { DurableQueue } from '../../src/queue/index.js'
 
 const cleanups: Array<() => Promise<unknown> | unknown> = []
 afterEach(async () => {

@@ -61,7 +61,7 @@ pipelines:
     const res = await post('/events/only-b', '{"kind":"not-b","mark":"routed"}')
     expect(res.status).toBe(202)
     const [id] = (await res.json()).ids
-    await waitFor(async () => (await t.node.trace(id))?.some((s) => s.state === 'acked'), 'the routed event to be acked')
+    await waitFor(async () => (await t.node.trace(id))?.some((s) => s.state === 'acked'), { what: 'the routed event to be acked' })
     const trace = (await t.node.trace(id))!
     expect(trace.filter((s) => s.state === 'processed').map((s) => s.pipeline)).toEqual(['only-b'])
     const missing = await post('/events/nope', '{}')
@@ -71,7 +71,7 @@ pipelines:
 
   it('traces an event through its states', async () => {
     const [id] = (await (await post('/events', '{"kind":"b"}')).json()).ids
-    await waitFor(async () => (await t.node.trace(id))?.some((s) => s.state === 'acked'), 'the event to be acked')
+    await waitFor(async () => (await t.node.trace(id))?.some((s) => s.state === 'acked'), { what: 'the event to be acked' })
     const res = await t.node.app.request(`/events/${id}`)
     expect(res.status).toBe(200)
     const body = await res.json()
@@ -201,7 +201,7 @@ describe('bad input over a real socket', () => {
       req.write('{"half": "a bo', () => setTimeout(() => req.destroy(), 50))
       req.on('close', () => resolve())
     })
-    await waitFor(() => t.node.stats().counters.rejected === before.rejected + 1, 'the cut-off request to be given up')
+    await waitFor(() => t.node.stats().counters.rejected === before.rejected + 1, { what: 'the cut-off request to be given up' })
     expect(t.node.stats().counters.received).toBe(before.received)
     expect((await fetch(`${t.url}/healthz`)).status).toBe(200)
   })

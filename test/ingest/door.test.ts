@@ -39,7 +39,9 @@ describe('the ingest door', () => {
     await t.node.accept('{"celsius":21}', { format: 'json', meta: { input: 'mqtt', topic: 'sensors/lab' } })
     await t.node.accept('{"celsius":5}', { format: 'json', meta: { input: 'mqtt', topic: 'sensors/yard' } })
     await t.node.accept('{"celsius":9}', { format: 'json' })
-    const all = await waitFor(() => (lines(`${t.dir}/all.jsonl`).length === 3 ? lines(`${t.dir}/all.jsonl`) : undefined), 'three events')
+    const all = await waitFor(() => (lines(`${t.dir}/all.jsonl`).length === 3 ? lines(`${t.dir}/all.jsonl`) : undefined), {
+      what: 'three events',
+    })
     const lab = lines(`${t.dir}/lab.jsonl`)
     expect(lab.map((e) => e.data)).toEqual([{ celsius: 21 }])
     expect(lab[0]!.meta).toEqual({ input: 'mqtt', topic: 'sensors/lab' })

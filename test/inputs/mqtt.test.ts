@@ -47,7 +47,7 @@ async function nodeWithInput(url: string, input: string, rest: string, queue?: s
     ...(queue ? { queue } : {}),
   })
   nodes.push(t)
-  await waitFor(() => inputStatus(t).state === 'connected', 'the input to connect')
+  await waitFor(() => inputStatus(t).state === 'connected', { what: 'the input to connect' })
   return t
 }
 
@@ -64,7 +64,9 @@ describe('the mqtt input', () => {
     await pub.publishAsync('sensors/bad', 'not json {', { qos: 1 })
     await pub.publishAsync('sensors/bad', '[1, 2]', { qos: 1 })
     await pub.publishAsync('sensors/b', '[{"n":2},{"n":3}]', { qos: 1 })
-    const out = await waitFor(() => (lines(`${t.dir}/out.jsonl`).length === 3 ? lines(`${t.dir}/out.jsonl`) : undefined), 'three events')
+    const out = await waitFor(() => (lines(`${t.dir}/out.jsonl`).length === 3 ? lines(`${t.dir}/out.jsonl`) : undefined), {
+      what: 'three events',
+    })
     expect(out.map((e) => e.data)).toEqual([{ n: 1 }, { n: 2 }, { n: 3 }])
     expect(out[0]!.meta).toEqual({ input: 'mqtt', topic: 'sensors/a' })
     const letters = await t.node.queue.listDeadletter(10)
@@ -94,7 +96,9 @@ describe('the mqtt input', () => {
     for (let i = 0; i < 50; i += 10) {
       await Promise.all(Array.from({ length: 10 }, (_, k) => pub.publishAsync(`q2/${i + k}`, JSON.stringify({ i: i + k }), { qos: 2 })))
     }
-    const out = await waitFor(() => (lines(`${t.dir}/out.jsonl`).length >= 50 ? lines(`${t.dir}/out.jsonl`) : undefined), '50 events')
+    const out = await waitFor(() => (lines(`${t.dir}/out.jsonl`).length >= 50 ? lines(`${t.dir}/out.jsonl`) : undefined), {
+      what: '50 events',
+    })
     expect(new Set(out.map((e) => (e.data as { i: number }).i)).size).toBe(50)
     expect(out).toHaveLength(50)
   }, 60_000)
@@ -114,13 +118,13 @@ describe('the mqtt input', () => {
         Array.from({ length: 10 }, (_, k) => pub.publishAsync(`cap/${k % 4}`, JSON.stringify({ cid: `c-${i + k}` }), { qos: 1 })),
       )
     }
-    await waitFor(() => inputStatus(t).state === 'paused' && inputStatus(t).counts.deferred > 0, 'the input to pause at the cap')
+    await waitFor(() => inputStatus(t).state === 'paused' && inputStatus(t).counts.deferred > 0, { what: 'the input to pause at the cap' })
     expect(t.node.queue.depth().unprocessed + t.node.queue.depth().inflight).toBeLessThanOrEqual(10)
     expect(inputStatus(t).counts.accepted).toBeLessThan(40)
     hook.release()
-    await waitFor(() => hook.counts.size === 40, 'all 40 at the webhook', 60_000)
+    await waitFor(() => hook.counts.size === 40, { what: 'all 40 at the webhook', timeoutMs: 60_000 })
     expect([...hook.counts.values()].every((n) => n === 1)).toBe(true)
-    await waitFor(() => inputStatus(t).state === 'connected', 'the input to resume')
+    await waitFor(() => inputStatus(t).state === 'connected', { what: 'the input to resume' })
   }, 90_000)
 
   it('connects over mqtts:// with a private CA and a password from the environment, and says why when refused', async () => {
@@ -136,7 +140,7 @@ describe('the mqtt input', () => {
     })
     clients.push(pub)
     await pub.publishAsync('tls/a', '{"secure":true}', { qos: 1 })
-    const out = await waitFor(() => lines(`${t.dir}/out.jsonl`)[0], 'the event')
+    const out = await waitFor(() => lines(`${t.dir}/out.jsonl`)[0], { what: 'the event' })
     expect(out).toMatchObject({ data: { secure: true }, meta: { topic: 'tls/a' } })
 
     // A wrong password: never connected, and the status says why.
@@ -145,7 +149,7 @@ describe('the mqtt input', () => {
       { id: 'mqtt-refused' },
     )
     nodes.push(refused)
-    const status = await waitFor(() => (inputStatus(refused).lastError ? inputStatus(refused) : undefined), 'a connection error')
+    const status = await waitFor(() => (inputStatus(refused).lastError ? inputStatus(refused) : undefined), { what: 'a connection error' })
     expect(status.state).not.toBe('connected')
     expect(status.lastError).toMatch(/not authorized|bad user name or password/i)
   }, 60_000)

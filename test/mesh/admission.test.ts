@@ -39,7 +39,7 @@ pipelines:
     b = await startTempNode(node(`, bootstrap: ['${aAddr}']`, hook), { id: 'node-b' })
     await waitFor(
       () => a.node.stats().peers.some((p) => p.node === 'node-b' && p.connected) && b.node.stats().peers.some((p) => p.node === 'node-a'),
-      'the two nodes to see each other',
+      { what: 'the two nodes to see each other' },
     )
   }, 60_000)
 
@@ -70,7 +70,7 @@ pipelines:
     expect(over.status).toBe(202)
     const { ids } = await over.json()
     expect(ids).toHaveLength(5)
-    await waitFor(() => b.node.stats().counters.handedIn >= 5, 'B to hold the handed-in events')
+    await waitFor(() => b.node.stats().counters.handedIn >= 5, { what: 'B to hold the handed-in events' })
     expect(a.node.stats().counters.handedOff).toBe(5)
     expect(a.node.stats().counters.received).toBe(accepted + 5)
 

@@ -25,7 +25,7 @@ pipelines:
     b = await startTempNode(node(`, bootstrap: ['${aAddr}']`), { id: 'node-b' })
     await waitFor(
       () => a.node.stats().peers.some((p) => p.node === 'node-b' && p.connected) && b.node.stats().peers.some((p) => p.node === 'node-a'),
-      'the two nodes to see each other',
+      { what: 'the two nodes to see each other' },
     )
   }, 60_000)
 
@@ -45,17 +45,16 @@ pipelines:
     expect(ids).toHaveLength(10)
     expect(a.node.stats().queue.unprocessed + a.node.stats().queue.inflight).toBe(0)
     expect(a.node.stats().counters.handedOff).toBe(10)
-    await waitFor(() => b.node.stats().counters.processed === 10, 'the peer to process the 10 events')
+    await waitFor(() => b.node.stats().counters.processed === 10, { what: 'the peer to process the 10 events' })
     // A's announcement: not accepting, so B never picks it for overflow.
-    await waitFor(
-      () => b.node.stats().peers.find((p) => p.node === 'node-a')?.load?.accepting === false,
-      'B to hear that A takes no overflow',
-    )
+    await waitFor(() => b.node.stats().peers.find((p) => p.node === 'node-a')?.load?.accepting === false, {
+      what: 'B to hear that A takes no overflow',
+    })
   })
 
   it('answers 429 with Retry-After when no peer takes them either', async () => {
     await b.close()
-    await waitFor(() => !a.node.stats().peers.some((p) => p.node === 'node-b' && p.connected), 'A to lose B')
+    await waitFor(() => !a.node.stats().peers.some((p) => p.node === 'node-b' && p.connected), { what: 'A to lose B' })
     const res = await a.node.app.request('/events', { method: 'POST', body: '{"x":1}', headers: json })
     expect(res.status).toBe(429)
     expect(res.headers.get('retry-after')).toMatch(/^\d+$/)

@@ -109,7 +109,7 @@ describe('handoff frames', () => {
     await waitFor(
       async () => {
         const s = await meshStats(a)
-        return s.queue.unprocessed <= tight.lowWaterMark && (s.queue.handingOff ?? 0) === 0 && s.counters.handedOff >= 20
+        return s.queue.unprocessed <= tight.lowWaterMark && (s.queue.handingOff ?? 0) === 0 && (s.counters.handedOff ?? 0) >= 20
       },
       { timeoutMs: 60_000, what: 'A to hand its large events to B and hear B take them' },
     )
@@ -159,7 +159,7 @@ describe('handoff frames', () => {
     await waitFor(
       async () => {
         const s = await meshStats(a)
-        return s.counters.handedOff >= 2 && (s.queue.handingOff ?? 0) === 0 ? s : undefined
+        return (s.counters.handedOff ?? 0) >= 2 && (s.queue.handingOff ?? 0) === 0 ? s : undefined
       },
       { timeoutMs: 30_000, what: 'A to hand off the small events' },
     )

@@ -66,7 +66,7 @@ mesh: { listen: /ip4/127.0.0.1/tcp/0, gossipInterval: 200ms }
       body: '{"cid":"blocker"}',
     })
     expect(res.status).toBe(202)
-    await waitFor(() => t.node.queue.depth().inflight === 1, 'the one worker to hold the blocker')
+    await waitFor(() => t.node.queue.depth().inflight === 1, { what: 'the one worker to hold the blocker' })
     target = t.node.mesh!.peerId()!
     evil = await createPeerHost({ privateKey: await generateKeyPair('Ed25519'), listen: '/ip4/127.0.0.1/tcp/0', psk: '', allowPeers: [] })
     await evil.start()
@@ -92,10 +92,9 @@ mesh: { listen: /ip4/127.0.0.1/tcp/0, gossipInterval: 200ms }
   it('once it announces itself (as "evil"), refuses what HTTP would refuse and what it cannot claim', async () => {
     const pubsub = evil.services.pubsub
     pubsub.subscribe(loadTopic)
-    await waitFor(
-      () => pubsub.getSubscribers(loadTopic).some((p) => p.toString() === target),
-      'the node to be subscribed to the load topic',
-    )
+    await waitFor(() => pubsub.getSubscribers(loadTopic).some((p) => p.toString() === target), {
+      what: 'the node to be subscribed to the load topic',
+    })
     const announcement: Announcement = {
       v: 1,
       node: 'evil',
@@ -112,10 +111,13 @@ mesh: { listen: /ip4/127.0.0.1/tcp/0, gossipInterval: 200ms }
       pipelines: [],
       sentAt: Date.now(),
     }
-    await waitFor(async () => {
-      await pubsub.publish(loadTopic, new TextEncoder().encode(JSON.stringify({ ...announcement, sentAt: Date.now() })))
-      return t.node.mesh!.table.get(evil.peerId.toString())
-    }, 'the node to list the evil peer')
+    await waitFor(
+      async () => {
+        await pubsub.publish(loadTopic, new TextEncoder().encode(JSON.stringify({ ...announcement, sentAt: Date.now() })))
+        return t.node.mesh!.table.get(evil.peerId.toString())
+      },
+      { what: 'the node to list the evil peer' },
+    )
 
     const deep = `${'{"a":'.repeat(64)}1${'}'.repeat(64)}`
     const hostile: Array<[string, string, RegExp]> = [

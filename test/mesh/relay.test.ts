@@ -32,7 +32,7 @@ describe('relays and overflow eligibility', () => {
     nodes.push(worker)
     const relay = await startTempNode(`${mesh(worker.node.mesh!.addresses()[0])}\n`, { id: 'relay' })
     nodes.push(relay)
-    await waitFor(() => relay.node.stats().peers.some((p) => p.node === 'worker' && p.connected), 'the relay to see the worker')
+    await waitFor(() => relay.node.stats().peers.some((p) => p.node === 'worker' && p.connected), { what: 'the relay to see the worker' })
     const res = await relay.node.app.request('/events', {
       method: 'POST',
       body: JSON.stringify(Array.from({ length: 20 }, (_, i) => ({ i }))),
@@ -40,11 +40,13 @@ describe('relays and overflow eligibility', () => {
     })
     expect(res.status).toBe(202)
     const { ids } = await res.json()
-    await waitFor(() => lines(join(worker.dir, 'all.jsonl')).length === 20, 'all 20 events in the worker output')
+    await waitFor(() => lines(join(worker.dir, 'all.jsonl')).length === 20, { what: 'all 20 events in the worker output' })
     const out = lines(join(worker.dir, 'all.jsonl'))
     expect(out.map((e) => e.id).sort()).toEqual([...ids].sort())
     expect(out.every((e) => e.origin === 'relay' && e.node === 'worker')).toBe(true)
-    await waitFor(() => relay.node.queue.depth().handingOff === 0 && relay.node.queue.depth().unprocessed === 0, 'the relay to be empty')
+    await waitFor(() => relay.node.queue.depth().handingOff === 0 && relay.node.queue.depth().unprocessed === 0, {
+      what: 'the relay to be empty',
+    })
     expect(relay.node.stats().counters).toMatchObject({ handedOff: 20, processed: 0 })
   })
 
@@ -64,14 +66,14 @@ describe('relays and overflow eligibility', () => {
       { id: 'busy' },
     )
     nodes.push(busy)
-    await waitFor(() => busy.node.stats().peers.filter((p) => p.connected).length === 2, 'busy to see both peers')
+    await waitFor(() => busy.node.stats().peers.filter((p) => p.connected).length === 2, { what: 'busy to see both peers' })
     const res = await busy.node.app.request('/events', {
       method: 'POST',
       body: JSON.stringify(Array.from({ length: 60 }, (_, i) => ({ i }))),
       headers: json,
     })
     expect(res.status).toBe(202)
-    await waitFor(() => lines(join(same.dir, 'mine.jsonl')).length > 0, 'overflow processed by the peer that runs "mine"')
+    await waitFor(() => lines(join(same.dir, 'mine.jsonl')).length > 0, { what: 'overflow processed by the peer that runs "mine"' })
     expect(other.node.stats().counters.handedIn).toBe(0)
     expect(same.node.stats().counters.handedIn).toBeGreaterThan(0)
   })

@@ -67,7 +67,7 @@ describe('a peer that stops answering handoffs', () => {
     freeze(c, true)
     const overloadedAt = Date.now()
     await post(a, 'a', 300)
-    const firstToB = await waitFor(async () => ((await meshStats(b)).counters.handedIn > 0 ? Date.now() : undefined), {
+    const firstToB = await waitFor(async () => ((await meshStats(b)).counters.handedIn! > 0 ? Date.now() : undefined), {
       timeoutMs: 30_000,
       intervalMs: 50,
       what: 'B to take a batch from A',
@@ -103,7 +103,7 @@ describe('a peer that stops answering handoffs', () => {
     freeze(c, true)
     const againAt = Date.now()
     await post(a, 'again', 300)
-    const againToB = await waitFor(async () => ((await meshStats(b)).counters.handedIn > takenByB ? Date.now() : undefined), {
+    const againToB = await waitFor(async () => ((await meshStats(b)).counters.handedIn! > takenByB! ? Date.now() : undefined), {
       timeoutMs: 30_000,
       intervalMs: 50,
       what: 'B to take a batch from A again',

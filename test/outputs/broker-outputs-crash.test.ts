@@ -83,7 +83,7 @@ describe('the nats and redis outputs under kill -9 of the node', () => {
       if (msg) natsCids.push((msg.json() as Envelope).data.cid)
     }
     const fromRedis = async (stream: string) =>
-      (await client.xRange(stream, '-', '+')).map((e) => (JSON.parse(e.message.body!) as Envelope).data.cid)
+      ((await client.xRange(stream, '-', '+')) ?? []).map((e) => (JSON.parse(e.message.body!) as Envelope).data.cid)
     const streams = { nats: counts(natsCids), redis: counts(await fromRedis('events')), control: counts(await fromRedis('control')) }
     const report = Object.fromEntries(
       Object.entries(streams).map(([name, seen]) => {

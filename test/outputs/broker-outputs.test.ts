@@ -190,7 +190,7 @@ describe('the redis output (Streams)', () => {
 
     const client = createClient({ url: server.url })
     await client.connect()
-    const entries = await client.xRange('events:p', '-', '+')
+    const entries = (await client.xRange('events:p', '-', '+')) ?? []
     expect(entries.length).toBe(301)
     const ids = entries.map((e) => e.message.id)
     expect(new Set(ids).size).toBe(301)

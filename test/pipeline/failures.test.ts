@@ -91,7 +91,7 @@ describe('output failures', () => {
     hook = await startWebhook((n) => ({ status: n < 3 ? 503 : 200 }))
     node = await startTempNode(pipeline(hook.url))
     const [id] = await post(node, { order: 1 })
-    await waitFor(drained(node), 'the queue to drain')
+    await waitFor(drained(node), { what: 'the queue to drain' })
     expect(hook.posts).toBe(4)
     expect(Object.fromEntries(hook.delivered)).toEqual({ [id!]: 1 })
     expect(node.node.stats().counters).toMatchObject({ processed: 1, failed: 0, deadlettered: 0 })
@@ -103,7 +103,7 @@ describe('output failures', () => {
     hook = await startWebhook(() => ({ status: up ? 200 : 500 }))
     node = await startTempNode(pipeline(hook.url))
     const [id] = await post(node, { order: 7 })
-    await waitFor(() => node!.node.queue.depth().deadletter === 1, 'the event to be dead-lettered')
+    await waitFor(() => node!.node.queue.depth().deadletter === 1, { what: 'the event to be dead-lettered' })
     expect(hook.posts).toBe(4)
     expect(hook.delivered.size).toBe(0)
 
@@ -115,8 +115,8 @@ describe('output failures', () => {
     up = true
     const replay = await node.node.app.request('/deadletter/replay', { method: 'POST', body: '{}', headers: json })
     expect(await replay.json()).toEqual({ count: 1, ids: [id] })
-    await waitFor(() => hook!.delivered.get(id!) === 1, 'the replayed event at the webhook')
-    await waitFor(drained(node), 'the queue to drain')
+    await waitFor(() => hook!.delivered.get(id!) === 1, { what: 'the replayed event at the webhook' })
+    await waitFor(drained(node), { what: 'the queue to drain' })
     // Nothing comes later: no second copy, nothing left dead-lettered.
     await new Promise((r) => setTimeout(r, 200))
     expect(Object.fromEntries(hook.delivered)).toEqual({ [id!]: 1 })
@@ -128,7 +128,7 @@ describe('output failures', () => {
     hook = await startWebhook((_n, envelopes) => ({ status: envelopes.some((e) => e.data.poison === true) ? 422 : 200 }))
     node = await startTempNode(pipeline(hook.url, 'workers: 1'))
     const ids = await post(node, [{ n: 1 }, { n: 2, poison: true }, { n: 3 }])
-    await waitFor(drained(node), 'the queue to drain')
+    await waitFor(drained(node), { what: 'the queue to drain' })
     expect([...hook.delivered.keys()].sort()).toEqual([ids[0], ids[2]].sort())
     const listed = (await (await node.node.app.request('/deadletter')).json()) as {
       events: Array<{ attempts: number; error: string; event: { id: string } }>
@@ -141,7 +141,7 @@ describe('output failures', () => {
     hook = await startWebhook((n) => ({ status: 200, delayMs: n === 0 ? 1_000 : 0 }))
     node = await startTempNode(pipeline(hook.url))
     const [id] = await post(node, { slow: true })
-    await waitFor(drained(node), 'the queue to drain')
+    await waitFor(drained(node), { what: 'the queue to drain' })
     expect(hook.posts).toBe(2)
     expect(hook.delivered.get(id!)).toBe(1)
     expect(node.node.stats().counters).toMatchObject({ processed: 1, failed: 0 })
@@ -155,7 +155,7 @@ pipelines:
     onFail: { retry: { attempts: 5, backoff: 1s }, then: deadletter }
 `)
     const [id] = await post(node, { n: 1 })
-    await waitFor(() => node!.node.queue.depth().deadletter === 1, 'the event to be dead-lettered')
+    await waitFor(() => node!.node.queue.depth().deadletter === 1, { what: 'the event to be dead-lettered' })
     const listed = (await (await node.node.app.request('/deadletter')).json()) as {
       events: Array<{ attempts: number; error: string; event: { id: string } }>
     }
@@ -185,7 +185,7 @@ pipelines:
       { keep: false, n: 3 },
       { keep: true, n: 'x' },
     ])
-    await waitFor(drained(node), 'the queue to drain')
+    await waitFor(drained(node), { what: 'the queue to drain' })
     const text = (await node.node.metrics()).body
     const value = (metric: string, labels: string) => {
       const line = text.split('\n').find((l) => l.startsWith(`${metric}{`) && labels.split(',').every((p) => l.includes(p)))

@@ -64,7 +64,7 @@ pipelines:
     })
     const [id] = ((await res.json()) as { ids: string[] }).ids
     const archive = join(b.dir, 'archive.jsonl')
-    await waitFor(() => lines(archive).length === 1, 'the forwarded event on node b', 30_000)
+    await waitFor(() => lines(archive).length === 1, { what: 'the forwarded event on node b', timeoutMs: 30_000 })
     expect(lines(archive)[0]).toEqual({
       id: `${id}/archive`,
       pipeline: 'archive',
@@ -73,7 +73,7 @@ pipelines:
       receivedAt: expect.stringMatching(/^\d{4}-/),
       data: { n: 1, relayed: true },
     })
-    await waitFor(() => a.node.queue.depth().unprocessed + a.node.queue.depth().inflight === 0, 'node a to drain')
+    await waitFor(() => a.node.queue.depth().unprocessed + a.node.queue.depth().inflight === 0, { what: 'node a to drain' })
     expect(a.node.stats().counters).toMatchObject({ processed: 1, failed: 0 })
 
     // The same source event through the same forward again: the same derived id, so b drops it.
@@ -92,7 +92,7 @@ pipelines:
     )
     const event = { id: id!, origin: 'a', receivedAt: Date.now(), hops: 0, data: { n: 1, relayed: true } }
     expect(await again.runBatch([event], new AbortController().signal)).toEqual([{ status: 'processed', state: [] }])
-    await waitFor(() => b.node.queue.depth().unprocessed + b.node.queue.depth().inflight === 0, 'node b to drain')
+    await waitFor(() => b.node.queue.depth().unprocessed + b.node.queue.depth().inflight === 0, { what: 'node b to drain' })
     await new Promise((r) => setTimeout(r, 300))
     expect(lines(archive).map((l) => l.id)).toEqual([`${id}/archive`])
     expect(b.node.stats().counters).toMatchObject({ processed: 1 })

@@ -50,7 +50,7 @@ pipelines:
       { type: 'temperature', room: 'b', celsius: 20 },
       { type: 'humidity', value: 50 },
     ])
-    await waitFor(drained(node), 'the queue to drain')
+    await waitFor(drained(node), { what: 'the queue to drain' })
     const out = lines(join(node.dir, 'hot.jsonl'))
     expect(out).toEqual([
       {
@@ -74,7 +74,7 @@ pipelines:
   b: { when: 'n > 2', outputs: [ { file: { path: $DIR/b.jsonl } } ] }
 `)
     await post(node, [{ n: 1 }, { n: 2 }, { n: 3 }])
-    await waitFor(drained(node), 'the queue to drain')
+    await waitFor(drained(node), { what: 'the queue to drain' })
     expect(
       lines(join(node.dir, 'a.jsonl'))
         .map((e) => (e.data as { n: number }).n)
@@ -95,7 +95,7 @@ pipelines:
     // A plain file where the output's directory should be: every write fails.
     writeFileSync(join(node.dir, 'blocked'), 'not a directory')
     const [id] = await post(node, { order: 7 })
-    await waitFor(() => node!.node.queue.depth().deadletter === 1, 'the event to be dead-lettered')
+    await waitFor(() => node!.node.queue.depth().deadletter === 1, { what: 'the event to be dead-lettered' })
     expect(node.node.queue.depth()).toMatchObject({ unprocessed: 0, inflight: 0 })
     const listed = await (await node.node.app.request('/deadletter')).json()
     expect(listed.count).toBe(1)
@@ -105,8 +105,8 @@ pipelines:
     rmSync(join(node.dir, 'blocked'))
     const replay = await node.node.app.request('/deadletter/replay', { method: 'POST', body: JSON.stringify({ ids: [id] }), headers: json })
     expect(await replay.json()).toEqual({ count: 1, ids: [id] })
-    await waitFor(() => lines(join(node!.dir, 'blocked/out.jsonl')).length === 1, 'the replayed event in the output')
-    await waitFor(drained(node), 'the queue to drain')
+    await waitFor(() => lines(join(node!.dir, 'blocked/out.jsonl')).length === 1, { what: 'the replayed event in the output' })
+    await waitFor(drained(node), { what: 'the queue to drain' })
     expect(node.node.queue.depth().deadletter).toBe(0)
     expect(lines(join(node.dir, 'blocked/out.jsonl')).map((e) => e.id)).toEqual([id])
   })
@@ -121,7 +121,7 @@ pipelines:
     onFail: { then: drop }
 `)
     await post(node, [{ value: '-1' }, { value: '5' }, { value: '6' }])
-    await waitFor(drained(node), 'the queue to drain')
+    await waitFor(drained(node), { what: 'the queue to drain' })
     expect(lines(join(node.dir, 'ok.jsonl')).map((e) => (e.data as { value: string }).value)).toEqual(['5', '6'])
     expect(node.node.stats().counters).toMatchObject({ failed: 1, dropped: 1, processed: 2 })
   })
@@ -135,7 +135,7 @@ pipelines:
     outputs: [ { file: { path: $DIR/never.jsonl } } ]
 `)
     const [id] = await post(node, { a: 1 })
-    await waitFor(() => node!.node.queue.depth().deadletter === 1, 'the slow event to be dead-lettered', 30_000)
+    await waitFor(() => node!.node.queue.depth().deadletter === 1, { what: 'the slow event to be dead-lettered', timeoutMs: 30_000 })
     const listed = await (await node.node.app.request('/deadletter')).json()
     expect(listed.events[0].event.id).toBe(id)
     expect(listed.events[0].error).toMatch(/D1012|timeout|too long/i)

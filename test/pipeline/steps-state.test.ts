@@ -13,7 +13,7 @@ import { Engine } from '../../src/pipeline/engine.js'
 import { Pipeline } from '../../src/pipeline/pipeline.js'
 import { Lock } from '../../src/pipeline/state/lock.js'
 import { StepState } from '../../src/pipeline/state/step-state.js'
-import { MemoryQueue } from '../../src/queue/memory-queue.js'
+import { MemoryQueue } from '../../src/queue/index.js'
 import type { EventRecord, QueuedEvent } from '../../src/queue/types.js'
 import { TraceStore } from '../../src/trace.js'
 import { startTempNode, waitFor, type TempNode } from '../support/temp-node.js'
@@ -191,7 +191,7 @@ pipelines:
     const events = Array.from({ length: N }, (_, t) => ({ t, g: `g${t % 5}`, u: `u${t % 97}`, v: t % 10 }))
     const chunks = Array.from({ length: N / 25 }, (_, i) => events.slice(i * 25, i * 25 + 25))
     await Promise.all(chunks.map((chunk) => post(node, chunk)))
-    await waitFor(drained(node), 'the queue to drain')
+    await waitFor(drained(node), { what: 'the queue to drain' })
     const truth = new Map<string, { count: number; sum: number }>()
     for (const e of events) {
       const w = `${e.g}@${new Date(Math.floor(e.t / 100) * 100).toISOString()}`
@@ -199,7 +199,7 @@ pipelines:
       truth.set(w, { count: c.count + 1, sum: c.sum + e.v })
     }
     const windowsFile = join(temp.dir, 'windows.jsonl')
-    await waitFor(() => lines(windowsFile).length >= truth.size, `${truth.size} windows`, 20_000)
+    await waitFor(() => lines(windowsFile).length >= truth.size, { what: `${truth.size} windows`, timeoutMs: 20_000 })
     const got = new Map(lines(windowsFile).map((l) => [`${l.key}@${l.start}`, { count: l.count, sum: (l.sum as { v: number }).v }]))
     expect(got).toEqual(truth)
     const firsts = lines(join(temp.dir, 'firsts.jsonl')).map((l) => l.u)
@@ -224,7 +224,7 @@ pipelines:
       Array.from({ length: 8 }, (_, n) => ({ n })),
     )
     const out = join(temp.dir, 'out.jsonl')
-    await waitFor(() => lines(out).length === 8, 'all eight events')
+    await waitFor(() => lines(out).length === 8, { what: 'all eight events' })
     const elapsed = Date.now() - started
     // One token at once, then one every 50 ms: the eighth passes after about 350 ms.
     expect(elapsed).toBeGreaterThanOrEqual(300)
@@ -251,7 +251,7 @@ pipelines:
       { id: 2, t: 200 },
       { id: 2, t: 250 },
     ])
-    await waitFor(drained(first), 'the first node to drain')
+    await waitFor(drained(first), { what: 'the first node to drain' })
     await first.stop()
     const second = new BingeNode(config, { log: silentLogger, processMetrics: false })
     await second.start()
@@ -261,7 +261,7 @@ pipelines:
         { id: 3, t: 400 },
         { id: 4, t: 1500 },
       ])
-      await waitFor(() => lines(join(dir, 'out.jsonl')).length === 2, 'two windows', 10_000)
+      await waitFor(() => lines(join(dir, 'out.jsonl')).length === 2, { what: 'two windows', timeoutMs: 10_000 })
       expect(lines(join(dir, 'out.jsonl'))).toEqual([
         { start: '1970-01-01T00:00:00.000Z', end: '1970-01-01T00:00:01.000Z', count: 3 },
         { start: '1970-01-01T00:00:01.000Z', end: '1970-01-01T00:00:02.000Z', count: 1 },
@@ -287,7 +287,7 @@ pipelines:
       { k: 'a', t: 2, bad: false },
       { k: 'a', t: 3, bad: false },
     ])
-    await waitFor(drained(temp.node), 'the queue to drain')
+    await waitFor(drained(temp.node), { what: 'the queue to drain' })
     expect(lines(join(temp.dir, 'out.jsonl'))).toEqual([{ k: 'a', t: 2, bad: false }])
     expect(temp.node.queue.depth().deadletter).toBe(1)
   })
@@ -309,12 +309,12 @@ pipelines:
       { k: 'b', t: 3 },
     ])
     // The duplicate (filtered) fails with its batch: its effect was undone with the others'.
-    await waitFor(() => node.queue.depth().deadletter === 3, 'the batch to be dead-lettered')
+    await waitFor(() => node.queue.depth().deadletter === 3, { what: 'the batch to be dead-lettered' })
     expect(await node.queue.scanState('p/0.dedupe/k:')).toEqual([])
     rmSync(join(temp.dir, 'blocked'))
     const replay = await node.app.request('/deadletter/replay', { method: 'POST', body: '{}', headers: json })
     expect(((await replay.json()) as { count: number }).count).toBe(3)
-    await waitFor(() => drained(node)() && node.queue.depth().deadletter === 0, 'the replay to finish')
+    await waitFor(() => drained(node)() && node.queue.depth().deadletter === 0, { what: 'the replay to finish' })
     expect(lines(join(temp.dir, 'blocked/out.jsonl'))).toEqual([
       { k: 'a', t: 1 },
       { k: 'b', t: 3 },
@@ -334,14 +334,14 @@ pipelines:
     const node = temp.node
     writeFileSync(join(temp.dir, 'blocked'), 'not a directory')
     await post(node, [{ t: 100 }, { t: 200 }, { t: 1100 }])
-    await waitFor(drained(node), 'the queue to drain')
+    await waitFor(drained(node), { what: 'the queue to drain' })
     // Flushes run and fail meanwhile: the window stays in the state, nothing is dead-lettered.
     await new Promise((r) => setTimeout(r, 500))
     expect(node.queue.depth().deadletter).toBe(0)
     expect((await node.queue.scanState('w/0.window/k:'))[0]?.value).toMatchObject({ windows: { 0: { count: 2 } } })
     rmSync(join(temp.dir, 'blocked'))
     const out = join(temp.dir, 'blocked/out.jsonl')
-    await waitFor(() => lines(out).length === 2, 'both windows', 10_000)
+    await waitFor(() => lines(out).length === 2, { what: 'both windows', timeoutMs: 10_000 })
     await new Promise((r) => setTimeout(r, 300))
     expect(lines(out).map((l) => l.count)).toEqual([2, 1])
     expect(await node.queue.scanState('w/0.window/k:')).toEqual([])

@@ -56,13 +56,18 @@ async function run(c: Case): Promise<{ output: Array<Record<string, unknown>>; f
   expect(res.status).toBe(202)
   const out = join(t.dir, 'out.jsonl')
   const wanted = c.failed?.length ?? 0
-  await waitFor(() => {
-    const q = t.node.queue.depth()
-    return q.unprocessed === 0 && q.inflight === 0 && q.deadletter >= wanted
-  }, 'the queue to drain')
+  await waitFor(
+    () => {
+      const q = t.node.queue.depth()
+      return q.unprocessed === 0 && q.inflight === 0 && q.deadletter >= wanted
+    },
+    { what: 'the queue to drain' },
+  )
   // Window results come from flushes after the last batch: wait for as many lines as
   // expected, then a little longer, so a result too many would show.
-  await waitFor(() => lines(out).length >= c.output.length, `${c.output.length} output lines`, 10_000).catch(() => undefined)
+  await waitFor(() => lines(out).length >= c.output.length, { what: `${c.output.length} output lines`, timeoutMs: 10_000 }).catch(
+    () => undefined,
+  )
   await new Promise((r) => setTimeout(r, 300))
   const failed = (await t.node.queue.listDeadletter()).map((d) => d.event.data)
   return { output: lines(out), failed }

@@ -5,8 +5,7 @@
 import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
-import { DurableQueue, type SyncMode } from '../../src/queue/durable-queue.js'
-import { MemoryQueue } from '../../src/queue/memory-queue.js'
+import { DurableQueue, MemoryQueue, type SyncMode } from '../../src/queue/index.js'
 import type { EventQueue, EventRecord } from '../../src/queue/types.js'
 
 export interface QueueSettings {

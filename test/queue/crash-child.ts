@@ -8,12 +8,12 @@ import ts from 'typescript'
 
 const root = fileURLToPath(new URL('../..', import.meta.url))
 
-/** Transpile src/queue and src/errors.ts into `dir`, ready for `node`. */
+/** Transpile src/queue (its durable/ folder too) and src/errors.ts into `dir`, ready for `node`. */
 export function buildQueueForChild(dir: string): string {
   const sources = [
     'src/errors.ts',
     ...fs
-      .readdirSync(path.join(root, 'src/queue'))
+      .readdirSync(path.join(root, 'src/queue'), { recursive: true, encoding: 'utf8' })
       .filter((f) => f.endsWith('.ts'))
       .map((f) => `src/queue/${f}`),
   ]
@@ -47,7 +47,7 @@ export function buildQueueForChild(dir: string): string {
  * Writes to a pipe are synchronous on Linux, so a printed line was really reported.
  */
 const CHILD = `
-import { DurableQueue } from './src/queue/durable-queue.js'
+import { DurableQueue } from './src/queue/index.js'
 const [dir, round] = process.argv.slice(2)
 const q = new DurableQueue({ dir, sync: 'batch', maxEvents: 1e6, maxBytes: 1 << 30, dedupeWindowMs: 600000 })
 await q.open()

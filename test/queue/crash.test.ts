@@ -10,7 +10,7 @@ import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { afterAll, beforeAll, expect, it } from 'vitest'
-import { DurableQueue } from '../../src/queue/durable-queue.js'
+import { DurableQueue } from '../../src/queue/index.js'
 import { bytesOf } from './backends.js'
 import { buildQueueForChild } from './crash-child.js'
 

@@ -352,6 +352,25 @@ export function queueSuite(backend: Backend): void {
         expect(await q.replayDeadletter()).toEqual([])
         expect(q.depth()).toMatchObject({ unprocessed: 1, inflight: 2, deadletter: 0 })
       })
+
+      it('keeps an event that was never queued as a dead letter, counted, listed and replayable', async () => {
+        const q = await open({ now: () => 7 })
+        const raw = event('raw-1', { meta: { topic: 'sensors/x' }, data: { raw: 'not json' } })
+        await q.putDeadletter({ ...raw, key: 'not stored' } as EventRecord, { pipeline: 'input:mqtt', error: 'malformed', attempts: 1 })
+        expect(q.depth()).toMatchObject({ unprocessed: 0, deadletter: 1 })
+        expect(await q.listDeadletter()).toEqual([{ event: raw, pipeline: 'input:mqtt', error: 'malformed', attempts: 1, at: 7 }])
+        expect(await q.replayDeadletter()).toEqual(['raw-1'])
+        expect((await q.dequeue(1)).map(({ key: _key, ...record }) => record)).toEqual([{ ...raw, pipeline: 'input:mqtt' }])
+      })
+
+      it('reads a list limit as abstract-level does: a whole number from 0, anything else lists all', async () => {
+        const q = await open()
+        await q.enqueue([event('a'), event('b'), event('c')])
+        for (const e of await q.dequeue(3)) await q.ack(e, { deadletter: [{ pipeline: 'p', error: 'boom', attempts: 1 }] })
+        expect(ids((await q.listDeadletter(2)).map((l) => l.event))).toEqual(['a', 'b'])
+        expect(await q.listDeadletter(0)).toEqual([])
+        for (const limit of [undefined, -1, -2, 1.5, Number.NaN]) expect(await q.listDeadletter(limit)).toHaveLength(3)
+      })
     })
 
     describe('state', () => {
@@ -661,6 +680,26 @@ export function queueSuite(backend: Backend): void {
     })
 
     describe('lifecycle', () => {
+      it('answers calls that ask for nothing alike on every backend, and checks ackBatch lengths first', async () => {
+        const q = await open()
+        await q.enqueue([event('a')])
+        const [a] = (await q.dequeue(1)) as [QueuedEvent]
+        const before = q.depth()
+        expect(await q.enqueue([])).toEqual([])
+        for (const max of [0, -1, 0.5, Number.NaN]) expect(await q.dequeue(max)).toEqual([])
+        await q.nack([])
+        await q.ackBatch([], [])
+        expect(await q.seen([])).toEqual([])
+        await q.remember([])
+        expect(await q.replayDeadletter([])).toEqual([])
+        expect(q.depth()).toEqual(before)
+        await expect(q.ackBatch([a], [])).rejects.toMatchObject({ code: 'BINGE_INTERNAL' })
+        await expect(q.ackBatch([], [{}])).rejects.toMatchObject({ code: 'BINGE_INTERNAL' })
+        expect(q.depth()).toEqual(before)
+        await q.ack(a)
+        expect(q.depth()).toMatchObject({ unprocessed: 0, inflight: 0 })
+      })
+
       it('waitForWork wakes on work, on nack and on abort', async () => {
         const q = await open()
         const waiting = q.waitForWork()

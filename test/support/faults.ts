@@ -12,7 +12,7 @@ import http from 'node:http'
 import net from 'node:net'
 import path from 'node:path'
 import { Level } from 'level'
-import * as keys from '../../src/queue/keys.js'
+import * as keys from '../../src/queue/durable/keys.js'
 import {
   NodeProcess,
   getJson,
@@ -245,7 +245,7 @@ export interface PendingBatch {
 
 /**
  * Read the handing-off bucket of a stopped node's store (its process must be gone: the
- * store is locked while it runs). Read only; the layout is the queue's own (keys.ts).
+ * store is locked while it runs). Read only; the layout is the queue's own (src/queue/durable/keys.ts).
  */
 export async function readHandingOff(dataDir: string): Promise<PendingBatch[]> {
   const db = new Level<string, string>(path.join(dataDir, 'queue'), { valueEncoding: 'utf8' })

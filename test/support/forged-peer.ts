@@ -99,7 +99,7 @@ export async function startForgedPeer(o: ForgedPeerOptions): Promise<ForgedPeer>
     stop: async () => {
       clearInterval(timer)
       forged.delete(peer)
-      await host.stop().catch(() => undefined)
+      await Promise.resolve(host.stop()).catch(() => undefined)
     },
   }
   forged.add(peer)

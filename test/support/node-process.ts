@@ -21,39 +21,9 @@ export const cliPath = path.join(repoRoot, 'dist', 'src', 'cli', 'main.js')
 // ---------------------------------------------------------------------------------
 // Polling
 
-export function delay(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms))
-}
+import { delay, waitFor } from './wait.js'
 
-export interface WaitOptions {
-  timeoutMs?: number
-  intervalMs?: number
-  /** Named in the timeout error. */
-  what?: string
-}
-
-/** Poll `probe` until it returns something other than undefined/false; throw at the deadline. */
-export async function waitFor<T>(
-  probe: () => Promise<T | undefined | false> | T | undefined | false,
-  options: WaitOptions = {},
-): Promise<T> {
-  const { timeoutMs = 30_000, intervalMs = 25, what = 'a condition' } = options
-  const deadline = Date.now() + timeoutMs
-  let lastError: unknown
-  for (;;) {
-    try {
-      const value = await probe()
-      if (value !== undefined && value !== false) return value
-    } catch (err) {
-      lastError = err
-    }
-    if (Date.now() > deadline) {
-      const why = lastError === undefined ? '' : ` (last error: ${String(lastError)})`
-      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${why}`)
-    }
-    await delay(intervalMs)
-  }
-}
+export { delay, type WaitOptions, waitFor } from './wait.js'
 
 // ---------------------------------------------------------------------------------
 // Temp dirs and configs

@@ -37,18 +37,4 @@ export async function startTempNode(yaml = '', overrides: { http?: string; queue
   }
 }
 
-/** Poll `check` until it returns a truthy value or the deadline passes. */
-export async function waitFor<T>(check: () => T | Promise<T>, what: string, timeoutMs = 30_000): Promise<NonNullable<T>> {
-  const deadline = Date.now() + timeoutMs
-  let last: unknown
-  for (;;) {
-    try {
-      const value = await check()
-      if (value) return value as NonNullable<T>
-    } catch (err) {
-      last = err
-    }
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${String(last)}` : ''}`)
-    await new Promise((r) => setTimeout(r, 25))
-  }
-}
+export { waitFor } from './wait.js'

@@ -16,6 +16,9 @@ export function stateOf<V>(context: StepFactoryContext, kind: string): StepState
 }
 
 /** An event that came after the windows it belongs to had closed: it fails, to its onFail. */
-export class LateEventError extends Error {
-  override readonly name = 'LateEventError'
+export class LateEventError extends BingeError {
+  constructor(message: string) {
+    super('BINGE_LATE_EVENT', message)
+    this.name = 'LateEventError'
+  }
 }

@@ -1,13 +1,15 @@
-// The durable queue's key layout: one LevelDB, one ASCII prefix per bucket, so every
-// bucket is a contiguous range and a move between buckets is a del + put in one batch.
-// Invariants: a queue key is a fixed-width decimal sequence, so byte order is arrival
-// order (the newest unprocessed events are a reverse range read, for handoff); an event
-// keeps its queue key in every bucket it passes through, so it can go back to its place;
-// the dedupe index has a second, time-ordered part so expiry is a range, not a scan.
-import type { StateOp } from './types.js'
+// The durable queue's key layout (docs/design.md §4): one LevelDB, one ASCII prefix per
+// bucket, so every bucket is a contiguous range and a move between buckets is a del + put
+// in one batch. Invariants: a queue key is a fixed-width decimal sequence (../queue-key.ts),
+// so byte order is arrival order (the newest unprocessed events are a reverse range read,
+// for handoff); an event keeps its queue key in every bucket it passes through, so it can
+// go back to its place; the dedupe index has a second, time-ordered part so expiry is a
+// range, not a scan.
+import { letterIdsOf } from '../dead-letter.js'
+import { SEQ_WIDTH, isQueueKey, seqString } from '../queue-key.js'
+import { type StateSink, applyStateOps } from '../state-ops.js'
+import type { StateOp } from '../types.js'
 
-/** Width of a sequence number: Number.MAX_SAFE_INTEGER has 16 digits. */
-const SEQ_WIDTH = 16
 const TIME_WIDTH = 16
 
 export interface Range {
@@ -38,10 +40,6 @@ export const ranges = {
   seenByTime: seenByTime.range,
 } as const
 
-export function seqString(seq: number): string {
-  return String(seq).padStart(SEQ_WIDTH, '0')
-}
-
 /** The opaque `QueuedEvent.key` is the sequence string; the bucket adds its prefix. */
 export const unprocessedKey = (key: string): string => unprocessed.start + key
 export const inflightKey = (key: string): string => inflight.start + key
@@ -55,29 +53,22 @@ export function unprocessedKeyBelow(bound: string): string | undefined {
   const seq = Number(digits)
   return seq > 0 ? unprocessedKey(seqString(seq - 1)) : undefined
 }
-export const isQueueKey = (key: string): boolean => key.length === SEQ_WIDTH && /^[0-9]+$/.test(key)
 
-/**
- * One dead letter per event id and failed pipeline, plus the queue key it was
- * accepted under, so a later acceptance of the same id (after the dedupe window)
- * never overwrites an older dead letter. The NUL separator cannot occur in an HTTP
- * header (where ids come from); readers still check the stored id, never the key.
- */
-export const deadletterKey = (id: string, pipeline: string, queueKey: string): string =>
-  `${deadletter.start}${id}\u0000${pipeline}\u0000${queueKey}`
-export const deadletterRangeOf = (id: string): Range => ({
-  gte: `${deadletter.start}${id}\u0000`,
-  lt: `${deadletter.start}${id}\u0001`,
-})
+/** A dead letter under its letter id (../dead-letter.ts: event id, pipeline, queue key). */
+export const deadletterKey = (letterId: string): string => deadletter.start + letterId
+/** Every dead letter of one event id. */
+export function deadletterRangeOf(id: string): Range {
+  const ids = letterIdsOf(id)
+  return { gte: deadletterKey(ids.gte), lt: deadletterKey(ids.lt) }
+}
 
 /**
  * Handing-off bucket: per batch, one header `h!ID NUL` (peer, time taken, the queue keys
  * of its events, which stay in unprocessed: handoff-store.ts). Layout 1 also kept the
  * events here, under `h!ID NUL queueKey`; opening such a store migrates it. Handoff ids
- * are made by this node and never contain NUL (handoff-book.ts checks).
+ * are made by this node and never contain NUL (../handoff-book.ts checks).
  */
 export const handoffHeaderKey = (handoffId: string): string => `${handingOff.start}${handoffId}\u0000`
-export const handoffEventKey = (handoffId: string, queueKey: string): string => `${handingOff.start}${handoffId}\u0000${queueKey}`
 /** The handoff id and queue key ('' for the header) of a key in the handing-off bucket. */
 export function parseHandoffKey(dbKey: string): { handoffId: string; queueKey: string } {
   const nul = dbKey.indexOf('\u0000', handingOff.start.length)
@@ -134,11 +125,13 @@ export type Op = { type: 'put'; key: string; value: string } | { type: 'del'; ke
  */
 export const READ_AHEAD = 8 << 20
 
-/** A stateful step's changes as store operations under the state prefix. */
-export function stateOps(changes: StateOp[]): Op[] {
-  return changes.map((op) =>
-    op.type === 'put'
-      ? { type: 'put', key: stateKey(op.key), value: JSON.stringify(op.value) ?? 'null' }
-      : { type: 'del', key: stateKey(op.key) },
-  )
+/** A stateful step's changes as store operations under the state prefix (applied as ../state-ops.ts says). */
+export function stateOps(changes: readonly StateOp[]): Op[] {
+  const ops: Op[] = []
+  const sink: StateSink = {
+    set: (key, json) => ops.push({ type: 'put', key: stateKey(key), value: json }),
+    delete: (key) => ops.push({ type: 'del', key: stateKey(key) }),
+  }
+  applyStateOps(changes, sink)
+  return ops
 }

@@ -5,8 +5,8 @@
 // space is estimated as the last reading minus what the queue wrote since.
 import { statfs } from 'node:fs/promises'
 import { dirname } from 'node:path'
-import { BingeError } from '../errors.js'
-import type { SizeOrShare } from '../util/size.js'
+import { BingeError } from '../../errors.js'
+import type { SizeOrShare } from '../../util/size.js'
 
 /** `queue.minFreeDisk` as configured: bytes, or a percentage of the volume; absent: the default rule. */
 export type MinFreeDisk = SizeOrShare
@@ -52,8 +52,8 @@ export function writeBufferFor(totalBytes: number): number {
 export async function volumeOf(dir: string): Promise<{ freeBytes: number; totalBytes: number }> {
   for (let at = dir; ; at = dirname(at)) {
     try {
-      const s = await statfs(at)
-      return { freeBytes: s.bavail * s.bsize, totalBytes: s.blocks * s.bsize }
+      const volume = await statfs(at)
+      return { freeBytes: volume.bavail * volume.bsize, totalBytes: volume.blocks * volume.bsize }
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT' || dirname(at) === at) throw err
     }

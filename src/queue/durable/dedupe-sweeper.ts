@@ -5,14 +5,13 @@
 // a late sweep is harmless because lookups ignore entries older than the window.
 
 import type { Level } from 'level'
-import { parseSeen, seenBefore, seenKey, timeOfSeenByTime } from './keys.js'
+import { type Op, parseSeen, seenBefore, seenKey, timeOfSeenByTime } from './keys.js'
 import { writeBatch } from './write-batch.js'
 
 /** Time-ordered entries (one per enqueue group) handled per chunk. */
 export const SWEEP_CHUNK = 200
 
 type Db = Level<string, string>
-type Op = { type: 'del'; key: string }
 
 export interface SweptChunk {
   /** Time-ordered entries removed: SWEEP_CHUNK means there may be more. */
@@ -30,10 +29,10 @@ export async function sweepChunk(db: Db, cutoff: number, limit = SWEEP_CHUNK): P
     const at = timeOfSeenByTime(key)
     for (const id of JSON.parse(value) as string[]) ids.push({ id, at })
   }
-  const current = await db.getMany(ids.map((e) => seenKey(e.id)))
+  const current = await db.getMany(ids.map((entry) => seenKey(entry.id)))
   const ops: Op[] = groups.map(([key]) => ({ type: 'del', key }))
-  ids.forEach((e, i) => {
-    if (current[i] !== undefined && parseSeen(current[i]!).at === e.at) ops.push({ type: 'del', key: seenKey(e.id) })
+  ids.forEach((entry, i) => {
+    if (current[i] !== undefined && parseSeen(current[i]!).at === entry.at) ops.push({ type: 'del', key: seenKey(entry.id) })
   })
   await writeBatch(db, ops, false)
   return { entries: groups.length, forgotten: ops.length - groups.length }
@@ -86,8 +85,4 @@ export class DedupeSweeper {
     this.running = undefined
     return removed
   }
-}
-
-export function sweepInterval(windowMs: number): number {
-  return Math.min(60_000, Math.max(1_000, Math.floor(windowMs / 4)))
 }

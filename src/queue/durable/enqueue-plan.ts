@@ -1,6 +1,6 @@
 // Turns one group of enqueue calls into one batch for the durable queue: one getMany
 // on the dedupe index for every indexed id of the group, admission call by call (shared
-// rules, admission.ts), then the puts of each accepted event (the event under a fresh
+// rules, ../admission.ts), then the puts of each accepted event (the event under a fresh
 // queue key, and its dedupe entry if indexed) and one time-ordered entry listing the
 // group's indexed ids for the sweep. Ids this node just made (EnqueueOptions.newIds)
 // are not indexed: nobody can send them again.
@@ -8,16 +8,17 @@
 // crash an id is either accepted and remembered, or neither.
 
 import type { Level } from 'level'
-import { BingeError } from '../errors.js'
-import { type PreparedEvent, type Room, admit } from './admission.js'
-import type { Outcome } from './group-commit.js'
-import * as k from './keys.js'
-import type { EnqueueResult } from './types.js'
+import { BingeError } from '../../errors.js'
+import { type PreparedEvent, type Room, admit } from '../admission.js'
+import type { Outcome } from '../group-commit.js'
+import { type Op, nextSeqKey, parseSeen, seenByTimeKey, seenKey, seenValue, unprocessedKey } from './keys.js'
+import { seqString } from '../queue-key.js'
+import type { EnqueueResult } from '../types.js'
 
 export interface EnqueuePlan {
   outcomes: Array<Outcome<EnqueueResult[]>>
   /** Empty when nothing new was accepted: then there is nothing to write. */
-  ops: k.Op[]
+  ops: Op[]
   added: number
   addedBytes: number
   nextSeq: number
@@ -28,14 +29,16 @@ export interface PlanContext {
   dedupeWindowMs: number
   room: Room
   nextSeq: number
+  /** The error a call refused for want of room gets instead of BINGE_QUEUE_FULL (the disk is low). Other refusals (a reused key) stand. */
+  noRoom?: () => BingeError
 }
 
 export async function planEnqueue(db: Level<string, string>, calls: PreparedEvent[][], ctx: PlanContext): Promise<EnqueuePlan> {
-  const ids = [...new Set(calls.flatMap((events) => events.flatMap((e) => (e.indexed ? [e.record.id] : []))))]
-  const stored = await db.getMany(ids.map(k.seenKey))
+  const ids = [...new Set(calls.flatMap((events) => events.flatMap((event) => (event.indexed ? [event.record.id] : []))))]
+  const stored = await db.getMany(ids.map(seenKey))
   const seen = new Map<string, { at: number; fingerprint?: string }>()
   ids.forEach((id, i) => {
-    if (stored[i] !== undefined) seen.set(id, k.parseSeen(stored[i]!))
+    if (stored[i] !== undefined) seen.set(id, parseSeen(stored[i]!))
   })
   const admission = {
     now: ctx.now,
@@ -50,24 +53,25 @@ export async function planEnqueue(db: Level<string, string>, calls: PreparedEven
   for (const events of calls) {
     const admitted = admit(events, admission)
     if (admitted instanceof BingeError) {
-      plan.outcomes.push({ ok: false, error: admitted })
+      const error = ctx.noRoom && admitted.code === 'BINGE_QUEUE_FULL' ? ctx.noRoom() : admitted
+      plan.outcomes.push({ ok: false, error })
       continue
     }
-    for (const f of admitted.fresh) {
-      const key = k.seqString(plan.nextSeq++)
-      plan.ops.push({ type: 'put', key: k.unprocessedKey(key), value: f.json })
-      if (f.indexed) {
-        plan.ops.push({ type: 'put', key: k.seenKey(f.record.id), value: k.seenValue(ctx.now, f.fingerprint) })
-        accepted.push(f.record.id)
+    for (const fresh of admitted.fresh) {
+      const key = seqString(plan.nextSeq++)
+      plan.ops.push({ type: 'put', key: unprocessedKey(key), value: fresh.json })
+      if (fresh.indexed) {
+        plan.ops.push({ type: 'put', key: seenKey(fresh.record.id), value: seenValue(ctx.now, fresh.fingerprint) })
+        accepted.push(fresh.record.id)
       }
       plan.added++
-      plan.addedBytes += f.bytes
+      plan.addedBytes += fresh.bytes
     }
     plan.outcomes.push({ ok: true, value: admitted.results })
   }
   if (accepted.length > 0) {
-    plan.ops.push({ type: 'put', key: k.seenByTimeKey(ctx.now, k.seqString(ctx.nextSeq)), value: JSON.stringify(accepted) })
+    plan.ops.push({ type: 'put', key: seenByTimeKey(ctx.now, seqString(ctx.nextSeq)), value: JSON.stringify(accepted) })
   }
-  if (plan.added > 0) plan.ops.push({ type: 'put', key: k.nextSeqKey, value: String(plan.nextSeq) })
+  if (plan.added > 0) plan.ops.push({ type: 'put', key: nextSeqKey, value: String(plan.nextSeq) })
   return plan
 }

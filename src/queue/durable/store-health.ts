@@ -7,7 +7,7 @@
 // store is faulted, every write is refused (503) until it is closed and reopened, and
 // a write that was in flight when the fault came is treated as failed too.
 
-import { BingeError } from '../errors.js'
+import { BingeError } from '../../errors.js'
 
 const full = /no space left on device|disk quota exceeded|ENOSPC|EDQUOT/i
 

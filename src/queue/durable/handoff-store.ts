@@ -13,10 +13,21 @@
 // crash an event is free, or held by exactly one batch.
 
 import type { Level } from 'level'
-import { BingeError } from '../errors.js'
-import { type HeldBatch, fitsBatch, handoffFit } from './handoff-book.js'
-import * as k from './keys.js'
-import type { EventRecord, HandoffBatch, TakeForHandoffOptions } from './types.js'
+import { BingeError } from '../../errors.js'
+import { type HeldBatch, fitsBatch, handoffFit } from '../handoff-book.js'
+import {
+  type Op,
+  READ_AHEAD,
+  type Range,
+  handoffHeaderKey,
+  parseHandoffKey,
+  queueKeyOf,
+  ranges,
+  unprocessedKey,
+  unprocessedKeyBelow,
+} from './keys.js'
+import { seqString } from '../queue-key.js'
+import type { EventRecord, HandoffBatch, TakeForHandoffOptions } from '../types.js'
 
 type Db = Level<string, string>
 
@@ -67,18 +78,18 @@ export class CoveredSpans {
    * largest possible key: a reverse read bounded by `lt` starts with a forward seek to
    * that bound, which would step over every deleted key above it first.
    */
-  gaps(range: k.Range): Array<{ gte: string; lte: string }> {
+  gaps(range: Range): Array<{ gte: string; lte: string }> {
     const gaps: Array<{ gte: string; lte: string }> = []
     const push = (gte: string, lt: string) => {
-      const lte = k.unprocessedKeyBelow(lt)
+      const lte = unprocessedKeyBelow(lt)
       if (lte !== undefined && gte <= lte) gaps.push({ gte, lte })
     }
     let top = range.lt
-    for (const s of this.spans) {
-      if (s.hi <= range.gte) break
-      if (s.lo >= top) continue
-      if (s.hi < top) push(s.hi, top)
-      top = s.lo
+    for (const span of this.spans) {
+      if (span.hi <= range.gte) break
+      if (span.lo >= top) continue
+      if (span.hi < top) push(span.hi, top)
+      top = span.lo
       if (top <= range.gte) return gaps
     }
     if (range.gte < top) push(range.gte, top)
@@ -88,11 +99,11 @@ export class CoveredSpans {
   add(lo: string, hi: string): void {
     if (!(lo < hi)) return
     const kept: Array<{ lo: string; hi: string }> = []
-    for (const s of this.spans) {
-      if (s.hi < lo || s.lo > hi) kept.push(s)
+    for (const span of this.spans) {
+      if (span.hi < lo || span.lo > hi) kept.push(span)
       else {
-        lo = s.lo < lo ? s.lo : lo
-        hi = s.hi > hi ? s.hi : hi
+        lo = span.lo < lo ? span.lo : lo
+        hi = span.hi > hi ? span.hi : hi
       }
     }
     kept.push({ lo, hi })
@@ -103,7 +114,7 @@ export class CoveredSpans {
 
   /** Events are back under these db keys: no span may cover them. */
   forget(dbKeys: string[]): void {
-    this.spans = this.spans.filter((s) => !dbKeys.some((key) => s.lo <= key && key < s.hi))
+    this.spans = this.spans.filter((span) => !dbKeys.some((key) => span.lo <= key && key < span.hi))
   }
 
   clear(): void {
@@ -118,7 +129,7 @@ export class CoveredSpans {
  */
 export async function findNewest(
   db: Db,
-  range: k.Range,
+  range: Range,
   limit: number,
   options: TakeForHandoffOptions,
   held: (queueKey: string) => boolean,
@@ -134,15 +145,15 @@ export async function findNewest(
   let bytes = 0
   let full = false
   for (const gap of covered.gaps(range)) {
-    const it = db.iterator({ ...gap, reverse: true, highWaterMarkBytes: k.READ_AHEAD })
+    const it = db.iterator({ ...gap, reverse: true, highWaterMarkBytes: READ_AHEAD })
     try {
       while (found.length < limit && !full) {
         const chunk = await it.nextv(Math.min(CHUNK, Math.max(64, limit - found.length)))
         if (chunk.length === 0) break
         for (const [dbKey, json] of chunk) {
-          const key = k.queueKeyOf(dbKey)
+          const key = queueKeyOf(dbKey)
           // Exclusive, at the next key itself, so spans taken one after another touch.
-          top ??= k.unprocessedKey(k.seqString(Number(key) + 1))
+          top ??= unprocessedKey(seqString(Number(key) + 1))
           if (!held(key)) {
             const fit = handoffFit(json, options)
             if (fit.record !== undefined && !fitsBatch(json, bytes, found.length, options)) {
@@ -172,31 +183,31 @@ export async function findNewest(
 }
 
 /** Hold found events in a new batch: one header, no event moves. */
-export function takeOps(handoffId: string, header: Header): k.Op[] {
-  return [{ type: 'put', key: k.handoffHeaderKey(handoffId), value: JSON.stringify(header) }]
+export function takeOps(handoffId: string, header: Header): Op[] {
+  return [{ type: 'put', key: handoffHeaderKey(handoffId), value: JSON.stringify(header) }]
 }
 
 /** The peer has the batch: its header and its events go. */
-export function completeOps(batch: HeldBatch<unknown>): k.Op[] {
+export function completeOps(batch: HeldBatch<unknown>): Op[] {
   return [
-    { type: 'del', key: k.handoffHeaderKey(batch.handoffId) },
-    ...batch.keys.map((key): k.Op => ({ type: 'del', key: k.unprocessedKey(key) })),
+    { type: 'del', key: handoffHeaderKey(batch.handoffId) },
+    ...batch.keys.map((key): Op => ({ type: 'del', key: unprocessedKey(key) })),
   ]
 }
 
 /** The batch is given up: its events, never moved, are free again. */
-export function returnOps(batch: HeldBatch<unknown>): k.Op[] {
-  return [{ type: 'del', key: k.handoffHeaderKey(batch.handoffId) }]
+export function returnOps(batch: HeldBatch<unknown>): Op[] {
+  return [{ type: 'del', key: handoffHeaderKey(batch.handoffId) }]
 }
 
 /** Every pending batch's header, in key order (the bytes of its events come later). */
 export async function scanHandoffs(db: Db): Promise<Array<{ handoffId: string; header: Header }>> {
   const found: Array<{ handoffId: string; header: Header }> = []
-  const it = db.iterator({ ...k.ranges.handingOff, highWaterMarkBytes: k.READ_AHEAD })
+  const it = db.iterator({ ...ranges.handingOff, highWaterMarkBytes: READ_AHEAD })
   try {
     for (let chunk = await it.nextv(CHUNK); chunk.length > 0; chunk = await it.nextv(CHUNK)) {
       for (const [dbKey, value] of chunk) {
-        const { handoffId, queueKey } = k.parseHandoffKey(dbKey)
+        const { handoffId, queueKey } = parseHandoffKey(dbKey)
         if (queueKey !== '') {
           throw new BingeError(
             'BINGE_INTERNAL',
@@ -217,14 +228,14 @@ export async function scanHandoffs(db: Db): Promise<Array<{ handoffId: string; h
  * unprocessed) and no key list in the header: the ops that bring such a store to layout
  * 2, putting each event back under its unprocessed key and listing it in its header.
  */
-export async function migrateLayout1(db: Db): Promise<k.Op[]> {
-  const ops: k.Op[] = []
+export async function migrateLayout1(db: Db): Promise<Op[]> {
+  const ops: Op[] = []
   const headers = new Map<string, Header>()
-  const it = db.iterator({ ...k.ranges.handingOff, highWaterMarkBytes: k.READ_AHEAD })
+  const it = db.iterator({ ...ranges.handingOff, highWaterMarkBytes: READ_AHEAD })
   try {
     for (let chunk = await it.nextv(CHUNK); chunk.length > 0; chunk = await it.nextv(CHUNK)) {
       for (const [dbKey, value] of chunk) {
-        const { handoffId, queueKey } = k.parseHandoffKey(dbKey)
+        const { handoffId, queueKey } = parseHandoffKey(dbKey)
         let header = headers.get(handoffId)
         if (header === undefined) headers.set(handoffId, (header = { peer: '', takenAt: 0, keys: [] }))
         if (queueKey === '') {
@@ -234,36 +245,37 @@ export async function migrateLayout1(db: Db): Promise<k.Op[]> {
           continue
         }
         header.keys.push(queueKey)
-        ops.push({ type: 'del', key: dbKey }, { type: 'put', key: k.unprocessedKey(queueKey), value })
+        ops.push({ type: 'del', key: dbKey }, { type: 'put', key: unprocessedKey(queueKey), value })
       }
     }
   } finally {
     await it.close()
   }
   for (const [handoffId, header] of headers) {
-    if (header.keys.length === 0) ops.push({ type: 'del', key: k.handoffHeaderKey(handoffId) })
-    else ops.push({ type: 'put', key: k.handoffHeaderKey(handoffId), value: JSON.stringify(header) })
+    if (header.keys.length === 0) ops.push({ type: 'del', key: handoffHeaderKey(handoffId) })
+    else ops.push({ type: 'put', key: handoffHeaderKey(handoffId), value: JSON.stringify(header) })
   }
   return ops
 }
 
-/** The oldest `limit` unprocessed events from `cursor` on that no handoff holds, and the last key read over. */
+/** The oldest `limit` unprocessed events from `cursor` up to `end` (excluded) that no handoff holds, and the last key read over. */
 export async function readFree(
   db: Db,
   cursor: string,
+  end: string,
   limit: number,
   holds: (queueKey: string) => boolean,
 ): Promise<{ entries: Array<[string, string]>; last: string }> {
   const entries: Array<[string, string]> = []
   let last = ''
-  const it = db.iterator({ gte: cursor, lt: k.ranges.unprocessed.lt, highWaterMarkBytes: k.READ_AHEAD })
+  const it = db.iterator({ gte: cursor, lt: end, highWaterMarkBytes: READ_AHEAD })
   try {
     while (entries.length < limit) {
       const chunk = await it.nextv(limit - entries.length)
       if (chunk.length === 0) break
       for (const entry of chunk) {
         last = entry[0]
-        if (!holds(k.queueKeyOf(entry[0]))) entries.push(entry)
+        if (!holds(queueKeyOf(entry[0]))) entries.push(entry)
       }
     }
   } finally {
@@ -278,7 +290,7 @@ export async function readPending(
   batches: Array<HeldBatch<unknown>>,
   pending: (handoffId: string) => boolean,
 ): Promise<HandoffBatch[]> {
-  const values = await db.getMany(batches.flatMap((b) => b.keys.map(k.unprocessedKey)))
+  const values = await db.getMany(batches.flatMap((b) => b.keys.map(unprocessedKey)))
   const found: HandoffBatch[] = []
   let at = 0
   for (const { handoffId, peer, takenAt, keys } of batches) {

@@ -13,10 +13,10 @@
 // one-byte string is cheap.
 
 import type { Level } from 'level'
-import { BingeError } from '../errors.js'
-import type { HeldBatch } from './handoff-book.js'
+import { BingeError } from '../../errors.js'
+import type { HeldBatch } from '../handoff-book.js'
 import { migrateLayout1, scanHandoffs } from './handoff-store.js'
-import { READ_AHEAD, handoffHeaderKey, inflightKey, metaKey, nextSeqKey, queueKeyOf, ranges, unprocessedKey } from './keys.js'
+import { type Op, READ_AHEAD, handoffHeaderKey, inflightKey, metaKey, nextSeqKey, queueKeyOf, ranges, unprocessedKey } from './keys.js'
 import { writeBatch } from './write-batch.js'
 
 type Db = Level<string, string>
@@ -126,7 +126,6 @@ export async function reconcile(
 }
 
 async function requeueInflight(db: Db, unclaimed: (queueKey: string) => boolean = () => true): Promise<number> {
-  type Op = { type: 'put'; key: string; value: string } | { type: 'del'; key: string }
   const ops: Op[] = []
   const it = db.iterator({ ...ranges.inflight, highWaterMarkBytes: READ_AHEAD })
   try {
