@@ -47,7 +47,7 @@ describe('the registry', () => {
         expect(schemas[e.name]).toBe(e.schema)
       }
     }
-    expect(outputEntries.map((e) => e.name)).toEqual(['stdout', 'file', 'http', 'forward'])
+    expect(outputEntries.map((e) => e.name)).toEqual(['stdout', 'file', 'http', 'forward', 'mqtt', 'nats', 'redis'])
     expect(stepEntries.map((e) => e.name)).toEqual(expect.arrayContaining(['filter', 'map']))
   })
 })

@@ -58,11 +58,16 @@ program
     'also run the example webhook receiver (default 127.0.0.1:9000) and set BINGE_WEBHOOK_URL to it',
   )
   .option('--json', "print the nodes' log lines as JSON, as they are")
-  .action(async (dir: string | undefined, opts: { webhookReceiver?: string | true; json?: boolean }) => {
+  .option(
+    '--mqtt <host:port>',
+    'where to run mosquitto (when on the PATH and a node uses MQTT) and point BINGE_MQTT_URL; default 127.0.0.1:1884',
+  )
+  .action(async (dir: string | undefined, opts: { webhookReceiver?: string | true; json?: boolean; mqtt?: string }) => {
     // This file is the CLI (dist/src/cli/main.js, or the dist/binge.mjs bundle): the nodes run it too.
     const options: MeshUpOptions = { cli: fileURLToPath(import.meta.url), json: opts.json === true }
     if (opts.webhookReceiver !== undefined)
       options.webhookReceiver = opts.webhookReceiver === true ? '127.0.0.1:9000' : opts.webhookReceiver
+    if (opts.mqtt !== undefined) options.mqtt = opts.mqtt
     process.exitCode = await runMeshUp(dir, options)
   })
 

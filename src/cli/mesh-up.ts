@@ -5,9 +5,14 @@
 // /readyz, then for the mesh to form, prints node -> URL and peers, and on Ctrl-C,
 // SIGTERM or SIGHUP stops every child by PID and waits for each: nothing is left
 // running. A second Ctrl-C kills them at once (their queues are crash-safe).
+// When a node reads or writes MQTT at BINGE_MQTT_URL (the example IoT node does) and the
+// shell does not set it, a mosquitto is started beside the nodes on `--mqtt` (default
+// 127.0.0.1:1884, beside a system broker on 1883) when `mosquitto` is on the PATH; when
+// it is not, mesh up says how to get one, and the nodes start anyway (they reconnect).
 import { spawn, type ChildProcess } from 'node:child_process'
-import { existsSync, readdirSync, readFileSync, realpathSync } from 'node:fs'
-import { basename, dirname, join, resolve } from 'node:path'
+import { accessSync, constants, existsSync, mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { basename, delimiter, dirname, join, resolve } from 'node:path'
 import { createInterface } from 'node:readline'
 import { loadConfig, splitHostPort } from '../config/index.js'
 import { newMeshKey } from './keys.js'
@@ -26,6 +31,30 @@ export interface MeshUpOptions {
   webhookReceiver?: string
   /** Pass the nodes' JSON log lines through as they are, instead of a short readable form. */
   json?: boolean
+  /** Where a mosquitto for the nodes listens (HOST:PORT), when one is started; default 127.0.0.1:1884. */
+  mqtt?: string
+}
+
+/** The mosquitto binary on the PATH (or in an sbin directory, where Debian puts it). */
+function findMosquitto(): string | undefined {
+  const dirs = [...(process.env.PATH ?? '').split(delimiter), '/usr/sbin', '/usr/local/sbin', '/opt/homebrew/sbin']
+  for (const dir of dirs) {
+    const candidate = join(dir, 'mosquitto')
+    try {
+      accessSync(candidate, constants.X_OK)
+      return candidate
+    } catch {}
+  }
+  return undefined
+}
+
+/** The MQTT broker URLs a node's inputs and outputs use. */
+function mqttUrls(config: { inputs: readonly object[]; pipelines: Record<string, { outputs: readonly object[] }> }): string[] {
+  const urls: string[] = []
+  const of = (item: object) => (item as { mqtt?: { url?: string } }).mqtt?.url
+  for (const input of config.inputs) urls.push(of(input) ?? '')
+  for (const p of Object.values(config.pipelines)) for (const o of p.outputs) urls.push(of(o) ?? '')
+  return urls.filter(Boolean)
 }
 
 interface Member {
@@ -141,6 +170,31 @@ async function waitMesh(
   }
 }
 
+/**
+ * A mosquitto for the nodes that use MQTT, on `listen`, with a config of its own in a temp
+ * dir (anonymous, loopback or wherever `listen` says, no persistence: it lives as long as
+ * the mesh); undefined, after saying how to get one, when mosquitto is not installed.
+ */
+function startBroker(listen: string, users: string[], index: number): Member | undefined {
+  const binary = findMosquitto()
+  const { host, port } = splitHostPort(listen)!
+  const url = `mqtt://${host}:${port}`
+  if (!binary) {
+    process.stderr.write(
+      `binge mesh up: ${users.join(', ')} ${users.length === 1 ? 'uses' : 'use'} MQTT at ${url}, but mosquitto is not on the PATH. ` +
+        'Install it (Debian/Ubuntu: apt-get install mosquitto; macOS: brew install mosquitto) or set BINGE_MQTT_URL to a broker you run; ' +
+        'the nodes start anyway and connect once a broker is there.\n',
+    )
+    return undefined
+  }
+  const dir = mkdtempSync(join(tmpdir(), 'binge-mesh-mosquitto-'))
+  const conf = join(dir, 'mosquitto.conf')
+  writeFileSync(conf, `listener ${port} ${host}\nallow_anonymous true\npersistence false\nmax_queued_messages 0\nlog_dest stderr\n`)
+  const member = spawnMember('mosquitto', index, ['-c', conf], process.env, url, false, (l) => l, binary)
+  void member.exited.then(() => rmSync(dir, { recursive: true, force: true }))
+  return member
+}
+
 function spawnMember(
   name: string,
   index: number,
@@ -149,9 +203,10 @@ function spawnMember(
   url: string,
   meshed: boolean,
   format: (l: string) => string,
+  command = process.execPath,
 ): Member {
   // Own process group: a terminal's Ctrl-C reaches only us, and we stop each child once.
-  const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], detached: true, env })
+  const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'], detached: true, env })
   const prefix = paint(colours[index % colours.length]!, `${name.padEnd(8)} |`)
   prefixLines(child.stdout!, prefix, process.stdout, format)
   prefixLines(child.stderr!, prefix, process.stderr, format)
@@ -194,6 +249,16 @@ export async function runMeshUp(dirArg: string | undefined, options: MeshUpOptio
     }
     shared.BINGE_WEBHOOK_URL ||= urlOf(receiverListen)
   }
+  const mqttListen = options.mqtt ?? '127.0.0.1:1884'
+  const mqttAddress = splitHostPort(mqttListen)
+  if (!mqttAddress?.host) {
+    process.stderr.write(`binge mesh up: --mqtt expects HOST:PORT, got "${mqttListen}"\n`)
+    return 2
+  }
+  // The shell's own broker wins; otherwise the nodes meet the one started here.
+  const ownBroker = !shared.BINGE_MQTT_URL
+  shared.BINGE_MQTT_URL ||= `mqtt://${mqttAddress.host}:${mqttAddress.port}`
+  const mqttUsers: string[] = []
 
   // Validate every node with its own environment first: nothing starts half-configured.
   const plans: Array<{ name: string; file: string; env: NodeJS.ProcessEnv; url: string; meshed: boolean }> = []
@@ -212,6 +277,7 @@ export async function runMeshUp(dirArg: string | undefined, options: MeshUpOptio
     try {
       const config = loadConfig(file, env)
       plans.push({ name, file, env, url: urlOf(config.http.listen), meshed: config.mesh !== undefined })
+      if (mqttUrls(config).includes(shared.BINGE_MQTT_URL)) mqttUsers.push(name)
       // A copied config whose ports were not changed: say so now, not as a crash later.
       const meshPort = /\/tcp\/(\d+)/.exec(config.mesh?.listen ?? '')?.[1]
       for (const port of [`HTTP port ${splitHostPort(config.http.listen)?.port}`, ...(meshPort ? [`mesh port ${meshPort}`] : [])]) {
@@ -233,8 +299,9 @@ export async function runMeshUp(dirArg: string | undefined, options: MeshUpOptio
     receiverListen === undefined
       ? undefined
       : spawnMember('webhook', plans.length, [receiverPath, '--listen', receiverListen], shared, urlOf(receiverListen), false, (l) => l)
+  const broker = ownBroker && mqttUsers.length > 0 ? startBroker(mqttListen, mqttUsers, plans.length + 1) : undefined
   const nodes = plans.map((p, i) => spawnMember(p.name, i, [options.cli, 'start', '--config', p.file], p.env, p.url, p.meshed, format))
-  const members = receiver ? [receiver, ...nodes] : nodes
+  const members = [...(receiver ? [receiver] : []), ...(broker ? [broker] : []), ...nodes]
 
   let stopping = false
   const stopAll = async () => {
@@ -286,6 +353,7 @@ export async function runMeshUp(dirArg: string | undefined, options: MeshUpOptio
     return [m.name, m.url, state, seen]
   })
   if (receiver) rows.push([receiver.name, receiver.url, receiverUp ? 'listening' : 'NOT LISTENING', '(GET / shows what arrived)'])
+  if (broker) rows.push([broker.name, broker.url, 'started', `(for ${mqttUsers.join(', ')})`])
   const readyCount = ready.filter(Boolean).length
   const summary =
     readyCount < nodes.length

@@ -40,5 +40,10 @@ export interface OutputEntry<C = unknown> {
   name: string
   summary: string
   schema: z.ZodType<C>
+  /**
+   * The output always receives envelopes and applies its own `envelope: false`: it needs
+   * each event's id (to deduplicate at the destination) and meta (for a topic) either way.
+   */
+  takesEnvelopes?: boolean
   create(config: C, context: OutputFactoryContext): Output
 }

@@ -68,7 +68,7 @@ export function buildOutput(item: object, context: OutputFactoryContext): BuiltO
   const entry = outputs.get(name)
   if (!entry) throw new BingeError('BINGE_CONFIG_INVALID', `unknown output "${name}"`)
   const config = raw ?? {}
-  const envelope = (config as { envelope?: unknown }).envelope !== false
+  const envelope = entry.takesEnvelopes === true || (config as { envelope?: unknown }).envelope !== false
   return { name, output: entry.create(config, context), envelope }
 }
 

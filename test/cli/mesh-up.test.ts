@@ -12,6 +12,8 @@ import path from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
 import { loadConfig } from '../../src/config/index.js'
 import { cleanEnv, loadExample, meshConfigFiles, portOf, requireBuiltCli, tcpPortOf, withoutWindowSteps } from '../deploy/deploy-support.js'
+import mqtt from 'mqtt'
+import { requireBinary } from '../support/brokers.js'
 
 let meshUp: ChildProcess | undefined
 let childPids: number[] = []
@@ -102,10 +104,13 @@ describe('binge mesh up', () => {
     // The copies, and for each a NAME.env moving it to free ports along the same edges.
     const files = meshConfigFiles()
     const names = [...files.keys()]
-    const ports = await freePorts(names.length * 2 + 1)
+    const ports = await freePorts(names.length * 2 + 2)
     const http = new Map(names.map((n, i) => [n, ports[i]!]))
     const mesh = new Map(names.map((n, i) => [n, ports[names.length + i]!]))
-    const webhookPort = ports.at(-1)!
+    const webhookPort = ports.at(-2)!
+    // mesh up starts a mosquitto here for node-a's MQTT input (mosquitto is on the PATH: .ci/run installs it).
+    const mqttPort = ports.at(-1)!
+    requireBinary('mosquitto')
     const defaults = new Map(names.map((n) => [n, loadExample(files.get(n)!, cleanEnv())]))
     const byLocalMeshPort = new Map(names.map((n) => [tcpPortOf(defaults.get(n)!.config.mesh!.listen), n]))
     for (const [name, file] of files) {
@@ -128,11 +133,15 @@ describe('binge mesh up', () => {
     const url = (name: string) => `http://127.0.0.1:${http.get(name)}`
 
     let output = ''
-    meshUp = spawn(process.execPath, [bin, 'mesh', 'up', dir, '--webhook-receiver', `127.0.0.1:${webhookPort}`], {
-      cwd: tmp,
-      env: cleanEnv(),
-      stdio: ['ignore', 'pipe', 'pipe'],
-    })
+    meshUp = spawn(
+      process.execPath,
+      [bin, 'mesh', 'up', dir, '--webhook-receiver', `127.0.0.1:${webhookPort}`, '--mqtt', `127.0.0.1:${mqttPort}`],
+      {
+        cwd: tmp,
+        env: cleanEnv(),
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    )
     const exited = new Promise<number | null>((r) => meshUp!.once('exit', (code) => r(code)))
     meshUp.stdout!.on('data', (c: Buffer) => (output += c.toString()))
     meshUp.stderr!.on('data', (c: Buffer) => (output += c.toString()))
@@ -157,12 +166,15 @@ describe('binge mesh up', () => {
     }
     expect(output).toMatch(new RegExp(`^  webhook\\s+http://127\\.0\\.0\\.1:${webhookPort}\\s+listening`, 'm'))
 
-    // Every child, by pid: three nodes and the receiver.
+    expect(output).toMatch(new RegExp(`^  mosquitto\\s+mqtt://127\\.0\\.0\\.1:${mqttPort}\\s+started\\s+\\(for node-a\\)`, 'm'))
+
+    // Every child, by pid: three nodes, the receiver and mosquitto.
     const children = childrenOf(meshUp.pid!)
     childPids = children.map((c) => c.pid)
     expect(children.filter((c) => / start --config /.test(c.cmd))).toHaveLength(names.length)
     expect(children.filter((c) => /webhook-receiver\.mjs/.test(c.cmd))).toHaveLength(1)
-    expect(children).toHaveLength(names.length + 1)
+    expect(children.filter((c) => /mosquitto -c /.test(c.cmd))).toHaveLength(1)
+    expect(children).toHaveLength(names.length + 2)
 
     // One or more events into every node; the relay's by pipeline name.
     const readings = [
@@ -175,20 +187,26 @@ describe('binge mesh up', () => {
     expect(await post(`${url('node-c')}/events/temperature-raw`, { type: 'temperature', sensor: 'mu-3', room: 'hall', celsius: 22 })).toBe(
       202,
     )
+    // And one reading over MQTT, into node-a's subscription on the broker mesh up started.
+    const sensor = await mqtt.connectAsync(`mqtt://127.0.0.1:${mqttPort}`, { protocolVersion: 5 })
+    await sensor.publishAsync('sensors/lab/mu-4', JSON.stringify({ type: 'temperature', sensor: 'mu-4', room: 'lab', celsius: 20 }), {
+      qos: 1,
+    })
+    await sensor.endAsync()
 
     const rawFile = path.join(tmp, 'out', 'node-a', 'temperature.jsonl')
     const raw = await until(
       () => {
         const lines = fs.existsSync(rawFile) ? fs.readFileSync(rawFile, 'utf8').split('\n').filter(Boolean) : []
         const records = lines.map((l) => JSON.parse(l) as { node: string; origin: string; data: { sensor: string } })
-        return records.length >= 3 && records
+        return records.length >= 4 && records
       },
-      "three readings in node-a's file",
+      "four readings in node-a's file",
       20_000,
     ).catch((err: Error) => {
       throw fail(err.message)
     })
-    expect(raw.map((r) => r.data.sensor).sort()).toEqual(['mu-1', 'mu-2', 'mu-3'])
+    expect(raw.map((r) => r.data.sensor).sort()).toEqual(['mu-1', 'mu-2', 'mu-3', 'mu-4'])
     expect(raw.find((r) => r.data.sensor === 'mu-3')).toMatchObject({ node: 'node-a', origin: 'node-c' })
 
     type Arrival = { path: string; body: { node: string; origin: string; data: Record<string, unknown> } }

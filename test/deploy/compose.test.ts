@@ -47,14 +47,34 @@ function outputUrls(c: Config): string[] {
 }
 
 describe('docker-compose.yml', () => {
-  it('has one node service per mesh-configs/ file, plus the webhook receiver', () => {
+  it('has one node service per mesh-configs/ file, plus the webhook receiver and the MQTT broker', () => {
     expect(nodes.map(([name]) => name).sort()).toEqual([...files.keys()].sort())
     const webhook = compose.services.webhook!
     expect(webhook.entrypoint).toEqual(['node', 'scripts/webhook-receiver.mjs'])
     expect(fs.existsSync(path.join(repoRoot, 'scripts', 'webhook-receiver.mjs'))).toBe(true)
-    // One image for all: the receiver runs from the binge image.
-    const images = new Set(Object.values(compose.services).map((s) => `${String(s.build)} ${s.image}`))
+    // One image for all binge services: the receiver runs from the binge image; the broker is Mosquitto's.
+    const { mosquitto, ...ours } = compose.services
+    const images = new Set(Object.values(ours).map((s) => `${String(s.build)} ${s.image}`))
     expect([...images]).toEqual(['. binge:local'])
+    expect(mosquitto?.image).toMatch(/^eclipse-mosquitto:2/)
+  })
+
+  it('runs a Mosquitto that every MQTT input and output of the example reaches by service name, as locally on 1884', () => {
+    const broker = compose.services.mosquitto!
+    expect(publishedPorts(broker)).toEqual([{ host: 1884, container: 1883 }])
+    expect(String(broker.command)).toMatch(/listener 1883/)
+    let users = 0
+    for (const [name, s] of nodes) {
+      for (const item of inCompose.get(name)!.inputs) {
+        const url = (item as { mqtt?: { url: string } }).mqtt?.url
+        if (url === undefined) continue
+        users++
+        expect(url).toBe('mqtt://mosquitto:1883')
+        expect(s.depends_on).toContain('mosquitto')
+        expect((local.get(name)!.inputs[0] as { mqtt: { url: string } }).mqtt.url).toBe('mqtt://127.0.0.1:1884')
+      }
+    }
+    expect(users).toBeGreaterThan(0)
   })
 
   it('mounts each node its own config, read-only, where BINGE_CONFIG says, and it validates there', () => {

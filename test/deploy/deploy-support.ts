@@ -113,6 +113,7 @@ export interface ComposeService {
   expose?: Array<string | number>
   depends_on?: string[] | Record<string, unknown>
   healthcheck?: { test: string[] }
+  command?: string[] | string
 }
 
 export interface ComposeFile {
@@ -126,9 +127,9 @@ export function readCompose(text = fs.readFileSync(composePath, 'utf8')): Compos
   return parse(text, { merge: true }) as ComposeFile
 }
 
-/** The services that run `binge start` (not the webhook receiver, which has its own entrypoint). */
+/** The services that run `binge start` (not the webhook receiver, which has its own entrypoint, nor the MQTT broker). */
 export function nodeServices(compose: ComposeFile): Array<[string, ComposeService]> {
-  return Object.entries(compose.services).filter(([, s]) => s.entrypoint === undefined)
+  return Object.entries(compose.services).filter(([, s]) => s.entrypoint === undefined && s.image === 'binge:local')
 }
 
 /**
