@@ -4,7 +4,7 @@
 // cap takes no room and marks no id as seen); an id accepted earlier in the same group
 // (or the same call) is a duplicate; an index entry older than the window is not.
 
-import { createHash } from 'node:crypto'
+import { hash } from 'node:crypto'
 import { BingeError } from '../errors.js'
 import type { EnqueueOptions, EnqueueResult, EventRecord } from './types.js'
 
@@ -63,6 +63,7 @@ export function toRecord(event: EventRecord): EventRecord {
 /**
  * Check and serialize one call's events before it joins a group, so a malformed event
  * (no id, data JSON cannot hold) fails its own call and never the group it would join.
+ * The data is serialized once: the stored JSON and the fingerprint both use that text.
  */
 export function prepare(events: EventRecord[], options: EnqueueOptions = {}): PreparedEvent[] {
   const indexed = options.newIds !== true
@@ -72,25 +73,25 @@ export function prepare(events: EventRecord[], options: EnqueueOptions = {}): Pr
     }
     const record = toRecord(event)
     let json: string
+    let dataJson: string
     try {
-      json = JSON.stringify(record)
+      dataJson = JSON.stringify(record.data)
+      if (typeof dataJson !== 'string' || dataJson[0] !== '{') throw new Error('data is not a JSON object')
+      const { data: _data, ...head } = record
+      // The record's fields, then `data` last, from the text already made.
+      json = `${JSON.stringify(head).slice(0, -1)},"data":${dataJson}}`
     } catch (err) {
       throw new BingeError('BINGE_BAD_REQUEST', `event ${event.id} cannot be stored as JSON`, { cause: err })
     }
     const prepared: PreparedEvent = { record, json, bytes: Buffer.byteLength(json), indexed }
-    if (indexed && options.fingerprint === true) prepared.fingerprint = fingerprintOf(record)
+    if (indexed && options.fingerprint === true) prepared.fingerprint = fingerprintOfJson(record.pipeline, dataJson)
     return prepared
   })
 }
 
 /** 128 bits of SHA-256 over pipeline and data: what "the same event" means for a reused id. */
-export function fingerprintOf(record: EventRecord): string {
-  return createHash('sha256')
-    .update(record.pipeline ?? '')
-    .update('\u0000')
-    .update(JSON.stringify(record.data))
-    .digest('base64url')
-    .slice(0, 22)
+function fingerprintOfJson(pipeline: string | undefined, dataJson: string): string {
+  return hash('sha256', `${pipeline ?? ''}\u0000${dataJson}`, 'base64url').slice(0, 22)
 }
 
 export function isSeenWithin(at: number | undefined, now: number, windowMs: number): boolean {
