@@ -4,7 +4,6 @@
 // open, workers start, and only then is the node ready. Stop is the reverse: refuse
 // new requests, let requests inside finish, stop workers (finish or give back), close
 // outputs, close the store. Every acknowledged event is on disk throughout.
-import './polyfill.js'
 import { join } from 'node:path'
 import type { AddressInfo } from 'node:net'
 import type { Hono } from 'hono'

@@ -1,7 +1,6 @@
 #!/usr/bin/env node
 // The `binge` command. Exit codes: 0 ok, 1 a runtime failure, 2 bad input or config
 // (with the config path and every problem listed).
-import '../polyfill.js'
 import { fileURLToPath } from 'node:url'
 import { Command } from 'commander'
 import { BingeError } from '../errors.js'
