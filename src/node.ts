@@ -283,7 +283,7 @@ export class BingeNode implements NodeApi {
         // An event too big for the mesh: no peer ever got it, and a retry cannot help.
         if (err instanceof BingeError && err.code === 'BINGE_PAYLOAD_TOO_LARGE') throw err
         throw new BingeError(
-          'BINGE_NOT_READY',
+          'BINGE_OUTCOME_UNKNOWN',
           `a peer may or may not have stored the events (${asError(err).message}); retry with the same Idempotency-Key: the retry goes to that peer first, which drops a copy it has`,
           { retryAfter: 1, cause: err },
         )
