@@ -1,0 +1,117 @@
+// `npm run build:binary`: dist/binge, one executable file for the build machine's
+// platform (docs/design.md §7). A Node single executable application: the Node that
+// runs this script (Node 24, from node_modules/.bin under npm) with the CLI injected
+// into it. Node 24 takes a CommonJS main only, so the CLI is bundled once more, as
+// CommonJS, with everything inside, classic-level included; its `node-gyp-build` call
+// is pointed at scripts/sea-addon.cjs, which loads the LevelDB addon the binary
+// carries as an asset (extracted once to a cache directory, checked by SHA-256).
+// The SEA config adds a V8 code cache (compiled code ships in the binary, so start-up
+// skips most parsing and compiling) and the heap flags (see bench/startup.ts).
+// Output: dist/binge; its pieces (bundle, blob, config) stay in dist/sea/.
+import { execFileSync } from 'node:child_process'
+import crypto from 'node:crypto'
+import fs from 'node:fs'
+import { createRequire } from 'node:module'
+import path from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { build } from 'esbuild'
+
+const root = fileURLToPath(new URL('..', import.meta.url))
+const require = createRequire(import.meta.url)
+const seaDir = path.join(root, 'dist', 'sea')
+const out = path.join(root, 'dist', 'binge')
+const major = Number(process.versions.node.split('.')[0])
+if (major < 22)
+  throw new Error(`build:binary needs Node 22 or newer (this is ${process.version}); run it through npm, which uses node_modules/.bin/node`)
+
+// V8 flags the binary starts with: a smaller young generation and a cap on the old one
+// keep an idle node's heap (and so its RSS) small; measured by `npm run bench:startup`.
+const execArgv = ['--max-semi-space-size=1', '--max-old-space-size=512']
+
+const started = Date.now()
+fs.mkdirSync(seaDir, { recursive: true })
+
+// The addon node-gyp-build would load on this machine (a prebuild, or a local build).
+const levelDir = path.dirname(require.resolve('classic-level/package.json'))
+const addonPath = require('node-gyp-build').resolve(levelDir)
+const addonBytes = fs.readFileSync(addonPath)
+const addonSha256 = crypto.createHash('sha256').update(addonBytes).digest('hex')
+const assetName = 'classic-level.node'
+
+const embeddedAddon = {
+  name: 'embedded-addon',
+  setup(b) {
+    b.onResolve({ filter: /^node-gyp-build$/ }, (args) => {
+      if (!args.importer.includes(`${path.sep}classic-level${path.sep}`))
+        throw new Error(`unexpected native addon loader in ${args.importer}`)
+      return { path: path.join(root, 'scripts', 'sea-addon.cjs') }
+    })
+  },
+}
+
+const bundle = path.join(seaDir, 'binge.cjs')
+await build({
+  entryPoints: [path.join(root, 'src', 'cli', 'main.ts')],
+  outfile: bundle,
+  bundle: true,
+  platform: 'node',
+  format: 'cjs',
+  target: `node${major}`,
+  minifySyntax: true,
+  plugins: [embeddedAddon],
+  define: {
+    // The main script of a SEA is CommonJS: no import.meta (main.ts does not use it then).
+    'import.meta.url': '__bingeMetaUrl',
+    __BINGE_ADDON_ASSET__: JSON.stringify(assetName),
+    __BINGE_ADDON_SHA256__: JSON.stringify(addonSha256),
+  },
+  banner: { js: "var __bingeMetaUrl = require('node:url').pathToFileURL(__filename).href;" },
+  logLevel: 'warning',
+})
+
+const config = path.join(seaDir, 'sea-config.json')
+const blob = path.join(seaDir, 'binge.blob')
+fs.writeFileSync(
+  config,
+  `${JSON.stringify(
+    {
+      main: bundle,
+      output: blob,
+      disableExperimentalSEAWarning: true,
+      useCodeCache: true,
+      execArgv,
+      assets: { [assetName]: addonPath },
+    },
+    null,
+    2,
+  )}\n`,
+)
+execFileSync(process.execPath, ['--experimental-sea-config', config], { stdio: 'inherit' })
+
+// A copy of this Node without its debug symbols (a third of its size), then the blob.
+const temp = `${out}.tmp`
+fs.rmSync(temp, { force: true })
+fs.copyFileSync(process.execPath, temp)
+fs.chmodSync(temp, 0o755)
+try {
+  execFileSync('strip', ['--strip-debug', temp], { stdio: ['ignore', 'ignore', 'pipe'] })
+} catch (err) {
+  process.stderr.write(`build:binary: strip failed (${err.message}); dist/binge keeps Node's debug symbols\n`)
+}
+execFileSync(
+  process.execPath,
+  [
+    require.resolve('postject/dist/cli.js'),
+    temp,
+    'NODE_SEA_BLOB',
+    blob,
+    '--sentinel-fuse',
+    'NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2',
+  ],
+  { stdio: ['ignore', 'ignore', 'inherit'] },
+)
+fs.renameSync(temp, out)
+const mib = (n) => (n / 2 ** 20).toFixed(1)
+process.stdout.write(
+  `build:binary: ${path.relative(process.cwd(), out)} (${mib(fs.statSync(out).size)} MiB, Node ${process.version}, addon ${path.relative(levelDir, addonPath)} sha256 ${addonSha256.slice(0, 12)}…) in ${((Date.now() - started) / 1000).toFixed(1)} s\n`,
+)
