@@ -8,6 +8,10 @@
 // The SEA config adds a V8 code cache (compiled code ships in the binary, so start-up
 // skips most parsing and compiling) and the heap flags (see bench/startup.ts).
 // Output: dist/binge; its pieces (bundle, blob, config) stay in dist/sea/.
+//
+// To weigh one lever at a time (bench/startup.ts, BINGE_BENCH_EXTRA), a variant can be
+// built elsewhere: BINGE_SEA_OUT=/tmp/b (the binary), BINGE_SEA_CODE_CACHE=0,
+// BINGE_SEA_EXEC_ARGV='[]' (JSON), BINGE_SEA_MINIFY=0.
 import { execFileSync } from 'node:child_process'
 import crypto from 'node:crypto'
 import fs from 'node:fs'
@@ -18,15 +22,20 @@ import { build } from 'esbuild'
 
 const root = fileURLToPath(new URL('..', import.meta.url))
 const require = createRequire(import.meta.url)
-const seaDir = path.join(root, 'dist', 'sea')
-const out = path.join(root, 'dist', 'binge')
+const out = path.resolve(process.env.BINGE_SEA_OUT ?? path.join(root, 'dist', 'binge'))
+const seaDir = process.env.BINGE_SEA_OUT ? `${out}.sea` : path.join(root, 'dist', 'sea')
+const flag = (name, fallback) => (process.env[name] === undefined ? fallback : process.env[name] !== '0')
 const major = Number(process.versions.node.split('.')[0])
 if (major < 22)
   throw new Error(`build:binary needs Node 22 or newer (this is ${process.version}); run it through npm, which uses node_modules/.bin/node`)
 
 // V8 flags the binary starts with: a smaller young generation and a cap on the old one
 // keep an idle node's heap (and so its RSS) small; measured by `npm run bench:startup`.
-const execArgv = ['--max-semi-space-size=1', '--max-old-space-size=512']
+const execArgv = process.env.BINGE_SEA_EXEC_ARGV
+  ? JSON.parse(process.env.BINGE_SEA_EXEC_ARGV)
+  : ['--max-semi-space-size=1', '--max-old-space-size=512']
+const useCodeCache = flag('BINGE_SEA_CODE_CACHE', true)
+const minify = flag('BINGE_SEA_MINIFY', true)
 
 const started = Date.now()
 fs.mkdirSync(seaDir, { recursive: true })
@@ -57,7 +66,11 @@ await build({
   platform: 'node',
   format: 'cjs',
   target: `node${major}`,
-  minifySyntax: true,
+  // Smaller source: V8 holds all of it in memory, and parses less.
+  minifySyntax: minify,
+  minifyWhitespace: minify,
+  minifyIdentifiers: minify,
+  keepNames: true,
   plugins: [embeddedAddon],
   define: {
     // The main script of a SEA is CommonJS: no import.meta (main.ts does not use it then).
@@ -78,7 +91,7 @@ fs.writeFileSync(
       main: bundle,
       output: blob,
       disableExperimentalSEAWarning: true,
-      useCodeCache: true,
+      useCodeCache,
       execArgv,
       assets: { [assetName]: addonPath },
     },
