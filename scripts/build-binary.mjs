@@ -73,12 +73,12 @@ await build({
   keepNames: true,
   plugins: [embeddedAddon],
   define: {
-    // The main script of a SEA is CommonJS: no import.meta (main.ts does not use it then).
-    'import.meta.url': '__bingeMetaUrl',
+    // The main script of a SEA is CommonJS: no import.meta (main.ts does not read it then,
+    // and scripts/webhook-receiver.mjs must not take itself for the program run).
+    'import.meta.url': 'undefined',
     __BINGE_ADDON_ASSET__: JSON.stringify(assetName),
     __BINGE_ADDON_SHA256__: JSON.stringify(addonSha256),
   },
-  banner: { js: "var __bingeMetaUrl = require('node:url').pathToFileURL(__filename).href;" },
   logLevel: 'warning',
 })
 

@@ -128,6 +128,9 @@ export async function main() {
   process.once('SIGINT', stop)
 }
 
+// Run as a script, not bundled into binge (whose `binge webhook-receiver` calls main()).
 // Not awaited: main() handles its own failures, and an awaiting top level could not be
 // bundled as CommonJS (the single executable's main script).
-if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) void main()
+const asScript =
+  import.meta.url?.endsWith('/webhook-receiver.mjs') && process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href
+if (asScript) void main()
