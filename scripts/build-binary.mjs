@@ -5,13 +5,16 @@
 // CommonJS, with everything inside, classic-level included; its `node-gyp-build` call
 // is pointed at scripts/sea-addon.cjs, which loads the LevelDB addon the binary
 // carries as an asset (extracted once to a cache directory, checked by SHA-256).
-// The SEA config adds a V8 code cache (compiled code ships in the binary, so start-up
-// skips most parsing and compiling) and the heap flags (see bench/startup.ts).
+// The SEA config adds a V8 code cache: code compiled at build time ships in the binary,
+// so a start skips most compiling (measured with bench/startup.ts: ready about 50 ms
+// sooner, 3 MiB less idle RSS). No heap flags: --max-semi-space-size=1 saved 5-6 MiB
+// of idle RSS but halved ingest throughput (6,500 vs 12,000-13,000 req/s); a
+// memory-tight box can still set it: NODE_OPTIONS reaches the binary.
 // Output: dist/binge; its pieces (bundle, blob, config) stay in dist/sea/.
 //
 // To weigh one lever at a time (bench/startup.ts, BINGE_BENCH_EXTRA), a variant can be
 // built elsewhere: BINGE_SEA_OUT=/tmp/b (the binary), BINGE_SEA_CODE_CACHE=0,
-// BINGE_SEA_EXEC_ARGV='[]' (JSON), BINGE_SEA_MINIFY=0.
+// BINGE_SEA_EXEC_ARGV='["--max-semi-space-size=1"]' (JSON), BINGE_SEA_MINIFY=0.
 import { execFileSync } from 'node:child_process'
 import crypto from 'node:crypto'
 import fs from 'node:fs'
@@ -29,11 +32,8 @@ const major = Number(process.versions.node.split('.')[0])
 if (major < 22)
   throw new Error(`build:binary needs Node 22 or newer (this is ${process.version}); run it through npm, which uses node_modules/.bin/node`)
 
-// V8 flags the binary starts with: a smaller young generation and a cap on the old one
-// keep an idle node's heap (and so its RSS) small; measured by `npm run bench:startup`.
-const execArgv = process.env.BINGE_SEA_EXEC_ARGV
-  ? JSON.parse(process.env.BINGE_SEA_EXEC_ARGV)
-  : ['--max-semi-space-size=1', '--max-old-space-size=512']
+// Node flags the binary starts with: none by default (see the top of this file).
+const execArgv = process.env.BINGE_SEA_EXEC_ARGV ? JSON.parse(process.env.BINGE_SEA_EXEC_ARGV) : []
 const useCodeCache = flag('BINGE_SEA_CODE_CACHE', true)
 const minify = flag('BINGE_SEA_MINIFY', true)
 
@@ -92,37 +92,43 @@ fs.writeFileSync(
       output: blob,
       disableExperimentalSEAWarning: true,
       useCodeCache,
-      execArgv,
+      ...(execArgv.length > 0 ? { execArgv } : {}),
       assets: { [assetName]: addonPath },
     },
     null,
     2,
   )}\n`,
 )
-execFileSync(process.execPath, ['--experimental-sea-config', config], { stdio: 'inherit' })
+/** Run a build tool quietly; what it printed is shown only when it fails. */
+function quietly(file, args) {
+  try {
+    execFileSync(file, args, { stdio: 'pipe' })
+  } catch (err) {
+    process.stderr.write(`${err.stdout ?? ''}${err.stderr ?? ''}`)
+    throw err
+  }
+}
 
-// A copy of this Node without its debug symbols (a third of its size), then the blob.
+quietly(process.execPath, ['--experimental-sea-config', config])
+
+// A copy of this Node without its debug symbols (6 MiB less), then the blob.
 const temp = `${out}.tmp`
 fs.rmSync(temp, { force: true })
 fs.copyFileSync(process.execPath, temp)
 fs.chmodSync(temp, 0o755)
 try {
-  execFileSync('strip', ['--strip-debug', temp], { stdio: ['ignore', 'ignore', 'pipe'] })
+  execFileSync('strip', ['--strip-debug', temp], { stdio: 'ignore' })
 } catch (err) {
   process.stderr.write(`build:binary: strip failed (${err.message}); dist/binge keeps Node's debug symbols\n`)
 }
-execFileSync(
-  process.execPath,
-  [
-    require.resolve('postject/dist/cli.js'),
-    temp,
-    'NODE_SEA_BLOB',
-    blob,
-    '--sentinel-fuse',
-    'NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2',
-  ],
-  { stdio: ['ignore', 'ignore', 'inherit'] },
-)
+quietly(process.execPath, [
+  require.resolve('postject/dist/cli.js'),
+  temp,
+  'NODE_SEA_BLOB',
+  blob,
+  '--sentinel-fuse',
+  'NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2',
+])
 fs.renameSync(temp, out)
 const mib = (n) => (n / 2 ** 20).toFixed(1)
 process.stdout.write(

@@ -14,7 +14,7 @@ import { createApp } from './http/app.js'
 import { HttpServer } from './http/server.js'
 import { createLogger, type Logger } from './log.js'
 import { BingeError, asError } from './errors.js'
-import { Mesh } from './mesh/mesh.js'
+import type { Mesh, MeshComponents } from './mesh/mesh.js'
 import { Metrics } from './metrics.js'
 import { Engine } from './pipeline/engine.js'
 import { meshForwarder } from './pipeline/outputs/forward.js'
@@ -42,7 +42,9 @@ export class BingeNode implements NodeApi {
   private readonly engine: Engine
   private readonly workers: WorkerPool
   private readonly http: HttpServer
-  readonly mesh?: Mesh
+  /** Made in start(), only when the config has a mesh section: a node without one never loads libp2p. */
+  mesh?: Mesh
+  private readonly meshComponents?: MeshComponents
   /** The HTTP app, for in-memory requests (`app.request()`) in tests. */
   readonly app: Hono
   private currentPhase: NodePhase = 'starting'
@@ -116,7 +118,7 @@ export class BingeNode implements NodeApi {
     options.extendApp?.(app)
     if (config.mesh) {
       const metrics = this.metricsStore
-      this.mesh = new Mesh(config.mesh, {
+      this.meshComponents = {
         nodeId: this.nodeId,
         dataDir: config.node.dataDir,
         queue: this.queue,
@@ -136,13 +138,17 @@ export class BingeNode implements NodeApi {
         accepting: () => this.currentPhase === 'ready',
         finishedCount: () => metrics.counters.processed + metrics.counters.filtered + metrics.counters.failed,
         handoff: (direction, count) => metrics.handoff(direction, count),
-      })
+      }
       metrics.peerCount = () => this.mesh?.peers().filter((p) => p.connected).length ?? 0
     }
     this.http = new HttpServer(app, { listen: config.http.listen, requestTimeoutMs: config.http.requestTimeout })
   }
 
   async start(): Promise<AddressInfo> {
+    if (this.config.mesh && this.meshComponents && !this.mesh) {
+      const { Mesh } = await import('./mesh/mesh.js')
+      this.mesh = new Mesh(this.config.mesh, this.meshComponents)
+    }
     const address = await this.http.start()
     this.log.info({ http: `${address.address}:${address.port}` }, 'The node is listening and recovering its queue.')
     this.currentPhase = 'recovering'
