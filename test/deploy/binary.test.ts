@@ -5,7 +5,9 @@
 // durable node that takes POSTed events, survives kill -9 with every acknowledged
 // event written to its file output after the restart; `run`, `status` and `mesh up`
 // (two meshed nodes and the webhook receiver, all the binary itself) work there too.
+// The cached addon is checked by its hash: a damaged copy is replaced, never loaded.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
+import { createHash } from 'node:crypto'
 import fs from 'node:fs'
 import path from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
@@ -116,6 +118,10 @@ describe('dist/binge, alone in an empty directory with no node on the PATH', () 
     // The addon came out of the binary into the cache under the fresh HOME, named by its hash.
     const cache = path.join(p.env.HOME!, '.cache', 'binge')
     expect(fs.readdirSync(cache)).toEqual([expect.stringMatching(/^[0-9a-f]{64}$/)])
+    const sha256 = fs.readdirSync(cache)[0]!
+    const addon = path.join(cache, sha256, 'classic-level.node')
+    const hashOf = (file: string) => createHash('sha256').update(fs.readFileSync(file)).digest('hex')
+    expect(hashOf(addon)).toBe(sha256)
 
     const clients = startIngestClients({
       clients: 3,
@@ -127,9 +133,13 @@ describe('dist/binge, alone in an empty directory with no node on the PATH', () 
     await kill9(node.child)
     clients.pause()
     const ackedAtKill = clients.ledger.acked.size
+    // A damaged copy in the cache is never loaded: the restart writes the right bytes again.
+    fs.chmodSync(addon, 0o600)
+    fs.writeFileSync(addon, 'not a LevelDB addon')
 
     node = start(p, ['start', '--config', config])
     await ready(url, node.child, node.stderr)
+    expect(hashOf(addon)).toBe(sha256)
     clients.resume()
     await waitFor(() => clients.ledger.acked.size >= ackedAtKill + 500, { timeoutMs: 60_000, what: '500 more acknowledged events' })
     await clients.stop()
