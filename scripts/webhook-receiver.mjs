@@ -108,7 +108,8 @@ function listenArgument(argv) {
   return argv.find((a) => a.startsWith('--listen='))?.slice('--listen='.length)
 }
 
-async function main() {
+/** The command line: `--listen HOST:PORT` (or WEBHOOK_LISTEN), WEBHOOK_FAIL; also `binge webhook-receiver`. */
+export async function main() {
   const listen = listenArgument(process.argv.slice(2)) ?? process.env.WEBHOOK_LISTEN ?? '127.0.0.1:9000'
   let receiver
   try {
@@ -127,4 +128,9 @@ async function main() {
   process.once('SIGINT', stop)
 }
 
-if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) await main()
+// Run as a script, not bundled into binge (whose `binge webhook-receiver` calls main()).
+// Not awaited: main() handles its own failures, and an awaiting top level could not be
+// bundled as CommonJS (the single executable's main script).
+const asScript =
+  import.meta.url?.endsWith('/webhook-receiver.mjs') && process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href
+if (asScript) void main()

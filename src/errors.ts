@@ -12,6 +12,7 @@ export type BingeErrorCode =
   | 'BINGE_QUEUE_FULL'
   | 'BINGE_IDEMPOTENCY_CONFLICT'
   | 'BINGE_NOT_READY'
+  | 'BINGE_OUTCOME_UNKNOWN'
   | 'BINGE_QUEUE_CLOSED'
   | 'BINGE_EXPRESSION_FAILED'
   | 'BINGE_EXPRESSION_TIMEOUT'
@@ -33,6 +34,9 @@ const statusOf: Record<BingeErrorCode, number> = {
   // As the IETF Idempotency-Key draft says for a key reused with another payload.
   BINGE_IDEMPOTENCY_CONFLICT: 422,
   BINGE_NOT_READY: 503,
+  // Not stored here, but a peer may hold the events: unlike every other refusal, a
+  // retry without the same Idempotency-Key may store them twice.
+  BINGE_OUTCOME_UNKNOWN: 503,
   BINGE_QUEUE_CLOSED: 503,
   BINGE_EXPRESSION_FAILED: 500,
   BINGE_EXPRESSION_TIMEOUT: 500,

@@ -7,8 +7,9 @@
 // what started, last first (util/startable.ts). Stop: inputs stop taking messages,
 // HTTP refuses new requests and lets those inside finish, the mesh leaves, workers
 // finish or give back, outputs close, the store closes. Every acknowledged event is on
-// disk throughout. The node holds no policy of its own: admission is src/ingest/.
-import './polyfill.js'
+// disk throughout. The node holds no policy of its own: admission is src/ingest/. libp2p
+// is loaded only by a node whose config has a mesh section (in start()).
+
 import { join } from 'node:path'
 import type { AddressInfo } from 'node:net'
 import type { Hono } from 'hono'
@@ -23,7 +24,7 @@ import { buildInput, inputNames } from './inputs/registry.js'
 import type { Input, InputStatus } from './inputs/types.js'
 import { createLogger, type Logger } from './log.js'
 import { asError } from './errors.js'
-import { Mesh } from './mesh/mesh.js'
+import type { Mesh, MeshComponents } from './mesh/mesh.js'
 import { Metrics } from './metrics.js'
 import { Engine } from './pipeline/engine.js'
 import { meshForwarder } from './pipeline/outputs/forward.js'
@@ -51,7 +52,9 @@ export class BingeNode implements NodeApi {
   private readonly engine: Engine
   private readonly workers: WorkerPool
   private readonly http: HttpServer
-  readonly mesh?: Mesh
+  /** Made in start(), only when the config has a mesh section: a node without one never loads libp2p. */
+  mesh?: Mesh
+  private readonly meshComponents?: MeshComponents
   /** The one door every way in goes through (HTTP, inputs). */
   private readonly door: Ingest
   private readonly inputs: Input[]
@@ -125,7 +128,7 @@ export class BingeNode implements NodeApi {
     options.extendApp?.(app)
     if (config.mesh) {
       const metrics = this.metricsStore
-      this.mesh = new Mesh(config.mesh, {
+      this.meshComponents = {
         nodeId: this.nodeId,
         dataDir: config.node.dataDir,
         queue: this.queue,
@@ -145,7 +148,7 @@ export class BingeNode implements NodeApi {
         accepting: () => this.currentPhase === 'ready',
         finishedCount: () => metrics.counters.processed + metrics.counters.filtered + metrics.counters.failed,
         handoff: (direction, count, peer) => metrics.handoff(direction, count, peer),
-      })
+      }
       metrics.peerCount = () => this.mesh?.peers().filter((p) => p.connected).length ?? 0
     }
     const traces = this.traces
@@ -156,7 +159,7 @@ export class BingeNode implements NodeApi {
       accepted: (count, duplicates, seconds) => this.metricsStore.accepted(count, duplicates, seconds),
       phase: () => this.currentPhase,
       runsPipeline: (name) => this.engine.has(name),
-      ...(this.mesh ? { peers: this.mesh } : {}),
+      peers: () => this.mesh,
       limits: eventLimits(config.http.maxBodyBytes, config.http.maxEventsPerRequest, q.maxEvents),
     })
     const names = inputNames(config.inputs)
@@ -174,6 +177,10 @@ export class BingeNode implements NodeApi {
   }
 
   async start(): Promise<AddressInfo> {
+    if (this.config.mesh && this.meshComponents && !this.mesh) {
+      const { Mesh } = await import('./mesh/mesh.js')
+      this.mesh = new Mesh(this.config.mesh, this.meshComponents)
+    }
     const http: Startable = {
       start: async () => {
         const address = await this.http.start()

@@ -25,9 +25,13 @@ const meshTimeoutMs = 30_000
 const stopTimeoutMs = 15_000
 
 export interface MeshUpOptions {
-  /** The binge CLI each node runs (`binge start`): the file of the running CLI, built or bundled. */
-  cli: string
-  /** Also run scripts/webhook-receiver.mjs on this host:port, and point the nodes' BINGE_WEBHOOK_URL at it. */
+  /**
+   * The binge CLI each node runs (`binge start`): the file of the running CLI, built or
+   * bundled; undefined when the executable itself is binge (dist/binge), which then runs
+   * the nodes (`binge start`) and the receiver (`binge webhook-receiver`) too.
+   */
+  cli?: string
+  /** Also run the example webhook receiver on this host:port, and point the nodes' BINGE_WEBHOOK_URL at it. */
   webhookReceiver?: string
   /** Pass the nodes' JSON log lines through as they are, instead of a short readable form. */
   json?: boolean
@@ -237,13 +241,14 @@ export async function runMeshUp(dirArg: string | undefined, options: MeshUpOptio
   // (the example configs' fallback key is public).
   shared.BINGE_MESH_KEY ||= newMeshKey()
   const receiverListen = options.webhookReceiver
-  const receiverPath = receiverScript(options.cli)
+  const cli = options.cli
+  const receiverPath = cli === undefined ? undefined : receiverScript(cli)
   if (receiverListen !== undefined) {
     if (!splitHostPort(receiverListen)) {
       process.stderr.write(`binge mesh up: --webhook-receiver expects HOST:PORT, got "${receiverListen}"\n`)
       return 2
     }
-    if (!existsSync(receiverPath)) {
+    if (receiverPath !== undefined && !existsSync(receiverPath)) {
       process.stderr.write(`binge mesh up: --webhook-receiver needs ${receiverPath}, which is missing\n`)
       return 2
     }
@@ -298,9 +303,18 @@ export async function runMeshUp(dirArg: string | undefined, options: MeshUpOptio
   const receiver =
     receiverListen === undefined
       ? undefined
-      : spawnMember('webhook', plans.length, [receiverPath, '--listen', receiverListen], shared, urlOf(receiverListen), false, (l) => l)
+      : spawnMember(
+          'webhook',
+          plans.length,
+          [...(receiverPath === undefined ? ['webhook-receiver'] : [receiverPath]), '--listen', receiverListen],
+          shared,
+          urlOf(receiverListen),
+          false,
+          (l) => l,
+        )
   const broker = ownBroker && mqttUsers.length > 0 ? startBroker(mqttListen, mqttUsers, plans.length + 1) : undefined
-  const nodes = plans.map((p, i) => spawnMember(p.name, i, [options.cli, 'start', '--config', p.file], p.env, p.url, p.meshed, format))
+  const self = cli === undefined ? [] : [cli]
+  const nodes = plans.map((p, i) => spawnMember(p.name, i, [...self, 'start', '--config', p.file], p.env, p.url, p.meshed, format))
   const members = [...(receiver ? [receiver] : []), ...(broker ? [broker] : []), ...nodes]
 
   let stopping = false

@@ -55,8 +55,8 @@ export interface IngestParts {
   phase(): string
   /** Does this node run the pipeline? */
   runsPipeline(name: string): boolean
-  /** The mesh, when the node is in one. */
-  peers?: PeerDoor
+  /** The mesh, once the node has joined one (undefined: it runs alone). */
+  peers(): PeerDoor | undefined
   limits: EventLimits
 }
 
@@ -72,7 +72,7 @@ export class Ingest {
 
   /** Does this node, or a peer it knows, run the pipeline? */
   knowsPipeline(name: string): boolean {
-    return this.parts.runsPipeline(name) || (this.parts.peers?.knowsPipeline(name) ?? false)
+    return this.parts.runsPipeline(name) || (this.parts.peers()?.knowsPipeline(name) ?? false)
   }
 
   /**
@@ -132,7 +132,7 @@ export class Ingest {
    * nothing to do.
    */
   private async admit(events: EventRecord[], pipeline: string | undefined, newIds: boolean): Promise<EnqueueResult[]> {
-    const peers = this.parts.peers
+    const peers = this.parts.peers()
     if (peers && pipeline !== undefined && !this.parts.runsPipeline(pipeline)) {
       const results = await this.viaPeer(peers, events, 'route', newIds, pipeline)
       if (!results)
@@ -178,7 +178,7 @@ export class Ingest {
         // An event too big for the mesh: no peer ever got it, and a retry cannot help.
         if (err instanceof BingeError && err.code === 'BINGE_PAYLOAD_TOO_LARGE') throw err
         throw new BingeError(
-          'BINGE_NOT_READY',
+          'BINGE_OUTCOME_UNKNOWN',
           `a peer may or may not have stored the events (${asError(err).message}); retry with the same Idempotency-Key: the retry goes to that peer first, which drops a copy it has`,
           { retryAfter: 1, cause: err },
         )

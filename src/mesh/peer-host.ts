@@ -4,7 +4,6 @@
 // speaks only to peers that share it (private network); with allowPeers the gater
 // refuses every other peer id in both directions. No limit or score depends on the
 // peer's IP address: any number of nodes may share one.
-import '../polyfill.js'
 import { gossipsub } from '@libp2p/gossipsub'
 import type { GossipSub } from '@libp2p/gossipsub'
 import { identify } from '@libp2p/identify'

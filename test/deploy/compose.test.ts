@@ -50,7 +50,9 @@ describe('docker-compose.yml', () => {
   it('has one node service per mesh-configs/ file, plus the webhook receiver and the MQTT broker', () => {
     expect(nodes.map(([name]) => name).sort()).toEqual([...files.keys()].sort())
     const webhook = compose.services.webhook!
-    expect(webhook.entrypoint).toEqual(['node', 'scripts/webhook-receiver.mjs'])
+    // The image holds the binary and no Node: the receiver is a binge command.
+    expect(webhook.entrypoint).toEqual(['binge', 'webhook-receiver'])
+    expect(webhook.healthcheck?.test.slice(0, 3)).toEqual(['CMD', 'binge', 'healthcheck'])
     expect(fs.existsSync(path.join(repoRoot, 'scripts', 'webhook-receiver.mjs'))).toBe(true)
     // One image for all binge services: the receiver runs from the binge image; the broker is Mosquitto's.
     const { mosquitto, ...ours } = compose.services

@@ -12,7 +12,6 @@ import { parse } from 'yaml'
 import { silentLogger } from '../../src/log.js'
 import { BingeNode } from '../../src/node.js'
 import { cleanEnv, loadExample, meshConfigFiles, nodeServices, readCompose, serviceEnv, windowRegistered } from './deploy-support.js'
-// @ts-expect-error: a plain .mjs script without types, run by the compose `webhook` service
 import { startReceiver } from '../../scripts/webhook-receiver.mjs'
 
 interface Received {

@@ -36,7 +36,7 @@ import { Offloader } from '../../src/mesh/offloader.js'
 import { PeerTable } from '../../src/mesh/peer-table.js'
 import { DurableQueue } from '../../src/queue/index.js'
 import type { EventRecord, HandoffBatch } from '../../src/queue/types.js'
-import { FaultMesh, type RoundKind, type RoundResult } from '../support/faults.js'
+import { FaultMesh, type FaultNodeSpec, type RoundKind, type RoundResult } from '../support/faults.js'
 import { killAllNodes, makeTempDir, removeTempDirs, waitFor } from '../support/node-process.js'
 
 const sender = { id: 'a', workers: 2 }
@@ -62,8 +62,8 @@ afterEach(async (ctx) => {
   removeTempDirs(ctx.task.result?.state === 'fail')
 })
 
-async function run(prefix: string, kinds: RoundKind[]): Promise<RoundResult[]> {
-  mesh = await FaultMesh.start({ sender, receivers, prefix, log: (line) => lines.push(line) })
+async function run(prefix: string, kinds: RoundKind[], senderSpec: FaultNodeSpec = sender): Promise<RoundResult[]> {
+  mesh = await FaultMesh.start({ sender: senderSpec, receivers, prefix, log: (line) => lines.push(line) })
   const results: RoundResult[] = []
   for (const kind of kinds) {
     const r = await mesh.round(kind).catch(async (err: Error) => {
@@ -119,6 +119,20 @@ describe('mesh handoff under faults: lost 0, duplicate processing 0', () => {
     const results = await run('st', ['receiver-stop', 'receiver-kill', 'sender-kill-pinned', 'receiver-kill-pinned'])
     // Frozen for 10 s past the 2 s handoff timeout: the sender had to resend to it.
     expect(results[0]!.unknownOutcomes, results[0]!.line).toBeGreaterThan(0)
+  }, 180_000)
+
+  // At its hard cap the sender makes no room by handing off: ingest hands each request
+  // to a receiver directly, and a receiver killed (or frozen) mid-request may have made
+  // it durable before the sender gave up. The client hears 503 BINGE_OUTCOME_UNKNOWN,
+  // which the ledger counts unknown; the check's phantoms (ids output that the client
+  // was told were never stored) stay 0. This was the Node 24 "phantoms 25": the faster
+  // node filled its 100,000-event cap during a slow round, and the answer was then
+  // BINGE_NOT_READY, the code that means nothing was stored.
+  it('kill -9 of a receiver while the sender, at its hard cap, hands whole requests to it: the client hears an unknown outcome, never "not stored" (4 rounds)', async () => {
+    await run('cap', ['receiver-kill-pinned', 'receiver-kill', 'receiver-kill-pinned', 'receiver-kill'], { ...sender, maxEvents: 300 })
+    const { ledger } = mesh!.clients
+    expect(ledger.unknown.size, 'requests answered with an unknown outcome').toBeGreaterThan(0)
+    expect(mesh!.check().acked).toBeGreaterThan(300)
   }, 180_000)
 })
 

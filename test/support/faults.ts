@@ -143,6 +143,13 @@ export interface FaultStats {
 export interface FaultNodeSpec {
   id: string
   workers: number
+  /**
+   * queue.maxEvents (default 100,000). Set just above the high-water mark (200), the
+   * node is at its hard cap while it overflows, so ingest hands whole requests to peers
+   * directly, and a fault on that peer mid-request answers the client 503
+   * BINGE_OUTCOME_UNKNOWN: the peer may hold the events (the ledger counts them unknown).
+   */
+  maxEvents?: number
 }
 
 export class FaultNode {
@@ -212,7 +219,7 @@ export function nodeConfig(
   return {
     node: { id: spec.id, dataDir },
     http: { listen: `127.0.0.1:${httpPort}` },
-    queue: { highWaterMark: 200, lowWaterMark: 50, maxEvents: 100_000 },
+    queue: { highWaterMark: 200, lowWaterMark: 50, maxEvents: spec.maxEvents ?? 100_000 },
     workers: spec.workers,
     log: { level: 'info' },
     mesh: {

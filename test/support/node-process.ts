@@ -345,9 +345,12 @@ export function postEvents(
 export interface IngestLedger {
   /** Answered 202: must come out of the pipeline, crash or not. */
   acked: Set<string>
-  /** Answered 503/429 by the node itself, or the connection refused: never queued, must never come out. */
+  /**
+   * Answered 503/429 by the node itself, or the connection refused: never queued, must
+   * never come out. Not BINGE_OUTCOME_UNKNOWN: that 503 says a peer may hold them.
+   */
   rejected: Set<string>
-  /** No answer, or an answer we cannot classify: may or may not come out. */
+  /** No answer, BINGE_OUTCOME_UNKNOWN, or an answer we cannot classify: may or may not come out. */
   unknown: Set<string>
   /** Count of answers by HTTP status (0: no answer). */
   statuses: Map<number, number>
@@ -404,12 +407,15 @@ export function startIngestClients(options: IngestClientOptions): IngestClients 
       if (res.status === 202) {
         if (res.body?.ids?.length !== size) ledger.malformed.push(`${cids.join(',')}: ${JSON.stringify(res.body)}`)
         for (const cid of cids) ledger.acked.add(cid)
-      } else if (((res.status === 503 || res.status === 429) && res.body?.code !== undefined) || res.errorCode === 'ECONNREFUSED') {
+      } else if (
+        ((res.status === 503 || res.status === 429) && res.body?.code !== undefined && res.body.code !== 'BINGE_OUTCOME_UNKNOWN') ||
+        res.errorCode === 'ECONNREFUSED'
+      ) {
         for (const cid of cids) ledger.rejected.add(cid)
         await delay(10) // the node is down or busy: poll, do not spin
       } else {
         for (const cid of cids) ledger.unknown.add(cid)
-        if (res.status === 0) await delay(10)
+        if (res.status === 0 || res.status === 503) await delay(10)
       }
     }
   }
