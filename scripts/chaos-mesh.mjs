@@ -5,7 +5,7 @@
 // by two nodes, same-node copies only after a kill of that node and within what it
 // had in flight). Prints one line per round; exits 1 at the first round that fails.
 //
-//   npx tsc -p tsconfig.json && node scripts/chaos-mesh.mjs [rounds=60]
+//   npm run chaos -- [rounds=60]   (npm runs it on the Node 24 of node_modules/.bin)
 //
 // BINGE_CHAOS_MESH_EVERY=N starts a fresh mesh every N rounds (default 25), so data
 // dirs and the ledger stay small; BINGE_CHAOS_KINDS=sender-stop,receiver-kill runs only
@@ -17,7 +17,7 @@ import { fileURLToPath } from 'node:url'
 
 const rounds = Number(process.argv[2] ?? 60)
 if (!Number.isInteger(rounds) || rounds < 1) {
-  console.error('usage: node scripts/chaos-mesh.mjs [rounds]')
+  console.error('usage: npm run chaos -- [rounds]')
   process.exit(2)
 }
 const perMesh = Number(process.env.BINGE_CHAOS_MESH_EVERY ?? 25)

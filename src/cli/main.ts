@@ -12,6 +12,16 @@ import { BingeError } from '../errors.js'
 import type { MeshUpOptions } from './mesh-up.js'
 import { defaultStatusUrl } from './status.js'
 
+// libp2p and the test tooling need Node 22 or newer (docs/design.md §7): say so, not
+// "Promise.withResolvers is not a function" from deep inside a start.
+const major = Number(process.versions.node.split('.')[0])
+if (major < 22) {
+  process.stderr.write(
+    `binge needs Node.js 22 or newer; this is ${process.version}. Use the single executable (npm run build:binary) or run it through npm, which puts Node 24 from node_modules/.bin first.\n`,
+  )
+  process.exit(1)
+}
+
 const program = new Command()
   .name('binge')
   .description('binary at the edge: a durable stream-processing node that meshes with its peers')
