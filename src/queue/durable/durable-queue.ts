@@ -1,34 +1,12 @@
 // The durable queue: one LevelDB under `dir` holding the unprocessed, in-flight,
-// handing-off and dead-letter buckets, the dedupe index, meta and pipeline state
-// (layout: keys.ts; contract: docs/design.md §4). The public surface, the lifecycle and
-// the argument checks are AbstractQueue's (../abstract-queue.ts); this is the storage.
-//
-// Design constraints:
-// - An accepted event is in exactly one bucket after any crash: every move between
-//   buckets is a del + put in one atomic batch, and enqueue writes the event and its
-//   dedupe entry in the same batch. A handoff batch does not move its events: one
-//   header lists them and they stay unprocessed, held (handoff-store.ts).
-// - enqueue resolves only after its batch is written with the configured sync (group
-//   commit: concurrent calls share one fsync), and so does takeForHandoff: a batch is
-//   on disk as promised to its peer before the mesh sends it, so a sender that crashes
-//   resends it rather than processing it too. Nothing else fsyncs: dequeue, ack, nack,
-//   completing or returning a handoff, and recovery are atomic batches whose loss on
-//   power failure only re-delivers (in-flight goes back to unprocessed at open, a
-//   handoff is resent and the peer dedupes it), and kill -9 keeps whatever LevelDB
-//   already handed to the OS.
-// - New queue keys become visible in key order (enqueue groups and replays take them
-//   one at a time in the group-commit chain), nack and returnHandoff move the dequeue
-//   cursor back over the keys they return, and recovery resets it: so every
-//   unprocessed key is at or after the cursor, and dequeue never rescans the
-//   tombstones of events already handed out. Everything that moves events out of or
-//   back into unprocessed runs under one mutex, so no two take the same event.
-// - The in-memory counters are exact: they change only after the batch they describe
-//   is written, and a key (../claims.ts) or a handoff id (../handoff-book.ts) is claimed
-//   before the write that finishes it, so nothing can be finished twice.
-// - A full disk is a state, not a crash: below `minFreeDisk` enqueue refuses new events
-//   (queue full) while everything else goes on and frees space; a write that fails for
-//   want of space faults the store (store-health.ts), which is then reopened without
-//   a restart, keeping what workers and peers hold (reconcile in recovery.ts).
+// handing-off and dead-letter buckets, the dedupe index, meta and pipeline state. The
+// public surface, the lifecycle and the argument checks are AbstractQueue's
+// (../abstract-queue.ts); this is the storage. Its layout (keys.ts) and invariants are
+// docs/design.md §4, in short: every move between buckets is one atomic batch; only
+// enqueues and handoff headers are fsync'd before they resolve; keys become readable
+// in key order (pending-groups.ts); counters change only after the write they describe;
+// a full disk is a state (store-health.ts reopens the store without a restart, and
+// disk-space.ts keeps `minFreeDisk` free by refusing new events first).
 
 import { Level } from 'level'
 import { randomUUID } from 'node:crypto'
