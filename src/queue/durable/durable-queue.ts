@@ -36,7 +36,7 @@ import { DedupeSweeper, sweepChunk } from './dedupe-sweeper.js'
 import { DiskSpace, lowDiskError, volumeOf, writeBufferFor } from './disk-space.js'
 import type { DurableQueueOptions, DurableQueueStats } from './durable-options.js'
 import { type EnqueuePlan, planEnqueue } from './enqueue-plan.js'
-import { PendingGroups, groupsInFlight } from './pending-groups.js'
+import { PendingGroups, type Settle, groupsInFlight } from './pending-groups.js'
 import { CoveredSpans, completeOps, findNewest, readFree, readPending, returnOps, takeOps } from './handoff-store.js'
 import {
   type Op,
@@ -60,7 +60,6 @@ import { StoreHealth } from './store-health.js'
 import { writeBatch } from './write-batch.js'
 
 const REPLAY_CHUNK = 1000
-
 const sum = (values: number[]): number => values.reduce((total, value) => total + value, 0)
 
 export class DurableQueue extends AbstractQueue {
@@ -419,25 +418,22 @@ export class DurableQueue extends AbstractQueue {
   private async commitGroup(calls: PreparedEvent[][]): Promise<Array<Outcome<EnqueueResult[]>>> {
     const { plan, settle } = await this.planning.run(() => this.planGroup(calls))
     if (!settle) return plan.outcomes
-    let failed = true
-    try {
-      await this.write(plan.ops, this.options.sync !== 'none')
-      failed = false
-    } finally {
-      const shown = settle(failed)
-      if (shown) {
-        this.counts.unprocessed += shown.events
-        this.counts.bytes += shown.bytes
-        this.work.notify()
-      }
+    const written = await this.write(plan.ops, this.options.sync !== 'none').then(
+      () => undefined,
+      (err: unknown) => ({ err }),
+    )
+    const shown = settle(written !== undefined)
+    if (shown) {
+      this.counts.unprocessed += shown.events
+      this.counts.bytes += shown.bytes
+      this.work.notify()
     }
+    if (written) throw written.err
     this.counters.enqueueWrites++
     return plan.outcomes
   }
 
-  private async planGroup(
-    calls: PreparedEvent[][],
-  ): Promise<{ plan: EnqueuePlan; settle?: (failed: boolean) => { events: number; bytes: number } | undefined }> {
+  private async planGroup(calls: PreparedEvent[][]): Promise<{ plan: EnqueuePlan; settle?: Settle }> {
     this.health.assertWritable()
     const ids = new Set(calls.flatMap((events) => events.flatMap((e) => (e.indexed ? [e.record.id] : []))))
     await this.pending.waitFor(ids)

@@ -41,11 +41,14 @@ interface Tracked extends PendingGroup {
   done(): void
 }
 
+/** Settle a group (failed or written); returns what became visible, if anything. */
+export type Settle = (failed: boolean) => { events: number; bytes: number } | undefined
+
 export class PendingGroups {
   private readonly groups: Tracked[] = []
 
   /** Track a group just planned (in planning order); settle it with the function returned. */
-  push(group: PendingGroup): (failed: boolean) => { events: number; bytes: number } | undefined {
+  push(group: PendingGroup): Settle {
     let done!: () => void
     const tracked: Tracked = {
       ...group,
