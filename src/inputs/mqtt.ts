@@ -25,6 +25,7 @@ import { asError } from '../errors.js'
 import { bool, int, oneOf, strict, text } from '../schema/fields.js'
 import { backoffDelay } from '../util/backoff.js'
 import { durationSchema } from '../util/duration.js'
+import { brokerOptions } from '../util/mqtt-url.js'
 import { AckWindow } from './mqtt-acks.js'
 import { takePayload } from './take-payload.js'
 import type { Input, InputContext, InputEntry, InputStatus } from './types.js'
@@ -137,7 +138,7 @@ class MqttInput implements Input {
       },
     }
     this.states[index] = 'connecting'
-    const client = mqtt.connect(config.url, options)
+    const client = mqtt.connect({ ...brokerOptions(config.url), ...options })
     this.clients[index] = client
     const window = config.inFlight > 1 ? new AckWindow(client, config.inFlight) : undefined
     client.handleMessage = (packet, callback) => {

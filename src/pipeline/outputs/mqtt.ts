@@ -19,6 +19,7 @@ import { asError } from '../../errors.js'
 import { bool, int, strict, text } from '../../schema/fields.js'
 import { backoffDelay } from '../../util/backoff.js'
 import { durationSchema } from '../../util/duration.js'
+import { brokerOptions } from '../../util/mqtt-url.js'
 import type { OutputEntry } from '../registry-types.js'
 import type { Output } from '../types.js'
 import { OutputFailure } from './failure.js'
@@ -62,7 +63,7 @@ export function createMqttOutput(config: MqttOutputOptions): Output {
       ...(config.username === undefined ? {} : { username: config.username }),
       ...(config.password === undefined ? {} : { password: config.password }),
     }
-    const c = mqtt.connect(config.url, options)
+    const c = mqtt.connect({ ...brokerOptions(config.url), ...options })
     let attempt = 0
     c.on('connect', () => {
       attempt = 0
