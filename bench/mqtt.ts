@@ -20,24 +20,13 @@ import { parseConfig } from '../src/config/index.js'
 import type { InputStatus } from '../src/inputs/types.js'
 import { silentLogger } from '../src/log.js'
 import { BingeNode } from '../src/node.js'
-import { Cleanup, envInt, eventOfSize, fmt, line, makeTempRoot, nodeConfigText, sleep, waitUntil } from './support.js'
+import { Cleanup, envInt, freePort, eventOfSize, fmt, line, makeTempRoot, nodeConfigText, sleep, waitUntil } from './support.js'
 
 const messages = envInt('BENCH_MQTT_MESSAGES', 50_000)
 const payloadBytes = envInt('BENCH_MQTT_BYTES', 200)
 const connectionCounts = (process.env.BENCH_MQTT_CONNECTIONS ?? '1,4,16').split(',').map(Number)
 /** The input's ack window (default: the input's default). */
 const inFlight = process.env.BENCH_MQTT_INFLIGHT === undefined ? undefined : envInt('BENCH_MQTT_INFLIGHT', 256)
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer()
-    server.once('error', reject)
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo
-      server.close(() => resolve(port))
-    })
-  })
-}
 
 async function startMosquitto(cleanup: Cleanup, dir: string): Promise<string> {
   const port = await freePort()

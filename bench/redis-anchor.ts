@@ -7,26 +7,13 @@
 // redis-benchmark (Debian package redis-server / redis-tools), and is stopped by its PID.
 import { spawn } from 'node:child_process'
 import { mkdir } from 'node:fs/promises'
-import { createServer } from 'node:net'
 import { join } from 'node:path'
-import type { Cleanup } from './support.js'
-import { waitUntil } from './support.js'
+import { type Cleanup, freePort, waitUntil } from './support.js'
 
 export interface RedisAnchor {
   opsPerSec: number
   p50Ms?: number
   p99Ms?: number
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer()
-    server.once('error', reject)
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number }
-      server.close(() => resolve(port))
-    })
-  })
 }
 
 function run(command: string, args: string[]): Promise<{ code: number | null; out: string }> {

@@ -22,11 +22,10 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import http from 'node:http'
-import net from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { envInt, envSeconds } from './support.js'
+import { envInt, envSeconds, freePort } from './support.js'
 
 const root = fileURLToPath(new URL('../..', import.meta.url))
 const runs = envInt('BINGE_BENCH_RUNS', 3)
@@ -53,16 +52,6 @@ function variants(): Variant[] {
   for (const v of list)
     if (!existsSync(v.command) && !existsSync(v.args[0] ?? '')) throw new Error(`${v.command} is missing: run npm run build:binary`)
   return list
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer().listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo
-      server.close(() => resolve(port))
-    })
-    server.once('error', reject)
-  })
 }
 
 /** A realistic small node: a mesh section (or not), two pipelines with JSONata, a file and an http output. */

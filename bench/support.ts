@@ -5,7 +5,7 @@
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import type { AddressInfo } from 'node:net'
+import { type AddressInfo, createServer } from 'node:net'
 import autocannon from 'autocannon'
 import type { Hono } from 'hono'
 import { parseConfig } from '../src/config/index.js'
@@ -190,4 +190,16 @@ export const fmt = {
 
 export function line(label: string, text: string): void {
   process.stdout.write(`${label.padEnd(44)} ${text}\n`)
+}
+
+/** A port the OS says is free now (for a server the benchmark starts: a broker, a node). */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer()
+    server.once('error', reject)
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as AddressInfo
+      server.close(() => resolve(port))
+    })
+  })
 }

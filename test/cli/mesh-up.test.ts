@@ -6,7 +6,6 @@
 // child pid is gone afterwards.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import fs from 'node:fs'
-import net from 'node:net'
 import os from 'node:os'
 import path from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
@@ -14,6 +13,8 @@ import { loadConfig } from '../../src/config/index.js'
 import { cleanEnv, loadExample, meshConfigFiles, portOf, requireBuiltCli, tcpPortOf, withoutWindowSteps } from '../deploy/deploy-support.js'
 import mqtt from 'mqtt'
 import { requireBinary } from '../support/brokers.js'
+import { waitFor } from '../support/node-process.js'
+import { reservePorts } from '../support/ports.js'
 
 let meshUp: ChildProcess | undefined
 let childPids: number[] = []
@@ -54,33 +55,6 @@ function childrenOf(ppid: number): Array<{ pid: number; cmd: string }> {
   return found
 }
 
-/** Distinct free ports: all held open at once, then released. */
-async function freePorts(n: number): Promise<number[]> {
-  const servers = await Promise.all(
-    Array.from(
-      { length: n },
-      () =>
-        new Promise<net.Server>((resolve, reject) => {
-          const s = net.createServer().listen(0, '127.0.0.1', () => resolve(s))
-          s.once('error', reject)
-        }),
-    ),
-  )
-  const ports = servers.map((s) => (s.address() as net.AddressInfo).port)
-  await Promise.all(servers.map((s) => new Promise((r) => s.close(r))))
-  return ports
-}
-
-async function until<T>(probe: () => Promise<T | undefined | false> | T | undefined | false, what: string, timeoutMs: number): Promise<T> {
-  const deadline = Date.now() + timeoutMs
-  for (;;) {
-    const value = await probe()
-    if (value !== undefined && value !== false) return value
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)
-    await new Promise((r) => setTimeout(r, 100))
-  }
-}
-
 async function post(url: string, body: unknown): Promise<number> {
   const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) })
   await res.text()
@@ -104,7 +78,7 @@ describe('binge mesh up', () => {
     // The copies, and for each a NAME.env moving it to free ports along the same edges.
     const files = meshConfigFiles()
     const names = [...files.keys()]
-    const ports = await freePorts(names.length * 2 + 2)
+    const ports = await reservePorts(names.length * 2 + 2)
     const http = new Map(names.map((n, i) => [n, ports[i]!]))
     const mesh = new Map(names.map((n, i) => [n, ports[names.length + i]!]))
     const webhookPort = ports.at(-2)!
@@ -147,16 +121,17 @@ describe('binge mesh up', () => {
     meshUp.stderr!.on('data', (c: Buffer) => (output += c.toString()))
     const fail = (why: string) => new Error(`${why}\n--- mesh up output ---\n${output.slice(-6000)}`)
 
-    await until(
+    const started = await waitFor(
       () => {
-        if (meshUp!.exitCode !== null) throw fail(`mesh up exited with ${meshUp!.exitCode}`)
-        return /binge mesh up: .*\(Ctrl-C stops them all\)/.test(output)
+        // An exit ends the wait at once (waitFor retries a probe that throws).
+        if (meshUp!.exitCode !== null) return { exitCode: meshUp!.exitCode }
+        return /binge mesh up: .*\(Ctrl-C stops them all\)/.test(output) && { exitCode: null }
       },
-      'the mesh table',
-      75_000,
+      { what: 'the mesh table', timeoutMs: 75_000 },
     ).catch((err: Error) => {
-      throw err.message.includes('mesh up output') ? err : fail(err.message)
+      throw fail(err.message)
     })
+    if (started.exitCode !== null) throw fail(`mesh up exited with ${started.exitCode}`)
     expect(output, output).toContain(`binge mesh up: ${names.length} nodes ready, mesh formed`)
     for (const name of names) {
       const row = new RegExp(`^  ${name}\\s+(\\S+)\\s+ready\\s+(.+)$`, 'm').exec(output)
@@ -195,14 +170,13 @@ describe('binge mesh up', () => {
     await sensor.endAsync()
 
     const rawFile = path.join(tmp, 'out', 'node-a', 'temperature.jsonl')
-    const raw = await until(
+    const raw = await waitFor(
       () => {
         const lines = fs.existsSync(rawFile) ? fs.readFileSync(rawFile, 'utf8').split('\n').filter(Boolean) : []
         const records = lines.map((l) => JSON.parse(l) as { node: string; origin: string; data: { sensor: string } })
         return records.length >= 4 && records
       },
-      "four readings in node-a's file",
-      20_000,
+      { what: "four readings in node-a's file", timeoutMs: 20_000 },
     ).catch((err: Error) => {
       throw fail(err.message)
     })
@@ -210,14 +184,13 @@ describe('binge mesh up', () => {
     expect(raw.find((r) => r.data.sensor === 'mu-3')).toMatchObject({ node: 'node-a', origin: 'node-c' })
 
     type Arrival = { path: string; body: { node: string; origin: string; data: Record<string, unknown> } }
-    const arrivals = await until(
+    const arrivals = await waitFor(
       async () => {
         const got = ((await (await fetch(`http://127.0.0.1:${webhookPort}/`)).json()) as { last: Arrival[] }).last
         const notices = got.filter((a) => a.path === '/saas/notices').map((a) => a.body.data.number)
         return notices.includes(11) && notices.includes(77) && got.some((a) => a.path === '/iot/overheat') && got
       },
-      'the notices and the overheat at the receiver',
-      20_000,
+      { what: 'the notices and the overheat at the receiver', timeoutMs: 20_000 },
     ).catch((err: Error) => {
       throw fail(err.message)
     })

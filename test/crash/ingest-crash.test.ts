@@ -9,6 +9,7 @@
 import path from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { cleanUpNodesAfterEach, printNodeOnFailure } from '../support/hooks.js'
+import { WORKER_BATCH } from '../support/faults/delivery-check.js'
 import {
   compareDelivery,
   makeTempDir,
@@ -25,7 +26,6 @@ import {
 
 const WORKERS = 4
 /** Events a worker dequeues at once (src/pipeline/workers.ts). */
-const WORKER_BATCH = 32
 const CLIENTS = 8
 
 interface HarnessOptions {

@@ -11,7 +11,7 @@ import { createHash } from 'node:crypto'
 import fs from 'node:fs'
 import path from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
-import { reservePorts } from '../support/faults.js'
+import { reservePorts } from '../support/ports.js'
 import {
   compareDelivery,
   getJson,

@@ -7,11 +7,11 @@
 // thing on their PATH, against a real node.
 import { spawn, spawnSync } from 'node:child_process'
 import fs from 'node:fs'
-import net from 'node:net'
 import os from 'node:os'
 import path from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
 import { cleanEnv, meshConfigsDir, repoRoot, requireBuilt } from './deploy-support.js'
+import { freePort } from '../support/ports.js'
 
 interface Instruction {
   op: string
@@ -67,16 +67,6 @@ afterEach(() => {
   for (const c of children.splice(0)) if (c.exitCode === null) c.kill('SIGKILL')
   for (const d of dirs.splice(0)) fs.rmSync(d, { recursive: true, force: true })
 })
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer().listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo
-      server.close(() => resolve(port))
-    })
-    server.once('error', reject)
-  })
-}
 
 describe('Dockerfile', () => {
   it('builds the binary in a stage on the official Node image of the major version package.json pins', () => {

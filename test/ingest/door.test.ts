@@ -1,11 +1,7 @@
-// The one door (src/ingest/ingest.ts) on a real node: what an input hands in meets the
-// same checks as HTTP, carries its metadata (`meta`) into the envelope and into
-// expressions as `$meta`, and a payload that can never parse can be kept as a dead
-// letter with its raw text, on both queue backends. docs/design.md §2-§3.
-import { readFileSync } from 'node:fs'
 import { afterEach, describe, expect, it } from 'vitest'
 import { EventInputError } from '../../src/events/check-event.js'
 import { startTempNode, type TempNode, waitFor } from '../support/temp-node.js'
+import { readJsonLines as lines } from '../support/json-lines.js'
 
 const nodes: TempNode[] = []
 afterEach(async () => {
@@ -20,17 +16,6 @@ pipelines:
   everything:
     outputs: [{ file: { path: $DIR/all.jsonl } }]
 `
-
-function lines(path: string): Array<Record<string, unknown>> {
-  try {
-    return readFileSync(path, 'utf8')
-      .split('\n')
-      .filter(Boolean)
-      .map((l) => JSON.parse(l) as Record<string, unknown>)
-  } catch {
-    return []
-  }
-}
 
 describe('the ingest door', () => {
   it('carries an input’s meta into envelopes and `$meta` in when expressions', async () => {

@@ -12,6 +12,7 @@ import { afterEach, describe, expect, it } from 'vitest'
 import { startMosquitto, stopAllBrokers } from '../support/brokers.js'
 import { cleanUpNodesAfterEach, printNodeOnFailure } from '../support/hooks.js'
 import { NodeProcess, makeTempDir, readOutput, waitFor, writeConfig } from '../support/node-process.js'
+import { WORKER_BATCH } from '../support/faults/delivery-check.js'
 
 const watched = printNodeOnFailure()
 cleanUpNodesAfterEach()
@@ -20,7 +21,6 @@ afterEach(() => stopAllBrokers())
 const CONNECTIONS = 2
 const WORKERS = 2
 /** Events a worker dequeues at once (src/pipeline/workers.ts). */
-const WORKER_BATCH = 32
 const KILLS = 3
 
 interface InputStats {

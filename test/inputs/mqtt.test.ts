@@ -10,6 +10,7 @@ import { removeTempDirs } from '../support/node-process.js'
 import { startTempNode, type TempNode, waitFor } from '../support/temp-node.js'
 import type { InputStatus } from '../../src/inputs/types.js'
 import { readFileSync } from 'node:fs'
+import { readJsonLines as lines } from '../support/json-lines.js'
 
 const nodes: TempNode[] = []
 const clients: mqtt.MqttClient[] = []
@@ -19,17 +20,6 @@ afterEach(async () => {
   await stopAllBrokers()
   removeTempDirs()
 })
-
-function lines(path: string): Array<Record<string, unknown>> {
-  try {
-    return readFileSync(path, 'utf8')
-      .split('\n')
-      .filter(Boolean)
-      .map((l) => JSON.parse(l) as Record<string, unknown>)
-  } catch {
-    return []
-  }
-}
 
 async function publisher(url: string): Promise<mqtt.MqttClient> {
   const client = await mqtt.connectAsync(url, { protocolVersion: 5, clean: true })

@@ -1,8 +1,3 @@
-// forward: { pipeline } across a real two-node mesh (libp2p over TCP on loopback, in
-// one process): node a runs `relay`, which forwards to `archive`, which only node b
-// runs. The event arrives at b under its derived id, is processed there once, and a
-// forward of the same event again (a retry after an unknown outcome) is dropped by b.
-import { existsSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
 import { parseConfig } from '../../src/config/index.js'
@@ -12,19 +7,12 @@ import { meshForwarder } from '../../src/pipeline/outputs/forward.js'
 import { Pipeline } from '../../src/pipeline/pipeline.js'
 import { TraceStore } from '../../src/trace.js'
 import { startTempNode, waitFor, type TempNode } from '../support/temp-node.js'
+import { readJsonLines as lines } from '../support/json-lines.js'
 
 const nodes: TempNode[] = []
 afterEach(async () => {
   for (const n of nodes.splice(0).reverse()) await n.close()
 })
-
-function lines(path: string): Array<Record<string, unknown>> {
-  if (!existsSync(path)) return []
-  return readFileSync(path, 'utf8')
-    .split('\n')
-    .filter(Boolean)
-    .map((l) => JSON.parse(l) as Record<string, unknown>)
-}
 
 const mesh = (bootstrap: string[] = []) => `
 mesh:

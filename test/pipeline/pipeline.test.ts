@@ -1,19 +1,12 @@
 // Events through real pipelines on a real node: filter and map, outputs, and what
 // happens to failures (retry, dead-letter, replay, drop) without blocking the queue.
 import { afterEach, describe, expect, it } from 'vitest'
-import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { startTempNode, waitFor, type TempNode } from '../support/temp-node.js'
+import { readJsonLines as lines } from '../support/json-lines.js'
 
 const json = { 'content-type': 'application/json' }
-
-function lines(path: string): Array<Record<string, unknown>> {
-  if (!existsSync(path)) return []
-  return readFileSync(path, 'utf8')
-    .split('\n')
-    .filter(Boolean)
-    .map((l) => JSON.parse(l))
-}
 
 async function post(t: TempNode, body: unknown, path = '/events'): Promise<string[]> {
   const res = await t.node.app.request(path, { method: 'POST', body: JSON.stringify(body), headers: json })

@@ -1,7 +1,7 @@
 // How stateful steps keep their state: what commits with an ack and what does not,
 // under concurrent workers, across a restart, when a step or an output fails, and the
 // lock that keeps two batches of one stateful pipeline from interleaving.
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
@@ -17,16 +17,9 @@ import { MemoryQueue } from '../../src/queue/index.js'
 import type { EventRecord, QueuedEvent } from '../../src/queue/types.js'
 import { TraceStore } from '../../src/trace.js'
 import { startTempNode, waitFor, type TempNode } from '../support/temp-node.js'
+import { readJsonLines as lines } from '../support/json-lines.js'
 
 const json = { 'content-type': 'application/json' }
-
-function lines(path: string): Array<Record<string, unknown>> {
-  if (!existsSync(path)) return []
-  return readFileSync(path, 'utf8')
-    .split('\n')
-    .filter(Boolean)
-    .map((l) => JSON.parse(l) as Record<string, unknown>)
-}
 
 async function post(node: BingeNode, body: unknown, path = '/events'): Promise<string[]> {
   const res = await node.app.request(path, { method: 'POST', body: JSON.stringify(body), headers: json })

@@ -2,11 +2,12 @@
 // input events (one POST, processed in order by one worker), the data its file output
 // must hold, in order, and the events that must be dead-lettered. Each case runs on its
 // own in-process node with the real queue, so state, acks and flushes are all real.
-import { existsSync, readdirSync, readFileSync } from 'node:fs'
+import { readdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
 import { parse, stringify } from 'yaml'
 import { startTempNode, waitFor, type TempNode } from '../support/temp-node.js'
+import { readJsonLines as lines } from '../support/json-lines.js'
 
 interface Case {
   name: string
@@ -19,14 +20,6 @@ interface Case {
 }
 
 const tables = join(import.meta.dirname, '..', 'fixtures', 'steps')
-
-function lines(path: string): Array<Record<string, unknown>> {
-  if (!existsSync(path)) return []
-  return readFileSync(path, 'utf8')
-    .split('\n')
-    .filter(Boolean)
-    .map((l) => JSON.parse(l) as Record<string, unknown>)
-}
 
 let node: TempNode | undefined
 afterEach(async () => {

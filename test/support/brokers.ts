@@ -9,6 +9,9 @@ import fs from 'node:fs'
 import net from 'node:net'
 import path from 'node:path'
 import { makeTempDir, waitFor } from './node-process.js'
+import { freePort } from './ports.js'
+
+export { freePort }
 
 const packages = { mosquitto: 'mosquitto', 'nats-server': 'nats-server', 'redis-server': 'redis-server' } as const
 type BrokerBinary = keyof typeof packages
@@ -24,18 +27,6 @@ export function requireBinary(binary: BrokerBinary): string {
     } catch {}
   }
   throw new Error(`${binary} is not installed: install the Debian package "${packages[binary]}" (apt-get install -y ${packages[binary]})`)
-}
-
-/** A port the OS says is free now. */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer()
-    server.once('error', reject)
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo
-      server.close(() => resolve(port))
-    })
-  })
 }
 
 function portOpen(port: number): Promise<boolean> {

@@ -10,7 +10,7 @@
 
 // The harness lives in faults/, one file per role; this is its front door.
 
-export * from './faults/ports.js'
+export { reservePorts } from './ports.js'
 export * from './faults/hook-server.js'
 export * from './faults/fault-node.js'
 export * from './faults/handing-off.js'

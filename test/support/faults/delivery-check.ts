@@ -1,8 +1,10 @@
 // The exactly-once check (part of the fault harness: ../faults.ts).
 
 import type { IngestLedger } from '../node-process.js'
-import { WORKER_BATCH } from './ports.js'
 import type { HookRecord } from './hook-server.js'
+
+/** Events one worker dequeues at once and holds in flight until its output answered (src/pipeline/workers.ts). */
+export const WORKER_BATCH = 32
 
 /** A node was gone (kill -9 until its restart was spawned) or frozen (SIGSTOP until SIGCONT). */
 export interface Disruption {

@@ -2,7 +2,7 @@
 
 import path from 'node:path'
 import { makeTempDir, startIngestClients, waitFor, writeConfig, type IngestClients } from '../node-process.js'
-import { reservePorts } from './ports.js'
+import { reservePorts } from '../ports.js'
 import { HookServer } from './hook-server.js'
 import { type FaultNodeSpec, FaultNode, nodeConfig } from './fault-node.js'
 import { type PendingBatch, readHandingOff } from './handing-off.js'

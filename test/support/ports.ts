@@ -1,9 +1,18 @@
-// Fixed ports for fault tests, and how many events one worker holds in flight.
-
+// Ports from the OS for tests: one free port now, or several at once that stay distinct
+// (for nodes that must come back on the same port after a restart).
 import net from 'node:net'
 
-/** Events one worker dequeues at once and holds in flight until its output answered (src/pipeline/workers.ts). */
-export const WORKER_BATCH = 32
+/** A port the OS says is free now. */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer()
+    server.once('error', reject)
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as net.AddressInfo
+      server.close(() => resolve(port))
+    })
+  })
+}
 
 /**
  * Ask the OS for `n` free ports on 127.0.0.1 (bind port 0, read it, close), to reuse
