@@ -27,7 +27,7 @@ export interface AcceptRequest {
   meta?: EventMeta
 }
 
-export interface IngestOptions {
+interface IngestOptions {
   idempotencyKey?: string
   pipeline?: string
   /** The payload was an array or NDJSON, so keyed ids get a -N suffix even for one event. */
@@ -71,7 +71,7 @@ export class Ingest {
   constructor(private readonly parts: IngestParts) {}
 
   /** Does this node, or a peer it knows, run the pipeline? */
-  knowsPipeline(name: string): boolean {
+  private knowsPipeline(name: string): boolean {
     return this.parts.runsPipeline(name) || (this.parts.peers()?.knowsPipeline(name) ?? false)
   }
 
@@ -91,7 +91,7 @@ export class Ingest {
   }
 
   /** Checked objects in: give them ids, trace them, admit them, count them. */
-  async ingest(objects: JsonObject[], options: IngestOptions): Promise<EnqueueResult[]> {
+  private async ingest(objects: JsonObject[], options: IngestOptions): Promise<EnqueueResult[]> {
     const started = performance.now()
     const receivedAt = Date.now()
     const key = options.idempotencyKey
