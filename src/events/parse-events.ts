@@ -20,6 +20,12 @@ export interface EventLimits {
 
 export interface ParsedEvents {
   events: JsonObject[]
+  /**
+   * Each event's own JSON text as it came, without the whitespace around it: JSON.parse
+   * of texts[i] gives events[i]. The queue stores it as is rather than serializing the
+   * event again (EnqueueOptions.dataTexts).
+   */
+  texts: string[]
   /** An array or NDJSON: ids from an Idempotency-Key get a -0, -1, ... suffix. */
   batch: boolean
 }
@@ -37,45 +43,86 @@ export function parseEvents(payload: string | Uint8Array, format: EventFormat, l
   const max = limits.maxEvents ?? Infinity
   if (format === 'ndjson') {
     const events: JsonObject[] = []
+    const texts: string[] = []
     const lines = text.split('\n')
     for (let i = 0; i < lines.length; i++) {
       const line = lines[i]!
-      if (line.trim() === '') continue
+      const trimmed = line.trim()
+      if (trimmed === '') continue
       if (events.length === max) throw tooMany(`more than ${max}`, limits)
       events.push(checkEvent(parseJson(line, i + 1), { label: `line ${i + 1}`, line: i + 1 }))
+      texts.push(trimmed)
     }
-    return { events, batch: true }
+    return { events, texts, batch: true }
   }
-  // The smallest event with its comma is 3 characters: only a text this long can hold
-  // too many, and it is counted before JSON.parse builds hundreds of thousands of objects.
-  if (text.length >= 3 * max - 1 && topLevelCommas(text, max) >= max) throw tooMany(`more than ${max}`, limits)
+  const trimmed = text.trim()
+  // Split before JSON.parse builds anything, so too many events are refused unbuilt.
+  const items = trimmed[0] === '[' ? arrayItems(trimmed, max) : undefined
+  if (items && items.length > max) throw tooMany(`more than ${max}`, limits)
   const value = parseJson(text)
-  if (!Array.isArray(value)) return { events: [checkEvent(value, { label: 'the body' })], batch: false }
+  if (!Array.isArray(value)) return { events: [checkEvent(value, { label: 'the body' })], texts: [trimmed], batch: false }
   if (value.length === 0)
     throw new EventInputError('the body is an empty array; send at least one event', { kind: 'empty', found: 'an empty array' })
   if (value.length > max) throw tooMany(String(value.length), limits)
-  return { events: value.map((item, i) => checkEvent(item, { label: `item [${i}]`, item: i })), batch: true }
+  const events = value.map((item, i) => checkEvent(item, { label: `item [${i}]`, item: i }))
+  // The text parsed, so it is JSON and the split is exact; the guard costs nothing.
+  const texts = items?.length === events.length ? items.map(([from, to]) => trimmed.slice(from, to)) : events.map((e) => JSON.stringify(e))
+  return { events, texts, batch: true }
 }
 
+const isJsonSpace = (c: number) => c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09
+
 /**
- * Commas between the items of a top-level JSON array, counted in one pass without
- * building anything, stopping at `stop` (0 when the text is not an array). Malformed
- * text may miscount; JSON.parse still judges it when the count is under the limit.
+ * Where each item of the top-level JSON array `text` (trimmed, starting with "[") begins
+ * and ends, found in one pass without building anything; it stops after `stop + 1`
+ * items (the caller refuses that many). Strings are skipped with indexOf, so a large
+ * event costs little more than its structure. Malformed text may split wrongly; its
+ * caller trusts the split only once JSON.parse has accepted the same text.
  */
-function topLevelCommas(text: string, stop: number): number {
-  if (text.trimStart()[0] !== '[') return 0
+function arrayItems(text: string, stop: number): Array<[number, number]> {
+  const items: Array<[number, number]> = []
   let depth = 0
-  let commas = 0
-  for (let i = 0; i < text.length && commas < stop; i++) {
+  let start = -1
+  for (let i = 0; i < text.length; i++) {
     const c = text.charCodeAt(i)
     if (c === 0x22) {
-      // Skip the string: a backslash escapes the next character.
-      for (i++; i < text.length && text.charCodeAt(i) !== 0x22; i++) if (text.charCodeAt(i) === 0x5c) i++
-    } else if (c === 0x5b || c === 0x7b) depth++
-    else if (c === 0x5d || c === 0x7d) depth--
-    else if (c === 0x2c && depth === 1) commas++
+      if (start < 0) start = i
+      i = closingQuote(text, i)
+      if (i < 0) break
+    } else if (c === 0x5b || c === 0x7b) {
+      if (depth === 1 && start < 0) start = i
+      depth++
+    } else if (c === 0x2c && depth === 1) {
+      items.push([start, trimEnd(text, i)])
+      if (items.length > stop) return items
+      start = -1
+    } else if (c === 0x5d || c === 0x7d) {
+      depth--
+      if (depth === 0) {
+        if (start >= 0) items.push([start, trimEnd(text, i)])
+        break
+      }
+    } else if (depth === 1 && start < 0 && !isJsonSpace(c)) start = i
   }
-  return commas
+  return items
+}
+
+/** The index of the quote closing the string opened at `open`, or -1. */
+function closingQuote(text: string, open: number): number {
+  let at = text.indexOf('"', open + 1)
+  while (at > 0) {
+    let slashes = 0
+    while (text.charCodeAt(at - 1 - slashes) === 0x5c) slashes++
+    if (slashes % 2 === 0) return at
+    at = text.indexOf('"', at + 1)
+  }
+  return -1
+}
+
+/** The end of an item that runs up to `to`, without the whitespace before it. */
+function trimEnd(text: string, to: number): number {
+  while (to > 0 && isJsonSpace(text.charCodeAt(to - 1))) to--
+  return to
 }
 
 function tooMany(count: string, limits: EventLimits): EventInputError {

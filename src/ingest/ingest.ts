@@ -86,12 +86,12 @@ export class Ingest {
     if (pipeline !== undefined && !this.knowsPipeline(pipeline)) {
       throw new BingeError('BINGE_NOT_FOUND', `no known node runs the pipeline "${pipeline}"`)
     }
-    const { events, batch } = parseEvents(payload, request.format, this.parts.limits)
-    return this.ingest(events, { idempotencyKey: request.idempotencyKey, pipeline, batch, meta: request.meta })
+    const { events, texts, batch } = parseEvents(payload, request.format, this.parts.limits)
+    return this.ingest(events, texts, { idempotencyKey: request.idempotencyKey, pipeline, batch, meta: request.meta })
   }
 
   /** Checked objects in: give them ids, trace them, admit them, count them. */
-  private async ingest(objects: JsonObject[], options: IngestOptions): Promise<EnqueueResult[]> {
+  private async ingest(objects: JsonObject[], texts: string[], options: IngestOptions): Promise<EnqueueResult[]> {
     const started = performance.now()
     const receivedAt = Date.now()
     const key = options.idempotencyKey
@@ -109,7 +109,7 @@ export class Ingest {
     for (const e of events) this.parts.trace(e.id, 'received')
     let results: EnqueueResult[]
     try {
-      results = await this.admit(events, options.pipeline, key === undefined)
+      results = await this.admit(events, texts, options.pipeline, key === undefined)
     } catch (err) {
       for (const e of events) this.parts.trace(e.id, 'refused', asError(err).message)
       throw err
@@ -131,7 +131,7 @@ export class Ingest {
    * `newIds`: the ids were made here just now (no Idempotency-Key), so dedupe has
    * nothing to do.
    */
-  private async admit(events: EventRecord[], pipeline: string | undefined, newIds: boolean): Promise<EnqueueResult[]> {
+  private async admit(events: EventRecord[], texts: string[], pipeline: string | undefined, newIds: boolean): Promise<EnqueueResult[]> {
     const peers = this.parts.peers()
     if (peers && pipeline !== undefined && !this.parts.runsPipeline(pipeline)) {
       const results = await this.viaPeer(peers, events, 'route', newIds, pipeline)
@@ -140,7 +140,7 @@ export class Ingest {
       return results
     }
     try {
-      return await this.parts.queue.enqueue(events, { newIds, fingerprint: !newIds })
+      return await this.parts.queue.enqueue(events, { newIds, fingerprint: !newIds, dataTexts: texts })
     } catch (err) {
       if (!peers || !(err instanceof BingeError) || err.code !== 'BINGE_QUEUE_FULL') throw err
       const results = await this.viaPeer(peers, events, 'overflow', newIds)

@@ -72,21 +72,31 @@ export function prepare(events: EventRecord[], options: EnqueueOptions = {}): Pr
       throw new BingeError('BINGE_BAD_REQUEST', `event ${i} has no id`)
     }
     const record = toRecord(event)
+    const given = options.dataTexts?.[i]
     let json: string
     let dataJson: string
     try {
-      dataJson = JSON.stringify(record.data)
+      dataJson = given ?? JSON.stringify(record.data)
       if (typeof dataJson !== 'string' || dataJson[0] !== '{') throw new Error('data is not a JSON object')
-      const { data: _data, ...head } = record
-      // The record's fields, then `data` last, from the text already made.
-      json = `${JSON.stringify(head).slice(0, -1)},"data":${dataJson}}`
+      json = recordJson(record, dataJson)
     } catch (err) {
       throw new BingeError('BINGE_BAD_REQUEST', `event ${event.id} cannot be stored as JSON`, { cause: err })
     }
     const prepared: PreparedEvent = { record, json, bytes: Buffer.byteLength(json), indexed }
-    if (indexed && options.fingerprint === true) prepared.fingerprint = fingerprintOfJson(record.pipeline, dataJson)
+    if (indexed && options.fingerprint === true) {
+      // Canonical text: a resend with other whitespace is still the same event.
+      prepared.fingerprint = fingerprintOfJson(record.pipeline, given === undefined ? dataJson : JSON.stringify(record.data))
+    }
     return prepared
   })
+}
+
+/** The stored form: the record's fields in toRecord's order, then `data` last from its text. */
+function recordJson(record: EventRecord, dataJson: string): string {
+  let json = `{"id":${JSON.stringify(record.id)},"origin":${JSON.stringify(record.origin)},"receivedAt":${JSON.stringify(record.receivedAt)},"hops":${JSON.stringify(record.hops)}`
+  if (record.pipeline !== undefined) json += `,"pipeline":${JSON.stringify(record.pipeline)}`
+  if (record.meta !== undefined) json += `,"meta":${JSON.stringify(record.meta)}`
+  return `${json},"data":${dataJson}}`
 }
 
 /** 128 bits of SHA-256 over pipeline and data: what "the same event" means for a reused id. */

@@ -102,6 +102,12 @@ export interface EnqueueOptions {
    * whose retry may carry a re-transformed body under the same id.
    */
   fingerprint?: boolean
+  /**
+   * Per event, the JSON text its `data` came as, when the caller has it (a parsed
+   * payload, ../events/parse-events.ts): JSON.parse of it gave `data`, which has been
+   * checked. It is stored as is instead of serializing `data` again.
+   */
+  dataTexts?: ReadonlyArray<string | undefined>
 }
 
 export interface TakeForHandoffOptions {

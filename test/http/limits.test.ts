@@ -92,5 +92,8 @@ describe('http limits', () => {
     // A retry of the whole batch is a duplicate of both, as before.
     const retry = await keyed('[{"n":0},{"n":1}]', 'order-7')
     expect(await retry.json()).toEqual({ ids: ['order-7-0', 'order-7-1'], duplicate: true, duplicates: ['order-7-0', 'order-7-1'] })
+    // The same events written with other whitespace (another client library) are the same events.
+    const spaced = await keyed('[ { "n" : 0 },\n  { "n": 1 } ]', 'order-7')
+    expect(await spaced.json()).toEqual({ ids: ['order-7-0', 'order-7-1'], duplicate: true, duplicates: ['order-7-0', 'order-7-1'] })
   })
 })

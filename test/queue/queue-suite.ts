@@ -214,6 +214,17 @@ export function queueSuite(backend: Backend): void {
         expect((await q.dequeue(10)).map((e) => e.id)).toEqual(['n1', 'n2', 'n3', 'k1'])
       })
 
+      it('stores the data text it is given as is, and reads it back as the same data', async () => {
+        const q = await open()
+        const data = { t: 'room', n: [1, 2.5], nested: { s: 'x"y' } }
+        const text = '{ "t" : "room", "n": [1, 2.5],\n "nested": {"s": "x\\"y"} }'
+        expect(JSON.parse(text)).toEqual(data)
+        await q.enqueue([{ ...event('r1'), data }], { newIds: true, dataTexts: [text] })
+        expect(q.depth().bytes).toBeGreaterThan(text.length)
+        const [got] = await q.dequeue(1)
+        expect(got).toMatchObject({ id: 'r1', data })
+      })
+
       it('remembers ids made durable elsewhere: duplicates within the window, stored nowhere, swept after it', async () => {
         let now = 5_000
         const q = await open({ dedupeWindowMs: 1000, now: () => now })
