@@ -18,6 +18,7 @@ import type { Config } from './config/schema.js'
 import type { NodeApi, NodeDashboardParts, NodePhase, NodeStats } from './http/api.js'
 import { createApp } from './http/app.js'
 import { HttpServer } from './http/server.js'
+import { ingestListener } from './http/ingest-route.js'
 import { Ingest, eventLimits, type AcceptRequest } from './ingest/ingest.js'
 import { registerInputMetrics } from './inputs/input-metrics.js'
 import { buildInput, inputNames } from './inputs/registry.js'
@@ -120,11 +121,12 @@ export class BingeNode implements NodeApi {
     const pipelines = Object.entries(config.pipelines).map(([name, p]) => new Pipeline({ name, ...p }, deps))
     this.engine = new Engine(pipelines, this.log, this.traces)
     this.workers = new WorkerPool({ workers: config.workers, queue: this.queue, engine: this.engine, log: this.log, trace: this.traces })
-    const app = (this.app = createApp(this, {
+    const routeOptions = {
       maxBodyBytes: config.http.maxBodyBytes,
       authToken: config.http.authToken,
-      onReject: (reason) => this.metricsStore.rejectedRequest(reason),
-    }))
+      onReject: (reason: string) => this.metricsStore.rejectedRequest(reason),
+    }
+    const app = (this.app = createApp(this, routeOptions))
     options.extendApp?.(app)
     if (config.mesh) {
       const metrics = this.metricsStore
@@ -173,7 +175,11 @@ export class BingeNode implements NodeApi {
       }),
     )
     if (this.inputs.length > 0) registerInputMetrics(this.metricsStore.registry, () => this.inputStatus())
-    this.http = new HttpServer(app, { listen: config.http.listen, requestTimeoutMs: config.http.requestTimeout })
+    this.http = new HttpServer(app, {
+      listen: config.http.listen,
+      requestTimeoutMs: config.http.requestTimeout,
+      first: ingestListener(this, routeOptions),
+    })
   }
 
   async start(): Promise<AddressInfo> {

@@ -2,30 +2,16 @@
 // the request, call the node, render the answer. Every failure is a BingeError that
 // onError renders as JSON with its status, so no route formats errors of its own.
 import { Hono, type Context } from 'hono'
-import { timingSafeEqual } from 'node:crypto'
 import { BingeError } from '../errors.js'
 import type { NodeApi } from './api.js'
 import type { IncomingMessage } from 'node:http'
 import { parseEvents } from '../events/parse-events.js'
 import { phaseRefusal } from '../ingest/ingest.js'
-import { bodyFormat, readBody, readNodeBody } from './body.js'
+import { readBody, readNodeBody } from './body.js'
 import { dashboardRoutes } from './dashboard/routes.js'
+import { type IngestRouteOptions, acceptRequest, checkToken, errorAnswer } from './ingest-route.js'
 
-export interface AppOptions {
-  /** Bytes of body read at most; the event limits are the node's, the same at every door. */
-  maxBodyBytes: number
-  authToken: string
-  /** Called for each rejected ingest request, with a short reason, for metrics. */
-  onReject?: (reason: string) => void
-}
-
-const idempotencyKeyPattern = /^[\x21-\x7e]{1,200}$/
-
-function tokenMatches(header: string | undefined, token: string): boolean {
-  const given = Buffer.from(header?.startsWith('Bearer ') ? header.slice(7) : '')
-  const wanted = Buffer.from(token)
-  return given.length === wanted.length && timingSafeEqual(given, wanted)
-}
+export type AppOptions = IngestRouteOptions
 
 /**
  * The body as text, at most `limit` bytes: from Node's request stream when the app runs
@@ -41,46 +27,20 @@ export function createApp(node: NodeApi, options: AppOptions): Hono {
   const app = new Hono()
 
   app.onError((err, c) => {
-    const e = err instanceof BingeError ? err : new BingeError('BINGE_INTERNAL', 'internal error', { cause: err })
-    if (e.retryAfter !== undefined) c.header('Retry-After', String(e.retryAfter))
-    // Shutting down: tell keep-alive clients to go, so their sockets do not hold the stop.
-    if (e.code === 'BINGE_NOT_READY' && (node.phase() === 'draining' || node.phase() === 'stopped')) c.header('Connection', 'close')
-    return c.json({ error: e.message, code: e.code, ...e.details }, e.status as 400)
+    const answer = errorAnswer(err, node.phase())
+    for (const [name, value] of Object.entries(answer.headers)) c.header(name, value)
+    return c.json(answer.body, answer.status as 400)
   })
   app.notFound((c) => c.json({ error: `no route ${c.req.method} ${c.req.path}`, code: 'BINGE_NOT_FOUND' }, 404))
 
   // Event data is readable through the API, so the token guards reads of it too.
-  const guarded = (c: Context) => {
-    if (options.authToken !== '' && !tokenMatches(c.req.header('authorization'), options.authToken)) {
-      throw new BingeError('BINGE_UNAUTHORIZED', 'missing or wrong bearer token in the Authorization header')
-    }
-  }
+  const guarded = (c: Context) => checkToken(c.req.header('authorization'), options.authToken)
 
+  // A node serves these from Node's listener (ingest-route.ts); this route is the same
+  // handler for app.request() and any server that runs the app alone.
   const ingest = async (c: Context, pipeline?: string) => {
-    try {
-      return await accept(c, pipeline)
-    } catch (err) {
-      options.onReject?.(err instanceof BingeError ? err.code : 'BINGE_INTERNAL')
-      throw err
-    }
-  }
-
-  const accept = async (c: Context, pipeline?: string) => {
-    guarded(c)
-    const key = c.req.header('idempotency-key')
-    if (key !== undefined && !idempotencyKeyPattern.test(key)) {
-      throw new BingeError('BINGE_BAD_REQUEST', 'the Idempotency-Key header must be 1-200 printable ASCII characters without spaces')
-    }
-    const format = bodyFormat(c.req.header('content-type'))
-    const text = await requestText(c, options.maxBodyBytes)
-    const results = await node.accept(text, { format, idempotencyKey: key, pipeline })
-    const duplicates = results.filter((r) => r.duplicate).map((r) => r.id)
-    const body: Record<string, unknown> = { ids: results.map((r) => r.id) }
-    if (duplicates.length > 0) {
-      body.duplicate = duplicates.length === results.length
-      body.duplicates = duplicates
-    }
-    return c.json(body, 202)
+    const request = { header: (name: string) => c.req.header(name), text: (limit: number) => requestText(c, limit) }
+    return c.json(await acceptRequest(node, options, request, pipeline), 202)
   }
 
   app.post('/events', (c) => ingest(c))

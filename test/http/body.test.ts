@@ -34,7 +34,11 @@ describe('parseEvents', () => {
   it('reads an object, an array and NDJSON', () => {
     expect(parseEvents('{"a":1}', 'json')).toEqual({ events: [{ a: 1 }], texts: ['{"a":1}'], batch: false })
     expect(parseEvents('[{"a":1},{"b":2}]', 'json')).toEqual({ events: [{ a: 1 }, { b: 2 }], texts: ['{"a":1}', '{"b":2}'], batch: true })
-    expect(parseEvents('{"a":1}\n\n{"b":2}\r\n', 'ndjson')).toEqual({ events: [{ a: 1 }, { b: 2 }], texts: ['{"a":1}', '{"b":2}'], batch: true })
+    expect(parseEvents('{"a":1}\n\n{"b":2}\r\n', 'ndjson')).toEqual({
+      events: [{ a: 1 }, { b: 2 }],
+      texts: ['{"a":1}', '{"b":2}'],
+      batch: true,
+    })
   })
 
   // The queue stores these texts as the events' data: each must parse to its event.
@@ -44,7 +48,7 @@ describe('parseEvents', () => {
     '[ {"a":[1,{"b":[]}]} ,\n\t{"c":{"d":"]"}} ]',
     '[{"e":"\\u0022,"},{"f":-1.5e3,"g":null,"h":[true,false]}]',
     `[${Array.from({ length: 50 }, (_, i) => JSON.stringify({ i, s: 'q"\\'.repeat(i), n: { m: [i] } })).join(' , ')}]`,
-  ])('keeps each event\'s own text, exact: %j', (text) => {
+  ])("keeps each event's own text, exact: %j", (text) => {
     const { events, texts } = parseEvents(text, 'json')
     expect(texts.map((t) => JSON.parse(t))).toEqual(events)
     for (const t of texts) expect(t).toBe(t.trim())

@@ -123,6 +123,40 @@ describe('auth', () => {
   })
 })
 
+describe('one handler, two ways in', () => {
+  let t: TempNode
+  beforeAll(async () => {
+    t = await startTempNode('pipelines: { p: { outputs: [ { file: { path: $DIR/p.jsonl } } ] } }', {
+      http: 'authToken: s3cret',
+      queue: 'highWaterMark: 2, lowWaterMark: 1, maxEvents: 3',
+    })
+  })
+  afterAll(() => t.close())
+
+  // A node answers POST /events from Node's own listener (ingest-route.ts); app.request()
+  // reaches the Hono route. Both must give the same status, Retry-After and body.
+  const auth = { ...json, authorization: 'Bearer s3cret' }
+  const cases: Array<[string, string, string, Record<string, string>]> = [
+    ['no token', '/events', '{}', json],
+    ['wrong token', '/events', '{}', { ...json, authorization: 'Bearer nope' }],
+    ['a bad Idempotency-Key', '/events', '{}', { ...auth, 'idempotency-key': 'has space' }],
+    ['text/plain', '/events', '{}', { ...auth, 'content-type': 'text/plain' }],
+    ['malformed JSON', '/events', '{"a":', auth],
+    ['an unknown pipeline', '/events/nope', '{}', auth],
+    ['more events than the queue holds', '/events', '[{},{},{},{}]', auth],
+    ['a keyed event', '/events/p', '{"k":1}', { ...auth, 'idempotency-key': 'same-1' }],
+  ]
+  it.each(cases)('%s', async (_name, path, body, headers) => {
+    const viaApp = await t.node.app.request(path, { method: 'POST', body, headers })
+    const appBody = await viaApp.text()
+    const viaSocket = await send(t.url, path, body, headers)
+    expect(viaSocket.status).toBe(viaApp.status)
+    // The keyed event was stored by the first request: the second is its duplicate.
+    const expected = path === '/events/p' ? { ...JSON.parse(appBody), duplicate: true, duplicates: ['same-1'] } : JSON.parse(appBody)
+    expect(JSON.parse(viaSocket.body)).toEqual(expected)
+  })
+})
+
 describe('hard cap', () => {
   let t: TempNode
   beforeAll(async () => {
