@@ -1,7 +1,8 @@
 // The ingest benchmark (issue: "Benchmark"): in one run, so the ratios compare figures
 // taken on the same noisy machine minutes apart, it measures
-//   - durable ingest (sync batch) of 1 KB single-event POSTs against a no-op route of
-//     the same server, 50 connections: the ratio and p99 (aim: >= 0.45, <= 15 ms), and
+//   - durable ingest (sync batch) of 1 KB single-event POSTs against a bare Node no-op
+//     server in the same process, 50 connections: the ratio, p99 and the server's CPU
+//     per request (aim: >= 0.45, <= 15 ms), and
 //     Redis with an fsync-always AOF taking the same payload as LPUSH (aim: >= 0.45);
 //   - sync always / none and memory mode, for context;
 //   - POSTs of 100 events against a raw LevelDB loop of sync batches of 100 puts of the
@@ -13,15 +14,16 @@
 // BENCH_E2E_EVENTS (50000), BENCH_BACKLOG (100000), BENCH_ONLY (comma list of
 // http,modes,batch,recovery,e2e,rss). Data lives in a temp dir removed at the end.
 import { spawn } from 'node:child_process'
-import type { IncomingMessage } from 'node:http'
+import { createServer } from 'node:http'
+import { readFileSync, readdirSync } from 'node:fs'
 import { mkdir, readFile, writeFile } from 'node:fs/promises'
+import type { AddressInfo } from 'node:net'
 import { cpus } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { Level } from 'level'
 import { writeBatch } from '../src/queue/durable/write-batch.js'
 import { uuidv7 } from '../src/ids.js'
-import type { Hono } from 'hono'
 import { readNodeBody } from '../src/http/body.js'
 import { DurableQueue } from '../src/queue/index.js'
 import type { EventRecord } from '../src/queue/types.js'
@@ -67,14 +69,49 @@ const summary: Record<string, unknown> = {
   eventBytes: Buffer.byteLength(singleBody),
 }
 
-/** The no-op route reads the body the way /events does, so only parsing and queueing differ. */
-function addNoop(app: Hono): void {
-  // Reads the body the way POST /events does (from Node's request stream), then answers.
-  app.post('/noop', async (c) => {
-    const incoming = (c.env as { incoming: IncomingMessage }).incoming
-    await readNodeBody(incoming, c.req.header('content-length'), 4 * 2 ** 20)
-    return c.json({ ok: true }, 202)
+/**
+ * The no-op: a bare Node HTTP server in this process (the issue's yardstick) that reads
+ * the body the way POST /events does (readNodeBody) and answers 202 with a short JSON,
+ * so only parsing, queueing and the node's own work differ.
+ */
+async function startNoop(cleanup: Cleanup): Promise<string> {
+  const server = createServer((req, res) => {
+    readNodeBody(req, req.headers['content-length'], 4 * 2 ** 20).then(
+      () => {
+        res.writeHead(202, { 'content-type': 'application/json', 'content-length': 11 })
+        res.end('{"ok":true}')
+      },
+      () => res.writeHead(400).end(),
+    )
   })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  cleanup.add('stop the no-op server', () => new Promise<void>((resolve) => server.close(() => resolve())))
+  return `http://127.0.0.1:${(server.address() as AddressInfo).port}/noop`
+}
+
+/**
+ * CPU time (ms) of this process's threads that serve HTTP and the queue: the main thread
+ * and libuv's pool (LevelDB's reads, writes and syncs), not autocannon's worker thread.
+ */
+function serverCpuMs(): number {
+  let ticks = 0
+  for (const tid of readdirSync(`/proc/${process.pid}/task`)) {
+    try {
+      const stat = readFileSync(`/proc/${process.pid}/task/${tid}/stat`, 'utf8')
+      const name = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'))
+      if (tid !== String(process.pid) && name !== 'libuv-worker') continue
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+      ticks += Number(fields[11]) + Number(fields[12])
+    } catch {}
+  }
+  return (ticks * 1000) / 100 // USER_HZ is 100 on Linux
+}
+
+/** A load run with the server's CPU per answered request. */
+async function loadWithCpu(cleanup: Cleanup, options: Parameters<typeof load>[1]): Promise<LoadResult & { cpuUsPerReq: number }> {
+  const before = serverCpuMs()
+  const r = await load(cleanup, options)
+  return { ...r, cpuUsPerReq: ((serverCpuMs() - before) * 1000) / Math.max(1, r.ok) }
 }
 
 function describe(r: LoadResult, perRequest = 1): string {
@@ -120,20 +157,19 @@ async function measureHttp(cleanup: Cleanup, root: string): Promise<number | und
     id: 'bench-batch',
     dataDir: join(root, 'http'),
     queue: { sync: 'batch' },
-    extendApp: addNoop,
   })
-  const noop = { url: `${url}/noop`, connections: CONNECTIONS, body: singleBody }
+  const noop = { url: await startNoop(cleanup), connections: CONNECTIONS, body: singleBody }
   const events = { url: `${url}/events`, connections: CONNECTIONS, body: singleBody }
 
   await load(cleanup, { ...noop, seconds: WARMUP })
-  const noop1 = await load(cleanup, { ...noop, seconds: SECONDS })
-  line('noop route (before)', describe(noop1))
+  const noop1 = await loadWithCpu(cleanup, { ...noop, seconds: SECONDS })
+  line('bare Node no-op (before)', describe(noop1))
 
   await load(cleanup, { ...events, seconds: WARMUP })
   await waitDrained(node)
   const before = node.stats()
   const writesBefore = queueWrites(node)
-  const ingest = await load(cleanup, { ...events, seconds: SECONDS })
+  const ingest = await loadWithCpu(cleanup, { ...events, seconds: SECONDS })
   const after = node.stats()
   const writesAfter = queueWrites(node)
   const backlog = after.queue.unprocessed + after.queue.inflight
@@ -141,8 +177,8 @@ async function measureHttp(cleanup: Cleanup, root: string): Promise<number | und
   const drainMs = await waitDrained(node)
   line('durable ingest sync=batch POST /events', describe(ingest))
 
-  const noop2 = await load(cleanup, { ...noop, seconds: SECONDS })
-  line('noop route (after)', describe(noop2))
+  const noop2 = await loadWithCpu(cleanup, { ...noop, seconds: SECONDS })
+  line('bare Node no-op (after)', describe(noop2))
   await stop()
 
   const noopRate = (noop1.okPerSecond + noop2.okPerSecond) / 2
@@ -168,6 +204,11 @@ async function measureHttp(cleanup: Cleanup, root: string): Promise<number | und
   line(
     '  ratio ingest / noop (mean of both)',
     `${fmt.ratio(ratio)} (vs before ${fmt.ratio(band[0]!)}, vs after ${fmt.ratio(band[1]!)})   aim >= ${AIM.ratio}: ${ratio >= AIM.ratio ? 'MET' : 'MISSED'}`,
+  )
+  const noopCpu = (noop1.cpuUsPerReq + noop2.cpuUsPerReq) / 2
+  line(
+    '  server CPU per request (main + libuv pool)',
+    `ingest ${ingest.cpuUsPerReq.toFixed(0)} us, no-op ${noopCpu.toFixed(0)} us: ${(ingest.cpuUsPerReq / noopCpu).toFixed(1)}x`,
   )
   line(
     '  ingest p99',
@@ -195,6 +236,7 @@ async function measureHttp(cleanup: Cleanup, root: string): Promise<number | und
     noopAfter: figures(noop2),
     ingest: figures(ingest),
     ratio: Number(ratio.toFixed(3)),
+    cpuUsPerRequest: { ingest: Math.round(ingest.cpuUsPerReq), noop: Math.round(noopCpu) },
     ratioVsBefore: Number(band[0]!.toFixed(3)),
     ratioVsAfter: Number(band[1]!.toFixed(3)),
     ratioMet: ratio >= AIM.ratio,
