@@ -2,6 +2,7 @@
 // app.request(), bad input over a real socket.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { request as httpRequest } from 'node:http'
+import { ingestTarget } from '../../src/http/ingest-route.js'
 import { startTempNode, waitFor, type TempNode } from '../support/temp-node.js'
 
 const json = { 'content-type': 'application/json' }
@@ -243,5 +244,21 @@ describe('bad input over a real socket', () => {
   it('refuses a chunked body that grows past maxBodyBytes without reading it all', async () => {
     const res = await send(t.url, '/events', Buffer.alloc(64 * 1024, 0x20), { ...json, 'transfer-encoding': 'chunked' })
     expect(res.status).toBe(413)
+  })
+})
+
+describe('ingestTarget', () => {
+  it.each([
+    ['/events', undefined],
+    ['/events?debug=1', undefined],
+    ['/events/orders', 'orders'],
+    ['/events/orders?x=1', 'orders'],
+    ['/events/', null],
+    ['/events/a/b', null],
+    ['/events/caf%C3%A9', null], // percent-encoded: Hono's router decodes it
+    ['/eventsx', null],
+    ['/', null],
+  ])('%s -> %s', (url, expected) => {
+    expect(ingestTarget(url)).toBe(expected)
   })
 })
