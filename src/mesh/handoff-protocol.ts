@@ -14,6 +14,7 @@ import { z } from 'zod'
 import { BingeError } from '../errors.js'
 import type { EventQueue, EventRecord } from '../queue/types.js'
 import { checkHandoff } from './handoff-checks.js'
+import type { DecodedHandoff } from './handoff-frame.js'
 
 export const handoffProtocol = '/binge/handoff/1.0.0'
 export const maxHandoffEvents = 10_000
@@ -31,7 +32,8 @@ const eventSchema = z.strictObject({
 })
 
 export const handoffRequestSchema = z.strictObject({
-  v: z.literal(1),
+  /** 2: the frame carries each event's data as a text of its own (handoff-frame.ts); 1: inline. */
+  v: z.union([z.literal(1), z.literal(2)]),
   handoffId: z.string().min(1).max(200),
   /** overflow: load sharing (refused over the high-water mark); route: for a pipeline the sender lacks. */
   kind: z.enum(['overflow', 'route']),
@@ -61,16 +63,25 @@ export interface HandoffReceiverComponents {
 
 const refused = (reason: string): HandoffResponse => ({ status: 'refused', reason })
 
-/** `senderNode`: the node name the connection's peer id announced (undefined: none, or not valid). */
+/**
+ * `senderNode`: the node name the connection's peer id announced (undefined: none, or
+ * not valid). `frame`: what decoding the frame found besides the body (handoff-frame.ts).
+ */
 export async function receiveHandoff(
   body: unknown,
   senderNode: string | undefined,
   parts: HandoffReceiverComponents,
+  frame: Omit<DecodedHandoff, 'body'> = {},
 ): Promise<HandoffResponse> {
+  if (frame.invalid !== undefined) return refused(`invalid handoff request: ${frame.invalid}`)
   const parsed = handoffRequestSchema.safeParse(body)
   if (!parsed.success) return refused(`invalid handoff request: ${parsed.error.issues[0]?.message ?? 'bad shape'}`)
   const request = parsed.data
-  const events = checkHandoff(request, { senderNode, hasPipeline: parts.hasPipeline, maxEventBytes: parts.maxEventBytes, now: Date.now() })
+  const dataTexts = request.v === 2 ? frame.dataTexts : undefined
+  if (request.v === 2 && dataTexts?.length !== request.events.length)
+    return refused('invalid handoff request: a v2 body comes with its data texts')
+  const checks = { senderNode, hasPipeline: parts.hasPipeline, maxEventBytes: parts.maxEventBytes, now: Date.now() }
+  const events = checkHandoff(request, checks, dataTexts)
   if (typeof events === 'string') {
     parts.onChecksFailed?.(events)
     return refused(events)
@@ -84,7 +95,8 @@ export async function receiveHandoff(
     // An overflow batch holds events as clients sent them: an id reused for another
     // event is refused (the sender keeps it). A route may carry a forward's retry,
     // re-transformed under the same id, which stays a duplicate.
-    results = await parts.queue.enqueue(events, { fingerprint: request.kind === 'overflow' })
+    // v2: each event's data is stored as the text it came as (checked with it above).
+    results = await parts.queue.enqueue(events, { fingerprint: request.kind === 'overflow', dataTexts: storable(dataTexts) })
   } catch (err) {
     if (err instanceof BingeError && err.code === 'BINGE_QUEUE_FULL') return refused('its queue is full')
     if (err instanceof BingeError && err.code === 'BINGE_IDEMPOTENCY_CONFLICT') return refused(err.message)
@@ -94,6 +106,11 @@ export async function receiveHandoff(
   if (fresh.length > 0) parts.onHandedIn(fresh, request.from)
   const duplicateIds = results.filter((r) => r.duplicate).map((r) => r.id)
   return { status: 'accepted', accepted: fresh.length, duplicates: duplicateIds.length, duplicateIds }
+}
+
+/** The texts prepare may store as they are: a text it would take for no object (leading space, say) is serialized again. */
+function storable(dataTexts: readonly string[] | undefined): Array<string | undefined> | undefined {
+  return dataTexts?.map((text) => (text.charCodeAt(0) === 0x7b ? text : undefined))
 }
 
 function reasonToRefuse(request: HandoffRequest, parts: HandoffReceiverComponents): string | undefined {
