@@ -35,6 +35,23 @@ interface Stats {
   peers: Array<{ node: string; load: { depth: number }; connected: boolean }>
 }
 
+/** CPU time (user + system, ms) a child has used so far, from /proc (0 where there is none). */
+function cpuMs(c: Child): number {
+  try {
+    const fields = readFileSync(`/proc/${c.proc.pid}/stat`, 'utf8').split(') ')[1]!.split(' ')
+    return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100
+  } catch {
+    return 0
+  }
+}
+
+interface Rate {
+  rate: number
+  /** CPU per event (µs) of the sender (handoff only) and of the receiver, over the measured span. */
+  senderUs?: number
+  receiverUs: number
+}
+
 async function stats(c: Child): Promise<Stats> {
   const res = await fetch(`${c.url}/stats`)
   return (await res.json()) as Stats
@@ -113,7 +130,7 @@ async function postAll(c: Child, total: number, batch = 500, clients = 4): Promi
   )
 }
 
-async function handoffRate(root: string, batchSize: number, total: number): Promise<number> {
+async function handoffRate(root: string, batchSize: number, total: number): Promise<Rate> {
   const cleanup = new Cleanup()
   try {
     const stalled = await webhook(cleanup, -1)
@@ -139,8 +156,10 @@ async function handoffRate(root: string, batchSize: number, total: number): Prom
     )
     await waitUntil('A to see B', async () => (await stats(a)).peers.some((p) => p.node === b.id), 60_000, 20)
     const t0 = performance.now()
+    const [a0, b0] = [cpuMs(a), cpuMs(b)]
     await waitUntil('A to hand off its backlog', async () => (await stats(a)).counters.handedOff >= movable, 600_000, 50)
-    return movable / ((performance.now() - t0) / 1000)
+    const rate = movable / ((performance.now() - t0) / 1000)
+    return { rate, senderUs: ((cpuMs(a) - a0) * 1000) / movable, receiverUs: ((cpuMs(b) - b0) * 1000) / movable }
   } finally {
     await cleanup.runAll()
   }
@@ -151,7 +170,7 @@ async function handoffRate(root: string, batchSize: number, total: number): Prom
  * above the total), in batches of `batchSize`: the receiver's side of a handoff alone,
  * the rate a handoff could reach at best.
  */
-async function directRate(root: string, batchSize: number, total: number): Promise<number> {
+async function directRate(root: string, batchSize: number, total: number): Promise<Rate> {
   const cleanup = new Cleanup()
   try {
     const stalled = await webhook(cleanup, -1)
@@ -162,9 +181,10 @@ async function directRate(root: string, batchSize: number, total: number): Promi
       `queue: { highWaterMark: 2000000, lowWaterMark: 1000000, maxEvents: 3000000, maxBytes: 8GiB }\nworkers: 1\npipelines:\n  p: { outputs: [ { http: { url: '${stalled.url}', timeout: 10m } } ] }\n`,
     )
     const t0 = performance.now()
+    const b0 = cpuMs(b)
     await postAll(b, total, batchSize, CONCURRENCY)
     await waitUntil('the events to be stored', async () => (await stats(b)).counters.received >= total, 600_000, 20)
-    return total / ((performance.now() - t0) / 1000)
+    return { rate: total / ((performance.now() - t0) / 1000), receiverUs: ((cpuMs(b) - b0) * 1000) / total }
   } finally {
     await cleanup.runAll()
   }
@@ -268,14 +288,19 @@ async function handoffSection(root: string, total: number, summary: Record<strin
   process.stdout.write(`\n== handoff throughput between two nodes (${fmt.int(total)} events; B stores, it does not process)\n`)
   for (const size of SIZES) {
     const events = size === 1 ? Math.min(total, 5_000) : total
-    const rate = await handoffRate(root, size, events)
+    const handoff = await handoffRate(root, size, events)
+    const rate = handoff.rate
     summary[`handoff${size}`] = Math.round(rate)
+    summary[`handoff${size}CpuUs`] = [Math.round(handoff.senderUs!), Math.round(handoff.receiverUs)]
     line(`handoff batch ${size}`, `${fmt.int(rate)} events/s`)
+    line('  CPU per event: sender, receiver', `${fmt.int(handoff.senderUs!)} µs, ${fmt.int(handoff.receiverUs)} µs`)
     if (size < 64) continue
     // The aim (issue 14): storage to storage at >= 0.8x what the receiver takes directly.
-    const direct = await directRate(root, size, events)
+    const { rate: direct, receiverUs } = await directRate(root, size, events)
     summary[`direct${size}`] = Math.round(direct)
+    summary[`direct${size}CpuUs`] = Math.round(receiverUs)
     line(`  same events POSTed to B directly (${size} per POST)`, `${fmt.int(direct)} events/s`)
+    line('  CPU per event of the receiver', `${fmt.int(receiverUs)} µs`)
     line('  ratio handoff / direct', `${fmt.ratio(rate / direct)}   aim >= 0.8: ${rate / direct >= 0.8 ? 'MET' : 'MISSED'}`)
   }
 }

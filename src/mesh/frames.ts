@@ -1,10 +1,11 @@
-// One request, one response, each a length-prefixed (varint) JSON frame on its own
-// libp2p stream. Every wait has a deadline, and on any failure the stream is aborted (a
-// timed-out read otherwise leaves it open), so a stalled peer costs a timeout, never a
-// leaked stream. A frame is at most `maxFrameBytes`, and the reader's buffer holds one:
-// a sender never writes a bigger one (FrameTooLargeError, before it dials); a receiver
-// reserves a frame's bytes in a FrameBudget before reading its body, and logs why it
-// reset any stream. Stream writes can reject with a non-Error close event: wrapped.
+// One request, one response, each a length-prefixed (varint) frame on its own libp2p
+// stream: JSON, but for a request whose protocol decodes its own (ServeOptions.decode).
+// Every wait has a deadline, and on any failure the stream is aborted (a timed-out read
+// otherwise leaves it open), so a stalled peer costs a timeout, never a leaked stream.
+// A frame is at most `maxFrameBytes`, and the reader's buffer holds one: a sender never
+// writes a bigger one (FrameTooLargeError, before it dials); a receiver reserves a
+// frame's bytes in a FrameBudget before reading its body, and logs why it reset any
+// stream. Stream writes can reject with a non-Error close event: wrapped.
 import type { Connection, PeerId, Stream } from '@libp2p/interface'
 import { byteStream, type ByteStream } from '@libp2p/utils'
 import type { Logger } from 'pino'
@@ -71,8 +72,8 @@ async function writeFrame(bytes: ByteStream<Stream>, frame: Uint8Array, signal: 
   await bytes.write(frame, { signal })
 }
 
-/** Read one frame; `admit` sees its length before the body is read and may throw to refuse it. */
-async function readFrame(bytes: ByteStream<Stream>, signal: AbortSignal, admit?: (length: number) => void): Promise<unknown> {
+/** Read one frame's bytes; `admit` sees its length before the body is read and may throw to refuse it. */
+async function readFrame(bytes: ByteStream<Stream>, signal: AbortSignal, admit?: (length: number) => void): Promise<Uint8Array> {
   let length = 0
   for (let i = 0; ; i++) {
     if (i === maxPrefixBytes) throw new Error(`the frame's length prefix is longer than ${maxPrefixBytes} bytes`)
@@ -82,12 +83,21 @@ async function readFrame(bytes: ByteStream<Stream>, signal: AbortSignal, admit?:
   }
   if (length > maxFrameBytes) throw new Error(`the frame is ${length} bytes, over the ${maxFrameBytes} allowed`)
   admit?.(length)
-  return JSON.parse(decoder.decode((await bytes.read({ bytes: length, signal })).subarray()))
+  return (await bytes.read({ bytes: length, signal })).subarray()
+}
+
+/** A frame's bytes as JSON (the default decoding of both requests and answers). */
+export function decodeFrame(frame: Uint8Array): unknown {
+  return JSON.parse(decoder.decode(frame))
 }
 
 /** Send `request` to `peer` on `protocol` and return the parsed response. */
-export async function request(host: PeerHost, peer: PeerId, protocol: string, body: unknown, timeoutMs: number): Promise<unknown> {
-  const frame = encodeFrame(body)
+export function request(host: PeerHost, peer: PeerId, protocol: string, body: unknown, timeoutMs: number): Promise<unknown> {
+  return requestFrame(host, peer, protocol, encodeFrame(body), timeoutMs)
+}
+
+/** Send a frame already encoded (its protocol's own format) to `peer` and return the parsed (JSON) response. */
+export async function requestFrame(host: PeerHost, peer: PeerId, protocol: string, frame: Uint8Array, timeoutMs: number): Promise<unknown> {
   if (frame.byteLength > maxFrameBytes) {
     throw new FrameTooLargeError(
       `${protocol} to ${peer.toString()}: the frame would be ${frame.byteLength} bytes, over the ${maxFrameBytes} a peer reads`,
@@ -99,7 +109,7 @@ export async function request(host: PeerHost, peer: PeerId, protocol: string, bo
     stream = await host.dialProtocol(peer, protocol, { signal })
     const bytes = byteStream(stream, { maxBufferSize: readBufferBytes })
     await writeFrame(bytes, frame, signal)
-    const response = await readFrame(bytes, signal)
+    const response = decodeFrame(await readFrame(bytes, signal))
     await stream.close({ signal }).catch(() => {})
     return response
   } catch (err) {
@@ -114,6 +124,8 @@ export interface ServeOptions {
   /** Shared by every protocol a host serves (one per host). */
   budget: FrameBudget
   log: Logger
+  /** How the request frame's bytes become the handler's body (default: JSON); may throw to reset the stream. */
+  decode?: (frame: Uint8Array) => unknown
 }
 
 /** Register `handler` for `protocol`: read one frame, answer one frame. */
@@ -124,7 +136,7 @@ export async function serve(
   handler: FrameHandler,
   options: ServeOptions,
 ): Promise<void> {
-  const { budget, log } = options
+  const { budget, log, decode = decodeFrame } = options
   await host.handle(
     protocol,
     async (stream, connection) => {
@@ -132,11 +144,13 @@ export async function serve(
       let reserved = 0
       try {
         const bytes = byteStream(stream, { maxBufferSize: readBufferBytes })
-        const body = await readFrame(bytes, signal, (length) => {
-          const refusal = budget.reserve(connection.id, length)
-          if (refusal !== undefined) throw new Error(refusal)
-          reserved = length
-        })
+        const body = decode(
+          await readFrame(bytes, signal, (length) => {
+            const refusal = budget.reserve(connection.id, length)
+            if (refusal !== undefined) throw new Error(refusal)
+            reserved = length
+          }),
+        )
         const response = await handler(body, connection)
         await writeFrame(bytes, encodeFrame(response), signal)
         await stream.close({ signal }).catch(() => {})

@@ -30,8 +30,12 @@ export interface HandoffChecks {
   now: number
 }
 
-/** The events as this node will store them, or the reason the whole batch is refused. */
-export function checkHandoff(request: HandoffRequest, checks: HandoffChecks): EventRecord[] | string {
+/**
+ * The events as this node will store them, or the reason the whole batch is refused.
+ * `dataTexts`: each event's data as the frame carried it (v2), whose size is the event's
+ * size here (as a request body's is at the HTTP door), so the data is not serialized again.
+ */
+export function checkHandoff(request: HandoffRequest, checks: HandoffChecks, dataTexts?: readonly string[]): EventRecord[] | string {
   if (checks.senderNode === undefined) return 'the sender is not a mesh member: its peer id has no valid announcement here'
   if (request.from !== checks.senderNode)
     return `the batch says it is from "${request.from}", but the sender's peer id announced "${checks.senderNode}"`
@@ -41,11 +45,18 @@ export function checkHandoff(request: HandoffRequest, checks: HandoffChecks): Ev
     if (e.pipeline !== undefined && !checks.hasPipeline(e.pipeline)) return `does not run the pipeline "${e.pipeline}"`
     if (request.kind === 'route' && e.pipeline === undefined)
       return `event ${i} (${e.id}) names no pipeline; a route batch is for a pipeline this node runs`
+    const label = `event ${i} (${e.id}): data`
+    const text = dataTexts?.[i]
     try {
-      checkEvent(e.data, { label: `event ${i} (${e.id}): data` }, checks.maxEventBytes)
+      checkEvent(e.data, { label }, text === undefined ? checks.maxEventBytes : undefined)
     } catch (err) {
       if (err instanceof EventInputError) return err.message
       throw err
+    }
+    if (text !== undefined && text.length > checks.maxEventBytes / 3) {
+      const bytes = Buffer.byteLength(text)
+      if (bytes > checks.maxEventBytes)
+        return `${label} is ${bytes} bytes of JSON, more than the ${checks.maxEventBytes} one event may be here`
     }
     const hopsBefore = request.kind === 'overflow' && e.origin !== request.from ? Math.max(1, e.hops) : e.hops
     events.push({ ...e, hops: hopsBefore + 1, receivedAt: Math.min(e.receivedAt, checks.now) })

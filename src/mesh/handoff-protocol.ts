@@ -14,32 +14,83 @@ import { z } from 'zod'
 import { BingeError } from '../errors.js'
 import type { EventQueue, EventRecord } from '../queue/types.js'
 import { checkHandoff } from './handoff-checks.js'
+import type { DecodedHandoff } from './handoff-frame.js'
 
 export const handoffProtocol = '/binge/handoff/1.0.0'
 export const maxHandoffEvents = 10_000
 
-const eventSchema = z.strictObject({
-  id: z.string().min(1).max(1000),
-  pipeline: z.string().min(1).max(200).optional(),
-  origin: z.string().min(1).max(200),
-  receivedAt: z.number().int().min(0),
-  hops: z.number().int().min(0).max(1000),
-  meta: z.record(z.string().max(64), z.string().max(4096)).optional(),
-  // The object as parsed, not a copy: z.record builds a new object and drops an own
-  // `__proto__` key, which the event checks must see to refuse it as HTTP does.
-  data: z.custom<Record<string, unknown>>((v) => typeof v === 'object' && v !== null && !Array.isArray(v), 'data must be a JSON object'),
-})
+/** One event of a request, as its shape is checked (handoffEvent): an EventRecord's fields. */
+export interface HandoffEvent {
+  id: string
+  pipeline?: string
+  origin: string
+  receivedAt: number
+  hops: number
+  meta?: Record<string, string>
+  data: Record<string, unknown>
+}
 
-export const handoffRequestSchema = z.strictObject({
-  v: z.literal(1),
+const eventFields = new Set(['id', 'pipeline', 'origin', 'receivedAt', 'hops', 'meta', 'data'])
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v)
+const isText = (v: unknown, max: number, min = 1): v is string => typeof v === 'string' && v.length >= min && v.length <= max
+const isCount = (v: unknown, max: number): v is number => Number.isSafeInteger(v) && (v as number) >= 0 && (v as number) <= max
+
+/**
+ * Event `i` of a request with its shape checked, or what is wrong with it. By hand, not
+ * a schema: a schema library spent 2-3 us an event here, on the receiver's busy thread.
+ * `data` is the object as parsed, not a copy (the event checks must see an own
+ * `__proto__` key to refuse it as HTTP does); `meta` is a copy without one.
+ */
+export function handoffEvent(e: unknown, i: number): HandoffEvent | string {
+  const at = `event ${i}`
+  if (!isObject(e)) return `${at} is not an object`
+  for (const key of Object.keys(e)) if (!eventFields.has(key)) return `${at} has the unknown field ${JSON.stringify(key)}`
+  const { id, pipeline, origin, receivedAt, hops, meta, data } = e
+  if (!isText(id, 1000)) return `${at}: id must be a string of 1 to 1000 characters`
+  if (pipeline !== undefined && !isText(pipeline, 200)) return `${at}: pipeline must be a string of 1 to 200 characters`
+  if (!isText(origin, 200)) return `${at}: origin must be a string of 1 to 200 characters`
+  if (!isCount(receivedAt, Number.MAX_SAFE_INTEGER)) return `${at}: receivedAt must be a whole number, at least 0`
+  if (!isCount(hops, 1000)) return `${at}: hops must be a whole number from 0 to 1000`
+  if (!isObject(data)) return `${at}: data must be a JSON object`
+  const event: HandoffEvent = { id, origin, receivedAt, hops, data }
+  if (pipeline !== undefined) event.pipeline = pipeline
+  if (meta !== undefined) {
+    if (!isObject(meta)) return `${at}: meta must be an object of strings`
+    const copy: Record<string, string> = {}
+    for (const [key, value] of Object.entries(meta)) {
+      if (key.length > 64 || !isText(value, 4096, 0)) return `${at}: meta holds keys of at most 64 characters and strings of at most 4096`
+      if (key !== '__proto__') copy[key] = value
+    }
+    event.meta = copy
+  }
+  return event
+}
+
+/** The envelope by schema; its events one by one (handoffEvent). */
+const requestSchema = z.strictObject({
+  /** 2: the frame carries each event's data as a text of its own (handoff-frame.ts); 1: inline. */
+  v: z.union([z.literal(1), z.literal(2)]),
   handoffId: z.string().min(1).max(200),
   /** overflow: load sharing (refused over the high-water mark); route: for a pipeline the sender lacks. */
   kind: z.enum(['overflow', 'route']),
   from: z.string().min(1).max(200),
-  events: z.array(eventSchema).min(1).max(maxHandoffEvents),
+  events: z.array(z.unknown()).min(1).max(maxHandoffEvents),
 })
 
-export type HandoffRequest = z.output<typeof handoffRequestSchema>
+export type HandoffRequest = Omit<z.output<typeof requestSchema>, 'events'> & { events: HandoffEvent[] }
+
+/** A request body with its shape checked, or why it is not a request. */
+export function parseHandoffRequest(body: unknown): HandoffRequest | string {
+  const parsed = requestSchema.safeParse(body)
+  if (!parsed.success) return parsed.error.issues[0]?.message ?? 'bad shape'
+  const events: HandoffEvent[] = []
+  for (let i = 0; i < parsed.data.events.length; i++) {
+    const event = handoffEvent(parsed.data.events[i], i)
+    if (typeof event === 'string') return event
+    events.push(event)
+  }
+  return { ...parsed.data, events }
+}
 
 export type HandoffResponse =
   /** duplicateIds: the ids of the batch the receiver had accepted before (and dropped now). */
@@ -61,16 +112,24 @@ export interface HandoffReceiverComponents {
 
 const refused = (reason: string): HandoffResponse => ({ status: 'refused', reason })
 
-/** `senderNode`: the node name the connection's peer id announced (undefined: none, or not valid). */
+/**
+ * `senderNode`: the node name the connection's peer id announced (undefined: none, or
+ * not valid). `frame`: what decoding the frame found besides the body (handoff-frame.ts).
+ */
 export async function receiveHandoff(
   body: unknown,
   senderNode: string | undefined,
   parts: HandoffReceiverComponents,
+  frame: Omit<DecodedHandoff, 'body'> = {},
 ): Promise<HandoffResponse> {
-  const parsed = handoffRequestSchema.safeParse(body)
-  if (!parsed.success) return refused(`invalid handoff request: ${parsed.error.issues[0]?.message ?? 'bad shape'}`)
-  const request = parsed.data
-  const events = checkHandoff(request, { senderNode, hasPipeline: parts.hasPipeline, maxEventBytes: parts.maxEventBytes, now: Date.now() })
+  if (frame.invalid !== undefined) return refused(`invalid handoff request: ${frame.invalid}`)
+  const request = parseHandoffRequest(body)
+  if (typeof request === 'string') return refused(`invalid handoff request: ${request}`)
+  const dataTexts = request.v === 2 ? frame.dataTexts : undefined
+  if (request.v === 2 && dataTexts?.length !== request.events.length)
+    return refused('invalid handoff request: a v2 body comes with its data texts')
+  const checks = { senderNode, hasPipeline: parts.hasPipeline, maxEventBytes: parts.maxEventBytes, now: Date.now() }
+  const events = checkHandoff(request, checks, dataTexts)
   if (typeof events === 'string') {
     parts.onChecksFailed?.(events)
     return refused(events)
@@ -84,7 +143,8 @@ export async function receiveHandoff(
     // An overflow batch holds events as clients sent them: an id reused for another
     // event is refused (the sender keeps it). A route may carry a forward's retry,
     // re-transformed under the same id, which stays a duplicate.
-    results = await parts.queue.enqueue(events, { fingerprint: request.kind === 'overflow' })
+    // v2: each event's data is stored as the text it came as (checked with it above).
+    results = await parts.queue.enqueue(events, { fingerprint: request.kind === 'overflow', dataTexts: storable(dataTexts) })
   } catch (err) {
     if (err instanceof BingeError && err.code === 'BINGE_QUEUE_FULL') return refused('its queue is full')
     if (err instanceof BingeError && err.code === 'BINGE_IDEMPOTENCY_CONFLICT') return refused(err.message)
@@ -94,6 +154,11 @@ export async function receiveHandoff(
   if (fresh.length > 0) parts.onHandedIn(fresh, request.from)
   const duplicateIds = results.filter((r) => r.duplicate).map((r) => r.id)
   return { status: 'accepted', accepted: fresh.length, duplicates: duplicateIds.length, duplicateIds }
+}
+
+/** The texts prepare may store as they are: a text it would take for no object (leading space, say) is serialized again. */
+function storable(dataTexts: readonly string[] | undefined): Array<string | undefined> | undefined {
+  return dataTexts?.map((text) => (text.charCodeAt(0) === 0x7b ? text : undefined))
 }
 
 function reasonToRefuse(request: HandoffRequest, parts: HandoffReceiverComponents): string | undefined {

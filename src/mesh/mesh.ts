@@ -16,7 +16,8 @@ import type { TraceStep, TraceStore } from '../trace.js'
 import { toMultiaddr } from './addresses.js'
 import type { Announcement } from './announcement.js'
 import { FrameBudget } from './frame-budget.js'
-import { FrameTooLargeError, maxHandoffEventBytes, request, serve } from './frames.js'
+import { FrameTooLargeError, maxHandoffEventBytes, request, requestFrame, serve } from './frames.js'
+import { type DecodedHandoff, decodeHandoffFrame, encodeHandoffFrame } from './handoff-frame.js'
 import { LoadGossip } from './gossip.js'
 import {
   handoffProtocol,
@@ -114,25 +115,32 @@ export class Mesh {
       host,
       handoffProtocol,
       timeout,
-      async (body, connection) =>
-        receiveHandoff(body, await this.memberNode(connection), {
-          onChecksFailed: (reason) =>
-            log.warn(
-              { peer: connection.remotePeer.toString(), reason },
-              'A handoff batch failed the checks every event meets and was refused.',
-            ),
-          queue: this.parts.queue,
-          highWaterMark: this.parts.highWaterMark,
-          maxEventBytes: this.parts.maxEventBytes,
-          accepting: () => this.parts.accepting(),
-          hasPipeline: (name) => this.parts.hasPipeline(name),
-          onHandedIn: (events, from) => {
-            this.parts.handoff('in', events.length, from)
-            const step = { detail: `from ${from}` }
-            for (const e of events) this.parts.trace.add(e.id, 'handedIn', step)
+      async (decoded, connection) => {
+        const { body, ...frame } = decoded as DecodedHandoff
+        return receiveHandoff(
+          body,
+          await this.memberNode(connection),
+          {
+            onChecksFailed: (reason) =>
+              log.warn(
+                { peer: connection.remotePeer.toString(), reason },
+                'A handoff batch failed the checks every event meets and was refused.',
+              ),
+            queue: this.parts.queue,
+            highWaterMark: this.parts.highWaterMark,
+            maxEventBytes: this.parts.maxEventBytes,
+            accepting: () => this.parts.accepting(),
+            hasPipeline: (name) => this.parts.hasPipeline(name),
+            onHandedIn: (events, from) => {
+              this.parts.handoff('in', events.length, from)
+              const step = { detail: `from ${from}` }
+              for (const e of events) this.parts.trace.add(e.id, 'handedIn', step)
+            },
           },
-        }),
-      frames,
+          frame,
+        )
+      },
+      { ...frames, decode: decodeHandoffFrame },
     )
     // Traces name peers and event ids: only mesh members may ask.
     await serve(
@@ -390,9 +398,9 @@ export class Mesh {
   private async send(peer: string, batch: HandoffBatch, kind: HandoffRequest['kind']): Promise<HandoffResponse> {
     const host = this.host
     if (!host) throw new Error('the mesh is stopped')
-    const body: HandoffRequest = { v: 1, handoffId: batch.handoffId, kind, from: this.parts.nodeId, events: batch.events }
+    const frame = encodeHandoffFrame({ handoffId: batch.handoffId, kind, from: this.parts.nodeId }, batch.events, batch.texts)
     const target: PeerId = peerIdFromString(peer)
-    return parseHandoffResponse(await request(host, target, handoffProtocol, body, this.config.handoffTimeout))
+    return parseHandoffResponse(await requestFrame(host, target, handoffProtocol, frame, this.config.handoffTimeout))
   }
 
   /** A libp2p ping of `peer`: on our connection to it, so it says whether the peer itself answers. */

@@ -1,13 +1,17 @@
 // How far this node believes a peer's announced room: claims are checked against deeds.
 // Each peer has a credit, the events it may hold from us that its own gossip has not yet
-// accounted for. It starts at one handoff batch and grows by what the peer's
-// announcements account for (slow start, with the announcements as the acks): what its
-// drain rate says it finished, plus how much its backlog grew (a peer whose own output
-// is slow holds what it took; that is what its room is for), up to `max`. A peer that
-// acks batches while its announcements never show them (depth flat, drain 0: it keeps
-// nothing) gets its first credit and then nothing more, however much room it announces.
-// A liar that also forges its depth or drain rate gets only what those claims would
-// explain: a bound on its take, which gossip alone cannot tighten.
+// accounted for. It starts at one handoff batch and grows by `growth` times what the
+// peer's announcements account for (slow start, with the announcements as the acks):
+// what its drain rate says it finished, plus how much its backlog grew (a peer whose own
+// output is slow holds what it took; that is what its room is for), up to `max`. A peer
+// that acks batches while its announcements never show them (depth flat, drain 0: it
+// keeps nothing) gets its first credit and then nothing more, however much room it
+// announces. A liar that also forges its depth or drain rate gets only what those claims
+// would explain, and at most `max` a gossip interval: a bound on its take, which gossip
+// alone cannot tighten. `growth` only sets how soon a peer that shows what it took
+// reaches `max` (4: in two announcements from one batch to sixteen, rather than four;
+// a handoff of a burst is over in a few intervals, so the ramp was most of it), so it
+// changes neither bound.
 
 interface Account {
   credit: number
@@ -27,10 +31,11 @@ export interface CreditView {
 export class PeerCredit {
   private readonly accounts = new Map<string, Account>()
 
-  /** `initial`: one handoff batch; `max`: the most any peer may hold unaccounted for. */
+  /** `initial`: one handoff batch; `max`: the most any peer may hold unaccounted for; `growth`: credit per event accounted for. */
   constructor(
     public initial = 256,
     public max = 16 * 256,
+    public growth = 4,
   ) {}
 
   private account(peerId: string): Account {
@@ -62,7 +67,7 @@ export class PeerCredit {
     const grew = a.held === undefined ? 0 : Math.max(0, held - a.held)
     const confirmed = Math.min(a.unconfirmed, finished + grew)
     a.unconfirmed -= confirmed
-    a.credit = Math.min(this.max, a.credit + confirmed)
+    a.credit = Math.min(this.max, a.credit + this.growth * confirmed)
     a.heardAt = at
     a.held = held
   }

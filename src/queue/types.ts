@@ -82,6 +82,8 @@ export interface HandoffBatch {
   takenAt: number
   /** Oldest first: the newest eligible events of the queue, in their queue order. */
   events: EventRecord[]
+  /** Each event's JSON as stored, where the store has it (a handoff frame sends its data part as it is). */
+  texts?: string[]
 }
 
 export interface EnqueueOptions {

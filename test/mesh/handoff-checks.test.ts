@@ -39,6 +39,24 @@ const event = (id: string, extra: Partial<EventRecord> = {}): EventRecord => ({
 })
 const batch = (events: unknown[], extra: Record<string, unknown> = {}) =>
   JSON.stringify({ v: 1, handoffId: randomUUID(), kind: 'overflow', from: 'evil', events, ...extra })
+/** A v2 frame (src/mesh/handoff-frame.ts): the envelope line, then each event's data as the text given. */
+const batchV2 = (events: Array<[id: string, dataText: string]>, extra: Record<string, unknown> = {}) => {
+  const heads = events.map(([id]) => {
+    const { data: _data, ...head } = event(id)
+    return head
+  })
+  const texts = events.map(([, text]) => text)
+  const envelope = {
+    v: 2,
+    handoffId: randomUUID(),
+    kind: 'overflow',
+    from: 'evil',
+    events: heads,
+    dataLengths: texts.map((t) => t.length),
+    ...extra,
+  }
+  return `${JSON.stringify(envelope)}\n${texts.join('')}`
+}
 
 describe('the handoff door against a hostile peer', () => {
   let t: TempNode
@@ -171,6 +189,73 @@ mesh: { listen: /ip4/127.0.0.1/tcp/0, gossipInterval: 200ms }
       expect(await send(text), what).toEqual({ status: 'refused', reason: expect.stringMatching(reason) })
     }
     expect(t.node.queue.depth().unprocessed).toBe(0)
+  })
+
+  it('meets a v2 frame (data as texts of their own) with the same checks, and refuses one whose texts do not add up', async () => {
+    const deep = `${'{"a":'.repeat(64)}1${'}'.repeat(64)}`
+    const hostile: Array<[string, string, RegExp]> = [
+      [
+        'a __proto__ key',
+        batchV2([
+          ['v2-ok', '{"cid":1}'],
+          ['v2-proto', '{"x":{"__proto__":{"polluted":true}}}'],
+        ]),
+        /event 1 \(v2-proto\): data\.x has the key "__proto__"/,
+      ],
+      [
+        'a __proto__ key at the top',
+        batchV2([['v2-proto-top', '{"__proto__":{"polluted":true}}']]),
+        /event 0 \(v2-proto-top\): data has the key "__proto__"/,
+      ],
+      ['nesting 65 levels', batchV2([['v2-deep', `{"x":${deep}}`]]), /nests deeper than 64 levels/],
+      ['a number a double cannot hold', batchV2([['v2-inf', '{"t":1e400}']]), /data\.t is a number too large for a double/],
+      [
+        'an event larger than the HTTP door takes',
+        batchV2([['v2-big', `{"pad":"${'x'.repeat(5000)}"}`]]),
+        /5010 bytes of JSON, more than the 4096 one event may be here/,
+      ],
+      ['data that is not an object', batchV2([['v2-array', '[1]']]), /data must be a JSON object/],
+      ['data that is not JSON', batchV2([['v2-broken', '{"a":']]), /invalid handoff request: event 0's data is not JSON/],
+      [
+        'more data than its events',
+        batchV2([['v2-more', '{}x']], { dataLengths: [2] }),
+        /invalid handoff request: the frame holds more data than its events/,
+      ],
+      [
+        'a length past the frame',
+        batchV2([['v2-past', '{}']], { dataLengths: [3] }),
+        /invalid handoff request: event 0's data length is not within the frame/,
+      ],
+      [
+        'a length missing',
+        batchV2([['v2-missing', '{}']], { dataLengths: [] }),
+        /invalid handoff request: a v2 frame lists its events and one data length for each/,
+      ],
+      [
+        'v2 without its data texts',
+        JSON.stringify({ v: 2, handoffId: randomUUID(), kind: 'overflow', from: 'evil', events: [event('v2-none')] }),
+        /a v2 body comes with its data texts/,
+      ],
+    ]
+    for (const [what, text, reason] of hostile) {
+      expect(await send(text), what).toEqual({ status: 'refused', reason: expect.stringMatching(reason) })
+    }
+    expect(t.node.queue.depth().unprocessed).toBe(0)
+    expect(
+      await send(
+        batchV2([
+          ['v2-a', '{"cid":"a","n":[1,2]}'],
+          ['v2-b', '{"cid":"é"}'],
+        ]),
+      ),
+    ).toMatchObject({ status: 'accepted', accepted: 2 })
+    const stored: QueuedEvent[] = await t.node.queue.dequeue(100)
+    expect(stored.map((e) => [e.id, e.data, e.hops])).toEqual([
+      ['v2-a', { cid: 'a', n: [1, 2] }, 1],
+      ['v2-b', { cid: 'é' }, 1],
+    ])
+    await t.node.queue.nack(stored)
+    accepted.push('v2-a', 'v2-b')
   })
 
   it("corrects forged hops and receivedAt, takes a route for a pipeline it runs, and answers a member's trace", async () => {

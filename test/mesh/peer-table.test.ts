@@ -2,6 +2,7 @@
 // room believed only up to a peer's credit; a node name held by one peer id.
 import { describe, expect, it } from 'vitest'
 import type { Announcement } from '../../src/mesh/announcement.js'
+import { PeerCredit } from '../../src/mesh/peer-credit.js'
 import { PeerTable } from '../../src/mesh/peer-table.js'
 
 function announcement(peerId: string, extra: Partial<Announcement> = {}): Announcement {
@@ -116,10 +117,22 @@ describe('PeerTable', () => {
     }
     expect(table.withRoom().map((e) => e.announcement.peerId)).toEqual(['honest'])
     expect(table.room(table.get('liar')!)).toBe(0)
-    expect(table.room(table.get('honest')!)).toBe(200)
+    // 100 accounted for, at 4 credits each (PeerCredit.growth).
+    expect(table.room(table.get('honest')!)).toBe(500)
     // A refusal gives the credit back: the peer holds none of those.
     table.noteSent('liar', -40)
     expect(table.room(table.get('liar')!)).toBe(40)
+  })
+
+  it('grows a credit by four per event its announcements account for, never past its max', () => {
+    const credit = new PeerCredit(100, 1_600)
+    credit.heard('p', 0, 0, 0)
+    credit.sent('p', 100)
+    credit.heard('p', 100, 0, 1_000)
+    expect(credit.view('p')).toEqual({ credit: 500, unconfirmed: 0 })
+    credit.sent('p', 500)
+    credit.heard('p', 600, 0, 2_000)
+    expect(credit.view('p')).toEqual({ credit: 1_600, unconfirmed: 0 })
   })
 
   it('counts a backlog that grew by what it took as accounted for: a peer whose own output is slow still gets its room', () => {
@@ -134,7 +147,7 @@ describe('PeerTable', () => {
     // It drains nothing, but its announced backlog holds the 100 it took.
     now += 1_000
     table.update(announcement('slow', { ...roomy, depth: 100 }), '')
-    expect(table.room(table.get('slow')!)).toBe(200)
+    expect(table.room(table.get('slow')!)).toBe(500)
   })
 
   it('a node name belongs to one peer id: a second claimant is flagged and never chosen; a quiet owner lets a new id take it', () => {

@@ -9,6 +9,7 @@ import { loadTopic, type Announcement } from '../../src/mesh/announcement.js'
 import { pino } from 'pino'
 import { FrameBudget } from '../../src/mesh/frame-budget.js'
 import { serve } from '../../src/mesh/frames.js'
+import { decodeHandoffFrame } from '../../src/mesh/handoff-frame.js'
 import { handoffProtocol } from '../../src/mesh/handoff-protocol.js'
 import { createPeerHost, type PeerHost } from '../../src/mesh/peer-host.js'
 
@@ -55,7 +56,8 @@ export async function startForgedPeer(o: ForgedPeerOptions): Promise<ForgedPeer>
       }
       return { status: 'accepted', accepted: events.length, duplicates: 0 }
     },
-    { budget: new FrameBudget(), log: pino({ level: 'silent' }) },
+    // The events as a node's frame carries them, their data parsed (handoff-frame.ts).
+    { budget: new FrameBudget(), log: pino({ level: 'silent' }), decode: (frame) => decodeHandoffFrame(frame).body },
   )
   const pubsub = host.services.pubsub
   pubsub.subscribe(loadTopic)

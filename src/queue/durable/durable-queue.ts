@@ -324,7 +324,7 @@ export class DurableQueue extends AbstractQueue {
       await this.write(takeOps(handoffId, { peer, takenAt, keys }), this.options.sync !== 'none')
       this.handoffs.add({ handoffId, peer, takenAt, keys, values: found.map((free) => Buffer.byteLength(free.json)) })
       this.counts.unprocessed -= found.length
-      return { handoffId, peer, takenAt, events: found.map((free) => free.record) }
+      return { handoffId, peer, takenAt, events: found.map((free) => free.record), texts: found.map((free) => free.json) }
     })
   }
 

@@ -296,7 +296,8 @@ export async function readPending(
   for (const { handoffId, peer, takenAt, keys } of batches) {
     const stored = values.slice(at, (at += keys.length))
     if (!pending(handoffId) || stored.some((v) => v === undefined)) continue
-    found.push({ handoffId, peer, takenAt, events: stored.map((v) => JSON.parse(v!) as EventRecord) })
+    const texts = stored as string[]
+    found.push({ handoffId, peer, takenAt, events: texts.map((v) => JSON.parse(v) as EventRecord), texts })
   }
   return found
 }
