@@ -19,6 +19,8 @@ const bundle = join(process.cwd(), 'dist', 'binge.mjs')
 const ONLY = new Set((process.env.BENCH_ONLY ?? 'handoff,processing,gossip').split(',').map((s) => s.trim()))
 /** BENCH_HANDOFF_CONCURRENCY: handoff batches in flight (default 4, the config's default). */
 const CONCURRENCY = envInt('BENCH_HANDOFF_CONCURRENCY', 4)
+/** BENCH_HANDOFF_GOSSIP: the gossip interval of the handoff runs (default 1s, the config's default). */
+const HANDOFF_GOSSIP = process.env.BENCH_HANDOFF_GOSSIP ?? '1s'
 /** BENCH_HANDOFF_SIZES: batch sizes to measure (default 1,64,512). */
 const SIZES = (process.env.BENCH_HANDOFF_SIZES ?? '1,64,512').split(',').map(Number)
 
@@ -135,7 +137,7 @@ async function handoffRate(root: string, batchSize: number, total: number): Prom
   try {
     const stalled = await webhook(cleanup, -1)
     const mesh = (extra = '') =>
-      `mesh: { listen: /ip4/127.0.0.1/tcp/0, gossipInterval: 250ms, handoffBatch: ${batchSize}, handoffConcurrency: ${CONCURRENCY}${extra} }`
+      `mesh: { listen: /ip4/127.0.0.1/tcp/0, gossipInterval: ${HANDOFF_GOSSIP}, handoffBatch: ${batchSize}, handoffConcurrency: ${CONCURRENCY}${extra} }`
     const a = await startChild(
       cleanup,
       join(root, `h${batchSize}`),

@@ -27,6 +27,9 @@ export interface GossipOptions {
 export class LoadGossip {
   private timer?: NodeJS.Timeout
   private greeting = false
+  /** An announcement asked for by `soon()` and not yet made. */
+  private early?: NodeJS.Timeout
+  private publishedAt = 0
   /** Counts of rejected messages, for tests and metrics. */
   rejected = 0
 
@@ -81,8 +84,26 @@ export class LoadGossip {
     void this.publish()
   }
 
+  /**
+   * Announce again soon, at most once per `minSpacingMs` (peers count announcements
+   * closer than that as one, peer-credit.ts): this node just took a handoff, and the
+   * announcement is how the sender learns it holds the events, so the sender's credit
+   * grows before the next interval instead of after it.
+   */
+  soon(minSpacingMs: number): void {
+    if (this.early || !this.timer) return
+    const wait = Math.max(0, this.publishedAt + minSpacingMs - Date.now())
+    this.early = setTimeout(() => {
+      this.early = undefined
+      if (this.timer) void this.publish()
+    }, wait)
+    this.early.unref()
+  }
+
   stop(): void {
     clearInterval(this.timer)
+    clearTimeout(this.early)
+    this.early = undefined
     this.timer = undefined
     const pubsub = this.options.host.services.pubsub
     pubsub.removeEventListener('message', this.onMessage)
@@ -91,6 +112,7 @@ export class LoadGossip {
   }
 
   async publish(): Promise<void> {
+    this.publishedAt = Date.now()
     try {
       await this.options.host.services.pubsub.publish(loadTopic, encodeAnnouncement(this.options.self()))
     } catch (err) {

@@ -135,6 +135,8 @@ export class Mesh {
               this.parts.handoff('in', events.length, from)
               const step = { detail: `from ${from}` }
               for (const e of events) this.parts.trace.add(e.id, 'handedIn', step)
+              // The sender's credit for us grows when it hears we hold these: tell it soon.
+              this.gossip?.soon(confirmSpacing(this.config.gossipInterval))
             },
           },
           frame,
@@ -158,6 +160,7 @@ export class Mesh {
     this.table.self = { node: this.parts.nodeId, peerId: host.peerId.toString() }
     this.table.credit.initial = this.config.handoffBatch
     this.table.credit.max = 16 * this.config.handoffBatch
+    this.table.credit.minConfirmMs = confirmSpacing(this.config.gossipInterval)
     const redialer = (this.redialer = new Redialer(host, log, { forgetMs: this.table.expireMs }))
     for (const entry of this.config.bootstrap) redialer.addBootstrap(toMultiaddr(entry))
     this.gossip = new LoadGossip({
@@ -467,4 +470,9 @@ function rendezvous(peers: PeerEntry[], key: string): PeerEntry[] {
     .map((p) => ({ p, s: score(p) }))
     .sort((x, y) => y.s - x.s)
     .map((x) => x.p)
+}
+
+/** How often a peer's announcements can confirm a handoff: 250 ms, or the interval if shorter. */
+function confirmSpacing(gossipIntervalMs: number): number {
+  return Math.min(250, gossipIntervalMs)
 }

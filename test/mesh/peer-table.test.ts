@@ -135,6 +135,18 @@ describe('PeerTable', () => {
     expect(credit.view('p')).toEqual({ credit: 1_600, unconfirmed: 0 })
   })
 
+  it('counts announcements closer than minConfirmMs as one: announcing more often buys a peer no more', () => {
+    const credit = new PeerCredit(100, 1_600, 4, 250)
+    credit.heard('p', 0, 0, 0)
+    credit.sent('p', 100)
+    // 100 ms later its depth shows the 100: too soon, nothing is confirmed yet.
+    credit.heard('p', 100, 0, 100)
+    expect(credit.view('p')).toEqual({ credit: 100, unconfirmed: 100 })
+    // At 250 ms the growth since the last counted announcement (0 held) is taken whole.
+    credit.heard('p', 100, 0, 250)
+    expect(credit.view('p')).toEqual({ credit: 500, unconfirmed: 0 })
+  })
+
   it('counts a backlog that grew by what it took as accounted for: a peer whose own output is slow still gets its room', () => {
     let now = 0
     const table = new PeerTable(10_000, 60_000, () => now)
