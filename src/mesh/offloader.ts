@@ -90,6 +90,7 @@ export class Offloader {
     for (const batch of await this.options.queue.pendingHandoffs()) {
       // The last process may have sent it: the peer may hold it, or still be reading it.
       this.outstanding.set(batch.handoffId, { batch, failures: 0, nextAttempt: 0, sending: false, uncertain: true, failedAt: 0 })
+      this.options.table.noteSending(batch.peer, batch.events.length)
     }
     if (this.outstanding.size > 0)
       this.options.log.info({ batches: this.outstanding.size }, 'Resending handoff batches whose outcome was unknown at the last stop.')
@@ -195,7 +196,7 @@ export class Offloader {
         this.active = false
         return
       }
-      table.noteSent(batch.peer, batch.events.length)
+      table.noteSending(batch.peer, batch.events.length)
       const o: Outstanding = { batch, failures: 0, nextAttempt: 0, sending: false, uncertain: false, failedAt: 0 }
       this.outstanding.set(batch.handoffId, o)
       this.launch(o)
@@ -240,6 +241,7 @@ export class Offloader {
     if (response.status === 'accepted') {
       await this.options.queue.completeHandoff(batch.handoffId)
       this.outstanding.delete(batch.handoffId)
+      this.options.table.noteDelivered(batch.peer, batch.events.length)
       this.options.onHandedOff(batch, peerNode)
       if (response.duplicates > 0) {
         this.options.log.info(
@@ -265,7 +267,7 @@ export class Offloader {
     }
     await this.options.queue.returnHandoff(batch.handoffId)
     this.outstanding.delete(batch.handoffId)
-    this.options.table.noteSent(batch.peer, -batch.events.length)
+    this.options.table.noteReturned(batch.peer, batch.events.length)
     this.options.log.debug(
       { peer: peerNode, reason: response.reason, events: batch.events.length },
       'A peer refused a handoff; the events stay here.',
@@ -281,7 +283,7 @@ export class Offloader {
     const { batch } = o
     await this.options.queue.returnHandoff(batch.handoffId)
     this.outstanding.delete(batch.handoffId)
-    this.options.table.noteSent(batch.peer, -batch.events.length)
+    this.options.table.noteReturned(batch.peer, batch.events.length)
     this.options.log.warn(
       { peer: peerNode, handoffId: batch.handoffId, events: batch.events.length, err: err.message },
       'A handoff batch too big for one frame was given back, to be split or processed here.',
@@ -294,6 +296,7 @@ export class Offloader {
     if (Date.now() - batch.takenAt <= this.options.unreachableMs) return false
     await this.options.queue.returnHandoff(batch.handoffId)
     this.outstanding.delete(batch.handoffId)
+    this.options.table.noteReturned(batch.peer, batch.events.length)
     this.options.onTakenBack(batch)
     this.options.log.warn(
       { peer: peerNode, handoffId: batch.handoffId, events: batch.events.length },

@@ -47,6 +47,14 @@ export class PeerTable {
    * peer drains and idles).
    */
   private readonly sentSince = new Map<string, number>()
+  /**
+   * Events in handoff batches on their way to each peer, not answered yet. The peer may
+   * announce before it has stored them, so an announcement does not account for them:
+   * they count against its room until the answer comes (then in `sentSince`). Without
+   * this, each announcement during a burst made room for the batches already under way,
+   * the peer was filled past its high-water mark and handed the excess on again.
+   */
+  private readonly inFlight = new Map<string, number>()
 
   /** Which peer id each node name belongs to: the first to claim it, while it holds it. */
   private readonly owners = new Map<string, string>()
@@ -98,13 +106,43 @@ export class PeerTable {
     this.credit.sent(peerId, events)
   }
 
+  /** A batch of `events` is on its way to the peer: it counts against its room until answered. */
+  noteSending(peerId: string, events: number): void {
+    this.inFlight.set(peerId, (this.inFlight.get(peerId) ?? 0) + events)
+    this.credit.sent(peerId, events)
+  }
+
+  /** The peer accepted a batch noted by noteSending: it holds those events now, until it announces again. */
+  noteDelivered(peerId: string, events: number): void {
+    this.landed(peerId, events)
+    this.sentSince.set(peerId, (this.sentSince.get(peerId) ?? 0) + events)
+  }
+
+  /** A batch noted by noteSending came back (refused, too big, taken back): the peer holds none of it. */
+  noteReturned(peerId: string, events: number): void {
+    this.landed(peerId, events)
+    this.credit.sent(peerId, -events)
+  }
+
+  private landed(peerId: string, events: number): void {
+    const left = (this.inFlight.get(peerId) ?? 0) - events
+    if (left > 0) this.inFlight.set(peerId, left)
+    else this.inFlight.delete(peerId)
+  }
+
+  /** Events we hand the peer that its last announcement did not count: sent since, and on the way. */
+  private unannounced(peerId: string): number {
+    return (this.sentSince.get(peerId) ?? 0) + (this.inFlight.get(peerId) ?? 0)
+  }
+
   /**
    * How many more events the peer takes, by our estimate: room under its high-water
-   * mark as announced, less what we sent since, and never more than its credit.
+   * mark as announced, less what we sent since or is on its way, and never more than
+   * its credit.
    */
   room(e: PeerEntry): number {
     const a = e.announcement
-    return Math.min(a.highWaterMark - a.depth - (this.sentSince.get(a.peerId) ?? 0), this.credit.available(a.peerId))
+    return Math.min(a.highWaterMark - a.depth - this.unannounced(a.peerId), this.credit.available(a.peerId))
   }
 
   get(peerId: string): PeerEntry | undefined {
@@ -118,6 +156,7 @@ export class PeerTable {
       if (this.now() - entry.heardAt > this.expireMs) {
         this.peers.delete(id)
         this.sentSince.delete(id)
+        this.inFlight.delete(id)
         this.credit.forget(id)
         if (this.owners.get(entry.announcement.node) === id) this.owners.delete(entry.announcement.node)
         dropped++
@@ -192,7 +231,7 @@ export class PeerTable {
   /** How full a peer is, relative to its own high-water mark, counting what we sent it since it spoke. */
   loadOf(e: PeerEntry): number {
     const a = e.announcement
-    return (a.depth + (this.sentSince.get(a.peerId) ?? 0)) / Math.max(1, a.highWaterMark)
+    return (a.depth + this.unannounced(a.peerId)) / Math.max(1, a.highWaterMark)
   }
 
   runners(pipeline: string): PeerEntry[] {

@@ -85,6 +85,28 @@ describe('PeerTable', () => {
     expect(table.withRoom().map((e) => e.announcement.peerId)).toEqual(['b'])
   })
 
+  it('counts batches on their way against the room until answered, whatever the peer announces meanwhile', () => {
+    let now = 0
+    const table = new PeerTable(10_000, 60_000, () => now)
+    table.setConnected(() => true)
+    table.update(announcement('b', { depth: 0 }), '')
+    table.noteSending('b', 40)
+    table.noteSending('b', 40)
+    expect(table.room(table.get('b')!)).toBe(20)
+    // It announced before it stored either batch: both are still on their way.
+    now += 100
+    table.update(announcement('b', { depth: 0 }), '')
+    expect(table.room(table.get('b')!)).toBe(20)
+    // One is accepted: it holds those now, until it announces them; the other is refused.
+    table.noteDelivered('b', 40)
+    expect(table.room(table.get('b')!)).toBe(20)
+    table.noteReturned('b', 40)
+    expect(table.room(table.get('b')!)).toBe(60)
+    now += 100
+    table.update(announcement('b', { depth: 40 }), '')
+    expect(table.room(table.get('b')!)).toBe(60)
+  })
+
   it('offers no handoff to a peer it holds no connection to, though its gossip is still fresh', () => {
     const table = new PeerTable(10_000, 60_000, () => 0)
     table.update(announcement('up'), '')
