@@ -9,7 +9,7 @@
 import path from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { cleanUpNodesAfterEach, printNodeOnFailure } from '../support/hooks.js'
-import { WORKER_BATCH } from '../support/faults/delivery-check.js'
+import { OUTPUT_UNACKED_BATCHES, WORKER_BATCH } from '../support/faults/delivery-check.js'
 import {
   compareDelivery,
   makeTempDir,
@@ -191,12 +191,13 @@ describe('kill -9 during ingest and processing', () => {
     // The duplicate bound. An output line is written twice only for an event whose
     // line reached the file but whose ack was not written when the process died: at
     // that moment the event is in flight in that incarnation (dequeued, not acked).
-    // A worker holds one batch of at most WORKER_BATCH events (dequeue(32)), and the
-    // file output holds no events of its own beyond those of the workers waiting on it,
-    // so an incarnation dies with at most WORKERS * WORKER_BATCH such events. Kills at
-    // startup hold none, but counting them is still sound. Hence at most
-    // kills * WORKERS * WORKER_BATCH extra lines (an id in flight at two kills counts twice).
-    expect(report.duplicates).toBeLessThanOrEqual(r.kills.length * WORKERS * WORKER_BATCH)
+    // A worker has at most OUTPUT_UNACKED_BATCHES batches of at most WORKER_BATCH events
+    // (dequeue(32)) output and not acked (one whose ack is being written, the next), and
+    // the file output holds no events of its own beyond those of the workers waiting on
+    // it, so an incarnation dies with at most WORKERS * 2 * WORKER_BATCH such events.
+    // Kills at startup hold none, but counting them is still sound. Hence at most that
+    // many extra lines per kill (an id in flight at two kills counts twice).
+    expect(report.duplicates).toBeLessThanOrEqual(r.kills.length * WORKERS * OUTPUT_UNACKED_BATCHES * WORKER_BATCH)
     expect(r.finalStopExit).toEqual({ code: 0, signal: null })
   })
 

@@ -12,7 +12,7 @@ import { afterEach, describe, expect, it } from 'vitest'
 import { startMosquitto, stopAllBrokers } from '../support/brokers.js'
 import { cleanUpNodesAfterEach, printNodeOnFailure } from '../support/hooks.js'
 import { NodeProcess, makeTempDir, readOutput, waitFor, writeConfig } from '../support/node-process.js'
-import { WORKER_BATCH } from '../support/faults/delivery-check.js'
+import { OUTPUT_UNACKED_BATCHES, WORKER_BATCH } from '../support/faults/delivery-check.js'
 
 const watched = printNodeOnFailure()
 cleanUpNodesAfterEach()
@@ -126,14 +126,14 @@ describe('the mqtt input under kill -9', () => {
       // Only messages whose PUBACK the kill cut off can be unacked-but-sent: none at all.
       expect(phantoms.length).toBeLessThanOrEqual(0)
       // Per kill: the messages durable but not yet PUBACKed on each connection (at most its
-      // window), and a batch written out but not yet acked in the queue on each worker;
+      // window), and the batches written out but not yet acked in the queue on each worker;
       // plus, after a restart, the session's backlog: mosquitto resends what it held for
       // the node at once, past the receive maximum, and on a loaded machine PUBACKs of
       // messages already durable can still sit in socket buffers behind that burst when
       // the next kill comes (seen: 675 duplicate lines in a full suite on 2 busy cores,
       // over a bound of 576 without this term; 0-68 when the file runs alone).
       const held = heldWhileDown.reduce((a, b) => a + b, 0)
-      expect(duplicates).toBeLessThanOrEqual(KILLS * (CONNECTIONS * inFlight + WORKERS * WORKER_BATCH) + held)
+      expect(duplicates).toBeLessThanOrEqual(KILLS * (CONNECTIONS * inFlight + WORKERS * OUTPUT_UNACKED_BATCHES * WORKER_BATCH) + held)
       const record = settled.records.find((r) => r.data?.cid === 'm-1') as { meta?: Record<string, string> } | undefined
       expect(record?.meta).toEqual({ input: 'mqtt', topic: 'sensors/t-2' })
     },

@@ -6,6 +6,14 @@ import type { HookRecord } from './hook-server.js'
 /** Events one worker dequeues at once and holds in flight until its output answered (src/pipeline/workers.ts). */
 export const WORKER_BATCH = 32
 
+/**
+ * Batches one worker can have output but not yet acked when it dies: the one whose ack
+ * is being written and the next, which runs meanwhile (src/pipeline/workers.ts writes an
+ * ack in the background while the next batch runs). A batch taken ahead has not been
+ * output, so it adds none.
+ */
+export const OUTPUT_UNACKED_BATCHES = 2
+
 /** A node was gone (kill -9 until its restart was spawned) or frozen (SIGSTOP until SIGCONT). */
 export interface Disruption {
   node: string
@@ -50,8 +58,8 @@ export interface DeliveryCheck {
  * restarts. So each such pair of copies must straddle a disruption of that node (the
  * first copy read before the node came back, the second after it went away), and the
  * copies attributed to one disruption are bounded by what the node could have had in
- * flight then: each of its `workers` holds at most one batch of WORKER_BATCH events,
- * acked only once the output answered for all of them. A handoff bug that enqueued a
+ * flight then: each of its `workers` holds at most OUTPUT_UNACKED_BATCHES batches of
+ * WORKER_BATCH events output and not yet acked. A handoff bug that enqueued a
  * batch twice on one node would either show copies with no disruption between them
  * or exceed that bound. (The hook always answers 200 well within the output timeout,
  * so an output retry, the other source of same-node copies, never happens here.)
@@ -95,7 +103,7 @@ export function checkDelivery(ledger: IngestLedger, records: HookRecord[], disru
     }
   }
   for (const [d, count] of attributed) {
-    const bound = d.workers * WORKER_BATCH
+    const bound = d.workers * OUTPUT_UNACKED_BATCHES * WORKER_BATCH
     if (count > bound) check.overBound.push({ node: d.node, kind: d.kind, at: d.at, count, bound })
   }
   return check
