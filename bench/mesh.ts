@@ -28,6 +28,8 @@ const ONLY = new Set((process.env.BENCH_ONLY ?? 'handoff,processing,gossip').spl
 const CONCURRENCY = envInt('BENCH_HANDOFF_CONCURRENCY', 4)
 /** BENCH_HANDOFF_GOSSIP: the gossip interval of the handoff runs (default 1s, the config's default). */
 const HANDOFF_GOSSIP = process.env.BENCH_HANDOFF_GOSSIP ?? '1s'
+/** BENCH_MESH_GOSSIP: the gossip interval of the processing runs (default 1s, the config's default). */
+const MESH_GOSSIP = process.env.BENCH_MESH_GOSSIP ?? '1s'
 /** BENCH_HANDOFF_SIZES: batch sizes to measure (default 1,64,512). */
 const SIZES = (process.env.BENCH_HANDOFF_SIZES ?? '1,64,512').split(',').map(Number)
 
@@ -256,7 +258,7 @@ async function processingRate(root: string, nodes: number, total: number, run: n
           cleanup,
           join(root, `p${nodes}-${run}`),
           `n${i}`,
-          `${queue}${pipeline}mesh: { listen: /ip4/127.0.0.1/tcp/0, gossipInterval: 250ms${bootstrap} }\n`,
+          `${queue}${pipeline}mesh: { listen: /ip4/127.0.0.1/tcp/0, gossipInterval: ${MESH_GOSSIP}${bootstrap} }\n`,
         ),
       )
     }
