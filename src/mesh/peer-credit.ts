@@ -11,10 +11,10 @@
 // shorter): a bound on its take, which gossip alone cannot tighten. A node announces
 // early after taking a handoff (gossip.ts `soon`), so with the default 1 s interval the
 // credit of an honest peer is confirmed every 250 ms while a handoff runs, not every
-// second (which held a peer to 16 batches a second: 5,901 against 18,733 events/s). `growth` only sets how soon a peer that shows what it took
-// reaches `max` (4: in two announcements from one batch to sixteen, rather than four;
-// a handoff of a burst is over in a few intervals, so the ramp was most of it), so it
-// changes neither bound.
+// second (which held a peer to 16 batches a second: 5,901 against 18,733 events/s).
+// `growth` only sets how soon a peer that shows what it took reaches `max` (4: in two
+// announcements from one batch to sixteen, rather than four; a handoff of a burst is
+// over in a few intervals, so the ramp was most of it), so it changes neither bound.
 
 interface Account {
   credit: number
