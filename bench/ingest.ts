@@ -15,7 +15,7 @@
 // http,modes,batch,recovery,e2e,rss). Data lives in a temp dir removed at the end.
 import { spawn } from 'node:child_process'
 import { createServer } from 'node:http'
-import { readFileSync, readdirSync } from 'node:fs'
+import { readdirSync } from 'node:fs'
 import { mkdir, readFile, writeFile } from 'node:fs/promises'
 import type { AddressInfo } from 'node:net'
 import { cpus } from 'node:os'
@@ -39,6 +39,7 @@ import {
   load,
   makeTempRoot,
   nodeConfigText,
+  procCpu,
   sleep,
   startNode,
   waitUntil,
@@ -94,17 +95,12 @@ async function startNoop(cleanup: Cleanup): Promise<string> {
  * and libuv's pool (LevelDB's reads, writes and syncs), not autocannon's worker thread.
  */
 function serverCpuMs(): number {
-  let ticks = 0
+  let ms = 0
   for (const tid of readdirSync(`/proc/${process.pid}/task`)) {
-    try {
-      const stat = readFileSync(`/proc/${process.pid}/task/${tid}/stat`, 'utf8')
-      const name = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'))
-      if (tid !== String(process.pid) && name !== 'libuv-worker') continue
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-      ticks += Number(fields[11]) + Number(fields[12])
-    } catch {}
+    const thread = procCpu(`/proc/${process.pid}/task/${tid}/stat`)
+    if (thread && (tid === String(process.pid) || thread.name === 'libuv-worker')) ms += thread.ms
   }
-  return (ticks * 1000) / 100 // USER_HZ is 100 on Linux
+  return ms
 }
 
 /** A load run with the server's CPU per answered request. */

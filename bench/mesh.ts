@@ -18,7 +18,7 @@ import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { Worker } from 'node:worker_threads'
 import { join } from 'node:path'
-import { Cleanup, envInt, eventOfSize, fmt, line, makeTempRoot, sleep, waitUntil } from './support.js'
+import { Cleanup, envInt, eventOfSize, fmt, line, makeTempRoot, procCpu, sleep, waitUntil } from './support.js'
 
 /** BENCH_BUNDLE: the binge bundle the children run (default dist/binge.mjs; another build to compare). */
 const bundle = process.env.BENCH_BUNDLE ?? join(process.cwd(), 'dist', 'binge.mjs')
@@ -48,12 +48,7 @@ interface Stats {
 
 /** CPU time (user + system, ms) a child has used so far, from /proc (0 where there is none). */
 function cpuMs(c: Child): number {
-  try {
-    const fields = readFileSync(`/proc/${c.proc.pid}/stat`, 'utf8').split(') ')[1]!.split(' ')
-    return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100
-  } catch {
-    return 0
-  }
+  return procCpu(`/proc/${c.proc.pid}/stat`)?.ms ?? 0
 }
 
 interface Rate {
@@ -225,16 +220,6 @@ async function directRate(root: string, batchSize: number, total: number): Promi
   }
 }
 
-/** CPU seconds a child has used so far (user and system), from /proc. */
-function cpuSeconds(c: Child): number {
-  try {
-    const fields = readFileSync(`/proc/${c.proc.pid}/stat`, 'utf8').split(') ')[1]!.split(' ')
-    return (Number(fields[11]) + Number(fields[12])) / 100
-  } catch {
-    return 0
-  }
-}
-
 interface ProcessingRun {
   /** Events processed per second over the whole burst, from the first POST to the last event processed. */
   rate: number
@@ -272,12 +257,12 @@ async function processingRate(root: string, nodes: number, total: number, run: n
     let sampling = process.env.BENCH_MESH_TIMELINE === '1'
     const t0 = performance.now()
     const sampler = (async () => {
-      let cpu = children.map(cpuSeconds)
+      let cpu = children.map((c) => cpuMs(c) / 1000)
       let at0 = performance.now()
       while (sampling) {
         const all = await Promise.all(children.map(stats))
         const now = performance.now()
-        const cpuNow = children.map(cpuSeconds)
+        const cpuNow = children.map((c) => cpuMs(c) / 1000)
         const share = cpuNow.map((c, i) => Math.round(((c - cpu[i]!) / ((now - at0) / 1000)) * 100))
         cpu = cpuNow
         at0 = now

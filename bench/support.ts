@@ -2,6 +2,7 @@
 // (even on error or Ctrl-C), in-process nodes on 127.0.0.1 with a silent logger,
 // autocannon runs in a worker thread (so the load generator never shares the event
 // loop of the server it measures), payloads of a fixed size and small formatters.
+import { readFileSync } from 'node:fs'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -202,4 +203,19 @@ export function freePort(): Promise<number> {
       server.close(() => resolve(port))
     })
   })
+}
+
+/**
+ * A process's or thread's CPU time so far (user and system, ms) and its name, from a
+ * /proc `stat` file (`/proc/PID/stat`, `/proc/PID/task/TID/stat`); undefined once it is gone.
+ */
+export function procCpu(statPath: string): { name: string; ms: number } | undefined {
+  try {
+    const stat = readFileSync(statPath, 'utf8')
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+    // utime and stime, in clock ticks: USER_HZ is 100 on Linux.
+    return { name: stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')')), ms: ((Number(fields[11]) + Number(fields[12])) * 1000) / 100 }
+  } catch {
+    return undefined
+  }
 }

@@ -10,6 +10,7 @@
 // without serializing it again, and can store the text as received. A newline never
 // occurs in JSON.stringify's output, so the first one ends the envelope. A frame
 // without one is a v1 request (the whole frame one JSON object, events with their data).
+import { recordHeadJson } from '../queue/admission.js'
 import type { EventRecord } from '../queue/types.js'
 
 /** The request's fields besides its events. */
@@ -31,17 +32,6 @@ const decoder = new TextDecoder()
 const dataKey = ',"data":'
 
 /**
- * The event's fields but its data, as JSON, in the order the store writes them
- * (admission.ts: id, origin, receivedAt, hops, pipeline, meta): only these fields travel.
- */
-function headJson(e: EventRecord): string {
-  const head: Omit<EventRecord, 'data'> = { id: e.id, origin: e.origin, receivedAt: e.receivedAt, hops: e.hops }
-  if (e.pipeline !== undefined) head.pipeline = e.pipeline
-  if (e.meta !== undefined) head.meta = e.meta
-  return JSON.stringify(head)
-}
-
-/**
  * The data part of `stored` (the event's stored JSON) when it is `head` with `,"data":`
  * and the data appended, as the store writes it; undefined when it is not laid out so
  * (written by an older version, say), and the data is serialized again.
@@ -61,7 +51,7 @@ export function encodeHandoffFrame(envelope: HandoffEnvelope, events: EventRecor
   const lengths: number[] = []
   for (let i = 0; i < events.length; i++) {
     const e = events[i]!
-    const head = headJson(e)
+    const head = recordHeadJson(e)
     const data = storedDataText(texts?.[i], head) ?? JSON.stringify(e.data)
     heads.push(head)
     datas.push(data)

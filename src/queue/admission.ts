@@ -91,12 +91,21 @@ export function prepare(events: EventRecord[], options: EnqueueOptions = {}): Pr
   })
 }
 
-/** The stored form: the record's fields in toRecord's order, then `data` last from its text. */
-function recordJson(record: EventRecord, dataJson: string): string {
+/**
+ * The record's fields but `data`, as a JSON object, in the order the store writes them
+ * (toRecord's: id, origin, receivedAt, hops, pipeline, meta). A handoff sender finds an
+ * event's stored data text after it (mesh/handoff-frame.ts).
+ */
+export function recordHeadJson(record: Omit<EventRecord, 'data'>): string {
   let json = `{"id":${JSON.stringify(record.id)},"origin":${JSON.stringify(record.origin)},"receivedAt":${JSON.stringify(record.receivedAt)},"hops":${JSON.stringify(record.hops)}`
   if (record.pipeline !== undefined) json += `,"pipeline":${JSON.stringify(record.pipeline)}`
   if (record.meta !== undefined) json += `,"meta":${JSON.stringify(record.meta)}`
-  return `${json},"data":${dataJson}}`
+  return `${json}}`
+}
+
+/** The stored form: the head, then `data` last from its text. */
+function recordJson(record: EventRecord, dataJson: string): string {
+  return `${recordHeadJson(record).slice(0, -1)},"data":${dataJson}}`
 }
 
 /** 128 bits of SHA-256 over pipeline and data: what "the same event" means for a reused id. */

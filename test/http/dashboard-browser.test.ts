@@ -99,17 +99,19 @@ describe('the dashboard in a browser', () => {
       what: "b's work pipeline to show events in",
     })
 
-    // Live: more load on a changes its depth on the page without a reload.
-    const updatesBefore = Number(await page.getAttribute('#live', 'data-updates'))
-    expect(
+    // `count` more events for a's work pipeline; the status of the POST.
+    const postWork = async (count: number) =>
       (
         await postJson(
           `${a.url}/events/work`,
-          Array.from({ length: 40 }, (_, n) => ({ type: 'work', n })),
+          Array.from({ length: count }, (_, n) => ({ type: 'work', n })),
           auth,
         )
-      ).status,
-    ).toBe(202)
+      ).status
+
+    // Live: more load on a changes its depth on the page without a reload.
+    const updatesBefore = Number(await page.getAttribute('#live', 'data-updates'))
+    expect(await postWork(40)).toBe(202)
     // The page follows a's own figure, which now holds the 40 (plus any batch its worker
     // took ahead and gave back: a worker takes one ahead while its output is stuck).
     await waitFor(
@@ -126,15 +128,7 @@ describe('the dashboard in a browser', () => {
       number((await text(page, '[data-link="a>b"] .link-rate')) ?? '0') + number((await text(page, '[data-link="a>c"] .link-rate')) ?? '0')
     const ratesBefore = await linkRates()
     const handedBefore = (await meshStats(a)).counters.handedOff
-    expect(
-      (
-        await postJson(
-          `${a.url}/events/work`,
-          Array.from({ length: 600 }, (_, n) => ({ type: 'work', n })),
-          auth,
-        )
-      ).status,
-    ).toBe(202)
+    expect(await postWork(600)).toBe(202)
     await waitFor(async () => (await meshStats(a)).counters.handedOff! > handedBefore!, { what: 'a to hand off its second overflow' })
     await waitFor(async () => (await linkRates()) > ratesBefore, { timeoutMs: 15_000, what: 'the link rates from a to grow on the page' })
 
