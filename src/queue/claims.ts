@@ -16,8 +16,9 @@ export class InflightClaims<V> {
     return this.held.has(key)
   }
 
-  values(): IterableIterator<V> {
-    return this.held.values()
+  /** Every held key and its value. */
+  entries(): ReadonlyMap<string, V> {
+    return this.held
   }
 
   add(key: string, value: V): void {

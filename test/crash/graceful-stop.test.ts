@@ -92,8 +92,6 @@ describe('graceful stop', () => {
     )
     expect(afterStop.tornTail).toBe(false)
     expect(afterStop.tornLines).toEqual([])
-    // A clean stop leaves nothing in flight: workers finished or returned their events.
-    expect(recovered.requeued).toBe(0)
     if (!keepAlive) {
       // Nothing holds the HTTP server open, so the stop is quick and the backlog it met
       // is still queued at the restart: the "still in the queue" half is exercised.
@@ -103,6 +101,8 @@ describe('graceful stop', () => {
     }
     expect(report.lost.slice(0, 20)).toEqual([])
     expect(report.phantoms.slice(0, 20)).toEqual([])
+    // A clean stop leaves nothing half done: each worker acked what it wrote out or let
+    // go of it, so the restart writes nothing out twice.
     expect(report.duplicates).toBe(0)
     expect(await node.kill('SIGTERM')).toEqual({ code: 0, signal: null })
   })

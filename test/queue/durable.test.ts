@@ -125,7 +125,7 @@ describe('handoff', () => {
     await q.close()
     const again = new DurableQueue({ dir, sync: 'batch', maxEvents: 10, maxBytes: 1e6, dedupeWindowMs: 1000 })
     opened.push(again)
-    expect(await again.open()).toMatchObject({ requeued: 1, unprocessed: 1, handingOff: 2 })
+    expect(await again.open()).toMatchObject({ requeued: 0, unprocessed: 1, handingOff: 2 })
     await again.enqueue([event('d')])
     await again.returnHandoff('h1')
     // d under a key of the batch would have been overwritten by the return.
@@ -232,16 +232,38 @@ describe('restart', () => {
     expect((await again.dequeue(10)).map((e) => e.id)).toEqual(['b', 'c', 'd', 'e'])
   })
 
-  it('returns the counts of its recovery', async () => {
+  it('returns the counts of its recovery; an in-flight event never left its place, so it is simply unprocessed again', async () => {
     const q = await open()
     await q.enqueue(['a', 'b', 'c'].map((id) => event(id)))
-    await q.dequeue(2)
+    const writes = q.stats().writes
+    expect((await q.dequeue(2)).map((e) => e.id)).toEqual(['a', 'b'])
+    // A dequeue writes nothing: the events stay under their unprocessed keys.
+    expect(q.stats().writes).toBe(writes)
     await q.close()
     const again = new DurableQueue({ dir, sync: 'batch', maxEvents: 10, maxBytes: 1e6, dedupeWindowMs: 1000 })
     opened.push(again)
     const report = await again.open()
-    expect(report).toMatchObject({ requeued: 2, unprocessed: 3 })
+    expect(report).toMatchObject({ requeued: 0, unprocessed: 3 })
     expect(report.durationMs).toBeGreaterThanOrEqual(0)
+    expect((await again.dequeue(10)).map((e) => e.id)).toEqual(['a', 'b', 'c'])
+  })
+
+  it('moves in-flight copies an older version left (f!SEQ) back to their place at open', async () => {
+    const q = await open()
+    await q.enqueue(['a', 'b', 'c'].map((id) => event(id)))
+    const [a] = await q.dequeue(1)
+    await q.close()
+    // What layout 2 wrote on dequeue: the event moved from u!SEQ to f!SEQ.
+    const db = new Level<string, string>(dir)
+    const value = (await db.get(`u!${a!.key}`))!
+    await db.batch([
+      { type: 'del', key: `u!${a!.key}` },
+      { type: 'put', key: `f!${a!.key}`, value },
+    ])
+    await db.close()
+    const again = await open()
+    expect(again.depth()).toMatchObject({ unprocessed: 3, inflight: 0 })
+    expect((await again.dequeue(10)).map((e) => e.id)).toEqual(['a', 'b', 'c'])
   })
 
   it('never reuses a queue key, even once every event is gone', async () => {

@@ -13,7 +13,6 @@ import {
   type Range,
   deadletterKey,
   deadletterRangeOf,
-  inflightKey,
   nextSeqKey,
   ranges,
   unprocessedKey,
@@ -32,7 +31,7 @@ export function deadletterPuts(record: EventRecord, queueKey: string, failed: De
 export async function ackDeadletterOps(db: Db, events: QueuedEvent[], acks: AckOptions[], at: number): Promise<Op[]> {
   const failing = events.flatMap((_, i) => ((acks[i]!.deadletter ?? []).length > 0 ? [i] : []))
   if (failing.length === 0) return []
-  const stored = await db.getMany(failing.map((i) => inflightKey(events[i]!.key)))
+  const stored = await db.getMany(failing.map((i) => unprocessedKey(events[i]!.key)))
   return failing.flatMap((i, j) => {
     const value = stored[j]
     const record = value === undefined ? toRecord(events[i]!) : (JSON.parse(value) as EventRecord)

@@ -41,7 +41,6 @@ import { CoveredSpans, completeOps, findNewest, readFree, readPending, returnOps
 import {
   type Op,
   READ_AHEAD,
-  inflightKey,
   metaKey,
   parseSeen,
   queueKeyOf,
@@ -74,8 +73,10 @@ export class DurableQueue extends AbstractQueue {
   private readonly sweeper: DedupeSweeper
   /** handingOff is `handoffs.events`. */
   private readonly counts: Omit<QueueDepth, 'handingOff'> = { unprocessed: 0, inflight: 0, deadletter: 0, bytes: 0 }
-  /** Bytes of each in-flight event, by queue key. */
+  /** Bytes of each in-flight event, by queue key; the event stays under its unprocessed key. */
   private readonly inflight = new InflightClaims<number>()
+  /** Is the event under this queue key taken, in flight or by a pending handoff batch? Dequeue and takes pass it by. */
+  private readonly held = (key: string): boolean => this.inflight.has(key) || this.handoffs.holds(key)
   /** Pending handoff batches, with the bytes of each event; their events stay in unprocessed, held. */
   private readonly handoffs = new HandoffBook<number>()
   /** Where takes need not read again (handoff-store.ts). */
@@ -186,9 +187,9 @@ export class DurableQueue extends AbstractQueue {
         if (this.life.state !== 'open') return
         await this.db.close()
         await this.db.open()
-        const reconciled = await reconcile(this.db, (key) => this.inflight.has(key), this.handoffs.list(), this.nextSeq)
+        const reconciled = await reconcile(this.db, this.inflight.entries(), this.handoffs.list(), this.nextSeq)
         this.counts.unprocessed = reconciled.unprocessed
-        this.counts.bytes = [...this.inflight.values()].reduce((sum, bytes) => sum + bytes, reconciled.bytes)
+        this.counts.bytes = reconciled.bytes
         this.nextSeq = reconciled.nextSeq
         this.cursor = ranges.unprocessed.gte
         this.covered.clear()
@@ -207,19 +208,16 @@ export class DurableQueue extends AbstractQueue {
     return this.moves.run(async () => {
       // Faulted: nothing may be written until the store reopens (waitForWork waits for it).
       if (this.counts.unprocessed === 0 || this.health.faulted) return []
-      const found = await readFree(this.db, this.cursor, this.visibleEnd(), limit, (key) => this.handoffs.holds(key))
+      const found = await readFree(this.db, this.cursor, this.visibleEnd(), limit, this.held)
       if (found.entries.length === 0) return []
-      const ops: Op[] = []
+      // Nothing is written: an in-flight event stays under its unprocessed key, held here
+      // in memory, so a crash or a stop leaves it unprocessed (docs/design.md §4).
       const events: QueuedEvent[] = []
       for (const [dbKey, value] of found.entries) {
         const key = queueKeyOf(dbKey)
-        ops.push({ type: 'del', key: dbKey }, { type: 'put', key: inflightKey(key), value })
         events.push({ ...(JSON.parse(value) as EventRecord), key })
+        this.inflight.add(key, Buffer.byteLength(value))
       }
-      await this.write(ops, false)
-      found.entries.forEach(([, value], i) => {
-        this.inflight.add(events[i]!.key, Buffer.byteLength(value))
-      })
       // Past the held keys read over too: returning their batch moves the cursor back.
       this.cursor = `${found.last}\u0000`
       this.counts.unprocessed -= found.entries.length
@@ -232,44 +230,37 @@ export class DurableQueue extends AbstractQueue {
     return this.counts.unprocessed > 0 && !this.health.faulted
   }
 
-  protected async _ackBatch(events: QueuedEvent[], acks: AckOptions[], state: StateOp[]): Promise<void> {
-    const keys = events.map((event) => event.key)
-    const sizes = this.inflight.claim(keys)
-    let added = 0
-    try {
-      const ops: Op[] = keys.map((key) => ({ type: 'del', key: inflightKey(key) }))
-      for (const ack of acks) ops.push(...stateOps(ack.state ?? []))
-      const letters = await ackDeadletterOps(this.db, events, acks, this.now())
-      ops.push(...letters)
-      added = letters.length
-      ops.push(...stateOps(state))
-      if (ops.length > 0) await this.write(ops, false)
-    } catch (err) {
-      this.inflight.restore(keys, sizes)
-      throw err
-    }
-    this.counts.inflight -= keys.length
-    this.counts.bytes -= sum(sizes)
-    this.counts.deadletter += added
-  }
-
-  protected _nack(events: QueuedEvent[]): Promise<void> {
+  protected _ackBatch(events: QueuedEvent[], acks: AckOptions[], state: StateOp[]): Promise<void> {
+    // Under the moves mutex: it deletes unprocessed keys, and a take or dequeue reading
+    // them from a snapshot taken before the delete must still find them held.
     return this.moves.run(async () => {
       const keys = events.map((event) => event.key)
       const sizes = this.inflight.claim(keys)
+      let added = 0
       try {
-        const stored = await this.db.getMany(keys.map(inflightKey))
-        const ops: Op[] = []
-        keys.forEach((key, i) => {
-          // The stored copy, not the caller's: a step may have changed the object.
-          const value = stored[i] ?? JSON.stringify(toRecord(events[i]!))
-          ops.push({ type: 'del', key: inflightKey(key) }, { type: 'put', key: unprocessedKey(key), value })
-        })
+        const ops: Op[] = keys.map((key) => ({ type: 'del', key: unprocessedKey(key) }))
+        for (const ack of acks) ops.push(...stateOps(ack.state ?? []))
+        const letters = await ackDeadletterOps(this.db, events, acks, this.now())
+        ops.push(...letters)
+        added = letters.length
+        ops.push(...stateOps(state))
         await this.write(ops, false)
       } catch (err) {
         this.inflight.restore(keys, sizes)
         throw err
       }
+      this.counts.inflight -= keys.length
+      this.counts.bytes -= sum(sizes)
+      this.counts.deadletter += added
+    })
+  }
+
+  protected _nack(events: QueuedEvent[]): Promise<void> {
+    return this.moves.run(async () => {
+      const keys = events.map((event) => event.key)
+      // The stored copy never moved: letting go of the claims frees it, as accepted
+      // (a step may have changed the caller's object, not the store's).
+      this.inflight.claim(keys)
       this.backOver([...keys].sort())
       this.counts.inflight -= keys.length
       this.counts.unprocessed += keys.length
@@ -316,7 +307,7 @@ export class DurableQueue extends AbstractQueue {
       if (limit === 0 || this.counts.unprocessed === 0) return undefined
       // Nothing is at or past the next sequence number (see CoveredSpans).
       const range = { gte: this.cursor, lt: this.visibleEnd() }
-      const found = await findNewest(this.db, range, limit, options, (key) => this.handoffs.holds(key), this.covered)
+      const found = await findNewest(this.db, range, limit, options, this.held, this.covered)
       if (found.length === 0) return undefined
       const { handoffId, peer } = options
       const takenAt = this.now()

@@ -24,6 +24,7 @@ function bucket(prefix: string) {
 }
 
 const unprocessed = bucket('u')
+/** In-flight copies, written by layout 2 before issue 14: open moves them back (recovery.ts); nothing writes them now. */
 const inflight = bucket('f')
 const deadletter = bucket('d')
 const handingOff = bucket('h')

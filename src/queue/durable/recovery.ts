@@ -1,5 +1,7 @@
-// Opening the durable store after a clean stop or a crash: return every in-flight
-// event to unprocessed (same key, so same place in the order), find the batches still
+// Opening the durable store after a clean stop or a crash: an in-flight event never
+// left its unprocessed key (workers hold it in memory only), so it is simply there to
+// process again; a store last written by an older version may hold in-flight copies
+// (f!), which go back to unprocessed (same key, so same place in the order). Find the batches still
 // handing off (they stay there: their peer may hold them already, so they are resent,
 // never processed here), and rebuild the exact in-memory counters and the next
 // sequence number from what is on disk.
@@ -87,10 +89,10 @@ export async function checkFormat(db: Db): Promise<void> {
 export interface Reconciled {
   /** Free unprocessed events. */
   unprocessed: number
-  /** Bytes of unprocessed and handing-off events. */
+  /** Bytes of every event under an unprocessed key: free, in flight or handing off. */
   bytes: number
   nextSeq: number
-  /** In-flight events no worker held, moved back to unprocessed. */
+  /** In-flight copies (f!, written before layout 3) no worker held, moved back to unprocessed. */
   requeued: number
   /** Handoff headers no pending batch owned, deleted (their batch was never sent). */
   orphans: number
@@ -106,11 +108,15 @@ export interface Reconciled {
  */
 export async function reconcile(
   db: Db,
-  claimed: (queueKey: string) => boolean,
+  inflight: ReadonlyMap<string, number>,
   pending: Array<HeldBatch<number>>,
   nextSeq: number,
 ): Promise<Reconciled> {
-  const requeued = await requeueInflight(db, (key) => !claimed(key))
+  const held = new Map<string, number>()
+  for (const key of inflight.keys()) held.set(key, 0)
+  // Only a store last written by layout 2 holds in-flight copies (f!), and open moved
+  // them back; any found now are no worker's.
+  const requeued = await requeueInflight(db, (key) => !held.has(key))
   const known = new Set(pending.map((b) => b.handoffId))
   const orphans = (await scanHandoffs(db)).filter((h) => !known.has(h.handoffId))
   if (orphans.length > 0)
@@ -119,10 +125,13 @@ export async function reconcile(
       orphans.map((h) => ({ type: 'del' as const, key: handoffHeaderKey(h.handoffId) })),
       false,
     )
-  const held = new Map<string, number>()
   for (const batch of pending) for (const key of batch.keys) held.set(key, 0)
   const scan = await scanUnprocessed(db, held)
-  return { unprocessed: scan.count, bytes: scan.bytes, nextSeq: Math.max(nextSeq, scan.nextSeq), requeued, orphans: orphans.length }
+  // A worker's event whose ack was reported failed yet written is gone from disk: its
+  // bytes still count until the worker acks it again (which subtracts them).
+  let bytes = scan.bytes
+  for (const [key, size] of inflight) if (held.get(key) === 0) bytes += size
+  return { unprocessed: scan.count, bytes, nextSeq: Math.max(nextSeq, scan.nextSeq), requeued, orphans: orphans.length }
 }
 
 async function requeueInflight(db: Db, unclaimed: (queueKey: string) => boolean = () => true): Promise<number> {
