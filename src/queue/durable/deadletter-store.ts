@@ -7,16 +7,7 @@ import { toRecord } from '../admission.js'
 import { deadLetters, replayJson } from '../dead-letter.js'
 import { seqString } from '../queue-key.js'
 import type { AckOptions, DeadLetter, DeadLetterInput, EventRecord, QueuedEvent } from '../types.js'
-import {
-  type Op,
-  READ_AHEAD,
-  type Range,
-  deadletterKey,
-  deadletterRangeOf,
-  nextSeqKey,
-  ranges,
-  unprocessedKey,
-} from './keys.js'
+import { type Op, READ_AHEAD, type Range, deadletterKey, deadletterRangeOf, nextSeqKey, ranges, unprocessedKey } from './keys.js'
 
 type Db = Level<string, string>
 

@@ -11,7 +11,7 @@
 import { Level } from 'level'
 import { randomUUID } from 'node:crypto'
 import { AbstractQueue } from '../abstract-queue.js'
-import { type PreparedEvent, isSeenWithin, sweepInterval, toRecord } from '../admission.js'
+import { type PreparedEvent, isSeenWithin, sweepInterval } from '../admission.js'
 import { InflightClaims } from '../claims.js'
 import { type Outcome, GroupCommit } from '../group-commit.js'
 import { HandoffBook, type HeldBatch } from '../handoff-book.js'
