@@ -70,6 +70,13 @@ export interface MeshComponents {
 /** Most ids remembered with an unknown outcome (a client retries within seconds). */
 const maxUnsure = 10_000
 
+/**
+ * The most a peer may hold from us unaccounted for, in handoff batches (peer-credit.ts):
+ * what a handoff can move per confirmation (every 200-250 ms while it runs), so the
+ * bound on a peer that acks and keeps nothing, and the ceiling on an honest one's rate.
+ */
+const creditBatches = 64
+
 export class Mesh {
   private host?: PeerHost
   private gossip?: LoadGossip
@@ -136,7 +143,7 @@ export class Mesh {
               const step = { detail: `from ${from}` }
               for (const e of events) this.parts.trace.add(e.id, 'handedIn', step)
               // The sender's credit for us grows when it hears we hold these: tell it soon.
-              this.gossip?.soon(confirmSpacing(this.config.gossipInterval))
+              this.gossip?.soon(announceSpacing(this.config.gossipInterval))
             },
           },
           frame,
@@ -159,7 +166,7 @@ export class Mesh {
     this.table.requiredPipelines = this.parts.pipelines()
     this.table.self = { node: this.parts.nodeId, peerId: host.peerId.toString() }
     this.table.credit.initial = this.config.handoffBatch
-    this.table.credit.max = 16 * this.config.handoffBatch
+    this.table.credit.max = creditBatches * this.config.handoffBatch
     this.table.credit.minConfirmMs = confirmSpacing(this.config.gossipInterval)
     const redialer = (this.redialer = new Redialer(host, log, { forgetMs: this.table.expireMs }))
     for (const entry of this.config.bootstrap) redialer.addBootstrap(toMultiaddr(entry))
@@ -472,7 +479,20 @@ function rendezvous(peers: PeerEntry[], key: string): PeerEntry[] {
     .map((x) => x.p)
 }
 
-/** How often a peer's announcements can confirm a handoff: 250 ms, or the interval if shorter. */
-function confirmSpacing(gossipIntervalMs: number): number {
+/**
+ * How soon a node that took a handoff announces again (gossip.ts `soon`): 250 ms, or
+ * the interval if shorter.
+ */
+function announceSpacing(gossipIntervalMs: number): number {
   return Math.min(250, gossipIntervalMs)
+}
+
+/**
+ * How often a peer's announcements can confirm a handoff (peer-credit.ts): four fifths
+ * of the spacing an honest peer keeps, so one that arrives a little early (the
+ * timers and the network jitter) still counts, and is not put off to the next one,
+ * which halved the rate a handoff ran at.
+ */
+function confirmSpacing(gossipIntervalMs: number): number {
+  return Math.floor(0.8 * announceSpacing(gossipIntervalMs))
 }
