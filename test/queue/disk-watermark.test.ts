@@ -6,7 +6,7 @@ import os from 'node:os'
 import path from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { parseConfig } from '../../src/config/load.js'
-import { DiskSpace, type DiskState, minFreeBytes, writeBufferFor } from '../../src/queue/durable/disk-space.js'
+import { DiskSpace, type DiskState, SpaceReclaimer, minFreeBytes, writeBufferFor } from '../../src/queue/durable/disk-space.js'
 import { isDiskFull } from '../../src/queue/durable/store-health.js'
 import { receiveHandoff } from '../../src/mesh/handoff-protocol.js'
 import { DurableQueue } from '../../src/queue/index.js'
@@ -159,5 +159,53 @@ describe('a durable queue below the watermark', () => {
       await queue.close()
       fs.rmSync(dir, { recursive: true, force: true })
     }
+  })
+})
+
+describe('giving deleted events space back below the watermark (SpaceReclaimer)', () => {
+  function reclaimer(low: boolean) {
+    const calls: string[] = []
+    let finish: () => void = () => {}
+    const r = new SpaceReclaimer(
+      {
+        compact: () => {
+          calls.push('compact')
+          return new Promise<void>((resolve) => {
+            finish = resolve
+          })
+        },
+        low: () => low,
+        refresh: async () => {
+          calls.push('refresh')
+        },
+      },
+      4 * MiB,
+    )
+    return { r, calls, finish: () => finish() }
+  }
+
+  it('compacts once a drain below the watermark has deleted enough or emptied the queue, one compaction at a time, then reads the volume', async () => {
+    const { r, calls, finish } = reclaimer(true)
+    r.deleted(MiB, false)
+    expect(calls).toEqual([])
+    r.deleted(3 * MiB, false)
+    expect(calls).toEqual(['compact'])
+    // Another drain while it runs starts nothing more.
+    r.deleted(8 * MiB, true)
+    expect(calls).toEqual(['compact'])
+    finish()
+    await r.idle()
+    expect(calls).toEqual(['compact', 'refresh'])
+    // An emptied queue compacts whatever little it deleted.
+    r.deleted(1, true)
+    expect(calls).toEqual(['compact', 'refresh', 'compact'])
+    finish()
+    await r.idle()
+  })
+
+  it('does nothing above the watermark: compactions follow writes there', () => {
+    const { r, calls } = reclaimer(false)
+    r.deleted(64 * MiB, true)
+    expect(calls).toEqual([])
   })
 })

@@ -18,18 +18,19 @@ import { event } from './backends.js'
 describe('PendingGroups', () => {
   it('shows groups in planning order, whatever order their writes finish in', () => {
     const groups = new PendingGroups()
-    const first = groups.push({ from: 0, added: 3, addedBytes: 30, ids: new Set() })
-    const second = groups.push({ from: 3, added: 2, addedBytes: 20, ids: new Set() })
-    const third = groups.push({ from: 5, added: 1, addedBytes: 10, ids: new Set() })
+    const first = groups.push({ from: 0, added: 3, addedBytes: 30, ids: new Set(), jsons: ['a', 'b', 'c'] })
+    const second = groups.push({ from: 3, added: 2, addedBytes: 20, ids: new Set(), jsons: ['d', 'e'] })
+    const third = groups.push({ from: 5, added: 1, addedBytes: 10, ids: new Set(), jsons: ['f'] })
     expect(groups.visibleSeq(6)).toBe(0)
     expect(groups.coming()).toEqual({ events: 6, bytes: 60 })
     // The second finishes first: nothing is visible yet, reads still stop at 0.
     expect(second(false)).toBeUndefined()
     expect(groups.visibleSeq(6)).toBe(0)
-    // The first fails: it is dropped uncounted, and the second shows.
-    expect(first(true)).toEqual({ events: 2, bytes: 20 })
+    // The first fails: it is dropped uncounted, and the second shows, with its events
+    // from its first number (the failed group's numbers are skipped).
+    expect(first(true)).toEqual({ events: 2, bytes: 20, groups: [{ from: 3, jsons: ['d', 'e'] }] })
     expect(groups.visibleSeq(6)).toBe(5)
-    expect(third(false)).toEqual({ events: 1, bytes: 10 })
+    expect(third(false)).toEqual({ events: 1, bytes: 10, groups: [{ from: 5, jsons: ['f'] }] })
     expect(groups.visibleSeq(6)).toBe(6)
     expect(groups.coming()).toEqual({ events: 0, bytes: 0 })
   })

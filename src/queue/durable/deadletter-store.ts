@@ -46,15 +46,20 @@ export async function findDeadletters(db: Db, ids?: string[]): Promise<Array<[st
 }
 
 /** Ops moving dead letters back to unprocessed under new keys, for their pipeline alone. */
-export function replayOps(letters: Array<[string, DeadLetter]>, firstSeq: number): { ops: Op[]; bytes: number; nextSeq: number } {
+export function replayOps(
+  letters: Array<[string, DeadLetter]>,
+  firstSeq: number,
+): { ops: Op[]; bytes: number; jsons: string[]; nextSeq: number } {
   const ops: Op[] = []
+  const jsons: string[] = []
   let bytes = 0
   let seq = firstSeq
   for (const [letterKey, letter] of letters) {
     const json = replayJson(letter)
     bytes += Buffer.byteLength(json)
+    jsons.push(json)
     ops.push({ type: 'del', key: letterKey }, { type: 'put', key: unprocessedKey(seqString(seq++)), value: json })
   }
   ops.push({ type: 'put', key: nextSeqKey, value: String(seq) })
-  return { ops, bytes, nextSeq: seq }
+  return { ops, bytes, jsons, nextSeq: seq }
 }

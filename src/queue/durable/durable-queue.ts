@@ -9,9 +9,8 @@
 // disk-space.ts keeps `minFreeDisk` free by refusing new events first).
 
 import { Level } from 'level'
-import { randomUUID } from 'node:crypto'
 import { AbstractQueue } from '../abstract-queue.js'
-import { type PreparedEvent, isSeenWithin, sweepInterval } from '../admission.js'
+import { type PreparedEvent, sweepInterval } from '../admission.js'
 import { InflightClaims } from '../claims.js'
 import { type Outcome, GroupCommit } from '../group-commit.js'
 import { HandoffBook, type HeldBatch } from '../handoff-book.js'
@@ -32,8 +31,9 @@ import type {
   TakeForHandoffOptions,
 } from '../types.js'
 import { ackDeadletterOps, deadletterPuts, findDeadletters, replayOps } from './deadletter-store.js'
+import { rememberOps, seenWithin } from './dedupe-index.js'
 import { DedupeSweeper, sweepChunk } from './dedupe-sweeper.js'
-import { DiskSpace, lowDiskError, volumeOf, writeBufferFor } from './disk-space.js'
+import { DiskSpace, SpaceReclaimer, compactRange, lowDiskError, volumeOf, writeBufferFor } from './disk-space.js'
 import type { DurableQueueOptions, DurableQueueStats } from './durable-options.js'
 import { type EnqueuePlan, planEnqueue } from './enqueue-plan.js'
 import { PendingGroups, type Settle, groupsInFlight } from './pending-groups.js'
@@ -55,10 +55,14 @@ import {
 } from './keys.js'
 import { LazySync } from './lazy-sync.js'
 import { checkFormat, reconcile, recover } from './recovery.js'
+import { RecentEvents } from './recent-events.js'
 import { StoreHealth } from './store-health.js'
 import { writeBatch } from './write-batch.js'
 
 const REPLAY_CHUNK = 1000
+
+/** Bytes of the newest events kept in memory for dequeue (recent-events.ts). */
+const RECENT_BYTES = 16 * 1024 * 1024
 const sum = (values: number[]): number => values.reduce((total, value) => total + value, 0)
 
 export class DurableQueue extends AbstractQueue {
@@ -79,6 +83,8 @@ export class DurableQueue extends AbstractQueue {
   private readonly held = (key: string): boolean => this.inflight.has(key) || this.handoffs.holds(key)
   /** Pending handoff batches, with the bytes of each event; their events stay in unprocessed, held. */
   private readonly handoffs = new HandoffBook<number>()
+  /** The newest events as written, so a dequeue that keeps up reads no LevelDB (recent-events.ts). */
+  private readonly recent = new RecentEvents(RECENT_BYTES)
   /** Where takes need not read again (handoff-store.ts). */
   private readonly covered = new CoveredSpans()
   private nextSeq = 0
@@ -90,6 +96,7 @@ export class DurableQueue extends AbstractQueue {
   private cursor = ranges.unprocessed.gte
   private readonly counters: DurableQueueStats = { enqueueWrites: 0, enqueueCalls: 0, writes: 0, syncWrites: 0 }
   private readonly disk: DiskSpace
+  private readonly reclaimer: SpaceReclaimer
   private readonly health: StoreHealth
   private readonly lazySync: LazySync
 
@@ -117,6 +124,13 @@ export class DurableQueue extends AbstractQueue {
       onError: options.onSweepError ?? (() => undefined),
     })
     this.disk = new DiskSpace({ dir: options.dir, minFree: options.minFreeDisk, onChange: options.onDiskChange })
+    this.reclaimer = new SpaceReclaimer({
+      // Emptied: all of it; else what lies behind the dequeue cursor, where acks deleted.
+      compact: () => compactRange(this.db, ranges.unprocessed.gte, this.isEmpty() ? ranges.unprocessed.lt : this.cursor),
+      low: () => this.disk.belowWatermark,
+      refresh: () => this.disk.refresh(),
+      onError: (err) => this.health.failed(err),
+    })
     this.health = new StoreHealth({
       reopen: () => this.reopen(),
       onFault: (err) => {
@@ -147,6 +161,7 @@ export class DurableQueue extends AbstractQueue {
         bytes: recovered.bytes,
       })
       this.nextSeq = recovered.nextSeq
+      this.recent.reset(this.nextSeq)
       this.cursor = ranges.unprocessed.gte
       this.inflight.clear()
       this.handoffs.clear()
@@ -171,6 +186,7 @@ export class DurableQueue extends AbstractQueue {
     this.health.stop()
     this.disk.stop()
     await this.sweeper.stop()
+    await this.reclaimer.idle()
     await this.writer.drain()
     await this.db.close()
   }
@@ -185,12 +201,14 @@ export class DurableQueue extends AbstractQueue {
     return this.moves.run(() =>
       this.writer.exclusive(async () => {
         if (this.life.state !== 'open') return
+        await this.reclaimer.idle()
         await this.db.close()
         await this.db.open()
         const reconciled = await reconcile(this.db, this.inflight.entries(), this.handoffs.list(), this.nextSeq)
         this.counts.unprocessed = reconciled.unprocessed
         this.counts.bytes = reconciled.bytes
         this.nextSeq = reconciled.nextSeq
+        this.recent.reset(this.nextSeq)
         this.cursor = ranges.unprocessed.gte
         this.covered.clear()
         void this.disk.refresh()
@@ -208,7 +226,11 @@ export class DurableQueue extends AbstractQueue {
     return this.moves.run(async () => {
       // Faulted: nothing may be written until the store reopens (waitForWork waits for it).
       if (this.counts.unprocessed === 0 || this.health.faulted) return []
-      const found = await readFree(this.db, this.cursor, this.visibleEnd(), limit, this.held)
+      const found =
+        this.recent.read(this.cursor, this.pending.visibleSeq(this.nextSeq), limit, this.held) ??
+        (await readFree(this.db, this.cursor, this.visibleEnd(), limit, this.held))
+      // Past the held keys read over too: a nack or a returned batch moves the cursor back.
+      if (found.last !== '') this.cursor = `${found.last}\u0000`
       if (found.entries.length === 0) return []
       // Nothing is written: an in-flight event stays under its unprocessed key, held here
       // in memory, so a crash or a stop leaves it unprocessed (docs/design.md §4).
@@ -218,12 +240,14 @@ export class DurableQueue extends AbstractQueue {
         events.push({ ...(JSON.parse(value) as EventRecord), key })
         this.inflight.add(key, Buffer.byteLength(value))
       }
-      // Past the held keys read over too: returning their batch moves the cursor back.
-      this.cursor = `${found.last}\u0000`
       this.counts.unprocessed -= found.entries.length
       this.counts.inflight += found.entries.length
       return events
     })
+  }
+
+  private isEmpty(): boolean {
+    return this.counts.unprocessed + this.counts.inflight + this.handoffs.events === 0
   }
 
   protected _hasWork(): boolean {
@@ -249,9 +273,11 @@ export class DurableQueue extends AbstractQueue {
         this.inflight.restore(keys, sizes)
         throw err
       }
+      this.recent.deleted(keys.map(Number))
       this.counts.inflight -= keys.length
       this.counts.bytes -= sum(sizes)
       this.counts.deadletter += added
+      this.reclaimer.deleted(sum(sizes), this.isEmpty())
     })
   }
 
@@ -324,7 +350,10 @@ export class DurableQueue extends AbstractQueue {
     // them from a snapshot taken before the delete must still find them held.
     return this.moves.run(async () => {
       const batch = await this.finishHandoff(handoffId, completeOps)
-      if (batch) this.counts.bytes -= sum(batch.values)
+      if (batch === undefined) return
+      this.counts.bytes -= sum(batch.values)
+      this.recent.deleted(batch.keys.map(Number))
+      this.reclaimer.deleted(sum(batch.values), this.isEmpty())
     })
   }
 
@@ -368,20 +397,13 @@ export class DurableQueue extends AbstractQueue {
     return readPending(this.db, this.handoffs.list(), (id) => this.handoffs.pending(id))
   }
 
-  protected async _seen(ids: string[]): Promise<boolean[]> {
-    const stored = await this.db.getMany(ids.map(seenKey))
-    const now = this.now()
-    return stored.map((value) => isSeenWithin(value === undefined ? undefined : parseSeen(value).at, now, this.options.dedupeWindowMs))
+  protected _seen(ids: string[]): Promise<boolean[]> {
+    return seenWithin(this.db, ids, this.now(), this.options.dedupeWindowMs)
   }
 
   protected _remember(ids: string[]): Promise<void> {
     // In the group-commit chain, like enqueue groups: the sweep and lookups see it whole.
-    return this.writer.exclusive(async () => {
-      const now = this.now()
-      const ops: Op[] = ids.map((id) => ({ type: 'put', key: seenKey(id), value: String(now) }))
-      ops.push({ type: 'put', key: seenByTimeKey(now, `r${randomUUID()}`), value: JSON.stringify(ids) })
-      await this.write(ops, this.options.sync !== 'none')
-    })
+    return this.writer.exclusive(() => this.write(rememberOps(ids, this.now()), this.options.sync !== 'none'))
   }
 
   diskStatus(): DiskStatus {
@@ -415,6 +437,7 @@ export class DurableQueue extends AbstractQueue {
     )
     const shown = settle(written !== undefined)
     if (shown) {
+      for (const group of shown.groups) this.recent.added(group.from, group.jsons)
       this.counts.unprocessed += shown.events
       this.counts.bytes += shown.bytes
       this.work.notify()
@@ -446,7 +469,7 @@ export class DurableQueue extends AbstractQueue {
       ...(low ? { noRoom: () => lowDiskError(this.disk.state()) } : {}),
     })
     if (plan.ops.length === 0) return { plan }
-    const settle = this.pending.push({ from: this.nextSeq, added: plan.added, addedBytes: plan.addedBytes, ids })
+    const settle = this.pending.push({ from: this.nextSeq, added: plan.added, addedBytes: plan.addedBytes, ids, jsons: plan.jsons })
     // Taken before the write: if it fails, the numbers are skipped, never reused.
     this.nextSeq = plan.nextSeq
     // The log and then a table: what an event costs on disk before compaction.
@@ -460,9 +483,11 @@ export class DurableQueue extends AbstractQueue {
   }
 
   private async replayChunk(chunk: Array<[string, DeadLetter]>): Promise<void> {
-    const replay = replayOps(chunk, this.nextSeq)
+    const from = this.nextSeq
+    const replay = replayOps(chunk, from)
     this.nextSeq = replay.nextSeq
     await this.write(replay.ops, false)
+    this.recent.added(from, replay.jsons)
     this.counts.deadletter -= chunk.length
     this.counts.unprocessed += chunk.length
     this.counts.bytes += replay.bytes

@@ -21,6 +21,8 @@ export interface EnqueuePlan {
   ops: Op[]
   added: number
   addedBytes: number
+  /** The accepted events as stored, in sequence order. */
+  jsons: string[]
   nextSeq: number
 }
 
@@ -48,7 +50,7 @@ export async function planEnqueue(db: Level<string, string>, calls: PreparedEven
     taken: new Set<string>(),
     room: { ...ctx.room },
   }
-  const plan: EnqueuePlan = { outcomes: [], ops: [], added: 0, addedBytes: 0, nextSeq: ctx.nextSeq }
+  const plan: EnqueuePlan = { outcomes: [], ops: [], added: 0, addedBytes: 0, jsons: [], nextSeq: ctx.nextSeq }
   const accepted: string[] = []
   for (const events of calls) {
     const admitted = admit(events, admission)
@@ -60,6 +62,7 @@ export async function planEnqueue(db: Level<string, string>, calls: PreparedEven
     for (const fresh of admitted.fresh) {
       const key = seqString(plan.nextSeq++)
       plan.ops.push({ type: 'put', key: unprocessedKey(key), value: fresh.json })
+      plan.jsons.push(fresh.json)
       if (fresh.indexed) {
         plan.ops.push({ type: 'put', key: seenKey(fresh.record.id), value: seenValue(ctx.now, fresh.fingerprint) })
         accepted.push(fresh.record.id)

@@ -32,6 +32,15 @@ export interface PendingGroup {
   addedBytes: number
   /** Its indexed ids. */
   ids: ReadonlySet<string>
+  /** Its events as stored, in sequence order from `from` (recent-events.ts keeps them). */
+  jsons?: readonly string[]
+}
+
+/** What settling made visible: counts, and each written group's events from its first number. */
+export interface Shown {
+  events: number
+  bytes: number
+  groups: Array<{ from: number; jsons: readonly string[] }>
 }
 
 interface Tracked extends PendingGroup {
@@ -42,7 +51,7 @@ interface Tracked extends PendingGroup {
 }
 
 /** Settle a group (failed or written); returns what became visible, if anything. */
-export type Settle = (failed: boolean) => { events: number; bytes: number } | undefined
+export type Settle = (failed: boolean) => Shown | undefined
 
 export class PendingGroups {
   private readonly groups: Tracked[] = []
@@ -92,15 +101,16 @@ export class PendingGroups {
   }
 
   /** Drop the settled groups at the head; the events and bytes of those that were written become visible. */
-  private publish(): { events: number; bytes: number } | undefined {
-    let shown: { events: number; bytes: number } | undefined
+  private publish(): Shown | undefined {
+    let shown: Shown | undefined
     while (this.groups[0]?.settled) {
       const group = this.groups.shift()!
       group.done()
       if (group.failed) continue
-      shown ??= { events: 0, bytes: 0 }
+      shown ??= { events: 0, bytes: 0, groups: [] }
       shown.events += group.added
       shown.bytes += group.addedBytes
+      if (group.jsons !== undefined) shown.groups.push({ from: group.from, jsons: group.jsons })
     }
     return shown
   }
