@@ -116,9 +116,9 @@ export function handoffFit(json: string, options: TakeForHandoffOptions): { reco
   return { record }
 }
 
-/** Does one more event of `json` keep a batch of `bytes` within `options.maxBytes`? (A first event always does: handoffFit checked it alone.) */
-export function fitsBatch(json: string, bytes: number, count: number, options: TakeForHandoffOptions): boolean {
-  return options.maxBytes === undefined || count === 0 || bytes + Buffer.byteLength(json) <= options.maxBytes
+/** Does one more event of `size` bytes keep a batch of `bytes` within `options.maxBytes`? (A first event always does: handoffFit checked it alone.) */
+export function fitsBatch(size: number, bytes: number, count: number, options: TakeForHandoffOptions): boolean {
+  return options.maxBytes === undefined || count === 0 || bytes + size <= options.maxBytes
 }
 
 /** The stored event if a handoff under `options` may take it. */

@@ -191,10 +191,11 @@ export class MemoryQueue extends AbstractQueue {
       const json = this.events.get(this.order[i]!)!
       const record = eligible(json, options)
       if (record === undefined) continue
-      if (!fitsBatch(json, bytes, at.length, options)) break
+      const size = Buffer.byteLength(json)
+      if (!fitsBatch(size, bytes, at.length, options)) break
       at.push(i)
       records.push(record)
-      bytes += Buffer.byteLength(json)
+      bytes += size
     }
     if (at.length === 0) return undefined
     // Found newest first: the batch lists them in queue order.

@@ -339,7 +339,7 @@ export class DurableQueue extends AbstractQueue {
       const takenAt = this.now()
       const keys = found.map((free) => free.key)
       await this.write(takeOps(handoffId, { peer, takenAt, keys }), this.options.sync !== 'none')
-      this.handoffs.add({ handoffId, peer, takenAt, keys, values: found.map((free) => Buffer.byteLength(free.json)) })
+      this.handoffs.add({ handoffId, peer, takenAt, keys, values: found.map((free) => free.bytes) })
       this.counts.unprocessed -= found.length
       return { handoffId, peer, takenAt, events: found.map((free) => free.record), texts: found.map((free) => free.json) }
     })

@@ -44,6 +44,8 @@ export interface Found {
   /** Queue key. */
   key: string
   json: string
+  /** Its UTF-8 bytes. */
+  bytes: number
   record: EventRecord
 }
 
@@ -156,14 +158,15 @@ export async function findNewest(
           top ??= unprocessedKey(seqString(Number(key) + 1))
           if (!held(key)) {
             const fit = handoffFit(json, options)
-            if (fit.record !== undefined && !fitsBatch(json, bytes, found.length, options)) {
+            const size = fit.record === undefined ? 0 : Buffer.byteLength(json)
+            if (fit.record !== undefined && !fitsBatch(size, bytes, found.length, options)) {
               // The next batch's: not covered.
               full = true
               break
             }
             if (fit.record !== undefined) {
-              found.push({ key, json, record: fit.record })
-              bytes += Buffer.byteLength(json)
+              found.push({ key, json, bytes: size, record: fit.record })
+              bytes += size
             }
             // Not for this peer, but maybe for another: a later take must read it.
             else if (fit.why === 'origin') contiguous = false
