@@ -17,9 +17,22 @@ describe('RecentEvents', () => {
     recent.added(15, ['d', 'e'])
     recent.deleted([11])
     const held = (queueKey: string) => queueKey === seqString(12)
-    expect(recent.read(key(10), 17, 10, held)).toEqual({ entries: [[key(10), 'a'], [key(15), 'd'], [key(16), 'e']], last: key(16) })
+    expect(recent.read(key(10), 17, 10, held)).toEqual({
+      entries: [
+        [key(10), 'a'],
+        [key(15), 'd'],
+        [key(16), 'e'],
+      ],
+      last: key(16),
+    })
     // After 10 (the cursor a dequeue leaves), at most two.
-    expect(recent.read(`${key(10)}\u0000`, 17, 2, free)).toEqual({ entries: [[key(12), 'c'], [key(15), 'd']], last: key(15) })
+    expect(recent.read(`${key(10)}\u0000`, 17, 2, free)).toEqual({
+      entries: [
+        [key(12), 'c'],
+        [key(15), 'd'],
+      ],
+      last: key(15),
+    })
   })
 
   it('sends a cursor below what it knows, or a visible end past it, to LevelDB', () => {

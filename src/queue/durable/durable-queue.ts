@@ -38,21 +38,7 @@ import type { DurableQueueOptions, DurableQueueStats } from './durable-options.j
 import { type EnqueuePlan, planEnqueue } from './enqueue-plan.js'
 import { PendingGroups, type Settle, groupsInFlight } from './pending-groups.js'
 import { CoveredSpans, completeOps, findNewest, readFree, readPending, returnOps, takeOps } from './handoff-store.js'
-import {
-  type Op,
-  READ_AHEAD,
-  metaKey,
-  parseSeen,
-  queueKeyOf,
-  ranges,
-  seenByTimeKey,
-  seenKey,
-  stateKey,
-  stateKeyOf,
-  stateOps,
-  stateRangeOf,
-  unprocessedKey,
-} from './keys.js'
+import { type Op, READ_AHEAD, metaKey, queueKeyOf, ranges, stateKey, stateKeyOf, stateOps, stateRangeOf, unprocessedKey } from './keys.js'
 import { LazySync } from './lazy-sync.js'
 import { checkFormat, reconcile, recover } from './recovery.js'
 import { RecentEvents } from './recent-events.js'
