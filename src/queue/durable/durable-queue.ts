@@ -46,9 +46,6 @@ import { StoreHealth } from './store-health.js'
 import { writeBatch } from './write-batch.js'
 
 const REPLAY_CHUNK = 1000
-
-/** Bytes of the newest events kept in memory for dequeue (recent-events.ts). */
-const RECENT_BYTES = 16 * 1024 * 1024
 const sum = (values: number[]): number => values.reduce((total, value) => total + value, 0)
 
 export class DurableQueue extends AbstractQueue {
@@ -70,7 +67,7 @@ export class DurableQueue extends AbstractQueue {
   /** Pending handoff batches, with the bytes of each event; their events stay in unprocessed, held. */
   private readonly handoffs = new HandoffBook<number>()
   /** The newest events as written, so a dequeue that keeps up reads no LevelDB (recent-events.ts). */
-  private readonly recent = new RecentEvents(RECENT_BYTES)
+  private readonly recent = new RecentEvents()
   /** Where takes need not read again (handoff-store.ts). */
   private readonly covered = new CoveredSpans()
   private nextSeq = 0

@@ -28,7 +28,8 @@ export class RecentEvents {
   private end = 0
   private bytes = 0
 
-  constructor(private readonly maxBytes: number) {}
+  /** `maxBytes`: of JSON text kept at most (16 MiB: a few seconds of a fast ingest). */
+  constructor(private readonly maxBytes = 16 * 2 ** 20) {}
 
   /** Nothing is known below `nextSeq`: everything there is on disk only. */
   reset(nextSeq: number): void {
