@@ -166,21 +166,19 @@ describe('giving deleted events space back below the watermark (SpaceReclaimer)'
   function reclaimer(low: boolean) {
     const calls: string[] = []
     let finish: () => void = () => {}
-    const r = new SpaceReclaimer(
-      {
-        compact: () => {
-          calls.push('compact')
-          return new Promise<void>((resolve) => {
-            finish = resolve
-          })
-        },
-        low: () => low,
-        refresh: async () => {
-          calls.push('refresh')
-        },
+    const r = new SpaceReclaimer({
+      compact: () => {
+        calls.push('compact')
+        return new Promise<void>((resolve) => {
+          finish = resolve
+        })
       },
-      4 * MiB,
-    )
+      low: () => low,
+      every: () => 4 * MiB,
+      refresh: async () => {
+        calls.push('refresh')
+      },
+    })
     return { r, calls, finish: () => finish() }
   }
 

@@ -168,6 +168,8 @@ export interface ReclaimOptions {
   compact(): Promise<void>
   /** Is the volume below the watermark now? */
   low(): boolean
+  /** Bytes a drain deletes between two compactions (default 4 MiB). */
+  every?(): number
   /** Read the volume again. */
   refresh(): Promise<void>
   onError?: (err: unknown) => void
@@ -186,15 +188,13 @@ export class SpaceReclaimer {
   private deletedBytes = 0
   private running?: Promise<void>
 
-  constructor(
-    private readonly options: ReclaimOptions,
-    private readonly every = 4 * MiB,
-  ) {}
+  constructor(private readonly options: ReclaimOptions) {}
 
   /** `bytes` of events were just deleted; `empty`: nothing is queued any more. */
   deleted(bytes: number, empty: boolean): void {
     this.deletedBytes += bytes
-    if (this.running || !this.options.low() || (!empty && this.deletedBytes < this.every)) return
+    const every = this.options.every?.() ?? 4 * MiB
+    if (this.running || !this.options.low() || (!empty && this.deletedBytes < every)) return
     this.deletedBytes = 0
     this.running = this.options
       .compact()

@@ -111,6 +111,8 @@ export class DurableQueue extends AbstractQueue {
       // Emptied: all of it; else what lies behind the dequeue cursor, where acks deleted.
       compact: () => compactRange(this.db, ranges.unprocessed.gte, this.isEmpty() ? ranges.unprocessed.lt : this.cursor),
       low: () => this.disk.belowWatermark,
+      // A quarter of the room kept free: often enough to matter, seldom on a big volume.
+      every: () => Math.max(4 * 2 ** 20, this.disk.state().minFreeBytes / 4),
       refresh: () => this.disk.refresh(),
       onError: (err) => this.health.failed(err),
     })
