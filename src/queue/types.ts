@@ -132,7 +132,11 @@ export interface TakeForHandoffOptions {
 }
 
 export interface RecoveryReport {
-  /** In-flight events returned to unprocessed. */
+  /**
+   * In-flight copies returned to unprocessed: only a store last written before issue 14
+   * has any (an in-flight event now stays under its unprocessed key, so after a crash
+   * it is simply among `unprocessed`).
+   */
   requeued: number
   unprocessed: number
   /** Events still promised to peers: resend their batches (pendingHandoffs). */
