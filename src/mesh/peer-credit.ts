@@ -16,7 +16,7 @@
 // mesh.ts sets `max` to 64 batches: with 16, a handoff ran at most 16 batches per
 // confirmation (17k events/s of 512-event batches); with 64 it reaches 33k, CPU-bound.
 // `growth` only sets how soon a peer that shows what it took reaches `max` (4: one batch
-// becomes 5, 25, then 64 in three announcements, where growth 1 took six to reach
+// becomes 5, 25, then 64 in three announcements, where growth 1 took four to reach
 // sixteen; a handoff of a burst is over in a few intervals, so the ramp was most of
 // it), so it changes neither bound.
 
