@@ -174,7 +174,8 @@ describe('giving deleted events space back below the watermark (SpaceReclaimer)'
         })
       },
       low: () => low,
-      every: () => 4 * MiB,
+      // A quarter of it: a compaction every 4 MiB deleted.
+      minFreeBytes: () => 16 * MiB,
       refresh: async () => {
         calls.push('refresh')
       },

@@ -168,8 +168,8 @@ export interface ReclaimOptions {
   compact(): Promise<void>
   /** Is the volume below the watermark now? */
   low(): boolean
-  /** Bytes a drain deletes between two compactions (default 4 MiB). */
-  every?(): number
+  /** The free space the volume is to keep (queue.minFreeDisk in bytes). */
+  minFreeBytes(): number
   /** Read the volume again. */
   refresh(): Promise<void>
   onError?: (err: unknown) => void
@@ -181,7 +181,8 @@ export interface ReclaimOptions {
  * compactions follow writes: a node that drains its backlog below the watermark writes
  * only small deletes, so its files kept their dead bytes and the node kept answering
  * 429 with nothing queued (seen: 19 MB of a drained queue on a 24 MiB volume for 30 s).
- * So once a drain has deleted `every` bytes, or emptied the queue, while low, the
+ * So once a drain has deleted a quarter of the free space kept (4 MiB at least: often
+ * enough to matter, seldom on a big volume), or emptied the queue, while low, the
  * queue's ranges are compacted, one compaction at a time, and the volume read again.
  */
 export class SpaceReclaimer {
@@ -193,7 +194,7 @@ export class SpaceReclaimer {
   /** `bytes` of events were just deleted; `empty`: nothing is queued any more. */
   deleted(bytes: number, empty: boolean): void {
     this.deletedBytes += bytes
-    const every = this.options.every?.() ?? 4 * MiB
+    const every = Math.max(4 * MiB, this.options.minFreeBytes() / 4)
     if (this.running || !this.options.low() || (!empty && this.deletedBytes < every)) return
     this.deletedBytes = 0
     this.running = this.options

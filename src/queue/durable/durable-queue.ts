@@ -111,8 +111,7 @@ export class DurableQueue extends AbstractQueue {
       // Emptied: all of it; else what lies behind the dequeue cursor, where acks deleted.
       compact: () => compactRange(this.db, ranges.unprocessed.gte, this.isEmpty() ? ranges.unprocessed.lt : this.cursor),
       low: () => this.disk.belowWatermark,
-      // A quarter of the room kept free: often enough to matter, seldom on a big volume.
-      every: () => Math.max(4 * 2 ** 20, this.disk.state().minFreeBytes / 4),
+      minFreeBytes: () => this.disk.state().minFreeBytes,
       refresh: () => this.disk.refresh(),
       onError: (err) => this.health.failed(err),
     })
@@ -231,6 +230,13 @@ export class DurableQueue extends AbstractQueue {
     })
   }
 
+  /** Events under these queue keys, of `bytes` in all, were just deleted (acked, or handed off). */
+  private gone(keys: string[], bytes: number): void {
+    this.counts.bytes -= bytes
+    this.recent.deleted(keys.map(Number))
+    this.reclaimer.deleted(bytes, this.isEmpty())
+  }
+
   private isEmpty(): boolean {
     return this.counts.unprocessed + this.counts.inflight + this.handoffs.events === 0
   }
@@ -240,8 +246,7 @@ export class DurableQueue extends AbstractQueue {
   }
 
   protected _ackBatch(events: QueuedEvent[], acks: AckOptions[], state: StateOp[]): Promise<void> {
-    // Under the moves mutex: it deletes unprocessed keys, and a take or dequeue reading
-    // them from a snapshot taken before the delete must still find them held.
+    // Under the moves mutex: it deletes unprocessed keys (see _completeHandoff).
     return this.moves.run(async () => {
       const keys = events.map((event) => event.key)
       const sizes = this.inflight.claim(keys)
@@ -258,11 +263,9 @@ export class DurableQueue extends AbstractQueue {
         this.inflight.restore(keys, sizes)
         throw err
       }
-      this.recent.deleted(keys.map(Number))
       this.counts.inflight -= keys.length
-      this.counts.bytes -= sum(sizes)
       this.counts.deadletter += added
-      this.reclaimer.deleted(sum(sizes), this.isEmpty())
+      this.gone(keys, sum(sizes))
     })
   }
 
@@ -335,10 +338,7 @@ export class DurableQueue extends AbstractQueue {
     // them from a snapshot taken before the delete must still find them held.
     return this.moves.run(async () => {
       const batch = await this.finishHandoff(handoffId, completeOps)
-      if (batch === undefined) return
-      this.counts.bytes -= sum(batch.values)
-      this.recent.deleted(batch.keys.map(Number))
-      this.reclaimer.deleted(sum(batch.values), this.isEmpty())
+      if (batch !== undefined) this.gone(batch.keys, sum(batch.values))
     })
   }
 
