@@ -36,6 +36,9 @@ describe.each(['durable', 'memory'])('workers taking ahead (%s)', (mode) => {
       await waitFor(() => node!.node.stats().counters.processed === 500, { what: 'all 500 processed' })
       expect(hook.counts.size).toBe(500)
       expect([...hook.counts.values()].every((n) => n === 1)).toBe(true)
+      // A worker acks in the background once its output answered (processed counts
+      // then), so the last ack may still be on its way: wait for it.
+      await waitFor(() => node!.node.queue.depth().inflight === 0, { what: 'the last acks written' })
       expect(node.node.queue.depth()).toMatchObject({ unprocessed: 0, inflight: 0 })
       await node.close()
       node = undefined
