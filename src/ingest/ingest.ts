@@ -98,6 +98,7 @@ export class Ingest {
     const single = !options.batch
     const events: EventRecord[] = objects.map((data, i) => ({
       id: key === undefined ? uuidv7() : single ? key : `${key}-${i}`,
+      ...(key === undefined ? {} : { keyed: true as const }),
       ...(options.pipeline === undefined ? {} : { pipeline: options.pipeline }),
       origin: this.parts.nodeId,
       receivedAt,

@@ -26,11 +26,13 @@ export interface HandoffEvent {
   origin: string
   receivedAt: number
   hops: number
+  /** Its id came from a client (EventRecord.keyed): absent, not false, when it did not. */
+  keyed?: true
   meta?: Record<string, string>
   data: Record<string, unknown>
 }
 
-const eventFields = new Set(['id', 'pipeline', 'origin', 'receivedAt', 'hops', 'meta', 'data'])
+const eventFields = new Set(['id', 'pipeline', 'origin', 'receivedAt', 'hops', 'keyed', 'meta', 'data'])
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v)
 const isText = (v: unknown, max: number, min = 1): v is string => typeof v === 'string' && v.length >= min && v.length <= max
 const isCount = (v: unknown, max: number): v is number => Number.isSafeInteger(v) && (v as number) >= 0 && (v as number) <= max
@@ -45,14 +47,16 @@ export function handoffEvent(e: unknown, i: number): HandoffEvent | string {
   const at = `event ${i}`
   if (!isObject(e)) return `${at} is not an object`
   for (const key of Object.keys(e)) if (!eventFields.has(key)) return `${at} has the unknown field ${JSON.stringify(key)}`
-  const { id, pipeline, origin, receivedAt, hops, meta, data } = e
+  const { id, pipeline, origin, receivedAt, hops, keyed, meta, data } = e
   if (!isText(id, 1000)) return `${at}: id must be a string of 1 to 1000 characters`
   if (pipeline !== undefined && !isText(pipeline, 200)) return `${at}: pipeline must be a string of 1 to 200 characters`
   if (!isText(origin, 200)) return `${at}: origin must be a string of 1 to 200 characters`
   if (!isCount(receivedAt, Number.MAX_SAFE_INTEGER)) return `${at}: receivedAt must be a whole number, at least 0`
   if (!isCount(hops, 1000)) return `${at}: hops must be a whole number from 0 to 1000`
+  if (keyed !== undefined && keyed !== true) return `${at}: keyed must be true when present`
   if (!isObject(data)) return `${at}: data must be a JSON object`
   const event: HandoffEvent = { id, origin, receivedAt, hops, data }
+  if (keyed === true) event.keyed = true
   if (pipeline !== undefined) event.pipeline = pipeline
   if (meta !== undefined) {
     if (!isObject(meta)) return `${at}: meta must be an object of strings`

@@ -55,6 +55,7 @@ export function toRecord(event: EventRecord): EventRecord {
     hops: event.hops,
     data: event.data,
   }
+  if (event.keyed === true) record.keyed = true
   if (event.pipeline !== undefined) record.pipeline = event.pipeline
   if (event.meta !== undefined) record.meta = event.meta
   return record
@@ -83,7 +84,7 @@ export function prepare(events: EventRecord[], options: EnqueueOptions = {}): Pr
       throw new BingeError('BINGE_BAD_REQUEST', `event ${event.id} cannot be stored as JSON`, { cause: err })
     }
     const prepared: PreparedEvent = { record, json, bytes: Buffer.byteLength(json), indexed }
-    if (indexed && options.fingerprint === true) {
+    if (indexed && options.fingerprint === true && record.keyed === true) {
       // Canonical text: a resend with other whitespace is still the same event.
       prepared.fingerprint = fingerprintOfJson(record.pipeline, given === undefined ? dataJson : JSON.stringify(record.data))
     }
@@ -93,11 +94,12 @@ export function prepare(events: EventRecord[], options: EnqueueOptions = {}): Pr
 
 /**
  * The record's fields but `data`, as a JSON object, in the order the store writes them
- * (toRecord's: id, origin, receivedAt, hops, pipeline, meta). A handoff sender finds an
- * event's stored data text after it (mesh/handoff-frame.ts).
+ * (toRecord's: id, origin, receivedAt, hops, keyed, pipeline, meta). A handoff sender
+ * finds an event's stored data text after it (mesh/handoff-frame.ts).
  */
 export function recordHeadJson(record: Omit<EventRecord, 'data'>): string {
   let json = `{"id":${JSON.stringify(record.id)},"origin":${JSON.stringify(record.origin)},"receivedAt":${JSON.stringify(record.receivedAt)},"hops":${JSON.stringify(record.hops)}`
+  if (record.keyed === true) json += ',"keyed":true'
   if (record.pipeline !== undefined) json += `,"pipeline":${JSON.stringify(record.pipeline)}`
   if (record.meta !== undefined) json += `,"meta":${JSON.stringify(record.meta)}`
   return `${json}}`

@@ -19,6 +19,13 @@ export interface EventRecord {
   /** How many times it has been handed from node to node. */
   hops: number
   /**
+   * Set when a client chose the id (an Idempotency-Key): the same id may come again, for
+   * the same event or, by mistake, another, so wherever it is accepted its dedupe entry
+   * keeps a fingerprint of pipeline and data to tell the two apart. An id binge made
+   * cannot be reused for another event, and needs none (EnqueueOptions.fingerprint).
+   */
+  keyed?: true
+  /**
    * What the input that took the event knows of it beyond its data, e.g. an MQTT
    * topic: `{ input: 'mqtt', topic: 'sensors/t-1' }`. Absent for HTTP. Expressions see
    * it as `$meta`; envelopes carry it.
@@ -95,13 +102,15 @@ export interface EnqueueOptions {
    */
   newIds?: boolean
   /**
-   * Keep a fingerprint of each indexed event's pipeline and data with its dedupe entry,
-   * and refuse the whole call (BINGE_IDEMPOTENCY_CONFLICT) if an id seen within the
-   * window was fingerprinted with another: the id was reused for a different event (a
-   * batch keyed K has ids K-0, K-1, ..., which a single request may also be keyed).
-   * A resend of the same event matches and stays a duplicate. Set where a client chose
-   * the id (ingest) or an overflow handoff brings such an event; not for a forward,
-   * whose retry may carry a re-transformed body under the same id.
+   * Keep a fingerprint of each indexed `keyed` event's pipeline and data with its dedupe
+   * entry, and refuse the whole call (BINGE_IDEMPOTENCY_CONFLICT) if an id seen within
+   * the window was fingerprinted with another: the id was reused for a different event
+   * (a batch keyed K has ids K-0, K-1, ..., which a single request may also be keyed).
+   * A resend of the same event matches and stays a duplicate. Set at ingest and for an
+   * overflow handoff; not for a forward, whose retry may carry a re-transformed body
+   * under the same id. An event without `keyed` (its id made by binge) gets none: the
+   * fingerprint (a canonical JSON text and a hash) was a tenth of a handoff receiver's
+   * work for ids that can only come again as the same event.
    */
   fingerprint?: boolean
   /**

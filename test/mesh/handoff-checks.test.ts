@@ -293,14 +293,23 @@ mesh: { listen: /ip4/127.0.0.1/tcp/0, gossipInterval: 200ms }
     })
     expect(res.status).toBe(202)
     const before = t.node.queue.depth().unprocessed
-    expect(await send(batch([event('order-1-0', { data: { cid: 'other' } })]))).toEqual({
+    // A sender marks an event whose id a client chose as keyed (EventRecord.keyed).
+    expect(await send(batch([event('order-1-0', { keyed: true, data: { cid: 'other' } })]))).toEqual({
       status: 'refused',
       reason: expect.stringMatching(/"order-1-0" was accepted within the dedupe window for a different event/),
     })
-    expect(await send(batch([event('order-1-0', { data: { cid: 'client' } })]))).toMatchObject({
+    expect(await send(batch([event('order-1-0', { keyed: true, data: { cid: 'client' } })]))).toMatchObject({
       status: 'accepted',
       accepted: 0,
       duplicates: 1,
+    })
+    // Only a keyed event is compared: one without the flag claims an id binge made, which
+    // nobody can reuse, so it is a duplicate (a peer that leaves the flag off loses only
+    // its own copy).
+    expect(await send(batch([event('order-1-0', { data: { cid: 'third' } })]))).toMatchObject({ status: 'accepted', accepted: 0 })
+    expect(await send(batch([event('order-1-0', { keyed: false as unknown as true, data: { cid: 'client' } })]))).toMatchObject({
+      status: 'refused',
+      reason: expect.stringMatching(/keyed must be true when present/),
     })
     expect(t.node.queue.depth().unprocessed).toBe(before)
   })

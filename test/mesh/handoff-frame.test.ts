@@ -2,7 +2,7 @@
 // text the sender stored when that text is laid out as the store writes it, and is
 // serialized again otherwise; the receiver gets back the same events and the texts.
 import { describe, expect, it } from 'vitest'
-import { decodeHandoffFrame, encodeHandoffFrame, storedDataText } from '../../src/mesh/handoff-frame.js'
+import { decodeHandoffFrame, encodeHandoffFrame, storedParts } from '../../src/mesh/handoff-frame.js'
 import { prepare } from '../../src/queue/admission.js'
 import type { EventRecord } from '../../src/queue/types.js'
 
@@ -18,7 +18,7 @@ const event = (id: string, extra: Partial<EventRecord> = {}): EventRecord => ({
 
 describe('the v2 handoff frame', () => {
   it('sends the data part of each stored text as it is, and the receiver gets the same events and texts', () => {
-    const events = [event('e1', { pipeline: 'p', meta: { k: 'v' } }), event('e2\n"odd"')]
+    const events = [event('e1', { pipeline: 'p', meta: { k: 'v' } }), event('e2\n"odd"'), event('k-1', { keyed: true })]
     const stored = prepare(events).map((p) => p.json)
     // Stored as received, spaces and all: that text travels, not a new serialization.
     stored[1] = stored[1]!.replace('"n":', '"n" :   ')
@@ -26,21 +26,55 @@ describe('the v2 handoff frame', () => {
     const decoded = decodeHandoffFrame(frame)
     expect(decoded.invalid).toBeUndefined()
     expect(decoded.body).toEqual({ v: 2, ...envelope, events })
-    expect(decoded.dataTexts).toEqual([JSON.stringify(events[0]!.data), JSON.stringify(events[1]!.data).replace('"n":', '"n" :   ')])
+    expect(decoded.dataTexts).toEqual([
+      JSON.stringify(events[0]!.data),
+      JSON.stringify(events[1]!.data).replace('"n":', '"n" :   '),
+      JSON.stringify(events[2]!.data),
+    ])
   })
 
   it('serializes the data again when a stored text is not laid out as the store writes it, or there is none', () => {
     const e = event('e1', { pipeline: 'p' })
     const head = JSON.stringify({ id: e.id, origin: e.origin, receivedAt: e.receivedAt, hops: e.hops, pipeline: 'p' })
     // Data before pipeline (an older serialization of the whole record).
-    expect(storedDataText(JSON.stringify({ id: e.id, origin: e.origin, receivedAt: 5, hops: 0, data: e.data, pipeline: 'p' }), head)).toBe(
+    expect(storedParts(JSON.stringify({ id: e.id, origin: e.origin, receivedAt: 5, hops: 0, data: e.data, pipeline: 'p' }), e)).toBe(
       undefined,
     )
-    expect(storedDataText(`${head.slice(0, -1)},"data":{"a":1}}`, head)).toBe('{"a":1}')
-    expect(storedDataText(`${head.slice(0, -1)},"data":[1]`, head)).toBe(undefined)
-    expect(storedDataText(undefined, head)).toBe(undefined)
+    expect(storedParts(`${head.slice(0, -1)},"data":{"a":1}}`, e)).toEqual({ head, data: '{"a":1}' })
+    expect(storedParts(`${head.slice(0, -1)},"data":[1]`, e)).toBe(undefined)
+    expect(storedParts(undefined, e)).toBe(undefined)
     const decoded = decodeHandoffFrame(encodeHandoffFrame(envelope, [e, e], ['{"id":"other"}', undefined]))
     expect(decoded.dataTexts).toEqual([JSON.stringify(e.data), JSON.stringify(e.data)])
+  })
+
+  it('finds the head without building it but where meta may hold a "data" key, and sends what it stored', () => {
+    // Meta's own "data" key comes before the record's: the head is built and compared.
+    const withMeta = event('m1', { meta: { a: 'b', data: 'x' } })
+    const [stored] = prepare([withMeta]).map((p) => p.json)
+    expect(storedParts(stored, withMeta)).toEqual({
+      head: JSON.stringify({ id: 'm1', origin: 'a', receivedAt: 5, hops: 0, meta: { a: 'b', data: 'x' } }),
+      data: JSON.stringify(withMeta.data),
+    })
+    // Meta written after data (an older layout) is not the store's layout.
+    expect(
+      storedParts(
+        JSON.stringify({ ...withMeta, meta: undefined, data: withMeta.data, extra: 1 }).replace(
+          ',"extra":1',
+          ',"meta":{"a":"b","data":"x"}',
+        ),
+        withMeta,
+      ),
+    ).toBe(undefined)
+    // A string holding the text ,"data": is escaped in JSON, so the first one is the key.
+    const odd = event('id,"data":1', { pipeline: 'p,"data":' })
+    const decoded = decodeHandoffFrame(
+      encodeHandoffFrame(
+        envelope,
+        [odd],
+        prepare([odd]).map((p) => p.json),
+      ),
+    )
+    expect(decoded.body).toEqual({ v: 2, ...envelope, events: [odd] })
   })
 
   it('reads a frame without a newline as a v1 request', () => {

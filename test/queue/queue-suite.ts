@@ -257,7 +257,8 @@ export function queueSuite(backend: Backend): void {
       it('refuse an id reused for another event (the whole call), take the same event again as a duplicate, and are swept with the id', async () => {
         let now = 1_000
         const q = await open({ dedupeWindowMs: 1000, now: () => now })
-        const first = event('k-0', { data: { n: 'first' } })
+        // keyed: a client chose the id (an Idempotency-Key), so it may come again.
+        const first = event('k-0', { data: { n: 'first' }, keyed: true })
         const other = { ...first, data: { n: 'second' } }
         expect(await q.enqueue([first], { fingerprint: true })).toEqual([{ id: 'k-0', duplicate: false }])
         // The same pipeline and data under another envelope (a resend, a later hop): a duplicate.
@@ -275,6 +276,17 @@ export function queueSuite(backend: Backend): void {
         now = 2_100
         expect(await q.sweepDedupe()).toBe(1)
         expect(await q.enqueue([other], { fingerprint: true })).toEqual([{ id: 'k-0', duplicate: false }])
+      })
+
+      it('are kept only for keyed ids: an id binge made can only come again as the same event', async () => {
+        const q = await open()
+        const made = event('made-here', { data: { n: 'first' } })
+        expect(await q.enqueue([made], { fingerprint: true })).toEqual([{ id: 'made-here', duplicate: false }])
+        // No fingerprint was kept for it, so another body under the id is a duplicate, not a conflict,
+        // even when that body claims to be keyed.
+        const reused = { ...made, keyed: true as const, data: { n: 'second' } }
+        expect(await q.enqueue([reused], { fingerprint: true })).toEqual([{ id: 'made-here', duplicate: true }])
+        expect(q.depth().unprocessed).toBe(1)
       })
     })
 
