@@ -6,10 +6,11 @@
 //
 // Why: the sender has each event as the JSON text it stored, data last (admission.ts
 // writes it so), and sends that text's head and data parts as they are, with no
-// JSON.stringify of the batch; the receiver gets each event's data as a text of its own, so it knows its size
-// without serializing it again, and can store the text as received. A newline never
-// occurs in JSON.stringify's output, so the first one ends the envelope. A frame
-// without one is a v1 request (the whole frame one JSON object, events with their data).
+// JSON.stringify of the batch; the receiver gets each event's data as a text of its own,
+// so it knows its size without serializing it again, and can store the text as received.
+// A newline never occurs in JSON.stringify's output, so the first one ends the envelope.
+// A frame without one is a v1 request (the whole frame one JSON object, events with
+// their data).
 import { recordHeadJson } from '../queue/admission.js'
 import type { EventRecord } from '../queue/types.js'
 
@@ -43,7 +44,8 @@ export interface EventParts {
  * `"data"` last); undefined when it is not (written by an older version, say), and the
  * frame serializes the event again.
  * Without meta, the first `,"data":` in the text is the record's own data key: a `"`
- * inside a JSON string is escaped, and the head's other values are strings and numbers.
+ * inside a JSON string is escaped, the head's other values are strings, numbers and
+ * true, and every layout ever stored begins with the id (checked, not assumed).
  * Data is then last unless an older layout wrote pipeline after it. So the head is a
  * slice, checked by two searches instead of built again (measured: building every
  * head was a sixth of a sender's frame and take). With meta (whose keys may be "data")
@@ -59,7 +61,7 @@ export function storedParts(stored: string | undefined, record: EventRecord): Ev
     return { head, data: stored.slice(open + dataKey.length, -1) }
   }
   const at = stored.indexOf(dataKey)
-  if (at < 0 || stored.length < at + dataKey.length + 2) return undefined
+  if (at < 0 || stored.length < at + dataKey.length + 2 || !stored.startsWith('{"id":')) return undefined
   if (record.pipeline !== undefined && stored.lastIndexOf(',"pipeline":', at) < 0) return undefined
   return { head: `${stored.slice(0, at)}}`, data: stored.slice(at + dataKey.length, -1) }
 }

@@ -42,6 +42,9 @@ describe('the v2 handoff frame', () => {
     )
     expect(storedParts(`${head.slice(0, -1)},"data":{"a":1}}`, e)).toEqual({ head, data: '{"a":1}' })
     expect(storedParts(`${head.slice(0, -1)},"data":[1]`, e)).toBe(undefined)
+    // Data first: the first ,"data": would be one inside it.
+    const first = { data: { x: { y: 1, data: 2 } }, id: 'e1', origin: 'a', receivedAt: 5, hops: 0 }
+    expect(storedParts(JSON.stringify(first), first)).toBe(undefined)
     expect(storedParts(undefined, e)).toBe(undefined)
     const decoded = decodeHandoffFrame(encodeHandoffFrame(envelope, [e, e], ['{"id":"other"}', undefined]))
     expect(decoded.dataTexts).toEqual([JSON.stringify(e.data), JSON.stringify(e.data)])
