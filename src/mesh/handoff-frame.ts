@@ -46,7 +46,8 @@ export interface EventParts {
  * Without meta, the first `,"data":` in the text is the record's own data key: a `"`
  * inside a JSON string is escaped, the head's other values are strings, numbers and
  * true, and every layout ever stored begins with the id (checked, not assumed).
- * Data is then last unless an older layout wrote pipeline after it. So the head is a
+ * Data is then last unless an older layout wrote pipeline or keyed after it (a replayed
+ * dead letter did): each is looked for before it. So the head is a
  * slice, checked by two searches instead of built again (measured: building every
  * head was a sixth of a sender's frame and take). With meta (whose keys may be "data")
  * the head is built and compared.
@@ -63,6 +64,7 @@ export function storedParts(stored: string | undefined, record: EventRecord): Ev
   const at = stored.indexOf(dataKey)
   if (at < 0 || stored.length < at + dataKey.length + 2 || !stored.startsWith('{"id":')) return undefined
   if (record.pipeline !== undefined && stored.lastIndexOf(',"pipeline":', at) < 0) return undefined
+  if (record.keyed === true && stored.lastIndexOf(',"keyed":', at) < 0) return undefined
   return { head: `${stored.slice(0, at)}}`, data: stored.slice(at + dataKey.length, -1) }
 }
 

@@ -105,8 +105,8 @@ export function recordHeadJson(record: Omit<EventRecord, 'data'>): string {
   return `${json}}`
 }
 
-/** The stored form: the head, then `data` last from its text. */
-function recordJson(record: EventRecord, dataJson: string): string {
+/** The stored form: the head, then `data` last from its text (`dataJson`, or `data` serialized). */
+export function recordJson(record: EventRecord, dataJson = JSON.stringify(record.data)): string {
   return `${recordHeadJson(record).slice(0, -1)},"data":${dataJson}}`
 }
 

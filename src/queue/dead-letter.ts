@@ -5,7 +5,7 @@
 // one; dead letters are listed in the order of their letter id. Replay puts one back
 // as a new unprocessed event for its failed pipeline alone.
 
-import { toRecord } from './admission.js'
+import { recordJson, toRecord } from './admission.js'
 import type { DeadLetter, DeadLetterInput, EventRecord } from './types.js'
 
 /**
@@ -26,7 +26,7 @@ export function deadLetters(event: EventRecord, queueKey: string, failed: DeadLe
   })
 }
 
-/** The stored JSON of a replayed dead letter: its event, for the failed pipeline alone. */
+/** The stored JSON of a replayed dead letter: its event, for the failed pipeline alone, laid out as every event is stored (data last). */
 export function replayJson(letter: DeadLetter): string {
-  return JSON.stringify({ ...toRecord(letter.event), pipeline: letter.pipeline })
+  return recordJson({ ...toRecord(letter.event), pipeline: letter.pipeline })
 }

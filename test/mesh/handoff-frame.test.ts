@@ -4,6 +4,7 @@
 import { describe, expect, it } from 'vitest'
 import { decodeHandoffFrame, encodeHandoffFrame, storedParts } from '../../src/mesh/handoff-frame.js'
 import { prepare } from '../../src/queue/admission.js'
+import { replayJson } from '../../src/queue/dead-letter.js'
 import type { EventRecord } from '../../src/queue/types.js'
 
 const envelope = { handoffId: 'h1', kind: 'overflow' as const, from: 'a' }
@@ -42,6 +43,9 @@ describe('the v2 handoff frame', () => {
     )
     expect(storedParts(`${head.slice(0, -1)},"data":{"a":1}}`, e)).toEqual({ head, data: '{"a":1}' })
     expect(storedParts(`${head.slice(0, -1)},"data":[1]`, e)).toBe(undefined)
+    // keyed after data, as a replayed dead letter was once written.
+    const replayed = { id: 'e1', origin: 'a', receivedAt: 5, hops: 0, data: { a: 1 }, keyed: true as const }
+    expect(storedParts(JSON.stringify(replayed), replayed)).toBe(undefined)
     // Data first: the first ,"data": would be one inside it.
     const first = { data: { x: { y: 1, data: 2 } }, id: 'e1', origin: 'a', receivedAt: 5, hops: 0 }
     expect(storedParts(JSON.stringify(first), first)).toBe(undefined)
@@ -68,6 +72,13 @@ describe('the v2 handoff frame', () => {
         withMeta,
       ),
     ).toBe(undefined)
+    // A replayed dead letter is stored as every event is, so its parts travel as stored.
+    const letter = { event: event('k-2', { keyed: true }), pipeline: 'p', error: 'boom', attempts: 1, at: 1 }
+    const replayed = { ...letter.event, pipeline: 'p' }
+    expect(storedParts(replayJson(letter), replayed)).toEqual({
+      head: JSON.stringify({ id: 'k-2', origin: 'a', receivedAt: 5, hops: 0, keyed: true, pipeline: 'p' }),
+      data: JSON.stringify(replayed.data),
+    })
     // A string holding the text ,"data": is escaped in JSON, so the first one is the key.
     const odd = event('id,"data":1', { pipeline: 'p,"data":' })
     const decoded = decodeHandoffFrame(
