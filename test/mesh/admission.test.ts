@@ -90,6 +90,14 @@ pipelines:
     expect(await retried.json()).toMatchObject({ ids: ['cap-retry'], duplicate: true })
     expect(a.node.stats().counters.handedOff).toBe(6)
     expect(a.node.stats().counters.duplicates).toBe(1)
+    // B got the event keyed (a client chose its id), so it kept its fingerprint: the key
+    // reused at B for another event is refused there, the same event is a duplicate.
+    const atB = (body: object) =>
+      b.node.app.request('/events', { method: 'POST', body: JSON.stringify(body), headers: { ...json, 'idempotency-key': 'cap-retry' } })
+    const reused = await atB({ retry: 2 })
+    expect(reused.status).toBe(422)
+    expect(await reused.json()).toMatchObject({ code: 'BINGE_IDEMPOTENCY_CONFLICT' })
+    expect(await (await atB({ retry: 1 })).json()).toMatchObject({ ids: ['cap-retry'], duplicate: true })
 
     // Keep going until B is full too: then, and only then, a 429 naming the peer.
     let refused: Response | undefined
