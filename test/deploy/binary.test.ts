@@ -52,9 +52,9 @@ function placeAlone(): Place {
   fs.copyFileSync(built, binge)
   fs.chmodSync(binge, 0o755)
   expect(fs.readdirSync(dir)).toEqual(['binge'])
-  const emptyBin = fs.mkdtempSync(path.join(dir, '..', `${path.basename(dir)}-bin-`))
-  const home = fs.mkdtempSync(path.join(dir, '..', `${path.basename(dir)}-home-`))
-  for (const extra of [emptyBin, home]) fs.mkdirSync(extra, { recursive: true })
+  // Beside it, not in it, and removed with it.
+  const emptyBin = makeTempDir(`${path.basename(dir)}-bin-`)
+  const home = makeTempDir(`${path.basename(dir)}-home-`)
   const env = { PATH: emptyBin, HOME: home }
   // No node, nor anything else, is reachable through this PATH.
   expect(spawnSync('node', ['--version'], { env }).error).toBeDefined()
