@@ -96,15 +96,18 @@ export class Ingest {
     const receivedAt = Date.now()
     const key = options.idempotencyKey
     const single = !options.batch
+    // The optional fields are worked out once per request (the hot path); each event copies them.
+    const extra: Pick<EventRecord, 'keyed' | 'pipeline' | 'meta'> = {}
+    if (key !== undefined) extra.keyed = true
+    if (options.pipeline !== undefined) extra.pipeline = options.pipeline
+    if (options.meta !== undefined) extra.meta = options.meta
     const events: EventRecord[] = objects.map((data, i) => ({
       id: key === undefined ? uuidv7() : single ? key : `${key}-${i}`,
-      ...(key === undefined ? {} : { keyed: true as const }),
-      ...(options.pipeline === undefined ? {} : { pipeline: options.pipeline }),
       origin: this.parts.nodeId,
       receivedAt,
       hops: 0,
-      ...(options.meta === undefined ? {} : { meta: options.meta }),
       data,
+      ...extra,
     }))
     // Traced before admission, so a handoff made while admitting comes after it.
     for (const e of events) this.parts.trace(e.id, 'received')
