@@ -119,7 +119,7 @@ describe('the dashboard in a browser', () => {
         const depth = (await meshStats(a)).queue.unprocessed
         return depth >= shown.depth + 40 && number(await text(page, '[data-node="a"] [data-field="depth"]')) === depth
       },
-      { timeoutMs: 15_000, what: `a's depth on the page to grow by 40 from ${shown.depth} and match what a reports` },
+      { timeoutMs: 30_000, what: `a's depth on the page to grow by 40 from ${shown.depth} and match what a reports` },
     )
     expect(Number(await page.getAttribute('#live', 'data-updates'))).toBeGreaterThan(updatesBefore)
 
@@ -130,7 +130,7 @@ describe('the dashboard in a browser', () => {
     const handedBefore = (await meshStats(a)).counters.handedOff
     expect(await postWork(600)).toBe(202)
     await waitFor(async () => (await meshStats(a)).counters.handedOff! > handedBefore!, { what: 'a to hand off its second overflow' })
-    await waitFor(async () => (await linkRates()) > ratesBefore, { timeoutMs: 15_000, what: 'the link rates from a to grow on the page' })
+    await waitFor(async () => (await linkRates()) > ratesBefore, { timeoutMs: 30_000, what: 'the link rates from a to grow on the page' })
 
     // The token: asked for, kept in the tab, sent as a bearer token. A dead letter on b
     // then shows with its error, and its replay button replays it.
@@ -146,7 +146,7 @@ describe('the dashboard in a browser', () => {
     expect(await page.evaluate(() => sessionStorage.getItem('binge.token'))).toBe(token)
     expect((await postJson(`${b.url}/events`, { type: 'check', value: 999 }, { ...auth, 'idempotency-key': 'bad-1' })).status).toBe(202)
     await waitFor(async () => (await text(page, '[data-deadletter="bad-1"] td.error'))?.includes('reading out of range'), {
-      timeoutMs: 15_000,
+      timeoutMs: 30_000,
       what: 'the dead letter bad-1 with its error on the page',
     })
     await page.click('#find-id')
@@ -177,12 +177,12 @@ describe('the dashboard in a browser', () => {
     })
     const afterKill = Number(await page.getAttribute('#live', 'data-updates'))
     await waitFor(async () => Number(await page.getAttribute('#live', 'data-updates')) >= afterKill + 2, {
-      timeoutMs: 10_000,
+      timeoutMs: 30_000,
       what: 'the page to keep updating with c down',
     })
     // a's depth still follows a's own figures, with its peer c down.
     await waitFor(async () => number(await text(page, '[data-node="a"] [data-field="depth"]')) === (await meshStats(a)).queue.unprocessed, {
-      timeoutMs: 10_000,
+      timeoutMs: 30_000,
       what: "a's depth on the page to match a's /stats with c down",
     })
     const downShot = path.join(dir, 'dashboard-peer-down.png')
