@@ -2,7 +2,8 @@
 // 127.0.0.1, built bundle, as users run them. It prints:
 // - handoff throughput between two nodes, 1 KB events, at batch sizes 1, 64 and 512:
 //   A is filled while alone (its output stalled), then B joins and A hands off all it
-//   can; the rate is events handed off per second from B's arrival to the end;
+//   can; the rate is events handed off per second from B's arrival to the end; the
+//   two share a fresh mesh key (psk), as every mesh reaching beyond one host must;
 // - the processing rate of a 3-node mesh against one node, both with the same slow
 //   webhook output (each POST answered after 40 ms, from a worker thread), events
 //   POSTed to one node only:
@@ -13,6 +14,7 @@
 // - gossip latency: from a load change on A to B's table showing it (interval 1 s);
 // - idle RSS of each node of a 3-node mesh.
 import { spawn, type ChildProcess } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
@@ -28,6 +30,8 @@ const ONLY = new Set((process.env.BENCH_ONLY ?? 'handoff,processing,gossip').spl
 const CONCURRENCY = envInt('BENCH_HANDOFF_CONCURRENCY', 4)
 /** BENCH_HANDOFF_GOSSIP: the gossip interval of the handoff runs (default 1s, the config's default). */
 const HANDOFF_GOSSIP = process.env.BENCH_HANDOFF_GOSSIP ?? '1s'
+/** BENCH_HANDOFF_PSK: the handoff runs' mesh key (default: a fresh one, as every mesh beyond one host has; `none` for none). */
+const HANDOFF_PSK = process.env.BENCH_HANDOFF_PSK ?? randomBytes(32).toString('hex')
 /** BENCH_MESH_GOSSIP: the gossip interval of the processing runs (default 1s, the config's default). */
 const MESH_GOSSIP = process.env.BENCH_MESH_GOSSIP ?? '1s'
 /** BENCH_HANDOFF_SIZES: batch sizes to measure (default 1,64,512). */
@@ -165,7 +169,7 @@ async function handoffRate(root: string, batchSize: number, total: number): Prom
   try {
     const stalled = await webhook(cleanup, -1)
     const mesh = (extra = '') =>
-      `mesh: { listen: /ip4/127.0.0.1/tcp/0, gossipInterval: ${HANDOFF_GOSSIP}, handoffBatch: ${batchSize}, handoffConcurrency: ${CONCURRENCY}${extra} }`
+      `mesh: { listen: /ip4/127.0.0.1/tcp/0, gossipInterval: ${HANDOFF_GOSSIP}, handoffBatch: ${batchSize}, handoffConcurrency: ${CONCURRENCY}${HANDOFF_PSK === 'none' ? '' : `, psk: '${HANDOFF_PSK}'`}${extra} }`
     const a = await startChild(
       cleanup,
       join(root, `h${batchSize}`),

@@ -1,10 +1,12 @@
 // /binge/handoff/1.0.0: a batch of events moves from one node's disk to another's.
 // The receiver answers `accepted` only after the whole batch is durable (the same
-// group commit as ingest); ids it accepted before within the dedupe window are
-// dropped, so a resent batch (after a timeout, reset or sender restart) never adds
-// work. A receiver over its own high-water mark refuses a new overflow batch, which
-// is not an error: the sender tries another peer. A batch it has seen any id of is a
-// resend and is always accepted, so a lost `accepted` answer cannot turn into a
+// group commit as ingest). It remembers the batch by its sender and handoffId (one
+// dedupe entry, EnqueueOptions.batch, written with the events), so a resent batch
+// (after a timeout, reset or sender restart) is dropped whole and never adds work; ids
+// it holds in its index (keyed events, and every id a version before batch entries
+// stored) are dropped one by one. A receiver over its own high-water mark refuses a new
+// overflow batch, which is not an error: the sender tries another peer. A batch it has
+// seen, or any id of, is a resend and is always accepted, so a lost `accepted` answer cannot turn into a
 // refusal that makes the sender process the events itself as well; for the same
 // reason a resend is taken even while the node starts or stops (its queue is open
 // whenever the mesh serves), and only a new batch is refused then. So is a new batch
@@ -12,6 +14,7 @@
 // receiver checks and corrects in a batch before any of that is in handoff-checks.ts.
 import { z } from 'zod'
 import { BingeError } from '../errors.js'
+import { batchDedupeId } from '../queue/admission.js'
 import type { EventQueue, EventRecord } from '../queue/types.js'
 import { checkHandoff } from './handoff-checks.js'
 import type { DecodedHandoff } from './handoff-frame.js'
@@ -33,6 +36,13 @@ export interface HandoffEvent {
 }
 
 const eventFields = new Set(['id', 'pipeline', 'origin', 'receivedAt', 'hops', 'keyed', 'meta', 'data'])
+function hasControlCharacter(text: string): boolean {
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i)
+    if (c < 0x20 || c === 0x7f) return true
+  }
+  return false
+}
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v)
 const isText = (v: unknown, max: number, min = 1): v is string => typeof v === 'string' && v.length >= min && v.length <= max
 const isCount = (v: unknown, max: number): v is number => Number.isSafeInteger(v) && (v as number) >= 0 && (v as number) <= max
@@ -48,7 +58,8 @@ export function handoffEvent(e: unknown, i: number): HandoffEvent | string {
   if (!isObject(e)) return `${at} is not an object`
   for (const key of Object.keys(e)) if (!eventFields.has(key)) return `${at} has the unknown field ${JSON.stringify(key)}`
   const { id, pipeline, origin, receivedAt, hops, keyed, meta, data } = e
-  if (!isText(id, 1000)) return `${at}: id must be a string of 1 to 1000 characters`
+  // No control character: every id binge makes or takes is printable, and a NUL marks a batch's dedupe entry (batchDedupeId).
+  if (!isText(id, 1000) || hasControlCharacter(id)) return `${at}: id must be a string of 1 to 1000 printable characters`
   if (pipeline !== undefined && !isText(pipeline, 200)) return `${at}: pipeline must be a string of 1 to 200 characters`
   if (!isText(origin, 200)) return `${at}: origin must be a string of 1 to 200 characters`
   if (!isCount(receivedAt, Number.MAX_SAFE_INTEGER)) return `${at}: receivedAt must be a whole number, at least 0`
@@ -141,14 +152,18 @@ export async function receiveHandoff(
   const refusal = reasonToRefuse(request, parts)
   // Only a new batch may be refused; the dedupe lookup that tells a resend is paid
   // here only when there is a reason (enqueue looks the ids up anyway).
-  if (refusal !== undefined && !(await parts.queue.seen(events.map((e) => e.id))).some(Boolean)) return refused(refusal)
+  // Scoped by the sender (`from` is its peer id's announced name, checked above): another
+  // node's batch never passes for one of its own.
+  const batch = `${request.from}\u0000${request.handoffId}`
+  if (refusal !== undefined && !(await parts.queue.seen([batchDedupeId(batch), ...events.map((e) => e.id)])).some(Boolean))
+    return refused(refusal)
   let results
   try {
     // An overflow batch holds events as clients sent them: an id reused for another
     // event is refused (the sender keeps it). A route may carry a forward's retry,
     // re-transformed under the same id, which stays a duplicate.
     // v2: each event's data is stored as the text it came as (checked with it above).
-    results = await parts.queue.enqueue(events, { fingerprint: request.kind === 'overflow', dataTexts: storable(dataTexts) })
+    results = await parts.queue.enqueue(events, { fingerprint: request.kind === 'overflow', dataTexts: storable(dataTexts), batch })
   } catch (err) {
     if (err instanceof BingeError && err.code === 'BINGE_QUEUE_FULL') return refused('its queue is full')
     if (err instanceof BingeError && err.code === 'BINGE_IDEMPOTENCY_CONFLICT') return refused(err.message)

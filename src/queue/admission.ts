@@ -22,8 +22,15 @@ export interface PreparedEvent {
   record: EventRecord
   json: string
   bytes: number
-  /** In the dedupe index (looked up, then added): all but ids this node just made (EnqueueOptions). */
+  /** Looked up in the dedupe index: all but ids this node just made (EnqueueOptions.newIds). */
   indexed: boolean
+  /**
+   * Added to the index once accepted: an indexed event, unless its call is a batch
+   * (EnqueueOptions.batch) that remembers it by the batch's entry; a keyed one always.
+   */
+  remembered: boolean
+  /** The dedupe id of the call's batch (batchDedupeId), the same on each of its events. */
+  batch?: string
   /** Of pipeline and data, for an indexed event when EnqueueOptions.fingerprint asks. */
   fingerprint?: string
 }
@@ -31,6 +38,27 @@ export interface PreparedEvent {
 export interface Admitted {
   results: EnqueueResult[]
   fresh: PreparedEvent[]
+  /** The batch's dedupe id, to remember with the fresh events (there are some). */
+  batch?: string
+}
+
+/**
+ * The dedupe index entry of a batch (EnqueueOptions.batch): a NUL first, which no event
+ * id has (ids are printable text), so it never stands for an event.
+ */
+export function batchDedupeId(batch: string): string {
+  return `\u0000${batch}`
+}
+
+/** What one group of calls looks up in the dedupe index: indexed ids and batch entries. */
+export function dedupeIds(calls: PreparedEvent[][]): string[] {
+  const ids = new Set<string>()
+  for (const events of calls) {
+    const batch = events[0]?.batch
+    if (batch !== undefined) ids.add(batch)
+    for (const event of events) if (event.indexed) ids.add(event.record.id)
+  }
+  return [...ids]
 }
 
 export interface AdmissionContext {
@@ -68,6 +96,7 @@ export function toRecord(event: EventRecord): EventRecord {
  */
 export function prepare(events: EventRecord[], options: EnqueueOptions = {}): PreparedEvent[] {
   const indexed = options.newIds !== true
+  const batch = options.batch === undefined ? undefined : batchDedupeId(options.batch)
   return events.map((event, i) => {
     if (typeof event?.id !== 'string' || event.id.length === 0) {
       throw new BingeError('BINGE_BAD_REQUEST', `event ${i} has no id`)
@@ -83,7 +112,9 @@ export function prepare(events: EventRecord[], options: EnqueueOptions = {}): Pr
     } catch (err) {
       throw new BingeError('BINGE_BAD_REQUEST', `event ${event.id} cannot be stored as JSON`, { cause: err })
     }
-    const prepared: PreparedEvent = { record, json, bytes: Buffer.byteLength(json), indexed }
+    const remembered = indexed && (batch === undefined || record.keyed === true)
+    const prepared: PreparedEvent = { record, json, bytes: Buffer.byteLength(json), indexed, remembered }
+    if (batch !== undefined) prepared.batch = batch
     if (indexed && options.fingerprint === true && record.keyed === true) {
       // Canonical text: a resend with other whitespace is still the same event.
       prepared.fingerprint = fingerprintOfJson(record.pipeline, given === undefined ? dataJson : JSON.stringify(record.data))
@@ -125,6 +156,11 @@ export function sweepInterval(windowMs: number): number {
 }
 
 export function admit(events: PreparedEvent[], ctx: AdmissionContext): Admitted | BingeError {
+  // A batch accepted before (or earlier in this group) comes again whole: a resend.
+  const batch = events[0]?.batch
+  if (batch !== undefined && (ctx.taken.has(batch) || isSeenWithin(ctx.seenAt(batch), ctx.now, ctx.dedupeWindowMs))) {
+    return { results: events.map((event) => ({ id: event.record.id, duplicate: true })), fresh: [] }
+  }
   const results: EnqueueResult[] = []
   const fresh: PreparedEvent[] = []
   const mine = new Set<string>()
@@ -158,5 +194,7 @@ export function admit(events: PreparedEvent[], ctx: AdmissionContext): Admitted 
   ctx.room.events -= fresh.length
   ctx.room.bytes -= bytes
   for (const id of mine) ctx.taken.add(id)
-  return { results, fresh }
+  if (batch === undefined || fresh.length === 0) return { results, fresh }
+  ctx.taken.add(batch)
+  return { results, fresh, batch }
 }

@@ -83,8 +83,12 @@ export class MemoryQueue extends AbstractQueue {
       },
     })
     if (admitted instanceof BingeError) throw admitted
+    if (admitted.batch !== undefined) {
+      this.seenAt.delete(admitted.batch)
+      this.seenAt.set(admitted.batch, now)
+    }
     for (const fresh of admitted.fresh) {
-      if (fresh.indexed) {
+      if (fresh.remembered) {
         this.seenAt.delete(fresh.record.id) // re-inserted last, to keep the Map in time order
         this.seenAt.set(fresh.record.id, now)
         if (fresh.fingerprint === undefined) this.fingerprints.delete(fresh.record.id)

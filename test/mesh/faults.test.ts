@@ -280,17 +280,20 @@ describe('handoff decisions when an outcome is unknown', () => {
     )
   })
 
+  /** What receiveHandoff needs of a node: its queue, room for 100, every pipeline. */
+  const receiver = (queue: DurableQueue, accepting = () => true) => ({
+    queue,
+    highWaterMark: 100,
+    maxEventBytes: 1 << 20,
+    accepting,
+    hasPipeline: () => true,
+    onHandedIn: () => undefined,
+  })
+
   it('the receiver takes a resend while it starts or stops, and refuses only a new batch then', async () => {
     const queue = await openQueue()
     let accepting = true
-    const c = {
-      queue,
-      highWaterMark: 100,
-      maxEventBytes: 1 << 20,
-      accepting: () => accepting,
-      hasPipeline: () => true,
-      onHandedIn: () => undefined,
-    }
+    const c = receiver(queue, () => accepting)
     const request = (id: string, evs: EventRecord[]) => ({ v: 1, handoffId: id, kind: 'overflow', from: 'a', events: evs })
     expect(await receiveHandoff(request('h1', events(5)), 'a', c)).toEqual({
       status: 'accepted',
@@ -308,6 +311,18 @@ describe('handoff decisions when an outcome is unknown', () => {
       duplicateIds: events(5).map((e) => e.id),
     })
     expect(await receiveHandoff(request('h2', events(5, 'a', 'new')), 'a', c)).toMatchObject({ status: 'refused' })
+    expect(queue.depth().unprocessed).toBe(5)
+  })
+
+  it('the receiver knows a resend by its sender and handoff id, and stores a batch of another sender under the same id', async () => {
+    const queue = await openQueue()
+    const c = receiver(queue)
+    const request = (from: string, id: string, evs: EventRecord[]) => ({ v: 1, handoffId: id, kind: 'overflow', from, events: evs })
+    expect(await receiveHandoff(request('a', 'h1', events(3, 'a', 'a')), 'a', c)).toMatchObject({ accepted: 3, duplicates: 0 })
+    // One entry remembers the batch: a resend is dropped whole, whatever its events' ids.
+    expect(await receiveHandoff(request('a', 'h1', events(3, 'a', 'a')), 'a', c)).toMatchObject({ accepted: 0, duplicates: 3 })
+    // Node b's batch h1 is another batch: a peer cannot pass its batch off as another's resend, nor have it dropped as one.
+    expect(await receiveHandoff(request('b', 'h1', events(2, 'b', 'b')), 'b', c)).toMatchObject({ accepted: 2, duplicates: 0 })
     expect(queue.depth().unprocessed).toBe(5)
   })
 })

@@ -23,6 +23,9 @@ describe('the shape of a handoff event', () => {
       [JSON.parse('{"id":"e","origin":"a","receivedAt":1,"hops":0,"data":{},"__proto__":{}}'), /unknown field "__proto__"/],
       [{ ...good, id: '' }, /id must be a string/],
       [{ ...good, id: 'x'.repeat(1001) }, /id must be a string/],
+      // A NUL marks a batch's dedupe entry (batchDedupeId); no id binge makes or takes holds a control character.
+      [{ ...good, id: 'peer\u0000h1' }, /id must be a string of 1 to 1000 printable characters/],
+      [{ ...good, id: 'line\nbreak' }, /printable/],
       [{ ...good, pipeline: 3 }, /pipeline must be a string/],
       [{ ...good, origin: undefined }, /origin must be a string/],
       [{ ...good, receivedAt: -1 }, /receivedAt must be a whole number/],

@@ -3,6 +3,7 @@
 // keeps or loses everything) is asked of `backend.survivesRestart`, never of its name.
 
 import { afterEach, describe, expect, it } from 'vitest'
+import { batchDedupeId } from '../../src/queue/admission.js'
 import type { EventQueue, EventRecord, HandoffBatch, QueuedEvent, TakeForHandoffOptions } from '../../src/queue/types.js'
 import { type Backend, type Place, type QueueSettings, bytesOf, event } from './backends.js'
 
@@ -250,6 +251,52 @@ export function queueSuite(backend: Backend): void {
           { id: 'routed-2', duplicate: false },
           { id: 'other', duplicate: true },
         ])
+      })
+    })
+
+    describe('batches (EnqueueOptions.batch)', () => {
+      it('remember a batch by one entry: a resend is a duplicate whole, keyed events keep their own, swept after the window', async () => {
+        let now = 1_000
+        const q = await open({ dedupeWindowMs: 1000, now: () => now })
+        const keyed = event('k-0', { keyed: true })
+        const batch = [event('b-1'), event('b-2'), keyed]
+        expect(await q.enqueue(batch, { batch: 'peer-a\u0000h1', fingerprint: true })).toEqual([
+          { id: 'b-1', duplicate: false },
+          { id: 'b-2', duplicate: false },
+          { id: 'k-0', duplicate: false },
+        ])
+        // One entry for the batch, one for the keyed event (its fingerprint); none for ids binge made.
+        expect(await q.seen([batchDedupeId('peer-a\u0000h1'), 'b-1', 'b-2', 'k-0'])).toEqual([true, false, false, true])
+        now = 1_500
+        // The same batch again (a resend after a lost answer): nothing stored.
+        expect(await q.enqueue(batch, { batch: 'peer-a\u0000h1', fingerprint: true })).toEqual([
+          { id: 'b-1', duplicate: true },
+          { id: 'b-2', duplicate: true },
+          { id: 'k-0', duplicate: true },
+        ])
+        // Another batch is looked up id by id: the keyed id is a duplicate, the others are new to the index.
+        expect(await q.enqueue([event('b-3'), keyed], { batch: 'peer-a\u0000h2', fingerprint: true })).toEqual([
+          { id: 'b-3', duplicate: false },
+          { id: 'k-0', duplicate: true },
+        ])
+        expect(q.depth().unprocessed).toBe(4)
+        now = 2_100
+        // h1's entry and k-0's go; h2's (accepted at 1_500) stays.
+        expect(await q.sweepDedupe()).toBe(2)
+        expect(await q.seen([batchDedupeId('peer-a\u0000h1'), batchDedupeId('peer-a\u0000h2'), 'k-0'])).toEqual([false, true, false])
+      })
+
+      it('take one copy of a batch sent twice at once, and never mistake a batch entry for an event id', async () => {
+        const q = await open()
+        const batch = [event('c-1'), event('c-2')]
+        const [first, second] = await Promise.all([
+          q.enqueue(batch, { batch: 'peer-a\u0000h1' }),
+          q.enqueue(batch, { batch: 'peer-a\u0000h1' }),
+        ])
+        expect([first, second].map((r) => r.every((x) => x.duplicate)).sort()).toEqual([false, true])
+        // The batch's entry is not an id: an event so named is still new.
+        expect(await q.enqueue([event('peer-a\u0000h1')])).toEqual([{ id: 'peer-a\u0000h1', duplicate: false }])
+        expect(q.depth().unprocessed).toBe(3)
       })
     })
 

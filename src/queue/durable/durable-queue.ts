@@ -10,7 +10,7 @@
 
 import { Level } from 'level'
 import { AbstractQueue } from '../abstract-queue.js'
-import { type PreparedEvent, sweepInterval } from '../admission.js'
+import { type PreparedEvent, dedupeIds, sweepInterval } from '../admission.js'
 import { InflightClaims } from '../claims.js'
 import { type Outcome, GroupCommit } from '../group-commit.js'
 import { HandoffBook, type HeldBatch } from '../handoff-book.js'
@@ -434,7 +434,7 @@ export class DurableQueue extends AbstractQueue {
 
   private async planGroup(calls: PreparedEvent[][]): Promise<{ plan: EnqueuePlan; settle?: Settle }> {
     this.health.assertWritable()
-    const ids = new Set(calls.flatMap((events) => events.flatMap((e) => (e.indexed ? [e.record.id] : []))))
+    const ids = new Set(dedupeIds(calls))
     await this.pending.waitFor(ids)
     // Below the watermark there is room for duplicates only (a resent handoff is still taken).
     const low = this.disk.belowWatermark

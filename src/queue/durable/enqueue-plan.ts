@@ -1,15 +1,16 @@
 // Turns one group of enqueue calls into one batch for the durable queue: one getMany
-// on the dedupe index for every indexed id of the group, admission call by call (shared
-// rules, ../admission.ts), then the puts of each accepted event (the event under a fresh
-// queue key, and its dedupe entry if indexed) and one time-ordered entry listing the
-// group's indexed ids for the sweep. Ids this node just made (EnqueueOptions.newIds)
-// are not indexed: nobody can send them again.
+// on the dedupe index for every indexed id and batch entry of the group, admission call
+// by call (shared rules, ../admission.ts), then the puts of each accepted event (the
+// event under a fresh queue key, and its dedupe entry if remembered), of each accepted
+// batch's entry, and one time-ordered entry listing the group's new entries for the
+// sweep. Ids this node just made (EnqueueOptions.newIds) are not indexed: nobody can
+// send them again.
 // Invariant: the batch holds an event and its dedupe entries together, so after any
 // crash an id is either accepted and remembered, or neither.
 
 import type { Level } from 'level'
 import { BingeError } from '../../errors.js'
-import { type PreparedEvent, type Room, admit } from '../admission.js'
+import { type PreparedEvent, type Room, admit, dedupeIds } from '../admission.js'
 import type { Outcome } from '../group-commit.js'
 import { type Op, nextSeqKey, parseSeen, seenByTimeKey, seenKey, seenValue, unprocessedKey } from './keys.js'
 import { seqString } from '../queue-key.js'
@@ -36,7 +37,7 @@ export interface PlanContext {
 }
 
 export async function planEnqueue(db: Level<string, string>, calls: PreparedEvent[][], ctx: PlanContext): Promise<EnqueuePlan> {
-  const ids = [...new Set(calls.flatMap((events) => events.flatMap((event) => (event.indexed ? [event.record.id] : []))))]
+  const ids = dedupeIds(calls)
   const stored = await db.getMany(ids.map(seenKey))
   const seen = new Map<string, { at: number; fingerprint?: string }>()
   ids.forEach((id, i) => {
@@ -63,12 +64,16 @@ export async function planEnqueue(db: Level<string, string>, calls: PreparedEven
       const key = seqString(plan.nextSeq++)
       plan.ops.push({ type: 'put', key: unprocessedKey(key), value: fresh.json })
       plan.jsons.push(fresh.json)
-      if (fresh.indexed) {
+      if (fresh.remembered) {
         plan.ops.push({ type: 'put', key: seenKey(fresh.record.id), value: seenValue(ctx.now, fresh.fingerprint) })
         accepted.push(fresh.record.id)
       }
       plan.added++
       plan.addedBytes += fresh.bytes
+    }
+    if (admitted.batch !== undefined) {
+      plan.ops.push({ type: 'put', key: seenKey(admitted.batch), value: seenValue(ctx.now) })
+      accepted.push(admitted.batch)
     }
     plan.outcomes.push({ ok: true, value: admitted.results })
   }
