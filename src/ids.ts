@@ -61,3 +61,10 @@ export function uuidv7(now = Date.now()): string {
     h(9)
   )
 }
+
+const uuidv7Shape = /^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/
+
+/** Is `id` shaped as uuidv7() makes them (lower-case hex, version 7, RFC variant)? */
+export function isUuidv7(id: string): boolean {
+  return id.length === 36 && uuidv7Shape.test(id)
+}

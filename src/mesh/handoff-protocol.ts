@@ -3,8 +3,7 @@
 // group commit as ingest). It remembers the batch by its sender and handoffId (one
 // dedupe entry, EnqueueOptions.batch, written with the events), so a resent batch
 // (after a timeout, reset or sender restart) is dropped whole and never adds work; ids
-// it holds in its index (keyed events, and every id a version before batch entries
-// stored) are dropped one by one. A receiver over its own high-water mark refuses a new
+// a client chose, which it indexes one by one, are dropped one by one. A receiver over its own high-water mark refuses a new
 // overflow batch, which is not an error: the sender tries another peer. A batch it has
 // seen, or any id of, is a resend and is always accepted, so a lost `accepted` answer cannot turn into a
 // refusal that makes the sender process the events itself as well; for the same

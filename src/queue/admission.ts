@@ -6,6 +6,7 @@
 
 import { hash } from 'node:crypto'
 import { BingeError } from '../errors.js'
+import { isUuidv7 } from '../ids.js'
 import type { EnqueueOptions, EnqueueResult, EventRecord } from './types.js'
 
 /** Seconds a client is told to wait when the queue is full. */
@@ -22,8 +23,17 @@ export interface PreparedEvent {
   record: EventRecord
   json: string
   bytes: number
-  /** Looked up in the dedupe index: all but ids this node just made (EnqueueOptions.newIds). */
+  /**
+   * Looked up in the dedupe index: all but ids this node just made (EnqueueOptions.newIds)
+   * and, in a batch, ids binge made (`made`).
+   */
   indexed: boolean
+  /**
+   * In a batch (EnqueueOptions.batch), not keyed and shaped as binge makes ids (UUIDv7):
+   * an id that can come again only inside its batch, which its entry stands for. A store
+   * that may still hold entries from before batch entries looks these up too.
+   */
+  made: boolean
   /**
    * Added to the index once accepted: an indexed event, unless its call is a batch
    * (EnqueueOptions.batch) that remembers it by the batch's entry; a keyed one always.
@@ -48,6 +58,14 @@ export interface Admitted {
  */
 export function batchDedupeId(batch: string): string {
   return `\u0000${batch}`
+}
+
+/**
+ * For a store that may hold an entry per handed-in event (written before batch entries
+ * existed, within the dedupe window): look up the ids binge made in batches too.
+ */
+export function lookUpMadeIds(events: PreparedEvent[]): void {
+  for (const event of events) if (event.made) event.indexed = true
 }
 
 /** What one group of calls looks up in the dedupe index: indexed ids and batch entries. */
@@ -112,8 +130,9 @@ export function prepare(events: EventRecord[], options: EnqueueOptions = {}): Pr
     } catch (err) {
       throw new BingeError('BINGE_BAD_REQUEST', `event ${event.id} cannot be stored as JSON`, { cause: err })
     }
+    const made = batch !== undefined && record.keyed !== true && isUuidv7(record.id)
     const remembered = indexed && (batch === undefined || record.keyed === true)
-    const prepared: PreparedEvent = { record, json, bytes: Buffer.byteLength(json), indexed, remembered }
+    const prepared: PreparedEvent = { record, json, bytes: Buffer.byteLength(json), indexed: indexed && !made, made, remembered }
     if (batch !== undefined) prepared.batch = batch
     if (indexed && options.fingerprint === true && record.keyed === true) {
       // Canonical text: a resend with other whitespace is still the same event.

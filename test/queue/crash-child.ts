@@ -12,6 +12,7 @@ const root = fileURLToPath(new URL('../..', import.meta.url))
 export function buildQueueForChild(dir: string): string {
   const sources = [
     'src/errors.ts',
+    'src/ids.ts',
     ...fs
       .readdirSync(path.join(root, 'src/queue'), { recursive: true, encoding: 'utf8' })
       .filter((f) => f.endsWith('.ts'))

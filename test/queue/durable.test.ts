@@ -8,6 +8,7 @@ import path from 'node:path'
 import { Level } from 'level'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { DurableQueue, type DurableQueueOptions, MemoryQueue, createQueue } from '../../src/queue/index.js'
+import { uuidv7 } from '../../src/ids.js'
 import { event } from './backends.js'
 import { waitFor } from '../support/node-process.js'
 
@@ -300,6 +301,37 @@ describe('dedupe sweep', () => {
       { id: 'id-7', duplicate: false },
       { id: 'late', duplicate: true },
     ])
+  })
+})
+
+describe('batch entries (EnqueueOptions.batch)', () => {
+  it('a store opened first by a version before them looks up ids binge made for one dedupe window, as its old entries may be resent', async () => {
+    let now = 1_000
+    const made = uuidv7()
+    // As an older version left it: an entry per handed-in event, no batch-entries mark.
+    let q = await open({ dedupeWindowMs: 500, now: () => now })
+    await q.remember([made])
+    await q.close()
+    const db = new Level<string, string>(dir, { valueEncoding: 'utf8' })
+    await db.del('m!batch-entries-since')
+    await db.close()
+    now = 1_100
+    q = await open({ dedupeWindowMs: 500, now: () => now })
+    // The batch an old receiver stored comes again under a new version: still a duplicate.
+    expect(await q.enqueue([event(made)], { batch: 'peer-a\u0000h1' })).toEqual([{ id: made, duplicate: true }])
+    await q.close()
+    now = 1_650
+    q = await open({ dedupeWindowMs: 500, now: () => now })
+    // A window after this store's first such open no old entry can matter: not looked up.
+    expect(await q.remember([made])).toBeUndefined()
+    expect(await q.enqueue([event(made)], { batch: 'peer-a\u0000h2' })).toEqual([{ id: made, duplicate: false }])
+  })
+
+  it('a store created by this version never looks them up', async () => {
+    const q = await open()
+    const made = uuidv7()
+    await q.remember([made])
+    expect(await q.enqueue([event(made)], { batch: 'peer-a\u0000h1' })).toEqual([{ id: made, duplicate: false }])
   })
 })
 

@@ -3,6 +3,7 @@
 // keeps or loses everything) is asked of `backend.survivesRestart`, never of its name.
 
 import { afterEach, describe, expect, it } from 'vitest'
+import { uuidv7 } from '../../src/ids.js'
 import { batchDedupeId } from '../../src/queue/admission.js'
 import type { EventQueue, EventRecord, HandoffBatch, QueuedEvent, TakeForHandoffOptions } from '../../src/queue/types.js'
 import { type Backend, type Place, type QueueSettings, bytesOf, event } from './backends.js'
@@ -284,6 +285,21 @@ export function queueSuite(backend: Backend): void {
         // h1's entry and k-0's go; h2's (accepted at 1_500) stays.
         expect(await q.sweepDedupe()).toBe(2)
         expect(await q.seen([batchDedupeId('peer-a\u0000h1'), batchDedupeId('peer-a\u0000h2'), 'k-0'])).toEqual([false, true, false])
+      })
+
+      it('neither look up nor remember an id binge made (UUIDv7, not keyed): it comes again only inside its batch', async () => {
+        const q = await open()
+        const made = uuidv7()
+        await q.remember([made, 'order-7'])
+        // Outside a batch every id is looked up; in one, an id binge made is not, and other ids are.
+        expect(await q.enqueue([event(made)])).toEqual([{ id: made, duplicate: true }])
+        expect(await q.enqueue([event(made), event('order-7')], { batch: 'peer-a\u0000h1' })).toEqual([
+          { id: made, duplicate: false },
+          { id: 'order-7', duplicate: true },
+        ])
+        // A keyed id of the same shape (a client's UUIDv7 key) is looked up as any key is.
+        expect(await q.enqueue([event(made, { keyed: true })], { batch: 'peer-a\u0000h2' })).toEqual([{ id: made, duplicate: true }])
+        expect(q.depth().unprocessed).toBe(1)
       })
 
       it('take one copy of a batch sent twice at once, and never mistake a batch entry for an event id', async () => {

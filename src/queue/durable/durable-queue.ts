@@ -10,7 +10,7 @@
 
 import { Level } from 'level'
 import { AbstractQueue } from '../abstract-queue.js'
-import { type PreparedEvent, dedupeIds, sweepInterval } from '../admission.js'
+import { type PreparedEvent, dedupeIds, lookUpMadeIds, sweepInterval } from '../admission.js'
 import { InflightClaims } from '../claims.js'
 import { type Outcome, GroupCommit } from '../group-commit.js'
 import { HandoffBook, type HeldBatch } from '../handoff-book.js'
@@ -40,7 +40,7 @@ import { PendingGroups, type Settle, groupsInFlight } from './pending-groups.js'
 import { CoveredSpans, completeOps, findNewest, readFree, readPending, returnOps, takeOps } from './handoff-store.js'
 import { type Op, READ_AHEAD, metaKey, queueKeyOf, ranges, stateKey, stateKeyOf, stateOps, stateRangeOf, unprocessedKey } from './keys.js'
 import { LazySync } from './lazy-sync.js'
-import { checkFormat, reconcile, recover } from './recovery.js'
+import { batchEntriesSince, checkFormat, reconcile, recover } from './recovery.js'
 import { RecentEvents } from './recent-events.js'
 import { StoreHealth } from './store-health.js'
 import { writeBatch } from './write-batch.js'
@@ -77,6 +77,8 @@ export class DurableQueue extends AbstractQueue {
   private readonly planning = new Mutex()
   /** Dequeue reads unprocessed keys from here on (inclusive). */
   private cursor = ranges.unprocessed.gte
+  /** Until then, ids binge made are looked up in batches too (batchEntriesSince). */
+  private madeIdsLookedUpUntil = 0
   private readonly counters: DurableQueueStats = { enqueueWrites: 0, enqueueCalls: 0, writes: 0, syncWrites: 0 }
   private readonly disk: DiskSpace
   private readonly reclaimer: SpaceReclaimer
@@ -136,7 +138,9 @@ export class DurableQueue extends AbstractQueue {
     this.db = new Level<string, string>(this.options.dir, { valueEncoding: 'utf8', writeBufferSize: writeBufferFor(totalBytes) })
     await this.db.open()
     try {
-      await checkFormat(this.db)
+      const { created } = await checkFormat(this.db)
+      const since = await batchEntriesSince(this.db, created, this.now())
+      this.madeIdsLookedUpUntil = since === 0 ? 0 : since + this.options.dedupeWindowMs
       const recovered = await recover(this.db)
       Object.assign(this.counts, {
         unprocessed: recovered.unprocessed,
@@ -203,6 +207,7 @@ export class DurableQueue extends AbstractQueue {
 
   protected async _enqueue(prepared: PreparedEvent[]): Promise<EnqueueResult[]> {
     this.counters.enqueueCalls++
+    if (this.now() < this.madeIdsLookedUpUntil) lookUpMadeIds(prepared)
     return this.writer.submit(prepared)
   }
 

@@ -75,15 +75,34 @@ export async function recover(db: Db): Promise<Recovered> {
  * Stamp a new store with the layout version, bring one of layout 1 to 2 (one atomic
  * batch), and refuse one written in a layout this version does not know.
  */
-export async function checkFormat(db: Db): Promise<void> {
+export async function checkFormat(db: Db): Promise<{ created: boolean }> {
   const format = await db.get(metaKey('format'))
-  if (format === undefined) await db.put(metaKey('format'), FORMAT, { sync: true })
-  else if (format === '1') {
+  if (format === undefined) {
+    await db.put(metaKey('format'), FORMAT, { sync: true })
+    return { created: true }
+  }
+  if (format === '1') {
     const ops = await migrateLayout1(db)
     await writeBatch(db, [...ops, { type: 'put', key: metaKey('format'), value: FORMAT }], true)
   } else if (format !== FORMAT) {
     throw new BingeError('BINGE_INTERNAL', `queue in ${db.location} has unknown layout ${format}`)
   }
+  return { created: false }
+}
+
+/**
+ * Since when this store remembers a handed-in batch by one entry (EnqueueOptions.batch)
+ * instead of one per event: 0 for a store created so, else the first open by a version
+ * that does. Until a dedupe window after it the index may hold an entry per event of a
+ * batch whose resend is still to come, so those ids are looked up too.
+ */
+export async function batchEntriesSince(db: Db, created: boolean, now: number): Promise<number> {
+  const key = metaKey('batch-entries-since')
+  const stored = await db.get(key)
+  if (stored !== undefined) return Number(stored)
+  const since = created ? 0 : now
+  await db.put(key, String(since), { sync: true })
+  return since
 }
 
 export interface Reconciled {
