@@ -3,12 +3,13 @@
 // group commit as ingest). It remembers the batch by its sender and handoffId (one
 // dedupe entry, EnqueueOptions.batch, written with the events), so a resent batch
 // (after a timeout, reset or sender restart) is dropped whole and never adds work; ids
-// a client chose, which it indexes one by one, are dropped one by one. A receiver over its own high-water mark refuses a new
-// overflow batch, which is not an error: the sender tries another peer. A batch it has
-// seen, or any id of, is a resend and is always accepted, so a lost `accepted` answer cannot turn into a
-// refusal that makes the sender process the events itself as well; for the same
-// reason a resend is taken even while the node starts or stops (its queue is open
-// whenever the mesh serves), and only a new batch is refused then. So is a new batch
+// that may come again in another batch (a client's key, a forward's derived id) are
+// indexed and dropped one by one. A receiver over its own high-water mark refuses a
+// new overflow batch, which is not an error: the sender tries another peer. A batch it
+// has seen, or any id of, is a resend and is always accepted, so a lost `accepted`
+// answer cannot turn into a refusal that makes the sender process the events itself
+// as well; for the same reason a resend is taken even while the node starts or stops
+// (its queue is open whenever the mesh serves), and only a new batch is refused then. So is a new batch
 // while the data volume is below queue.minFreeDisk or the store is faulted. What the
 // receiver checks and corrects in a batch before any of that is in handoff-checks.ts.
 import { z } from 'zod'

@@ -34,10 +34,7 @@ export interface PreparedEvent {
    * that may still hold entries from before batch entries looks these up too.
    */
   made: boolean
-  /**
-   * Added to the index once accepted: an indexed event, unless its call is a batch
-   * (EnqueueOptions.batch) that remembers it by the batch's entry; a keyed one always.
-   */
+  /** Added to the index once accepted: an indexed event, but never one binge made in a batch (`made`). */
   remembered: boolean
   /** The dedupe id of the call's batch (batchDedupeId), the same on each of its events. */
   batch?: string
@@ -131,8 +128,8 @@ export function prepare(events: EventRecord[], options: EnqueueOptions = {}): Pr
       throw new BingeError('BINGE_BAD_REQUEST', `event ${event.id} cannot be stored as JSON`, { cause: err })
     }
     const made = batch !== undefined && record.keyed !== true && isUuidv7(record.id)
-    const remembered = indexed && (batch === undefined || record.keyed === true)
-    const prepared: PreparedEvent = { record, json, bytes: Buffer.byteLength(json), indexed: indexed && !made, made, remembered }
+    const remembered = indexed && !made
+    const prepared: PreparedEvent = { record, json, bytes: Buffer.byteLength(json), indexed: remembered, made, remembered }
     if (batch !== undefined) prepared.batch = batch
     if (indexed && options.fingerprint === true && record.keyed === true) {
       // Canonical text: a resend with other whitespace is still the same event.

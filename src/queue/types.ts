@@ -122,13 +122,14 @@ export interface EnqueueOptions {
   /**
    * The events are one batch that may come again, whole and under this id, and only so
    * (a handoff batch, resent after an unknown outcome): the caller makes the id unique
-   * to its sender. The dedupe index remembers the batch by one entry instead of one per
-   * event (keyed events keep their own, for their fingerprints), and a call whose batch
-   * was accepted within the window is a duplicate whole. An id binge made (UUIDv7, not
-   * keyed) can come again only inside its batch, so it is neither looked up nor
-   * remembered; any other id is looked up as ever (a keyed id, or one an older sender
-   * did not flag). A durable store first opened by a version from before batch entries
-   * looks up every id for one window, as its old entries may meet their batch's resend.
+   * to its sender. The dedupe index remembers the batch by one entry, and a call whose
+   * batch was accepted within the window is a duplicate whole. An id binge made (UUIDv7,
+   * not keyed) can come again only inside its batch, so it is neither looked up nor
+   * remembered; any other id is looked up and remembered as ever: a client's key (with
+   * its fingerprint), a forward's derived id (`ID/PIPELINE`, which a retried forward
+   * sends again in another batch), one an older sender did not flag. A durable store
+   * first opened by a version from before batch entries looks up every id for one
+   * window, as its old entries may meet their batch's resend.
    * Measured on a handoff receiver (`npm run bench:mesh`): an entry and a lookup per
    * event took it to 43-48 µs of CPU per event, against 34-36 without.
    */

@@ -256,35 +256,42 @@ export function queueSuite(backend: Backend): void {
     })
 
     describe('batches (EnqueueOptions.batch)', () => {
-      it('remember a batch by one entry: a resend is a duplicate whole, keyed events keep their own, swept after the window', async () => {
+      it('remember a batch by one entry: a resend is a duplicate whole, ids that may come again keep their own, swept after the window', async () => {
         let now = 1_000
         const q = await open({ dedupeWindowMs: 1000, now: () => now })
+        const [m1, m2] = [uuidv7(), uuidv7()]
         const keyed = event('k-0', { keyed: true })
-        const batch = [event('b-1'), event('b-2'), keyed]
+        // Ids binge made, a client's key, and a forward's derived id (sent again in another batch when the forward is retried).
+        const batch = [event(m1), event(m2), keyed, event(`${m1}/archive`)]
         expect(await q.enqueue(batch, { batch: 'peer-a\u0000h1', fingerprint: true })).toEqual([
-          { id: 'b-1', duplicate: false },
-          { id: 'b-2', duplicate: false },
+          { id: m1, duplicate: false },
+          { id: m2, duplicate: false },
           { id: 'k-0', duplicate: false },
+          { id: `${m1}/archive`, duplicate: false },
         ])
-        // One entry for the batch, one for the keyed event (its fingerprint); none for ids binge made.
-        expect(await q.seen([batchDedupeId('peer-a\u0000h1'), 'b-1', 'b-2', 'k-0'])).toEqual([true, false, false, true])
+        // One entry for the batch, one for each id that may come again elsewhere; none for ids binge made.
+        expect(await q.seen([batchDedupeId('peer-a\u0000h1'), m1, m2, 'k-0', `${m1}/archive`])).toEqual([true, false, false, true, true])
         now = 1_500
         // The same batch again (a resend after a lost answer): nothing stored.
-        expect(await q.enqueue(batch, { batch: 'peer-a\u0000h1', fingerprint: true })).toEqual([
-          { id: 'b-1', duplicate: true },
-          { id: 'b-2', duplicate: true },
-          { id: 'k-0', duplicate: true },
-        ])
-        // Another batch is looked up id by id: the keyed id is a duplicate, the others are new to the index.
-        expect(await q.enqueue([event('b-3'), keyed], { batch: 'peer-a\u0000h2', fingerprint: true })).toEqual([
+        expect(await q.enqueue(batch, { batch: 'peer-a\u0000h1', fingerprint: true })).toEqual(
+          batch.map((e) => ({ id: e.id, duplicate: true })),
+        )
+        // Another batch is looked up id by id: the key and the derived id are duplicates.
+        expect(await q.enqueue([event('b-3'), keyed, event(`${m1}/archive`)], { batch: 'peer-a\u0000h2', fingerprint: true })).toEqual([
           { id: 'b-3', duplicate: false },
           { id: 'k-0', duplicate: true },
+          { id: `${m1}/archive`, duplicate: true },
         ])
-        expect(q.depth().unprocessed).toBe(4)
+        expect(q.depth().unprocessed).toBe(5)
         now = 2_100
-        // h1's entry and k-0's go; h2's (accepted at 1_500) stays.
-        expect(await q.sweepDedupe()).toBe(2)
-        expect(await q.seen([batchDedupeId('peer-a\u0000h1'), batchDedupeId('peer-a\u0000h2'), 'k-0'])).toEqual([false, true, false])
+        // h1's entry, k-0's and the derived id's go; h2's and b-3's (accepted at 1_500) stay.
+        expect(await q.sweepDedupe()).toBe(3)
+        expect(await q.seen([batchDedupeId('peer-a\u0000h1'), batchDedupeId('peer-a\u0000h2'), 'k-0', 'b-3'])).toEqual([
+          false,
+          true,
+          false,
+          true,
+        ])
       })
 
       it('neither look up nor remember an id binge made (UUIDv7, not keyed): it comes again only inside its batch', async () => {
