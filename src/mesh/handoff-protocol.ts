@@ -130,12 +130,15 @@ const refused = (reason: string): HandoffResponse => ({ status: 'refused', reaso
 /**
  * `senderNode`: the node name the connection's peer id announced (undefined: none, or
  * not valid). `frame`: what decoding the frame found besides the body (handoff-frame.ts).
+ * `senderPeer`: the connection's peer id, which scopes the batch's dedupe entry (a
+ * caller without a connection, a test, scopes it by `senderNode`).
  */
 export async function receiveHandoff(
   body: unknown,
   senderNode: string | undefined,
   parts: HandoffReceiverComponents,
   frame: Omit<DecodedHandoff, 'body'> = {},
+  senderPeer?: string,
 ): Promise<HandoffResponse> {
   if (frame.invalid !== undefined) return refused(`invalid handoff request: ${frame.invalid}`)
   const request = parseHandoffRequest(body)
@@ -150,11 +153,12 @@ export async function receiveHandoff(
     return refused(events)
   }
   const refusal = reasonToRefuse(request, parts)
+  // The batch's dedupe entry is scoped by the sender's peer id: it is authenticated, and
+  // it lives in the sender's data dir with the batches it may resend (a node name may
+  // change with the host's name), so one peer's batch never passes for another's.
+  const batch = `${senderPeer ?? request.from}\u0000${request.handoffId}`
   // Only a new batch may be refused; the dedupe lookup that tells a resend is paid
-  // here only when there is a reason (enqueue looks the ids up anyway).
-  // Scoped by the sender (`from` is its peer id's announced name, checked above): another
-  // node's batch never passes for one of its own.
-  const batch = `${request.from}\u0000${request.handoffId}`
+  // here only when there is a reason (enqueue looks up its entry anyway).
   if (refusal !== undefined && !(await parts.queue.seen([batchDedupeId(batch), ...events.map((e) => e.id)])).some(Boolean))
     return refused(refusal)
   let results

@@ -147,6 +147,7 @@ export class Mesh {
             },
           },
           frame,
+          connection.remotePeer.toString(),
         )
       },
       { ...frames, decode: decodeHandoffFrame },

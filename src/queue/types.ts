@@ -127,9 +127,10 @@ export interface EnqueueOptions {
    * not keyed) can come again only inside its batch, so it is neither looked up nor
    * remembered; any other id is looked up and remembered as ever: a client's key (with
    * its fingerprint), a forward's derived id (`ID/PIPELINE`, which a retried forward
-   * sends again in another batch), one an older sender did not flag. A durable store
-   * first opened by a version from before batch entries looks up every id for one
-   * window, as its old entries may meet their batch's resend.
+   * sends again in another batch), a key an event stored before the `keyed` flag
+   * carries unflagged (unless it is itself shaped as a UUIDv7). A durable store first
+   * opened by a version from before batch entries, or after one wrote to it, looks up
+   * every id for one window, as its old entries may meet their batch's resend.
    * Measured on a handoff receiver (`npm run bench:mesh`): an entry and a lookup per
    * event took it to 43-48 µs of CPU per event, against 34-36 without.
    */

@@ -29,6 +29,7 @@
 
 import path from 'node:path'
 import { afterEach, beforeEach, describe, expect, it, onTestFailed } from 'vitest'
+import { uuidv7 } from '../../src/ids.js'
 import { silentLogger } from '../../src/log.js'
 import type { Announcement } from '../../src/mesh/announcement.js'
 import { receiveHandoff, type HandoffResponse } from '../../src/mesh/handoff-protocol.js'
@@ -314,15 +315,21 @@ describe('handoff decisions when an outcome is unknown', () => {
     expect(queue.depth().unprocessed).toBe(5)
   })
 
-  it('the receiver knows a resend by its sender and handoff id, and stores a batch of another sender under the same id', async () => {
+  it("the receiver knows a resend by its sender's peer id and handoff id, under whatever node name, and stores another peer's batch under the same id", async () => {
     const queue = await openQueue()
     const c = receiver(queue)
     const request = (from: string, id: string, evs: EventRecord[]) => ({ v: 1, handoffId: id, kind: 'overflow', from, events: evs })
-    expect(await receiveHandoff(request('a', 'h1', events(3, 'a', 'a')), 'a', c)).toMatchObject({ accepted: 3, duplicates: 0 })
-    // One entry remembers the batch: a resend is dropped whole, whatever its events' ids.
-    expect(await receiveHandoff(request('a', 'h1', events(3, 'a', 'a')), 'a', c)).toMatchObject({ accepted: 0, duplicates: 3 })
-    // Node b's batch h1 is another batch: a peer cannot pass its batch off as another's resend, nor have it dropped as one.
-    expect(await receiveHandoff(request('b', 'h1', events(2, 'b', 'b')), 'b', c)).toMatchObject({ accepted: 2, duplicates: 0 })
+    // Ids binge made: no entry of their own, so only the batch's entry can tell a resend.
+    const made = (n: number, origin: string) => events(n, origin).map((e) => ({ ...e, id: uuidv7() }))
+    const first = made(3, 'a')
+    expect(await receiveHandoff(request('a', 'h1', first), 'a', c, {}, 'peer-a')).toMatchObject({ accepted: 3, duplicates: 0 })
+    // The sender came back under another name (its host's name changed) with the same data dir: the same batch.
+    expect(await receiveHandoff(request('a-renamed', 'h1', first), 'a-renamed', c, {}, 'peer-a')).toMatchObject({
+      accepted: 0,
+      duplicates: 3,
+    })
+    // Another peer's batch h1, even under the name a: another batch, never dropped as a's resend.
+    expect(await receiveHandoff(request('a', 'h1', made(2, 'a')), 'a', c, {}, 'peer-x')).toMatchObject({ accepted: 2, duplicates: 0 })
     expect(queue.depth().unprocessed).toBe(5)
   })
 })

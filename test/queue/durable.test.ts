@@ -327,6 +327,28 @@ describe('batch entries (EnqueueOptions.batch)', () => {
     expect(await q.enqueue([event(made)], { batch: 'peer-a\u0000h2' })).toEqual([{ id: made, duplicate: false }])
   })
 
+  it('after an older version wrote to the store (a rollback), the next open looks them up for one window again', async () => {
+    let now = 1_000
+    const made = uuidv7()
+    let q = await open({ dedupeWindowMs: 500, now: () => now })
+    await q.enqueue([event('before')])
+    await q.close()
+    // The older version takes a batch: its event, an entry for the made id, and next-seq without its mirror.
+    const db = new Level<string, string>(dir, { valueEncoding: 'utf8' })
+    const seq = Number(await db.get('m!next-seq'))
+    await db.batch([
+      { type: 'put', key: `u!${String(seq).padStart(16, '0')}`, value: JSON.stringify({ ...event(made), data: { n: 1 } }) },
+      { type: 'put', key: `x!${made}`, value: '1000' },
+      { type: 'put', key: 'm!next-seq', value: String(seq + 1) },
+    ])
+    await db.close()
+    now = 1_100
+    q = await open({ dedupeWindowMs: 500, now: () => now })
+    // Upgraded again, the batch's resend comes: still a duplicate.
+    expect(await q.enqueue([event(made)], { batch: 'peer-a\u0000h1' })).toEqual([{ id: made, duplicate: true }])
+    expect(q.depth().unprocessed).toBe(2)
+  })
+
   it('a store created by this version never looks them up', async () => {
     const q = await open()
     const made = uuidv7()

@@ -7,7 +7,7 @@ import { toRecord } from '../admission.js'
 import { deadLetters, replayJson } from '../dead-letter.js'
 import { seqString } from '../queue-key.js'
 import type { AckOptions, DeadLetter, DeadLetterInput, EventRecord, QueuedEvent } from '../types.js'
-import { type Op, READ_AHEAD, type Range, deadletterKey, deadletterRangeOf, nextSeqKey, ranges, unprocessedKey } from './keys.js'
+import { type Op, READ_AHEAD, type Range, deadletterKey, deadletterRangeOf, nextSeqOps, ranges, unprocessedKey } from './keys.js'
 
 type Db = Level<string, string>
 
@@ -60,6 +60,6 @@ export function replayOps(
     jsons.push(json)
     ops.push({ type: 'del', key: letterKey }, { type: 'put', key: unprocessedKey(seqString(seq++)), value: json })
   }
-  ops.push({ type: 'put', key: nextSeqKey, value: String(seq) })
+  ops.push(...nextSeqOps(seq))
   return { ops, bytes, jsons, nextSeq: seq }
 }

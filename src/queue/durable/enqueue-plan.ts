@@ -12,7 +12,7 @@ import type { Level } from 'level'
 import { BingeError } from '../../errors.js'
 import { type PreparedEvent, type Room, admit, dedupeIds } from '../admission.js'
 import type { Outcome } from '../group-commit.js'
-import { type Op, nextSeqKey, parseSeen, seenByTimeKey, seenKey, seenValue, unprocessedKey } from './keys.js'
+import { type Op, nextSeqOps, parseSeen, seenByTimeKey, seenKey, seenValue, unprocessedKey } from './keys.js'
 import { seqString } from '../queue-key.js'
 import type { EnqueueResult } from '../types.js'
 
@@ -80,6 +80,6 @@ export async function planEnqueue(db: Level<string, string>, calls: PreparedEven
   if (accepted.length > 0) {
     plan.ops.push({ type: 'put', key: seenByTimeKey(ctx.now, seqString(ctx.nextSeq)), value: JSON.stringify(accepted) })
   }
-  if (plan.added > 0) plan.ops.push({ type: 'put', key: nextSeqKey, value: String(plan.nextSeq) })
+  if (plan.added > 0) plan.ops.push(...nextSeqOps(plan.nextSeq))
   return plan
 }

@@ -79,7 +79,9 @@ export function parseHandoffKey(dbKey: string): { handoffId: string; queueKey: s
 /**
  * Dedupe index: id -> time accepted, and, per enqueue group, (time, first queue key)
  * -> the ids it accepted: one time-ordered entry per group rather than per id keeps
- * the index's cost on the ingest path small, and the sweep still reads a range.
+ * the index's cost on the ingest path small, and the sweep still reads a range. A
+ * handed-in batch's entry has the id NUL PEERID NUL HANDOFFID (admission.ts,
+ * batchDedupeId): no event id holds a NUL.
  */
 export const seenKey = (id: string): string => seen.start + id
 /**
@@ -116,6 +118,19 @@ export const stateKeyOf = (dbKey: string): string => dbKey.slice(state.start.len
 export const metaKey = (name: string): string => meta.start + name
 /** The first sequence number never handed out (so keys are never reused). */
 export const nextSeqKey = metaKey('next-seq')
+/**
+ * The next sequence number as a version with batch dedupe entries last wrote it (with
+ * every `next-seq`): an older version writes `next-seq` alone, so a difference at open
+ * tells that one ran on this store in between (recovery.ts, batchEntriesSince).
+ */
+export const batchEntriesSeqKey = metaKey('batch-entries-seq')
+/** The ops that store the next sequence number. */
+export function nextSeqOps(seq: number): Op[] {
+  return [
+    { type: 'put', key: nextSeqKey, value: String(seq) },
+    { type: 'put', key: batchEntriesSeqKey, value: String(seq) },
+  ]
+}
 
 /** The one operation shape every batch of the durable queue is made of. */
 export type Op = { type: 'put'; key: string; value: string } | { type: 'del'; key: string }

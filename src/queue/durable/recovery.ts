@@ -18,7 +18,18 @@ import type { Level } from 'level'
 import { BingeError } from '../../errors.js'
 import type { HeldBatch } from '../handoff-book.js'
 import { migrateLayout1, scanHandoffs } from './handoff-store.js'
-import { type Op, READ_AHEAD, handoffHeaderKey, inflightKey, metaKey, nextSeqKey, queueKeyOf, ranges, unprocessedKey } from './keys.js'
+import {
+  type Op,
+  READ_AHEAD,
+  batchEntriesSeqKey,
+  handoffHeaderKey,
+  inflightKey,
+  metaKey,
+  nextSeqKey,
+  queueKeyOf,
+  ranges,
+  unprocessedKey,
+} from './keys.js'
 import { writeBatch } from './write-batch.js'
 
 type Db = Level<string, string>
@@ -93,15 +104,19 @@ export async function checkFormat(db: Db): Promise<{ created: boolean }> {
 /**
  * Since when this store remembers a handed-in batch by one entry (EnqueueOptions.batch)
  * instead of one per event: 0 for a store created so, else the first open by a version
- * that does. Until a dedupe window after it the index may hold an entry per event of a
- * batch whose resend is still to come, so those ids are looked up too.
+ * that does, and again the first open after an older version wrote to the store (a
+ * rollback: `next-seq` moved without its mirror, batchEntriesSeqKey). Until a dedupe
+ * window after it the index may hold an entry per event of a batch whose resend is
+ * still to come, so those ids are looked up too.
  */
 export async function batchEntriesSince(db: Db, created: boolean, now: number): Promise<number> {
   const key = metaKey('batch-entries-since')
-  const stored = await db.get(key)
-  if (stored !== undefined) return Number(stored)
+  const [mark, seq, mirror] = await db.getMany([key, nextSeqKey, batchEntriesSeqKey])
+  if (mark !== undefined && mirror === seq) return Number(mark)
   const since = created ? 0 : now
-  await db.put(key, String(since), { sync: true })
+  const ops: Op[] = [{ type: 'put', key, value: String(since) }]
+  if (seq !== undefined) ops.push({ type: 'put', key: batchEntriesSeqKey, value: seq })
+  await writeBatch(db, ops, true)
   return since
 }
 
