@@ -20,7 +20,7 @@ import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { Worker } from 'node:worker_threads'
 import { join } from 'node:path'
-import { Cleanup, envInt, eventOfSize, fmt, line, makeTempRoot, procCpu, sleep, waitUntil } from './support.js'
+import { Cleanup, envInt, eventOfSize, fmt, line, makeTempRoot, procCpu, sleep, threadCpuMs, waitUntil } from './support.js'
 
 /** BENCH_BUNDLE: the binge bundle the children run (default dist/binge.mjs; another build to compare). */
 const bundle = process.env.BENCH_BUNDLE ?? join(process.cwd(), 'dist', 'binge.mjs')
@@ -60,7 +60,22 @@ interface Rate {
   /** CPU per event (µs) of the sender (handoff only) and of the receiver, over the measured span. */
   senderUs?: number
   receiverUs: number
+  /** The receiver's CPU per event (µs) by thread: main, libuv's pool (LevelDB), V8's helpers, other. */
+  receiverThreadsUs: ThreadsUs
 }
+
+type ThreadsUs = ReturnType<typeof threadCpuMs>
+
+/** CPU per event (µs) by thread between two threadCpuMs readings. */
+function perEvent(before: ThreadsUs, after: ThreadsUs, events: number): ThreadsUs {
+  const us = (k: keyof ThreadsUs) => ((after[k] - before[k]) * 1000) / events
+  return { main: us('main'), pool: us('pool'), v8: us('v8'), other: us('other') }
+}
+
+const roundThreads = (t: ThreadsUs) => Object.fromEntries(Object.entries(t).map(([k, v]) => [k, Math.round(v)]))
+
+const describeThreads = (t: ThreadsUs) =>
+  `main ${fmt.int(t.main)}, libuv pool ${fmt.int(t.pool)}, V8 helpers ${fmt.int(t.v8)}, other ${fmt.int(t.other)} µs`
 
 async function stats(c: Child): Promise<Stats> {
   const res = await fetch(`${c.url}/stats`)
@@ -190,10 +205,15 @@ async function handoffRate(root: string, batchSize: number, total: number): Prom
     )
     await waitUntil('A to see B', async () => (await stats(a)).peers.some((p) => p.node === b.id), 60_000, 20)
     const t0 = performance.now()
-    const [a0, b0] = [cpuMs(a), cpuMs(b)]
+    const [a0, b0, bThreads0] = [cpuMs(a), cpuMs(b), threadCpuMs(b.proc.pid!)]
     await waitUntil('A to hand off its backlog', async () => (await stats(a)).counters.handedOff >= movable, 600_000, 50)
     const rate = movable / ((performance.now() - t0) / 1000)
-    return { rate, senderUs: ((cpuMs(a) - a0) * 1000) / movable, receiverUs: ((cpuMs(b) - b0) * 1000) / movable }
+    return {
+      rate,
+      senderUs: ((cpuMs(a) - a0) * 1000) / movable,
+      receiverUs: ((cpuMs(b) - b0) * 1000) / movable,
+      receiverThreadsUs: perEvent(bThreads0, threadCpuMs(b.proc.pid!), movable),
+    }
   } finally {
     await cleanup.runAll()
   }
@@ -215,10 +235,14 @@ async function directRate(root: string, batchSize: number, total: number): Promi
       `queue: { highWaterMark: 2000000, lowWaterMark: 1000000, maxEvents: 3000000, maxBytes: 8GiB }\nworkers: 1\npipelines:\n  p: { outputs: [ { http: { url: '${stalled.url}', timeout: 10m } } ] }\n`,
     )
     const t0 = performance.now()
-    const b0 = cpuMs(b)
+    const [b0, bThreads0] = [cpuMs(b), threadCpuMs(b.proc.pid!)]
     await postAll(b, total, batchSize, CONCURRENCY)
     await waitUntil('the events to be stored', async () => (await stats(b)).counters.received >= total, 600_000, 20)
-    return { rate: total / ((performance.now() - t0) / 1000), receiverUs: ((cpuMs(b) - b0) * 1000) / total }
+    return {
+      rate: total / ((performance.now() - t0) / 1000),
+      receiverUs: ((cpuMs(b) - b0) * 1000) / total,
+      receiverThreadsUs: perEvent(bThreads0, threadCpuMs(b.proc.pid!), total),
+    }
   } finally {
     await cleanup.runAll()
   }
@@ -364,13 +388,17 @@ async function handoffSection(root: string, total: number, summary: Record<strin
     summary[`handoff${size}CpuUs`] = [Math.round(handoff.senderUs!), Math.round(handoff.receiverUs)]
     line(`handoff batch ${size}`, `${fmt.int(rate)} events/s`)
     line('  CPU per event: sender, receiver', `${fmt.int(handoff.senderUs!)} µs, ${fmt.int(handoff.receiverUs)} µs`)
+    line('  the receiver by thread', describeThreads(handoff.receiverThreadsUs))
+    summary[`handoff${size}ReceiverThreadsUs`] = roundThreads(handoff.receiverThreadsUs)
     if (size < 64) continue
     // The aim (issue 14): storage to storage at >= 0.8x what the receiver takes directly.
-    const { rate: direct, receiverUs } = await directRate(root, size, events)
+    const { rate: direct, receiverUs, receiverThreadsUs } = await directRate(root, size, events)
     summary[`direct${size}`] = Math.round(direct)
     summary[`direct${size}CpuUs`] = Math.round(receiverUs)
+    summary[`direct${size}ThreadsUs`] = roundThreads(receiverThreadsUs)
     line(`  same events POSTed to B directly (${size} per POST)`, `${fmt.int(direct)} events/s`)
     line('  CPU per event of the receiver', `${fmt.int(receiverUs)} µs`)
+    line('  the receiver by thread', describeThreads(receiverThreadsUs))
     line('  ratio handoff / direct', `${fmt.ratio(rate / direct)}   aim >= 0.8: ${rate / direct >= 0.8 ? 'MET' : 'MISSED'}`)
   }
 }

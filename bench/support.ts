@@ -2,7 +2,7 @@
 // (even on error or Ctrl-C), in-process nodes on 127.0.0.1 with a silent logger,
 // autocannon runs in a worker thread (so the load generator never shares the event
 // loop of the server it measures), payloads of a fixed size and small formatters.
-import { readFileSync } from 'node:fs'
+import { readFileSync, readdirSync } from 'node:fs'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -209,6 +209,28 @@ export function freePort(): Promise<number> {
  * A process's or thread's CPU time so far (user and system, ms) and its name, from a
  * /proc `stat` file (`/proc/PID/stat`, `/proc/PID/task/TID/stat`); undefined once it is gone.
  */
+/**
+ * CPU time (ms) of a process by kind of thread: its main thread, libuv's pool (LevelDB's
+ * reads, writes and syncs; LevelDB's compaction thread, started from the pool, carries
+ * the pool's name), V8's helpers (GC, compilation), and the rest.
+ */
+export function threadCpuMs(pid: number): { main: number; pool: number; v8: number; other: number } {
+  const by = { main: 0, pool: 0, v8: 0, other: 0 }
+  let tids: string[] = []
+  try {
+    tids = readdirSync(`/proc/${pid}/task`)
+  } catch {
+    return by
+  }
+  for (const tid of tids) {
+    const thread = procCpu(`/proc/${pid}/task/${tid}/stat`)
+    if (!thread) continue
+    const kind = tid === String(pid) ? 'main' : thread.name === 'libuv-worker' ? 'pool' : thread.name.startsWith('V8') ? 'v8' : 'other'
+    by[kind] += thread.ms
+  }
+  return by
+}
+
 export function procCpu(statPath: string): { name: string; ms: number } | undefined {
   try {
     const stat = readFileSync(statPath, 'utf8')
