@@ -364,13 +364,17 @@ export class Mesh {
    * The node name the peer on `connection` announced: who is on the other end is the
    * peer id the connection proved, never what a frame says. A peer that connected just
    * now (a restart, a new node) may not have announced itself yet: it is given a couple
-   * of gossip intervals, so its resends are not refused for being early.
+   * of gossip intervals, so its resends are not refused for being early. A peer that
+   * announced a name another peer id holds (a conflict) is no member under it: it may
+   * not hand in events or read traces as that node.
    */
   private async memberNode(connection: Connection): Promise<string | undefined> {
     const peerId = connection.remotePeer.toString()
     const deadline = Date.now() + Math.min(2 * this.config.gossipInterval + 1_000, this.config.handoffTimeout / 2)
     for (;;) {
-      const node = this.table.get(peerId)?.announcement.node
+      const entry = this.table.get(peerId)
+      if (entry?.conflictWith !== undefined) return undefined
+      const node = entry?.announcement.node
       if (node !== undefined || Date.now() >= deadline) return node
       await new Promise((resolve) => setTimeout(resolve, 50))
     }

@@ -107,16 +107,17 @@ mesh: { listen: /ip4/127.0.0.1/tcp/0, gossipInterval: 200ms }
     })
   })
 
-  it('once it announces itself (as "evil"), refuses what HTTP would refuse and what it cannot claim', async () => {
-    const pubsub = evil.services.pubsub
+  /** `host` announces itself, signed, as node `node`, until the node under test lists it. */
+  async function announce(host: PeerHost, node: string): Promise<void> {
+    const pubsub = host.services.pubsub
     pubsub.subscribe(loadTopic)
     await waitFor(() => pubsub.getSubscribers(loadTopic).some((p) => p.toString() === target), {
       what: 'the node to be subscribed to the load topic',
     })
     const announcement: Announcement = {
       v: 1,
-      node: 'evil',
-      peerId: evil.peerId.toString(),
+      node,
+      peerId: host.peerId.toString(),
       http: '127.0.0.1:1',
       addrs: [],
       depth: 0,
@@ -132,10 +133,14 @@ mesh: { listen: /ip4/127.0.0.1/tcp/0, gossipInterval: 200ms }
     await waitFor(
       async () => {
         await pubsub.publish(loadTopic, new TextEncoder().encode(JSON.stringify({ ...announcement, sentAt: Date.now() })))
-        return t.node.mesh!.table.get(evil.peerId.toString())
+        return t.node.mesh!.table.get(host.peerId.toString())
       },
-      { what: 'the node to list the evil peer' },
+      { what: `the node to list the peer announcing ${node}` },
     )
+  }
+
+  it('once it announces itself (as "evil"), refuses what HTTP would refuse and what it cannot claim', async () => {
+    await announce(evil, 'evil')
 
     const deep = `${'{"a":'.repeat(64)}1${'}'.repeat(64)}`
     const hostile: Array<[string, string, RegExp]> = [
@@ -256,6 +261,33 @@ mesh: { listen: /ip4/127.0.0.1/tcp/0, gossipInterval: 200ms }
     ])
     await t.node.queue.nack(stored)
     accepted.push('v2-a', 'v2-b')
+  })
+
+  it('refuses a batch and a trace lookup from a second peer that announces the name "evil" holds', async () => {
+    const thief = await createPeerHost({
+      privateKey: await generateKeyPair('Ed25519'),
+      listen: '/ip4/127.0.0.1/tcp/0',
+      psk: '',
+      allowPeers: [],
+    })
+    try {
+      await thief.start()
+      await thief.dial(multiaddr(t.node.mesh!.addresses().find((a) => a.includes('/ip4/127.0.0.1/'))!))
+      await announce(thief, 'evil')
+      expect(t.node.mesh!.table.get(thief.peerId.toString())?.conflictWith).toBe(evil.peerId.toString())
+      const before = t.node.queue.depth().unprocessed
+      // Under evil's name it would hand in events as evil (and have them dropped as evil's resends).
+      expect(await rawRequest(thief, target, handoffProtocol, batch([event('stolen-name')]))).toEqual({
+        status: 'refused',
+        reason: expect.stringMatching(/not a mesh member/),
+      })
+      expect(await rawRequest(thief, target, traceProtocol, JSON.stringify({ id: 'blocker' }))).toEqual({
+        refused: 'the trace protocol answers mesh members only',
+      })
+      expect(t.node.queue.depth().unprocessed).toBe(before)
+    } finally {
+      await thief.stop()
+    }
   })
 
   it("corrects forged hops and receivedAt, takes a route for a pipeline it runs, and answers a member's trace", async () => {
