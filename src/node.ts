@@ -62,6 +62,8 @@ export class BingeNode implements NodeApi {
   /** The HTTP app, for in-memory requests (`app.request()`) in tests. */
   readonly app: Hono
   private currentPhase: NodePhase = 'starting'
+  /** The start under way or done, which a stop waits for (start()). */
+  private starting?: Promise<AddressInfo>
   private readonly startedAt = Date.now()
 
   constructor(
@@ -182,7 +184,20 @@ export class BingeNode implements NodeApi {
     })
   }
 
-  async start(): Promise<AddressInfo> {
+  /**
+   * Start every part in order: HTTP (it answers /healthz at once, /readyz once ready),
+   * the queue's recovery, pipelines, the mesh, workers, inputs. A stop() called while
+   * this runs (a SIGTERM right after the health check turned green) waits for it to
+   * settle, then stops what it started: stopping parts half-way through their start
+   * would turn a clean stop into a failed start.
+   */
+  start(): Promise<AddressInfo> {
+    const starting = this.startParts()
+    this.starting = starting
+    return starting
+  }
+
+  private async startParts(): Promise<AddressInfo> {
     if (this.config.mesh && this.meshComponents && !this.mesh) {
       const { Mesh } = await import('./mesh/mesh.js')
       this.mesh = new Mesh(this.config.mesh, this.meshComponents)
@@ -225,6 +240,8 @@ export class BingeNode implements NodeApi {
   }
 
   async stop(): Promise<void> {
+    // A failed start undid itself (phase stopped); a successful one is stopped below.
+    await this.starting?.catch(() => undefined)
     if (this.currentPhase === 'stopped' || this.currentPhase === 'draining') return
     this.currentPhase = 'draining'
     this.log.info('The node is shutting down.')

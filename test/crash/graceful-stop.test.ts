@@ -7,6 +7,9 @@ import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import path from 'node:path'
 import { describe, expect, it } from 'vitest'
+import { parseConfig } from '../../src/config/index.js'
+import { silentLogger } from '../../src/log.js'
+import { BingeNode } from '../../src/node.js'
 import { cleanUpNodesAfterEach, printNodeOnFailure } from '../support/hooks.js'
 import { compareDelivery, makeTempDir, NodeProcess, readOutput, startIngestClients, waitFor, writeConfig } from '../support/node-process.js'
 
@@ -105,5 +108,29 @@ describe('graceful stop', () => {
     // go of it, so the restart writes nothing out twice.
     expect(report.duplicates).toBe(0)
     expect(await node.kill('SIGTERM')).toEqual({ code: 0, signal: null })
+  })
+})
+
+describe('a stop while the node starts', () => {
+  // A SIGTERM right after /healthz turned green (a container's health check, `docker
+  // stop`) reaches a node still recovering its queue and joining its mesh.
+  it('waits for the start to settle, then stops cleanly: both resolve and the port is closed', async () => {
+    const dir = makeTempDir('binge-stop-while-starting-')
+    const config = parseConfig(
+      [
+        `node: { id: s, dataDir: ${JSON.stringify(path.join(dir, 'data'))} }`,
+        "http: { listen: '127.0.0.1:0' }",
+        'mesh: { listen: /ip4/127.0.0.1/tcp/0 }',
+        `pipelines: { p: { outputs: [ { file: { path: ${JSON.stringify(path.join(dir, 'out.jsonl'))} } } ] } }`,
+      ].join('\n'),
+      path.join(dir, 'binge.yaml'),
+    )
+    const node = new BingeNode(config, { log: silentLogger, processMetrics: false })
+    const started = node.start()
+    const stopped = node.stop()
+    const address = await started
+    await stopped
+    expect(node.phase()).toBe('stopped')
+    await expect(fetch(`http://127.0.0.1:${address.port}/healthz`)).rejects.toThrow()
   })
 })

@@ -194,7 +194,8 @@ describe('Dockerfile', () => {
     }
     // `exec`: the shell's pid is the node's, so the container's SIGTERM reaches it.
     child.kill('SIGTERM')
-    expect(await exited).toBe(0)
+    const code = await exited
+    expect(code, stderr).toBe(0)
     expect(stderr).toContain('The node stopped cleanly.')
     expect(healthy()).toBe(false)
   })
