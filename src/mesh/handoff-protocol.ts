@@ -9,9 +9,10 @@
 // has seen, or any id of, is a resend and is always accepted, so a lost `accepted`
 // answer cannot turn into a refusal that makes the sender process the events itself
 // as well; for the same reason a resend is taken even while the node starts or stops
-// (its queue is open whenever the mesh serves), and only a new batch is refused then. So is a new batch
-// while the data volume is below queue.minFreeDisk or the store is faulted. What the
-// receiver checks and corrects in a batch before any of that is in handoff-checks.ts.
+// (its queue is open whenever the mesh serves), and only a new batch is refused then.
+// So is a new batch while the data volume is below queue.minFreeDisk or the store is
+// faulted. What the receiver checks and corrects in a batch before any of that is in
+// handoff-checks.ts.
 import { z } from 'zod'
 import { BingeError } from '../errors.js'
 import { batchDedupeId } from '../queue/admission.js'
@@ -36,6 +37,7 @@ export interface HandoffEvent {
 }
 
 const eventFields = new Set(['id', 'pipeline', 'origin', 'receivedAt', 'hops', 'keyed', 'meta', 'data'])
+/** Does `text` hold a C0 control character or DEL? */
 function hasControlCharacter(text: string): boolean {
   for (let i = 0; i < text.length; i++) {
     const c = text.charCodeAt(i)

@@ -5,7 +5,6 @@ import type { Connection, PeerId } from '@libp2p/interface'
 import type { Ping as PingService } from '@libp2p/ping'
 import { peerIdFromString } from '@libp2p/peer-id'
 import type { Logger } from 'pino'
-import { createHash } from 'node:crypto'
 import { uuidv7 } from '../ids.js'
 import { listensBeyondLoopback } from '../config/closed-mesh.js'
 import type { MeshConfig } from '../config/schema.js'
@@ -32,7 +31,8 @@ import { loadOrCreateIdentity } from './identity.js'
 import { Offloader } from './offloader.js'
 import { PeerHealth, defaultStallMs } from './peer-health.js'
 import { createPeerHost, type PeerHost } from './peer-host.js'
-import { PeerTable, type PeerEntry, type PeerView } from './peer-table.js'
+import { PeerTable, type PeerEntry, type PeerView, rendezvous } from './peer-table.js'
+import { announceSpacing, confirmSpacing } from './peer-credit.js'
 import { Redialer } from './redialer.js'
 
 export const traceProtocol = '/binge/trace/1.0.0'
@@ -473,31 +473,4 @@ interface BatchHandoff {
   node: string
   peer: string
   duplicateIds: string[]
-}
-
-/** Peers in the order of a hash of (key, peer id), highest first: the same key, the same order. */
-function rendezvous(peers: PeerEntry[], key: string): PeerEntry[] {
-  const score = (p: PeerEntry) => createHash('sha256').update(key).update('\u0000').update(p.announcement.peerId).digest().readUInt32BE(0)
-  return peers
-    .map((p) => ({ p, s: score(p) }))
-    .sort((x, y) => y.s - x.s)
-    .map((x) => x.p)
-}
-
-/**
- * How soon a node that took a handoff announces again (gossip.ts `soon`): 250 ms, or
- * the interval if shorter.
- */
-function announceSpacing(gossipIntervalMs: number): number {
-  return Math.min(250, gossipIntervalMs)
-}
-
-/**
- * How often a peer's announcements can confirm a handoff (peer-credit.ts): four fifths
- * of the spacing an honest peer keeps, so one that arrives a little early (the
- * timers and the network jitter) still counts, and is not put off to the next one,
- * which halved the rate a handoff ran at.
- */
-function confirmSpacing(gossipIntervalMs: number): number {
-  return Math.floor(0.8 * announceSpacing(gossipIntervalMs))
 }

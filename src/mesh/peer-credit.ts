@@ -95,3 +95,21 @@ export class PeerCredit {
     return { credit: Math.floor(a?.credit ?? this.initial), unconfirmed: Math.ceil(a?.unconfirmed ?? 0) }
   }
 }
+
+/**
+ * How soon a node that took a handoff announces again (gossip.ts `soon`): 250 ms, or
+ * the interval if shorter.
+ */
+export function announceSpacing(gossipIntervalMs: number): number {
+  return Math.min(250, gossipIntervalMs)
+}
+
+/**
+ * How often a peer's announcements can confirm a handoff (peer-credit.ts): four fifths
+ * of the spacing an honest peer keeps, so one that arrives a little early (the
+ * timers and the network jitter) still counts, and is not put off to the next one,
+ * which halved the rate a handoff ran at.
+ */
+export function confirmSpacing(gossipIntervalMs: number): number {
+  return Math.floor(0.8 * announceSpacing(gossipIntervalMs))
+}

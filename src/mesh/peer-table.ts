@@ -6,6 +6,7 @@
 // a node name belongs to the first fresh peer id that claims it, and a second claimant
 // is flagged and never chosen; overflow goes only to peers we hold a connection to,
 // whose handshake proved their id, never to one known only from relayed gossip.
+import { createHash } from 'node:crypto'
 import type { Announcement } from './announcement.js'
 import { PeerCredit } from './peer-credit.js'
 
@@ -264,4 +265,13 @@ export class PeerTable {
       }
     })
   }
+}
+
+/** Peers in the order of a hash of (key, peer id), highest first: the same key, the same order. */
+export function rendezvous(peers: PeerEntry[], key: string): PeerEntry[] {
+  const score = (p: PeerEntry) => createHash('sha256').update(key).update('\u0000').update(p.announcement.peerId).digest().readUInt32BE(0)
+  return peers
+    .map((p) => ({ p, s: score(p) }))
+    .sort((x, y) => y.s - x.s)
+    .map((x) => x.p)
 }

@@ -34,8 +34,6 @@ export interface PreparedEvent {
    * that may still hold entries from before batch entries looks these up too.
    */
   made: boolean
-  /** Added to the index once accepted: an indexed event, but never one binge made in a batch (`made`). */
-  remembered: boolean
   /** The dedupe id of the call's batch (batchDedupeId), the same on each of its events. */
   batch?: string
   /** Of pipeline and data, for an indexed event when EnqueueOptions.fingerprint asks. */
@@ -55,6 +53,11 @@ export interface Admitted {
  */
 export function batchDedupeId(batch: string): string {
   return `\u0000${batch}`
+}
+
+/** Is the event added to the index once accepted? An indexed one, but never one binge made in a batch (`made`). */
+export function remembered(event: PreparedEvent): boolean {
+  return event.indexed && !event.made
 }
 
 /**
@@ -128,8 +131,7 @@ export function prepare(events: EventRecord[], options: EnqueueOptions = {}): Pr
       throw new BingeError('BINGE_BAD_REQUEST', `event ${event.id} cannot be stored as JSON`, { cause: err })
     }
     const made = batch !== undefined && record.keyed !== true && isUuidv7(record.id)
-    const remembered = indexed && !made
-    const prepared: PreparedEvent = { record, json, bytes: Buffer.byteLength(json), indexed: remembered, made, remembered }
+    const prepared: PreparedEvent = { record, json, bytes: Buffer.byteLength(json), indexed: indexed && !made, made }
     if (batch !== undefined) prepared.batch = batch
     if (indexed && options.fingerprint === true && record.keyed === true) {
       // Canonical text: a resend with other whitespace is still the same event.

@@ -7,7 +7,7 @@
 
 import { BingeError } from '../errors.js'
 import { AbstractQueue } from './abstract-queue.js'
-import { type PreparedEvent, admit, isSeenWithin, sweepInterval } from './admission.js'
+import { type PreparedEvent, admit, isSeenWithin, remembered, sweepInterval } from './admission.js'
 import { InflightClaims } from './claims.js'
 import { deadLetters, replayJson } from './dead-letter.js'
 import { HandoffBook, eligible, fitsBatch } from './handoff-book.js'
@@ -88,7 +88,7 @@ export class MemoryQueue extends AbstractQueue {
       this.seenAt.set(admitted.batch, now)
     }
     for (const fresh of admitted.fresh) {
-      if (fresh.remembered) {
+      if (remembered(fresh)) {
         this.seenAt.delete(fresh.record.id) // re-inserted last, to keep the Map in time order
         this.seenAt.set(fresh.record.id, now)
         if (fresh.fingerprint === undefined) this.fingerprints.delete(fresh.record.id)

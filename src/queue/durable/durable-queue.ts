@@ -40,7 +40,7 @@ import { PendingGroups, type Settle, groupsInFlight } from './pending-groups.js'
 import { CoveredSpans, completeOps, findNewest, readFree, readPending, returnOps, takeOps } from './handoff-store.js'
 import { type Op, READ_AHEAD, metaKey, queueKeyOf, ranges, stateKey, stateKeyOf, stateOps, stateRangeOf, unprocessedKey } from './keys.js'
 import { LazySync } from './lazy-sync.js'
-import { batchEntriesSince, checkFormat, reconcile, recover } from './recovery.js'
+import { openLayout, reconcile, recover } from './recovery.js'
 import { RecentEvents } from './recent-events.js'
 import { StoreHealth } from './store-health.js'
 import { writeBatch } from './write-batch.js'
@@ -77,7 +77,7 @@ export class DurableQueue extends AbstractQueue {
   private readonly planning = new Mutex()
   /** Dequeue reads unprocessed keys from here on (inclusive). */
   private cursor = ranges.unprocessed.gte
-  /** Until then, ids binge made are looked up in batches too (batchEntriesSince). */
+  /** Until then, ids binge made are looked up in batches too (recovery.ts, openLayout). */
   private madeIdsLookedUpUntil = 0
   private readonly counters: DurableQueueStats = { enqueueWrites: 0, enqueueCalls: 0, writes: 0, syncWrites: 0 }
   private readonly disk: DiskSpace
@@ -138,9 +138,7 @@ export class DurableQueue extends AbstractQueue {
     this.db = new Level<string, string>(this.options.dir, { valueEncoding: 'utf8', writeBufferSize: writeBufferFor(totalBytes) })
     await this.db.open()
     try {
-      const { created } = await checkFormat(this.db)
-      const since = await batchEntriesSince(this.db, created, this.now())
-      this.madeIdsLookedUpUntil = since === 0 ? 0 : since + this.options.dedupeWindowMs
+      this.madeIdsLookedUpUntil = await openLayout(this.db, this.now(), this.options.dedupeWindowMs)
       const recovered = await recover(this.db)
       Object.assign(this.counts, {
         unprocessed: recovered.unprocessed,

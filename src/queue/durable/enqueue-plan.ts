@@ -10,7 +10,7 @@
 
 import type { Level } from 'level'
 import { BingeError } from '../../errors.js'
-import { type PreparedEvent, type Room, admit, dedupeIds } from '../admission.js'
+import { type PreparedEvent, type Room, admit, dedupeIds, remembered } from '../admission.js'
 import type { Outcome } from '../group-commit.js'
 import { type Op, nextSeqOps, parseSeen, seenByTimeKey, seenKey, seenValue, unprocessedKey } from './keys.js'
 import { seqString } from '../queue-key.js'
@@ -64,7 +64,7 @@ export async function planEnqueue(db: Level<string, string>, calls: PreparedEven
       const key = seqString(plan.nextSeq++)
       plan.ops.push({ type: 'put', key: unprocessedKey(key), value: fresh.json })
       plan.jsons.push(fresh.json)
-      if (fresh.remembered) {
+      if (remembered(fresh)) {
         plan.ops.push({ type: 'put', key: seenKey(fresh.record.id), value: seenValue(ctx.now, fresh.fingerprint) })
         accepted.push(fresh.record.id)
       }

@@ -109,7 +109,7 @@ export async function checkFormat(db: Db): Promise<{ created: boolean }> {
  * window after it the index may hold an entry per event of a batch whose resend is
  * still to come, so those ids are looked up too.
  */
-export async function batchEntriesSince(db: Db, created: boolean, now: number): Promise<number> {
+async function batchEntriesSince(db: Db, created: boolean, now: number): Promise<number> {
   const key = metaKey('batch-entries-since')
   const [mark, seq, mirror] = await db.getMany([key, nextSeqKey, batchEntriesSeqKey])
   if (mark !== undefined && mirror === seq) return Number(mark)
@@ -225,4 +225,14 @@ async function countKeys(db: Db, range: { gte: string; lt: string }): Promise<nu
     await it.close()
   }
   return count
+}
+
+/**
+ * Check the layout at open (checkFormat); returns until when ids binge made are looked
+ * up in handed-in batches too (batchEntriesSince; 0: never).
+ */
+export async function openLayout(db: Db, now: number, dedupeWindowMs: number): Promise<number> {
+  const { created } = await checkFormat(db)
+  const since = await batchEntriesSince(db, created, now)
+  return since === 0 ? 0 : since + dedupeWindowMs
 }
