@@ -34,6 +34,12 @@ export interface PreparedEvent {
    * that may still hold entries from before batch entries looks these up too.
    */
   made: boolean
+  /**
+   * `record` is exactly what JSON.parse of `json` gives: its data came as the text it is
+   * stored as (EnqueueOptions.dataTexts) and it has no meta (shared by a payload's events).
+   * A dequeue may then hand the record out instead of parsing (recent-events.ts).
+   */
+  exact: boolean
   /** The dedupe id of the call's batch (batchDedupeId), the same on each of its events. */
   batch?: string
   /** Of pipeline and data, for an indexed event when EnqueueOptions.fingerprint asks. */
@@ -131,7 +137,8 @@ export function prepare(events: EventRecord[], options: EnqueueOptions = {}): Pr
       throw new BingeError('BINGE_BAD_REQUEST', `event ${event.id} cannot be stored as JSON`, { cause: err })
     }
     const made = batch !== undefined && record.keyed !== true && isUuidv7(record.id)
-    const prepared: PreparedEvent = { record, json, bytes: Buffer.byteLength(json), indexed: indexed && !made, made }
+    const exact = given !== undefined && record.meta === undefined
+    const prepared: PreparedEvent = { record, json, bytes: Buffer.byteLength(json), indexed: indexed && !made, made, exact }
     if (batch !== undefined) prepared.batch = batch
     if (indexed && options.fingerprint === true && record.keyed === true) {
       // Canonical text: a resend with other whitespace is still the same event.

@@ -116,7 +116,9 @@ export interface EnqueueOptions {
   /**
    * Per event, the JSON text its `data` came as, when the caller has it (a parsed
    * payload, ../events/parse-events.ts): JSON.parse of it gave `data`, which has been
-   * checked. It is stored as is instead of serializing `data` again.
+   * checked. It is stored as is instead of serializing `data` again. The caller gives
+   * `data` up: the durable queue may hand that very object to a worker (once) instead
+   * of parsing the stored text again (durable/recent-events.ts).
    */
   dataTexts?: ReadonlyArray<string | undefined>
   /**

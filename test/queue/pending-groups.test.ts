@@ -15,12 +15,14 @@ import { PendingGroups } from '../../src/queue/durable/pending-groups.js'
 import { DurableQueue } from '../../src/queue/index.js'
 import { event } from './backends.js'
 
+const stored = (...jsons: string[]) => jsons.map((json) => ({ json, bytes: json.length }))
+
 describe('PendingGroups', () => {
   it('shows groups in planning order, whatever order their writes finish in', () => {
     const groups = new PendingGroups()
-    const first = groups.push({ from: 0, added: 3, addedBytes: 30, ids: new Set(), jsons: ['a', 'b', 'c'] })
-    const second = groups.push({ from: 3, added: 2, addedBytes: 20, ids: new Set(), jsons: ['d', 'e'] })
-    const third = groups.push({ from: 5, added: 1, addedBytes: 10, ids: new Set(), jsons: ['f'] })
+    const first = groups.push({ from: 0, added: 3, addedBytes: 30, ids: new Set(), stored: stored('a', 'b', 'c') })
+    const second = groups.push({ from: 3, added: 2, addedBytes: 20, ids: new Set(), stored: stored('d', 'e') })
+    const third = groups.push({ from: 5, added: 1, addedBytes: 10, ids: new Set(), stored: stored('f') })
     expect(groups.visibleSeq(6)).toBe(0)
     expect(groups.coming()).toEqual({ events: 6, bytes: 60 })
     // The second finishes first: nothing is visible yet, reads still stop at 0.
@@ -28,9 +30,9 @@ describe('PendingGroups', () => {
     expect(groups.visibleSeq(6)).toBe(0)
     // The first fails: it is dropped uncounted, and the second shows, with its events
     // from its first number (the failed group's numbers are skipped).
-    expect(first(true)).toEqual({ events: 2, bytes: 20, groups: [{ from: 3, jsons: ['d', 'e'] }] })
+    expect(first(true)).toEqual({ events: 2, bytes: 20, groups: [{ from: 3, stored: stored('d', 'e') }] })
     expect(groups.visibleSeq(6)).toBe(5)
-    expect(third(false)).toEqual({ events: 1, bytes: 10, groups: [{ from: 5, jsons: ['f'] }] })
+    expect(third(false)).toEqual({ events: 1, bytes: 10, groups: [{ from: 5, stored: stored('f') }] })
     expect(groups.visibleSeq(6)).toBe(6)
     expect(groups.coming()).toEqual({ events: 0, bytes: 0 })
   })

@@ -141,6 +141,34 @@ export function queueSuite(backend: Backend): void {
         expect(q.depth()).toMatchObject({ unprocessed: 0, inflight: 5 })
       })
 
+      it('gives an event back as stored after a nack, whatever the worker changed in it', async () => {
+        // As the HTTP door enqueues: each event's data with the text it was parsed from.
+        const q = await open()
+        const texts = ['{"n":1,"tags":["x"]}', '{"n":2}']
+        const sent = [event('a', { pipeline: 'p' }), event('b', { keyed: true })]
+        sent.forEach((e, i) => {
+          e.data = JSON.parse(texts[i]!)
+        })
+        await q.enqueue(sent, { dataTexts: texts })
+        const first = await q.dequeue(2)
+        expect(first).toEqual([
+          { ...sent[0], key: first[0]!.key },
+          { ...sent[1], key: first[1]!.key },
+        ])
+        // What JSON.parse of the stored event gives, in its field order.
+        expect(Object.keys(first[0]!)).toEqual(['id', 'origin', 'receivedAt', 'hops', 'pipeline', 'data', 'key'])
+        expect(Object.keys(first[1]!)).toEqual(['id', 'origin', 'receivedAt', 'hops', 'keyed', 'data', 'key'])
+        // A step changes the events it was given, then the worker gives them back.
+        ;(first[0]!.data as { tags: string[] }).tags.push('changed')
+        first[1]!.data.n = 99
+        first[1]!.origin = 'elsewhere'
+        await q.nack(first)
+        const again = await q.dequeue(2)
+        expect(again.map((e) => e.data)).toEqual([JSON.parse(texts[0]!), JSON.parse(texts[1]!)])
+        expect(again[1]!.origin).toBe('node-test')
+        expect(q.depth()).toMatchObject({ unprocessed: 0, inflight: 2 })
+      })
+
       it('refuses to finish an event twice', async () => {
         const q = await open()
         await q.enqueue([event('a')])

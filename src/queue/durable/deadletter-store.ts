@@ -8,6 +8,7 @@ import { deadLetters, replayJson } from '../dead-letter.js'
 import { seqString } from '../queue-key.js'
 import type { AckOptions, DeadLetter, DeadLetterInput, EventRecord, QueuedEvent } from '../types.js'
 import { type Op, READ_AHEAD, type Range, deadletterKey, deadletterRangeOf, nextSeqOps, ranges, unprocessedKey } from './keys.js'
+import type { Written } from './recent-events.js'
 
 type Db = Level<string, string>
 
@@ -49,17 +50,18 @@ export async function findDeadletters(db: Db, ids?: string[]): Promise<Array<[st
 export function replayOps(
   letters: Array<[string, DeadLetter]>,
   firstSeq: number,
-): { ops: Op[]; bytes: number; jsons: string[]; nextSeq: number } {
+): { ops: Op[]; bytes: number; written: Written[]; nextSeq: number } {
   const ops: Op[] = []
-  const jsons: string[] = []
+  const written: Written[] = []
   let bytes = 0
   let seq = firstSeq
   for (const [letterKey, letter] of letters) {
     const json = replayJson(letter)
-    bytes += Buffer.byteLength(json)
-    jsons.push(json)
+    const size = Buffer.byteLength(json)
+    bytes += size
+    written.push({ json, bytes: size })
     ops.push({ type: 'del', key: letterKey }, { type: 'put', key: unprocessedKey(seqString(seq++)), value: json })
   }
   ops.push(...nextSeqOps(seq))
-  return { ops, bytes, jsons, nextSeq: seq }
+  return { ops, bytes, written, nextSeq: seq }
 }

@@ -41,11 +41,21 @@ import { CoveredSpans, completeOps, findNewest, readFree, readPending, returnOps
 import { type Op, READ_AHEAD, metaKey, queueKeyOf, ranges, stateKey, stateKeyOf, stateOps, stateRangeOf, unprocessedKey } from './keys.js'
 import { LazySync } from './lazy-sync.js'
 import { openLayout, reconcile, recover } from './recovery.js'
-import { RecentEvents } from './recent-events.js'
+import { type Kept, RecentEvents } from './recent-events.js'
 import { StoreHealth } from './store-health.js'
 import { writeBatch } from './write-batch.js'
 
 const REPLAY_CHUNK = 1000
+
+/** A record handed out of memory as a dequeue gives it: its fields in the stored order (as JSON.parse gives them), then the key. */
+function queued(record: EventRecord, key: string): QueuedEvent {
+  const event = { id: record.id, origin: record.origin, receivedAt: record.receivedAt, hops: record.hops } as QueuedEvent
+  if (record.keyed === true) event.keyed = true
+  if (record.pipeline !== undefined) event.pipeline = record.pipeline
+  event.data = record.data
+  event.key = key
+  return event
+}
 const sum = (values: number[]): number => values.reduce((total, value) => total + value, 0)
 
 export class DurableQueue extends AbstractQueue {
@@ -222,10 +232,11 @@ export class DurableQueue extends AbstractQueue {
       // Nothing is written: an in-flight event stays under its unprocessed key, held here
       // in memory, so a crash or a stop leaves it unprocessed (docs/design.md §4).
       const events: QueuedEvent[] = []
-      for (const [dbKey, value] of found.entries) {
+      for (const [dbKey, value, kept] of found.entries as Array<[string, string, Kept?]>) {
         const key = queueKeyOf(dbKey)
-        events.push({ ...(JSON.parse(value) as EventRecord), key })
-        this.inflight.add(key, Buffer.byteLength(value))
+        const record = kept && this.recent.handOut(kept)
+        events.push(record ? queued(record, key) : { ...(JSON.parse(value) as EventRecord), key })
+        this.inflight.add(key, kept?.bytes ?? Buffer.byteLength(value))
       }
       this.counts.unprocessed -= found.entries.length
       this.counts.inflight += found.entries.length
@@ -425,7 +436,7 @@ export class DurableQueue extends AbstractQueue {
     )
     const shown = settle(written !== undefined)
     if (shown) {
-      for (const group of shown.groups) this.recent.added(group.from, group.jsons)
+      for (const group of shown.groups) this.recent.added(group.from, group.stored)
       this.counts.unprocessed += shown.events
       this.counts.bytes += shown.bytes
       this.work.notify()
@@ -457,7 +468,7 @@ export class DurableQueue extends AbstractQueue {
       ...(low ? { noRoom: () => lowDiskError(this.disk.state()) } : {}),
     })
     if (plan.ops.length === 0) return { plan }
-    const settle = this.pending.push({ from: this.nextSeq, added: plan.added, addedBytes: plan.addedBytes, ids, jsons: plan.jsons })
+    const settle = this.pending.push({ from: this.nextSeq, added: plan.added, addedBytes: plan.addedBytes, ids, stored: plan.written })
     // Taken before the write: if it fails, the numbers are skipped, never reused.
     this.nextSeq = plan.nextSeq
     // The log and then a table: what an event costs on disk before compaction.
@@ -475,7 +486,7 @@ export class DurableQueue extends AbstractQueue {
     const replay = replayOps(chunk, from)
     this.nextSeq = replay.nextSeq
     await this.write(replay.ops, false)
-    this.recent.added(from, replay.jsons)
+    this.recent.added(from, replay.written)
     this.counts.deadletter -= chunk.length
     this.counts.unprocessed += chunk.length
     this.counts.bytes += replay.bytes

@@ -22,8 +22,8 @@ export interface EnqueuePlan {
   ops: Op[]
   added: number
   addedBytes: number
-  /** The accepted events as stored, in sequence order. */
-  jsons: string[]
+  /** The accepted events, in sequence order. */
+  written: PreparedEvent[]
   nextSeq: number
 }
 
@@ -51,7 +51,7 @@ export async function planEnqueue(db: Level<string, string>, calls: PreparedEven
     taken: new Set<string>(),
     room: { ...ctx.room },
   }
-  const plan: EnqueuePlan = { outcomes: [], ops: [], added: 0, addedBytes: 0, jsons: [], nextSeq: ctx.nextSeq }
+  const plan: EnqueuePlan = { outcomes: [], ops: [], added: 0, addedBytes: 0, written: [], nextSeq: ctx.nextSeq }
   const accepted: string[] = []
   for (const events of calls) {
     const admitted = admit(events, admission)
@@ -63,7 +63,7 @@ export async function planEnqueue(db: Level<string, string>, calls: PreparedEven
     for (const fresh of admitted.fresh) {
       const key = seqString(plan.nextSeq++)
       plan.ops.push({ type: 'put', key: unprocessedKey(key), value: fresh.json })
-      plan.jsons.push(fresh.json)
+      plan.written.push(fresh)
       if (remembered(fresh)) {
         plan.ops.push({ type: 'put', key: seenKey(fresh.record.id), value: seenValue(ctx.now, fresh.fingerprint) })
         accepted.push(fresh.record.id)

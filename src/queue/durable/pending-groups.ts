@@ -13,6 +13,8 @@
 //   outcome (`waitFor`), or a resend could be taken twice or answered "duplicate" for
 //   an event whose write then failed.
 
+import type { Written } from './recent-events.js'
+
 /**
  * Enqueue groups written at once, by `queue.sync`. With `always` every call is its own
  * write, and LevelDB merges the sync writers waiting behind one into one log write and
@@ -32,15 +34,15 @@ export interface PendingGroup {
   addedBytes: number
   /** Its indexed ids. */
   ids: ReadonlySet<string>
-  /** Its events as stored, in sequence order from `from` (recent-events.ts keeps them). */
-  jsons?: readonly string[]
+  /** Its events as written, in sequence order from `from` (recent-events.ts keeps them). */
+  stored?: readonly Written[]
 }
 
 /** What settling made visible: counts, and each written group's events from its first number. */
 export interface Shown {
   events: number
   bytes: number
-  groups: Array<{ from: number; jsons: readonly string[] }>
+  groups: Array<{ from: number; stored: readonly Written[] }>
 }
 
 interface Tracked extends PendingGroup {
@@ -110,7 +112,7 @@ export class PendingGroups {
       shown ??= { events: 0, bytes: 0, groups: [] }
       shown.events += group.added
       shown.bytes += group.addedBytes
-      if (group.jsons !== undefined) shown.groups.push({ from: group.from, jsons: group.jsons })
+      if (group.stored !== undefined) shown.groups.push({ from: group.from, stored: group.stored })
     }
     return shown
   }

@@ -11,8 +11,17 @@
 // passes them by, as readFree does. Past `maxBytes` the oldest are dropped and `from`
 // moves up past them; a dequeue whose cursor is below `from` reads LevelDB, as before.
 // Anything else (a reopen after a fault, say) resets it: `from` = `end` = next number.
+//
+// An event written with its record exact (the record is what JSON.parse of its stored
+// JSON gives: admission.ts `exact`) keeps that record too, so the first dequeue hands it
+// out without parsing the text again (a parse was a twelfth of the main thread's time
+// under single-event ingest). It is handed out once (`handOut`): the worker may change
+// it, so a second dequeue of the event (after a nack) parses the stored text, as from
+// LevelDB. Records are kept for at most `maxRecordChars` of JSON text: a parsed event
+// takes a few times its text's memory, and only a dequeue that keeps up needs them.
 
 import { SEQ_WIDTH, seqString } from '../queue-key.js'
+import type { EventRecord } from '../types.js'
 import { ranges, unprocessedKey } from './keys.js'
 
 /** The number a dequeue cursor reads from: `u!` (all), `u!SEQ` (from SEQ) or `u!SEQ NUL` (after SEQ). */
@@ -22,45 +31,89 @@ function cursorSeq(cursor: string): number {
   return digits === '' ? 0 : Number(digits) + (cursor.length > at + SEQ_WIDTH ? 1 : 0)
 }
 
+/** An event as written: its stored JSON, its size in bytes, and its record if `exact` (see above). */
+export interface Written {
+  json: string
+  bytes: number
+  record?: EventRecord
+  exact?: boolean
+}
+
+/** What the store keeps of an event: its JSON and size, and its record until handed out. */
+export interface Kept {
+  json: string
+  bytes: number
+  record?: EventRecord
+}
+
 export class RecentEvents {
-  private readonly events = new Map<number, string>()
+  private readonly events = new Map<number, Kept>()
   private from = 0
   private end = 0
-  private bytes = 0
+  /** Characters of JSON kept, and of JSON whose record is kept. */
+  private chars = 0
+  private recordChars = 0
 
-  /** `maxBytes`: of JSON text kept at most (16 MiB: a few seconds of a fast ingest). */
-  constructor(private readonly maxBytes = 16 * 2 ** 20) {}
+  /**
+   * `maxBytes`: of JSON text kept at most (16 MiB: a few seconds of a fast ingest);
+   * `maxRecordChars`: of JSON text whose records are kept too (256 KiB).
+   */
+  constructor(
+    private readonly maxBytes = 16 * 2 ** 20,
+    private readonly maxRecordChars = 256 * 1024,
+  ) {}
 
   /** Nothing is known below `nextSeq`: everything there is on disk only. */
   reset(nextSeq: number): void {
     this.events.clear()
-    this.bytes = 0
+    this.chars = 0
+    this.recordChars = 0
     this.from = this.end = nextSeq
   }
 
   /** Events just made visible under `from`, `from + 1`, …; earlier numbers were all told before. */
-  added(from: number, jsons: readonly string[]): void {
+  added(from: number, written: readonly Written[]): void {
     if (from < this.end) {
       // Out of order: nothing should do this; forget rather than risk a wrong answer.
-      this.reset(Math.max(this.end, from + jsons.length))
+      this.reset(Math.max(this.end, from + written.length))
       return
     }
-    jsons.forEach((json, i) => {
-      this.events.set(from + i, json)
-      this.bytes += json.length
-    })
-    this.end = from + jsons.length
+    for (let i = 0; i < written.length; i++) {
+      const { json, bytes, record, exact } = written[i]!
+      const kept: Kept = { json, bytes }
+      if (exact === true && record !== undefined && this.recordChars + json.length <= this.maxRecordChars) {
+        kept.record = record
+        this.recordChars += json.length
+      }
+      this.events.set(from + i, kept)
+      this.chars += json.length
+    }
+    this.end = from + written.length
     this.evict()
+  }
+
+  /** The record of a kept event, once: later reads of it parse its JSON. */
+  handOut(kept: Kept): EventRecord | undefined {
+    const record = kept.record
+    if (record === undefined) return undefined
+    kept.record = undefined
+    this.recordChars -= kept.json.length
+    return record
   }
 
   /** The events under these numbers are gone from disk. */
   deleted(seqs: Iterable<number>): void {
     for (const seq of seqs) {
-      const json = this.events.get(seq)
-      if (json === undefined) continue
-      this.events.delete(seq)
-      this.bytes -= json.length
+      const kept = this.events.get(seq)
+      if (kept === undefined) continue
+      this.forget(seq, kept)
     }
+  }
+
+  private forget(seq: number, kept: Kept): void {
+    this.events.delete(seq)
+    this.chars -= kept.json.length
+    if (kept.record !== undefined) this.recordChars -= kept.json.length
   }
 
   /**
@@ -75,27 +128,26 @@ export class RecentEvents {
     visible: number,
     limit: number,
     held: (queueKey: string) => boolean,
-  ): { entries: Array<[string, string]>; last: string } | undefined {
+  ): { entries: Array<[string, string, Kept]>; last: string } | undefined {
     const start = cursorSeq(cursor)
     if (start < this.from || visible > this.end) return undefined
-    const entries: Array<[string, string]> = []
+    const entries: Array<[string, string, Kept]> = []
     let last = ''
     for (let seq = start; seq < visible && entries.length < limit; seq++) {
       const key = seqString(seq)
       last = unprocessedKey(key)
-      const json = this.events.get(seq)
-      if (json !== undefined && !held(key)) entries.push([last, json])
+      const kept = this.events.get(seq)
+      if (kept !== undefined && !held(key)) entries.push([last, kept.json, kept])
     }
     return { entries, last }
   }
 
   private evict(): void {
-    if (this.bytes <= this.maxBytes) return
-    for (const [seq, json] of this.events) {
-      this.events.delete(seq)
-      this.bytes -= json.length
+    if (this.chars <= this.maxBytes) return
+    for (const [seq, kept] of this.events) {
+      this.forget(seq, kept)
       this.from = seq + 1
-      if (this.bytes <= this.maxBytes / 2) return
+      if (this.chars <= this.maxBytes / 2) return
     }
   }
 }
