@@ -266,7 +266,7 @@ export class BingeNode implements NodeApi {
     return this.currentPhase
   }
 
-  accept(payload: string, request: AcceptRequest): Promise<EnqueueResult[]> {
+  accept(payload: string | Uint8Array, request: AcceptRequest): Promise<EnqueueResult[]> {
     return this.door.accept(payload, request)
   }
 

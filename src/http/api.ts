@@ -34,7 +34,7 @@ export interface NodeApi {
   readonly nodeId: string
   phase(): NodePhase
   /** One request body through the node's one door (src/ingest/ingest.ts). */
-  accept(payload: string, request: AcceptRequest): Promise<EnqueueResult[]>
+  accept(payload: string | Uint8Array, request: AcceptRequest): Promise<EnqueueResult[]>
   stats(): NodeStats
   dashboard(): NodeDashboardParts
   metrics(): Promise<{ contentType: string; body: string }>

@@ -14,10 +14,10 @@ import { type IngestRouteOptions, acceptRequest, checkToken, errorAnswer } from 
 export type AppOptions = IngestRouteOptions
 
 /**
- * The body as text, at most `limit` bytes: from Node's request stream when the app runs
- * under @hono/node-server (`c.env.incoming`), else (app.request in tests) the Web body.
+ * The body's bytes, at most `limit`: from Node's request stream when the app runs under
+ * @hono/node-server (`c.env.incoming`), else (app.request in tests) the Web body.
  */
-function requestText(c: Context, limit: number): Promise<string> {
+function requestBody(c: Context, limit: number): Promise<Buffer> {
   const incoming = (c.env as { incoming?: IncomingMessage } | undefined)?.incoming
   const length = c.req.header('content-length')
   return incoming ? readNodeBody(incoming, length, limit) : readBody(c.req.raw.body, length, limit)
@@ -39,7 +39,7 @@ export function createApp(node: NodeApi, options: AppOptions): Hono {
   // A node serves these from Node's listener (ingest-route.ts); this route is the same
   // handler for app.request() and any server that runs the app alone.
   const ingest = async (c: Context, pipeline?: string) => {
-    const request = { header: (name: string) => c.req.header(name), text: (limit: number) => requestText(c, limit) }
+    const request = { header: (name: string) => c.req.header(name), body: (limit: number) => requestBody(c, limit) }
     return c.json(await acceptRequest(node, options, request, pipeline), 202)
   }
 
@@ -79,7 +79,7 @@ export function createApp(node: NodeApi, options: AppOptions): Hono {
 
   app.post('/deadletter/replay', async (c) => {
     guarded(c)
-    const text = await requestText(c, options.maxBodyBytes)
+    const text = (await requestBody(c, options.maxBodyBytes)).toString('utf8')
     const request = text.trim() === '' ? {} : parseEvents(text, 'json').events[0]
     const ids = request?.ids
     if (ids !== undefined && !(Array.isArray(ids) && ids.every((id) => typeof id === 'string'))) {

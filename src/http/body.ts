@@ -28,13 +28,15 @@ export function bodyFormat(contentType: string | undefined): BodyFormat {
  * a 413, not a truncated parse. Reading it here, rather than through the Web Request
  * the adapter would build for `c.req.raw.body` (with its AbortSignal and stream), was
  * measured to save a tenth of the main thread's time per single-event POST. Past the
- * limit it stops listening; Node discards the rest once the answer is sent.
+ * limit it stops listening; Node discards the rest once the answer is sent. The bytes
+ * as they came: the event parser decodes them, and knows their size without counting
+ * the text's UTF-8 again (a thirtieth of batch ingest's main thread).
  */
 export function readNodeBody(
   incoming: NodeJS.ReadableStream & { resume(): unknown },
   declaredLength: string | undefined,
   limit: number,
-): Promise<string> {
+): Promise<Buffer> {
   if (declaredLength !== undefined && Number(declaredLength) > limit) return Promise.reject(tooLarge(limit))
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = []
@@ -57,7 +59,7 @@ export function readNodeBody(
     }
     const onEnd = () => {
       stop()
-      resolve(Buffer.concat(chunks, size).toString('utf8'))
+      resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size))
     }
     const onError = (err: Error) => {
       stop()
@@ -77,9 +79,9 @@ export async function readBody(
   body: ReadableStream<Uint8Array> | null,
   declaredLength: string | undefined,
   limit: number,
-): Promise<string> {
+): Promise<Buffer> {
   if (declaredLength !== undefined && Number(declaredLength) > limit) throw tooLarge(limit)
-  if (!body) return ''
+  if (!body) return Buffer.alloc(0)
   const chunks: Uint8Array[] = []
   let size = 0
   const reader = body.getReader()
@@ -93,7 +95,7 @@ export async function readBody(
     }
     chunks.push(value)
   }
-  return Buffer.concat(chunks).toString('utf8')
+  return Buffer.concat(chunks)
 }
 
 function tooLarge(limit: number): BingeError {

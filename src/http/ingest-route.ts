@@ -23,8 +23,8 @@ export interface IngestRouteOptions {
 /** What the route needs of a request, whichever way it came. */
 export interface IngestRequest {
   header(name: string): string | undefined
-  /** The body as text, at most `limit` bytes (more: a 413). */
-  text(limit: number): Promise<string>
+  /** The body's bytes, at most `limit` (more: a 413); the event parser decodes them. */
+  body(limit: number): Promise<Uint8Array>
 }
 
 /** An answer as both transports render it: status, extra headers, a JSON body. */
@@ -73,8 +73,8 @@ export async function acceptRequest(
       throw new BingeError('BINGE_BAD_REQUEST', 'the Idempotency-Key header must be 1-200 printable ASCII characters without spaces')
     }
     const format = bodyFormat(request.header('content-type'))
-    const text = await request.text(options.maxBodyBytes)
-    const results = await node.accept(text, { format, idempotencyKey: key, pipeline })
+    const payload = await request.body(options.maxBodyBytes)
+    const results = await node.accept(payload, { format, idempotencyKey: key, pipeline })
     const body: Record<string, unknown> = { ids: results.map((r) => r.id) }
     let duplicates: string[] | undefined
     for (const r of results) if (r.duplicate) (duplicates ??= []).push(r.id)
@@ -123,7 +123,7 @@ export function ingestListener(node: NodeApi, options: IngestRouteOptions): (req
         const value = req.headers[name]
         return Array.isArray(value) ? value.join(', ') : value
       },
-      text: (limit) => readNodeBody(req, req.headers['content-length'], limit),
+      body: (limit) => readNodeBody(req, req.headers['content-length'], limit),
     }
     acceptRequest(node, options, request, pipeline).then(
       (body) => send(res, { status: 202, headers: {}, body }),
