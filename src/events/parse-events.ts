@@ -3,6 +3,7 @@
 // parses here, so each event meets the same checks (check-event.ts) and a payload is
 // refused for the same reasons wherever it comes in: malformed JSON with line and
 // column, no event, too many events, too many bytes, a bad event with its place.
+import { isUtf8 } from 'node:buffer'
 import type { JsonObject } from '../queue/types.js'
 import { EventInputError, checkEvent } from './check-event.js'
 import { jsonErrorOffset } from './json-error-offset.js'
@@ -32,12 +33,16 @@ export interface ParsedEvents {
 
 /** Parse a whole payload into checked events; throws EventInputError saying what and where. */
 export function parseEvents(payload: string | Uint8Array, format: EventFormat, limits: EventLimits = {}): ParsedEvents {
-  if (limits.maxBytes !== undefined) {
-    const bytes = typeof payload === 'string' ? Buffer.byteLength(payload) : payload.byteLength
-    if (bytes > limits.maxBytes)
-      throw new EventInputError(`the payload is ${bytes} bytes, more than the ${limits.maxBytes} allowed`, { kind: 'too-large' })
-  }
+  const maxBytes = limits.maxBytes
+  // Bytes decode to at least as many: past the limit, refused before decoding.
+  if (maxBytes !== undefined && typeof payload !== 'string' && payload.byteLength > maxBytes) throw tooLarge(payload.byteLength, maxBytes)
   const text = typeof payload === 'string' ? payload : Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength).toString('utf8')
+  if (maxBytes !== undefined) {
+    // The size of the text as stored: bytes that are not UTF-8 decode to U+FFFD, three
+    // bytes each, so such a payload counts as decoded (as a peer counts it).
+    const bytes = typeof payload === 'string' || !isUtf8(payload) ? Buffer.byteLength(text) : payload.byteLength
+    if (bytes > maxBytes) throw tooLarge(bytes, maxBytes)
+  }
   if (text.trim() === '')
     throw new EventInputError('the body is empty; send a JSON object, an array of objects or NDJSON lines', { kind: 'empty' })
   const max = limits.maxEvents ?? Infinity
@@ -123,6 +128,10 @@ function closingQuote(text: string, open: number): number {
 function trimEnd(text: string, to: number): number {
   while (to > 0 && isJsonSpace(text.charCodeAt(to - 1))) to--
   return to
+}
+
+function tooLarge(bytes: number, max: number): EventInputError {
+  return new EventInputError(`the payload is ${bytes} bytes, more than the ${max} allowed`, { kind: 'too-large' })
 }
 
 function tooMany(count: string, limits: EventLimits): EventInputError {

@@ -96,6 +96,20 @@ describe('parseEvents', () => {
     )
   })
 
+  it('counts bytes that are not UTF-8 as they decode (three bytes each), as a peer counts the stored text', () => {
+    // 92 bytes of 0xFF inside a string: a 100-byte body whose text is 284 bytes.
+    const body = Buffer.concat([Buffer.from('{"s":"'), Buffer.alloc(92, 0xff), Buffer.from('"}')])
+    expect(body.byteLength).toBe(100)
+    const err = errorOf(() => parseEvents(body, 'json', { maxBytes: 100 }))
+    expect([err.status, err.message]).toEqual([413, 'the payload is 284 bytes, more than the 100 allowed'])
+    // The same text as text: the same answer.
+    expect(errorOf(() => parseEvents(body.toString('utf8'), 'json', { maxBytes: 100 })).message).toBe(err.message)
+    // Valid UTF-8 counts its bytes: 'é' is two.
+    const accented = Buffer.from('{"s":"éé"}')
+    expect(parseEvents(accented, 'json', { maxBytes: accented.byteLength }).texts).toEqual(['{"s":"éé"}'])
+    expect(errorOf(() => parseEvents(accented, 'json', { maxBytes: accented.byteLength - 1 })).status).toBe(413)
+  })
+
   it('accepts exactly 64 levels', () => {
     const ok = `${'{"a":'.repeat(63)}1${'}'.repeat(63)}`
     expect(parseEvents(ok, 'json').events).toHaveLength(1)
