@@ -59,7 +59,8 @@ export function checkHandoff(request: HandoffRequest, checks: HandoffChecks, dat
         return `${label} is ${bytes} bytes of JSON, more than the ${checks.maxEventBytes} one event may be here`
     }
     const hopsBefore = request.kind === 'overflow' && e.origin !== request.from ? Math.max(1, e.hops) : e.hops
-    events.push({ ...e, hops: hopsBefore + 1, receivedAt: Math.min(e.receivedAt, checks.now) })
+    // + 0: a -0 becomes 0, as its stored JSON reads back (the record may stand in for that parse).
+    events.push({ ...e, hops: hopsBefore + 1, receivedAt: Math.min(e.receivedAt, checks.now) + 0 })
   }
   return events
 }

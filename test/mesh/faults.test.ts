@@ -32,6 +32,7 @@ import { afterEach, beforeEach, describe, expect, it, onTestFailed } from 'vites
 import { uuidv7 } from '../../src/ids.js'
 import { silentLogger } from '../../src/log.js'
 import type { Announcement } from '../../src/mesh/announcement.js'
+import { decodeHandoffFrame } from '../../src/mesh/handoff-frame.js'
 import { receiveHandoff, type HandoffResponse } from '../../src/mesh/handoff-protocol.js'
 import { Offloader } from '../../src/mesh/offloader.js'
 import { PeerTable } from '../../src/mesh/peer-table.js'
@@ -331,5 +332,19 @@ describe('handoff decisions when an outcome is unknown', () => {
     // Another peer's batch h1, even under the name a: another batch, never dropped as a's resend.
     expect(await receiveHandoff(request('a', 'h1', made(2, 'a')), 'a', c, {}, 'peer-x')).toMatchObject({ accepted: 2, duplicates: 0 })
     expect(queue.depth().unprocessed).toBe(5)
+  })
+
+  it('a handed-in event reaches a worker as its stored JSON reads back: a foreign -0 as 0', async () => {
+    const queue = await openQueue()
+    // binge writes 0; another implementation may write -0, which JSON.parse keeps.
+    const frame = decodeHandoffFrame(
+      Buffer.from(
+        '{"v":2,"handoffId":"h0","kind":"overflow","from":"a","events":[{"id":"e0","origin":"a","receivedAt":-0,"hops":0}],"dataLengths":[7]}\n{"n":1}',
+      ),
+    )
+    expect(await receiveHandoff(frame.body, 'a', receiver(queue), frame)).toMatchObject({ status: 'accepted', accepted: 1 })
+    const [first] = await queue.dequeue(1)
+    expect(Object.is(first!.receivedAt, 0)).toBe(true)
+    expect(first!.data).toEqual({ n: 1 })
   })
 })
