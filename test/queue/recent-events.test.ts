@@ -66,10 +66,10 @@ describe('RecentEvents', () => {
     // b is not exact; d came past the budget: both are parsed from their JSON.
     expect(kept.map((k) => k.record?.id)).toEqual(['a', undefined, 'c', undefined])
     expect(kept.map((k) => k.bytes)).toEqual([10, 10, 10, 10])
-    expect(recent.handOut(kept[0]!)).toEqual(record('a'))
+    expect(recent.handOut(kept[0]!, 'k0')).toEqual({ ...record('a'), key: 'k0' })
     // Once: a second dequeue (after a nack) parses the stored text.
-    expect(recent.handOut(kept[0]!)).toBeUndefined()
-    expect(recent.handOut(kept[1]!)).toBeUndefined()
+    expect(recent.handOut(kept[0]!, 'k0')).toBeUndefined()
+    expect(recent.handOut(kept[1]!, 'k1')).toBeUndefined()
     // a's record handed out and c's deleted free the budget: the next ones keep theirs.
     recent.deleted([2])
     recent.added(4, [written('e'), written('f'), written('g')])

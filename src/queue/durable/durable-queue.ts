@@ -46,16 +46,6 @@ import { StoreHealth } from './store-health.js'
 import { writeBatch } from './write-batch.js'
 
 const REPLAY_CHUNK = 1000
-
-/** A record handed out of memory as a dequeue gives it: its fields in the stored order (as JSON.parse gives them), then the key. */
-function queued(record: EventRecord, key: string): QueuedEvent {
-  const event = { id: record.id, origin: record.origin, receivedAt: record.receivedAt, hops: record.hops } as QueuedEvent
-  if (record.keyed === true) event.keyed = true
-  if (record.pipeline !== undefined) event.pipeline = record.pipeline
-  event.data = record.data
-  event.key = key
-  return event
-}
 const sum = (values: number[]): number => values.reduce((total, value) => total + value, 0)
 
 export class DurableQueue extends AbstractQueue {
@@ -234,8 +224,7 @@ export class DurableQueue extends AbstractQueue {
       const events: QueuedEvent[] = []
       for (const [dbKey, value, kept] of found.entries as Array<[string, string, Kept?]>) {
         const key = queueKeyOf(dbKey)
-        const record = kept && this.recent.handOut(kept)
-        events.push(record ? queued(record, key) : { ...(JSON.parse(value) as EventRecord), key })
+        events.push((kept && this.recent.handOut(kept, key)) ?? { ...(JSON.parse(value) as EventRecord), key })
         this.inflight.add(key, kept?.bytes ?? Buffer.byteLength(value))
       }
       this.counts.unprocessed -= found.entries.length

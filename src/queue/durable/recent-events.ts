@@ -21,7 +21,7 @@
 // takes a few times its text's memory, and only a dequeue that keeps up needs them.
 
 import { SEQ_WIDTH, seqString } from '../queue-key.js'
-import type { EventRecord } from '../types.js'
+import type { EventRecord, QueuedEvent } from '../types.js'
 import { ranges, unprocessedKey } from './keys.js'
 
 /** The number a dequeue cursor reads from: `u!` (all), `u!SEQ` (from SEQ) or `u!SEQ NUL` (after SEQ). */
@@ -92,13 +92,21 @@ export class RecentEvents {
     this.evict()
   }
 
-  /** The record of a kept event, once: later reads of it parse its JSON. */
-  handOut(kept: Kept): EventRecord | undefined {
+  /**
+   * A kept event's record as a dequeue gives it under `key` (its fields in the stored
+   * order, as JSON.parse gives them, then the key), once: later reads parse its JSON.
+   */
+  handOut(kept: Kept, key: string): QueuedEvent | undefined {
     const record = kept.record
     if (record === undefined) return undefined
     kept.record = undefined
     this.recordChars -= kept.json.length
-    return record
+    const event = { id: record.id, origin: record.origin, receivedAt: record.receivedAt, hops: record.hops } as QueuedEvent
+    if (record.keyed === true) event.keyed = true
+    if (record.pipeline !== undefined) event.pipeline = record.pipeline
+    event.data = record.data
+    event.key = key
+    return event
   }
 
   /** The events under these numbers are gone from disk. */
