@@ -9,8 +9,11 @@
 //     same events in this process (aim: >= 80%);
 //   - recovery of a 100k x 1 KB backlog (aim: < 2 s), end-to-end processed events/s
 //     with and without steps, and the idle RSS of `binge start`.
+//   - the CPU per request of the same two servers at a fixed rate (an open loop, by
+//     thread), which the machine's noise moves far less than a saturated rate;
 // It prints labelled lines, then one JSON line with every figure. Env: BENCH_SECONDS
-// (per load run, default 10), BENCH_WARMUP (2), BENCH_CONNECTIONS (50),
+// (per load run, default 10), BENCH_WARMUP (2), BENCH_CONNECTIONS (50), BENCH_RATE
+// (requests/s of the fixed-rate runs, default 8000; 0: none), BENCH_RATE_PAIRS (3),
 // BENCH_E2E_EVENTS (50000), BENCH_BACKLOG (100000), BENCH_ONLY (comma list of
 // http,modes,batch,recovery,e2e,rss). Data lives in a temp dir removed at the end.
 import { spawn } from 'node:child_process'
@@ -42,6 +45,7 @@ import {
   procCpu,
   sleep,
   startNode,
+  threadCpuMs,
   waitUntil,
   type LoadResult,
 } from './support.js'
@@ -52,6 +56,8 @@ const WARMUP = envSeconds('BENCH_WARMUP', 2)
 const CONNECTIONS = envInt('BENCH_CONNECTIONS', 50)
 const E2E_EVENTS = envInt('BENCH_E2E_EVENTS', 50_000)
 const BACKLOG = envInt('BENCH_BACKLOG', 100_000)
+const RATE = envInt('BENCH_RATE', 8000)
+const RATE_PAIRS = envInt('BENCH_RATE_PAIRS', 3)
 const BATCH = 100
 const EVENT_BYTES = 1024
 const ONLY = new Set((process.env.BENCH_ONLY ?? 'http,modes,batch,recovery,e2e,rss').split(',').map((s) => s.trim()))
@@ -165,6 +171,7 @@ async function measureHttp(cleanup: Cleanup, root: string): Promise<number | und
 
   await load(cleanup, { ...events, seconds: WARMUP })
   await waitDrained(node)
+  if (RATE > 0) await measureAtRate(cleanup, noop, events)
   const before = node.stats()
   const writesBefore = queueWrites(node)
   const ingest = await loadWithCpu(cleanup, { ...events, seconds: SECONDS })
@@ -245,6 +252,48 @@ async function measureHttp(cleanup: Cleanup, root: string): Promise<number | und
     drainAfterMs: Math.round(drainMs),
   }
   return noopRate
+}
+
+/** µs per request by thread (autocannon's worker aside) over one run at RATE requests/s. */
+async function cpuAtRate(cleanup: Cleanup, target: Parameters<typeof load>[1]): Promise<{ main: number; pool: number; v8: number }> {
+  const before = threadCpuMs(process.pid)
+  const r = await load(cleanup, { ...target, rate: RATE, seconds: SHORT_SECONDS })
+  const after = threadCpuMs(process.pid)
+  const per = (ms: number) => Number(((ms * 1000) / Math.max(1, r.ok)).toFixed(1))
+  return { main: per(after.main - before.main), pool: per(after.pool - before.pool), v8: per(after.v8 - before.v8) }
+}
+
+const median = (values: number[]) => [...values].sort((a, b) => a - b)[values.length >> 1]!
+
+/**
+ * The no-op and durable ingest at a fixed RATE, in alternating pairs: the CPU each
+ * request costs by thread. At a saturated rate the two servers share the cores with
+ * the load generator, and the figure moves by a fifth between runs; here it moves less.
+ */
+async function measureAtRate(cleanup: Cleanup, noop: Parameters<typeof load>[1], events: Parameters<typeof load>[1]): Promise<void> {
+  const runs: { noop: Array<{ main: number; pool: number; v8: number }>; ingest: Array<{ main: number; pool: number; v8: number }> } = {
+    noop: [],
+    ingest: [],
+  }
+  for (let i = 0; i < RATE_PAIRS; i++) {
+    runs.noop.push(await cpuAtRate(cleanup, noop))
+    runs.ingest.push(await cpuAtRate(cleanup, events))
+  }
+  const show = (rs: Array<{ main: number; pool: number; v8: number }>) =>
+    `main ${rs.map((r) => r.main).join(' / ')} us, all three ${rs.map((r) => (r.main + r.pool + r.v8).toFixed(1)).join(' / ')} us`
+  const noopMain = median(runs.noop.map((r) => r.main))
+  const ingestMain = median(runs.ingest.map((r) => r.main))
+  const ingestAll = median(runs.ingest.map((r) => r.main + r.pool + r.v8))
+  line(`CPU per request at ${fmt.int(RATE)} req/s, no-op`, show(runs.noop))
+  line(
+    `CPU per request at ${fmt.int(RATE)} req/s, ingest`,
+    `${show(runs.ingest)} (pool ${runs.ingest.map((r) => r.pool).join(' / ')}, V8 helpers ${runs.ingest.map((r) => r.v8).join(' / ')})`,
+  )
+  line(
+    '  medians: ingest main, ingest all, no-op main',
+    `${ingestMain} / ${ingestAll.toFixed(1)} / ${noopMain} us: main ${(ingestMain / noopMain).toFixed(1)}x the no-op`,
+  )
+  summary.httpAtRate = { rate: RATE, ...runs, medians: { ingestMain, ingestAll: Number(ingestAll.toFixed(1)), noopMain } }
 }
 
 async function measureModes(cleanup: Cleanup, root: string, noopRate: number | undefined): Promise<void> {

@@ -127,6 +127,8 @@ export interface LoadOptions {
   amount?: number
   body: string
   contentType?: string
+  /** Requests per second in all (an open loop); absent: each connection sends as soon as it is answered. */
+  rate?: number
 }
 
 /** One autocannon run in a worker thread; stopped by `cleanup` if the bench dies mid-run. */
@@ -140,6 +142,7 @@ export async function load(cleanup: Cleanup, options: LoadOptions): Promise<Load
     headers: { 'content-type': options.contentType ?? 'application/json' },
     body: options.body,
     timeout: 30,
+    ...(options.rate === undefined ? {} : { overallRate: options.rate }),
   })
   const running = cleanup.add('stop autocannon', () => instance.stop())
   try {
