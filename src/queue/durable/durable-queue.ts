@@ -38,12 +38,11 @@ import type { DurableQueueOptions, DurableQueueStats } from './durable-options.j
 import { type EnqueuePlan, planEnqueue } from './enqueue-plan.js'
 import { PendingGroups, type Settle, groupsInFlight } from './pending-groups.js'
 import { CoveredSpans, completeOps, findNewest, readFree, readPending, returnOps, takeOps } from './handoff-store.js'
-import { type Op, READ_AHEAD, metaKey, queueKeyOf, ranges, stateKey, stateKeyOf, stateOps, stateRangeOf, unprocessedKey } from './keys.js'
-import { LazySync } from './lazy-sync.js'
+import { type Op, READ_AHEAD, queueKeyOf, ranges, stateKey, stateKeyOf, stateOps, stateRangeOf, unprocessedKey } from './keys.js'
 import { openLayout, reconcile, recover } from './recovery.js'
 import { type Kept, RecentEvents } from './recent-events.js'
 import { StoreHealth } from './store-health.js'
-import { writeBatch } from './write-batch.js'
+import { StoreWriter } from './store-writer.js'
 
 const REPLAY_CHUNK = 1000
 const sum = (values: number[]): number => values.reduce((total, value) => total + value, 0)
@@ -79,17 +78,14 @@ export class DurableQueue extends AbstractQueue {
   private cursor = ranges.unprocessed.gte
   /** Until then, ids binge made are looked up in batches too (recovery.ts, openLayout). */
   private madeIdsLookedUpUntil = 0
-  private readonly counters: DurableQueueStats = { enqueueWrites: 0, enqueueCalls: 0, writes: 0, syncWrites: 0 }
+  private readonly counters: Pick<DurableQueueStats, 'enqueueWrites' | 'enqueueCalls'> = { enqueueWrites: 0, enqueueCalls: 0 }
   private readonly disk: DiskSpace
   private readonly reclaimer: SpaceReclaimer
   private readonly health: StoreHealth
-  private readonly lazySync: LazySync
+  private readonly store: StoreWriter
 
   constructor(private readonly options: DurableQueueOptions) {
     super('durable queue', options.now)
-    this.lazySync = new LazySync(options.ackSyncMs ?? 1_000, () =>
-      this.life.run(() => this.write([{ type: 'put', key: metaKey('synced-at'), value: String(this.now()) }], true)),
-    )
     this.writer = new GroupCommit(
       (calls) => this.commitGroup(calls),
       options.sync === 'always' ? 1 : Infinity,
@@ -126,6 +122,14 @@ export class DurableQueue extends AbstractQueue {
       },
       onHealed: options.onStoreHealed,
       onRetry: options.onStoreHealRetry,
+    })
+    this.store = new StoreWriter({
+      db: () => this.db,
+      health: this.health,
+      sync: options.sync,
+      ackSyncMs: options.ackSyncMs,
+      run: (write) => this.life.run(write),
+      now: () => this.now(),
     })
   }
 
@@ -168,7 +172,7 @@ export class DurableQueue extends AbstractQueue {
   }
 
   protected async _close(): Promise<void> {
-    this.lazySync.stop()
+    this.store.stop()
     this.health.stop()
     this.disk.stop()
     await this.sweeper.stop()
@@ -403,7 +407,7 @@ export class DurableQueue extends AbstractQueue {
   }
 
   stats(): DurableQueueStats {
-    return { ...this.counters }
+    return { ...this.counters, ...this.store.counts }
   }
 
   protected _sweepDedupe(): Promise<number> {
@@ -482,22 +486,8 @@ export class DurableQueue extends AbstractQueue {
     this.work.notify()
   }
 
-  /** One atomic batch; never to a faulted store, and one in flight at the fault failed too (store-health.ts). */
-  private async write(ops: Op[], sync: boolean): Promise<void> {
-    this.health.assertWritable()
-    const generation = this.health.generation
-    try {
-      await writeBatch(this.db, ops, sync)
-    } catch (err) {
-      throw this.health.failed(err)
-    }
-    if (generation !== this.health.generation) throw this.health.refusal()
-    this.counters.writes++
-    if (sync) {
-      this.counters.syncWrites++
-      this.lazySync.synced()
-    } else if (this.options.sync !== 'none') {
-      this.lazySync.unsynced()
-    }
+  /** One atomic batch (store-writer.ts). */
+  private write(ops: Op[], sync: boolean): Promise<void> {
+    return this.store.write(ops, sync)
   }
 }
