@@ -105,7 +105,7 @@ export function announceSpacing(gossipIntervalMs: number): number {
 }
 
 /**
- * How often a peer's announcements can confirm a handoff (peer-credit.ts): four fifths
+ * How often a peer's announcements can confirm a handoff (PeerCredit): four fifths
  * of the spacing an honest peer keeps, so one that arrives a little early (the
  * timers and the network jitter) still counts, and is not put off to the next one,
  * which halved the rate a handoff ran at.

@@ -40,11 +40,7 @@ export interface Written {
 }
 
 /** What the store keeps of an event: its JSON and size, and its record until handed out. */
-export interface Kept {
-  json: string
-  bytes: number
-  record?: EventRecord
-}
+export type Kept = Omit<Written, 'exact'>
 
 export class RecentEvents {
   private readonly events = new Map<number, Kept>()
