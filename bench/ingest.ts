@@ -18,7 +18,6 @@
 // http,modes,batch,recovery,e2e,rss). Data lives in a temp dir removed at the end.
 import { spawn } from 'node:child_process'
 import { createServer } from 'node:http'
-import { readdirSync } from 'node:fs'
 import { mkdir, readFile, writeFile } from 'node:fs/promises'
 import type { AddressInfo } from 'node:net'
 import { cpus } from 'node:os'
@@ -42,7 +41,6 @@ import {
   load,
   makeTempRoot,
   nodeConfigText,
-  procCpu,
   sleep,
   startNode,
   threadCpuMs,
@@ -103,12 +101,8 @@ async function startNoop(cleanup: Cleanup): Promise<string> {
  * and libuv's pool (LevelDB's reads, writes and syncs), not autocannon's worker thread.
  */
 function serverCpuMs(): number {
-  let ms = 0
-  for (const tid of readdirSync(`/proc/${process.pid}/task`)) {
-    const thread = procCpu(`/proc/${process.pid}/task/${tid}/stat`)
-    if (thread && (tid === String(process.pid) || thread.name === 'libuv-worker')) ms += thread.ms
-  }
-  return ms
+  const { main, pool } = threadCpuMs(process.pid)
+  return main + pool
 }
 
 /** A load run with the server's CPU per answered request. */
