@@ -91,6 +91,52 @@ describe('the v2 handoff frame', () => {
     expect(decoded.body).toEqual({ v: 2, ...envelope, events: [odd] })
   })
 
+  it('encodes and decodes a frame of many hundred KB a piece at a time, with the same bytes and texts as one string would give', () => {
+    // Texts of every kind of UTF-8 (1 to 4 bytes a character), some bigger than a piece,
+    // so that characters and texts fall across the pieces' edges at many offsets.
+    const chars = ['a', 'é', '€', '😀', '"', '\\', '\n']
+    const events = Array.from({ length: 700 }, (_, i) =>
+      event(`e${i}`, { data: { i, s: chars[i % chars.length]!.repeat(i % 5 === 0 ? 3000 + i : 100 + i) } }),
+    )
+    const stored = prepare(events).map((p) => p.json)
+    const frame = encodeHandoffFrame(envelope, events, stored)
+    const heads = stored.map((s, i) => storedParts(s, events[i]!)!)
+    const whole = `${JSON.stringify({ v: 2, ...envelope }).slice(0, -1)},"events":[${heads.map((p) => p.head).join(',')}],"dataLengths":[${heads.map((p) => p.data.length).join(',')}]}\n${heads.map((p) => p.data).join('')}`
+    expect(frame.length).toBeGreaterThan(1024 * 1024)
+    expect(frame.equals(Buffer.from(whole))).toBe(true)
+    const decoded = decodeHandoffFrame(frame)
+    expect(decoded.invalid).toBeUndefined()
+    expect(decoded.body).toEqual({ v: 2, ...envelope, events })
+    expect(decoded.dataTexts).toEqual(events.map((e) => JSON.stringify(e.data)))
+  })
+
+  it('refuses lengths that do not add up to the data, wherever the pieces end', () => {
+    const events = Array.from({ length: 100 }, (_, i) => event(`e${i}`, { data: { s: '€'.repeat(1000) } }))
+    const frame = encodeHandoffFrame(
+      envelope,
+      events,
+      prepare(events).map((p) => p.json),
+    )
+    const newline = frame.indexOf(0x0a)
+    const envelopeOf = (lengths: (n: number[]) => number[]) => {
+      const parsed = JSON.parse(frame.subarray(0, newline).toString())
+      parsed.dataLengths = lengths(parsed.dataLengths)
+      return Buffer.concat([Buffer.from(JSON.stringify(parsed)), frame.subarray(newline)])
+    }
+    expect(decodeHandoffFrame(envelopeOf((n) => n.map((x, i) => (i === 99 ? x + 1 : x)))).invalid).toBe(
+      "event 99's data length is not within the frame",
+    )
+    expect(decodeHandoffFrame(envelopeOf((n) => n.map((x, i) => (i === 99 ? x - 1 : x)))).invalid).toMatch(/data is not JSON|more data/)
+    expect(decodeHandoffFrame(envelopeOf((n) => n.map((x, i) => (i === 0 ? -1 : x)))).invalid).toBe(
+      "event 0's data length is not within the frame",
+    )
+    // The data of two events given to one: the texts still add up, the JSON does not.
+    expect(decodeHandoffFrame(envelopeOf((n) => n.map((x, i) => (i === 50 ? x + n[51]! : i === 51 ? 0 : x)))).invalid).toBe(
+      "event 50's data is not JSON",
+    )
+    expect(decodeHandoffFrame(Buffer.concat([frame, Buffer.from('{}')])).invalid).toBe('the frame holds more data than its events')
+  })
+
   it('reads a frame without a newline as a v1 request', () => {
     const body = { v: 1, ...envelope, events: [event('e1')] }
     expect(decodeHandoffFrame(Buffer.from(JSON.stringify(body)))).toEqual({ body })
