@@ -110,6 +110,76 @@ describe('parseEvents', () => {
     expect(errorOf(() => parseEvents(accented, 'json', { maxBytes: accented.byteLength - 1 })).status).toBe(413)
   })
 
+  // A payload past 32 KB is decoded and parsed a few lines or items at a time
+  // (parse-events.ts): the events, texts and errors must be what one text would give.
+  describe('a large payload, in pieces', () => {
+    const chars = ['a', 'é', '€', '😀', '"', '\\', ',', ']', '}', '\n']
+    const item = (i: number) => ({
+      i,
+      s: chars[i % chars.length]!.repeat(i % 7 === 0 ? 40_000 + i : 30 + (i % 300)),
+      nest: [{ k: '[{,"' }, [i, null, true, -1.5e3]],
+    })
+    const items = Array.from({ length: 600 }, (_, i) => item(i))
+    const spaces = (i: number) => [' ', '\n', '\t\r\n ', ''][i % 4]!
+
+    it('an array of 2 MB: the same events, and each text as it came', () => {
+      // Items with spaces and line breaks inside: a text serialized again would differ.
+      const texts = items.map((e, i) => JSON.stringify(e, null, i % 3))
+      const body = Buffer.from(`${spaces(1)}[${texts.map((t, i) => `${spaces(i)}${t}${spaces(i + 1)}`).join(',')}]\n`)
+      expect(body.length).toBeGreaterThan(2_000_000)
+      expect(parseEvents(body, 'json', { maxEvents: items.length })).toEqual({ events: items, texts, batch: true })
+      expect(errorOf(() => parseEvents(body, 'json', { maxEvents: items.length - 1 })).message).toMatch(/holds more than 599 events/)
+    })
+
+    it('NDJSON of 2 MB, and bytes that are not UTF-8: the same as one text', () => {
+      const lines = items.map((e, i) => `${spaces(i)}${JSON.stringify(e)}`)
+      // Bytes that are not UTF-8 inside a string of every 50th line.
+      const bad = (line: string) => [Buffer.from('{"bad":"'), Buffer.from([0xff, 0xc3]), Buffer.from(`",${line.trimStart().slice(1)}`)]
+      const body = Buffer.concat(lines.flatMap((line, i) => [...(i % 50 === 3 ? bad(line) : [Buffer.from(line)]), Buffer.from('\r\n')]))
+      expect(body.length).toBeGreaterThan(2_000_000)
+      const whole = body.toString('utf8')
+      const parsed = parseEvents(body, 'ndjson')
+      expect(parsed.events).toEqual(
+        whole
+          .split('\n')
+          .filter((l) => l.trim() !== '')
+          .map((l) => JSON.parse(l)),
+      )
+      expect(parsed.texts).toEqual(
+        whole
+          .split('\n')
+          .map((l) => l.trim())
+          .filter((l) => l !== ''),
+      )
+      const array = Buffer.concat([Buffer.from('['), ...lines.flatMap((line, i) => [Buffer.from(i ? ',' : ''), Buffer.from(line)])])
+      const withBad = Buffer.concat([array.subarray(0, 1000), Buffer.from([0xe2, 0x82]), array.subarray(1000), Buffer.from(']')])
+      expect(parseEvents(withBad, 'json').events).toEqual(JSON.parse(withBad.toString('utf8')))
+    })
+
+    it.each([
+      ['a missing comma', (t: string[]) => `[${t.slice(0, 400).join(',')} ${t.slice(400).join(',')}]`, /malformed JSON at line 1 column/],
+      ['two commas', (t: string[]) => `[${t.slice(0, 400).join(',')},,${t.slice(400).join(',')}]`, /malformed JSON at line 1 column/],
+      ['a trailing comma', (t: string[]) => `[${t.join(',')},]`, /malformed JSON at line 1 column/],
+      ['no closing bracket', (t: string[]) => `[${t.join(',')}`, /malformed JSON at line 1 column/],
+      ['text after the array', (t: string[]) => `[${t.join(',')}] x`, /malformed JSON at line 1 column/],
+      ['a second array', (t: string[]) => `[${t.join(',')}]\n[{}]`, /malformed JSON at line 2 column 1/],
+      ['a broken item', (t: string[]) => `[${t.slice(0, 500).join(',\n')},\n{"a":tru}]`, /malformed JSON at line 501 column 6/],
+      ['an item that is no event', (t: string[]) => `[${t.join(',')},[1]]`, /item \[600\] is an array/],
+      ['a later item broken, an earlier one no event', (t: string[]) => `[3,${t.join(',')},{]`, /malformed JSON/],
+    ] as const)('an array of 2 MB with %s: the error one text gives', (_, make, message) => {
+      const text = make(items.map((e) => JSON.stringify(e)))
+      const err = errorOf(() => parseEvents(Buffer.from(text), 'json'))
+      expect([err.status, err.message]).toEqual([400, expect.stringMatching(message)])
+      // The same text given as a string: the same answer.
+      expect(errorOf(() => parseEvents(text, 'json')).message).toBe(err.message)
+    })
+
+    it('NDJSON of 2 MB with a broken line: its line number', () => {
+      const text = `${items.map((e) => JSON.stringify(e)).join('\n')}\n{"a":}\n{}`
+      expect(errorOf(() => parseEvents(Buffer.from(text), 'ndjson')).message).toMatch(/malformed JSON at line 601 column 6/)
+    })
+  })
+
   it('accepts exactly 64 levels', () => {
     const ok = `${'{"a":'.repeat(63)}1${'}'.repeat(63)}`
     expect(parseEvents(ok, 'json').events).toHaveLength(1)
