@@ -145,7 +145,7 @@ const isJsonSpace = (c: number) => c === 0x20 || c === 0x0a || c === 0x0d || c =
 /**
  * Where each item of the JSON array whose `[` is at `open` begins and ends (without the
  * whitespace around it; begins at -1 if it is empty), and where its `]` is (-1: not
- * found), in one pass over the bytes without decoding or building anything; it stops
+ * found, or not a `]` after an item), in one pass over the bytes without decoding or building anything; it stops
  * after `stop + 1` items (the caller refuses that many). Every structural character is
  * ASCII, and every byte of a character past ASCII is 0x80 or more, so bytes split as
  * characters would. Strings are skipped by searching for their closing quote, so a large
@@ -172,8 +172,9 @@ function arrayItems(bytes: Buffer, open: number, stop: number): { items: Array<[
     } else if (c === 0x5d || c === 0x7d) {
       depth--
       if (depth === 0) {
-        if (start >= 0 || items.length > 0) items.push([start, trimEnd(bytes, i)])
-        return { items, close: i }
+        if (start >= 0) items.push([start, trimEnd(bytes, i)])
+        // A closing brace, or a comma before the bracket: not an array, and not an item.
+        return { items, close: c === 0x5d && (start >= 0 || items.length === 0) ? i : -1 }
       }
     } else if (depth === 1 && start < 0 && !isJsonSpace(c)) start = i
   }

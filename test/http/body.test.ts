@@ -174,6 +174,19 @@ describe('parseEvents', () => {
       expect(errorOf(() => parseEvents(text, 'json')).message).toBe(err.message)
     })
 
+    // Found by a differential fuzz against the parser of one text.
+    it.each([
+      ['[{"a":1},{"b":2}}', {}, 400, 'malformed JSON at line 1 column 17'],
+      ['[1}', {}, 400, 'malformed JSON at line 1 column 3'],
+      ['[{},{},]', { maxEvents: 2 }, 400, 'malformed JSON at line 1 column 8'],
+      ['[,]', { maxEvents: 1 }, 400, 'malformed JSON at line 1 column 2'],
+    ] as const)('%j (limits %j) is refused as one text refuses it', (text, limits, status, message) => {
+      for (const payload of [text, Buffer.from(text)]) {
+        const err = errorOf(() => parseEvents(payload, 'json', limits))
+        expect([err.status, err.message]).toEqual([status, expect.stringContaining(message)])
+      }
+    })
+
     it('NDJSON of 2 MB with a broken line: its line number', () => {
       const text = `${items.map((e) => JSON.stringify(e)).join('\n')}\n{"a":}\n{}`
       expect(errorOf(() => parseEvents(Buffer.from(text), 'ndjson')).message).toMatch(/malformed JSON at line 601 column 6/)
