@@ -13,6 +13,7 @@
 // their data).
 import { recordHeadJson } from '../queue/admission.js'
 import type { EventRecord } from '../queue/types.js'
+import { decodePieces, pushUtf8Pieces } from '../util/text-pieces.js'
 
 /** The request's fields besides its events. */
 export interface HandoffEnvelope {
@@ -83,55 +84,10 @@ export function encodeHandoffFrame(envelope: HandoffEnvelope, events: EventRecor
   const { handoffId, kind, from } = envelope
   const open = JSON.stringify({ v: 2, handoffId, kind, from }).slice(0, -1)
   const bytes = [Buffer.from(`${open},"events":[`)]
-  pushUtf8(bytes, heads, ',')
+  pushUtf8Pieces(bytes, heads, ',')
   bytes.push(Buffer.from(`],"dataLengths":[${lengths.join(',')}]}\n`))
-  pushUtf8(bytes, datas, '')
+  pushUtf8Pieces(bytes, datas, '')
   return Buffer.concat(bytes)
-}
-
-/**
- * A frame is encoded and decoded a piece of about this many UTF-16 code units (or
- * bytes) at a time, never as one string: V8 puts a string of over 128 KiB in its
- * large-object space, and making one cost 3 µs per KB here against 0.1-0.3 for pieces
- * of 16-32 KB (a 512-event frame is about 560 KB; measured on the 2-core machine).
- * A piece of UTF-8 decodes to at most 32K code units, so its string stays under that
- * size even when it is two bytes a unit.
- */
-const pieceSize = 32 * 1024
-
-/** Append the UTF-8 of `texts`, joined by `separator`, to `out`, in pieces (pieceSize). */
-function pushUtf8(out: Buffer[], texts: readonly string[], separator: string): void {
-  let piece = ''
-  for (let i = 0; i < texts.length; i++) {
-    if (i > 0) piece += separator
-    const text = texts[i]!
-    if (text.length >= pieceSize) {
-      // A text this big is one string already: no piece would be smaller.
-      if (piece !== '') out.push(Buffer.from(piece))
-      out.push(Buffer.from(text))
-      piece = ''
-      continue
-    }
-    piece += text
-    if (piece.length >= pieceSize) {
-      out.push(Buffer.from(piece))
-      piece = ''
-    }
-  }
-  if (piece !== '') out.push(Buffer.from(piece))
-}
-
-/** `bytes` decoded as UTF-8, as pieces (pieceSize) whose concatenation is what one decode gives. */
-function decodePieces(bytes: Uint8Array): string[] {
-  const stream = new TextDecoder()
-  const pieces: string[] = []
-  for (let at = 0; at < bytes.length; at += pieceSize) {
-    const piece = stream.decode(bytes.subarray(at, at + pieceSize), { stream: true })
-    if (piece !== '') pieces.push(piece)
-  }
-  const rest = stream.decode()
-  if (rest !== '') pieces.push(rest)
-  return pieces
 }
 
 /**
@@ -151,7 +107,7 @@ export function decodeHandoffFrame(frame: Uint8Array): DecodedHandoff {
   const { events, dataLengths } = envelope ?? {}
   if (envelope?.v !== 2 || !Array.isArray(events) || !Array.isArray(dataLengths) || dataLengths.length !== events.length)
     return { body: undefined, invalid: 'a v2 frame lists its events and one data length for each' }
-  // The data, decoded a piece at a time (pieceSize); a text may span two pieces or more.
+  // The data, decoded a piece at a time (text-pieces.ts); a text may span two pieces or more.
   const pieces = decodePieces(frame.subarray(newline + 1))
   let piece = 0
   let at = 0
