@@ -14,7 +14,8 @@
 // It prints labelled lines, then one JSON line with every figure. Env: BENCH_SECONDS
 // (per load run, default 10), BENCH_WARMUP (2), BENCH_CONNECTIONS (50), BENCH_RATE
 // (requests/s of the fixed-rate runs, default 8000; 0: none), BENCH_RATE_PAIRS (3),
-// BENCH_E2E_EVENTS (50000), BENCH_BACKLOG (100000), BENCH_ONLY (comma list of
+// BENCH_BATCH (events per POST and per raw LevelDB batch of the batch and end-to-end
+// runs, default 100), BENCH_E2E_EVENTS (50000), BENCH_BACKLOG (100000), BENCH_ONLY (comma list of
 // http,modes,batch,recovery,e2e,rss). Data lives in a temp dir removed at the end.
 import { spawn } from 'node:child_process'
 import { createServer } from 'node:http'
@@ -56,7 +57,7 @@ const E2E_EVENTS = envInt('BENCH_E2E_EVENTS', 50_000)
 const BACKLOG = envInt('BENCH_BACKLOG', 100_000)
 const RATE = envInt('BENCH_RATE', 8000)
 const RATE_PAIRS = envInt('BENCH_RATE_PAIRS', 3)
-const BATCH = 100
+const BATCH = envInt('BENCH_BATCH', 100)
 const EVENT_BYTES = 1024
 const ONLY = new Set((process.env.BENCH_ONLY ?? 'http,modes,batch,recovery,e2e,rss').split(',').map((s) => s.trim()))
 
