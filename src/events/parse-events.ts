@@ -3,7 +3,7 @@
 // parses here, so each event meets the same checks (check-event.ts) and a payload is
 // refused for the same reasons wherever it comes in: malformed JSON with line and
 // column, no event, too many events, too many bytes, a bad event with its place.
-import { isUtf8 } from 'node:buffer'
+import { isAscii, isUtf8 } from 'node:buffer'
 import type { JsonObject } from '../queue/types.js'
 import { EventInputError, checkEvent } from './check-event.js'
 import { jsonErrorOffset } from './json-error-offset.js'
@@ -117,12 +117,13 @@ function arrayEvents(bytes: Buffer, open: number, max: number, limits: EventLimi
     const from = items[first]![0]
     let last = first
     while (last + 1 < items.length && items[last + 1]![1] - from <= pieceBytes) last++
-    const piece = bytes.toString('utf8', from, items[last]![1])
-    // Offsets in the piece are bytes: characters too only if it is all ASCII.
-    const ascii = piece.length === items[last]![1] - from
+    const to = items[last]![1]
+    // Offsets are bytes, and characters too only where all is ASCII: else each item is
+    // decoded alone.
+    const piece = isAscii(bytes.subarray(from, to)) ? bytes.toString('utf8', from, to) : undefined
     for (let i = first; i <= last; i++) {
       const [start, end] = items[i]!
-      const text = ascii ? piece.slice(start - from, end - from) : bytes.toString('utf8', start, end)
+      const text = piece !== undefined ? piece.slice(start - from, end - from) : bytes.toString('utf8', start, end)
       try {
         values.push(JSON.parse(text))
       } catch {
