@@ -15,8 +15,8 @@
 // (per load run, default 10), BENCH_WARMUP (2), BENCH_CONNECTIONS (50), BENCH_RATE
 // (requests/s of the fixed-rate runs, default 8000; 0: none), BENCH_RATE_PAIRS (3),
 // BENCH_BATCH (events per POST and per raw LevelDB batch of the batch and end-to-end
-// runs, default 100), BENCH_E2E_EVENTS (50000), BENCH_BACKLOG (100000), BENCH_ONLY (comma list of
-// http,modes,batch,recovery,e2e,rss). Data lives in a temp dir removed at the end.
+// runs, default 100), BENCH_E2E_EVENTS (50000), BENCH_BACKLOG (100000), BENCH_ONLY
+// (comma list of http,modes,batch,recovery,e2e,rss). Data lives in a temp dir removed at the end.
 import { spawn } from 'node:child_process'
 import { createServer } from 'node:http'
 import { mkdir, readFile, writeFile } from 'node:fs/promises'
@@ -249,8 +249,11 @@ async function measureHttp(cleanup: Cleanup, root: string): Promise<number | und
   return noopRate
 }
 
+/** µs per request on the main thread, libuv's pool and V8's helper threads. */
+type ThreadUs = { main: number; pool: number; v8: number }
+
 /** µs per request by thread (autocannon's worker aside) over one run at RATE requests/s. */
-async function cpuAtRate(cleanup: Cleanup, target: Parameters<typeof load>[1]): Promise<{ main: number; pool: number; v8: number }> {
+async function cpuAtRate(cleanup: Cleanup, target: Parameters<typeof load>[1]): Promise<ThreadUs> {
   const before = threadCpuMs(process.pid)
   const r = await load(cleanup, { ...target, rate: RATE, seconds: SHORT_SECONDS })
   const after = threadCpuMs(process.pid)
@@ -266,15 +269,12 @@ const median = (values: number[]) => [...values].sort((a, b) => a - b)[values.le
  * the load generator, and the figure moves by a fifth between runs; here it moves less.
  */
 async function measureAtRate(cleanup: Cleanup, noop: Parameters<typeof load>[1], events: Parameters<typeof load>[1]): Promise<void> {
-  const runs: { noop: Array<{ main: number; pool: number; v8: number }>; ingest: Array<{ main: number; pool: number; v8: number }> } = {
-    noop: [],
-    ingest: [],
-  }
+  const runs: { noop: ThreadUs[]; ingest: ThreadUs[] } = { noop: [], ingest: [] }
   for (let i = 0; i < RATE_PAIRS; i++) {
     runs.noop.push(await cpuAtRate(cleanup, noop))
     runs.ingest.push(await cpuAtRate(cleanup, events))
   }
-  const show = (rs: Array<{ main: number; pool: number; v8: number }>) =>
+  const show = (rs: ThreadUs[]) =>
     `main ${rs.map((r) => r.main).join(' / ')} us, all three ${rs.map((r) => (r.main + r.pool + r.v8).toFixed(1)).join(' / ')} us`
   const noopMain = median(runs.noop.map((r) => r.main))
   const ingestMain = median(runs.ingest.map((r) => r.main))
