@@ -57,6 +57,8 @@ function cpuMs(c: Child): number {
 
 interface Rate {
   rate: number
+  /** Handoff only: events per second from a fifth of the events moved to four fifths, past the start's ramp. */
+  steadyRate?: number
   /** CPU per event (µs) of the sender (handoff only) and of the receiver, over the measured span. */
   senderUs?: number
   receiverUs: number
@@ -192,8 +194,6 @@ async function handoffRate(root: string, batchSize: number, total: number): Prom
       `queue: { highWaterMark: 1, lowWaterMark: 0, maxEvents: 1000000, maxBytes: 4GiB }\nworkers: 1\n${mesh()}\npipelines:\n  p: { outputs: [ { http: { url: '${stalled.url}', timeout: 10m } } ] }\n`,
     )
     await postAll(a, total)
-    const before = await stats(a)
-    const movable = before.queue.unprocessed
     // B runs the same pipeline (overflow goes only to peers that do), its output stalled
     // too and its marks above the total: this measures moving events from A's disk to
     // B's, not B's processing, and B never refuses.
@@ -206,10 +206,39 @@ async function handoffRate(root: string, batchSize: number, total: number): Prom
     await waitUntil('A to see B', async () => (await stats(a)).peers.some((p) => p.node === b.id), 60_000, 20)
     const t0 = performance.now()
     const [a0, b0, bThreads0] = [cpuMs(a), cpuMs(b), threadCpuMs(b.proc.pid!)]
-    await waitUntil('A to hand off its backlog', async () => (await stats(a)).counters.handedOff >= movable, 600_000, 50)
+    // Done when A has nothing left to hand off: its one worker holds what it took (the
+    // output is stalled), and may have taken it after the POSTs were answered, so the
+    // count moved is read at the end, not guessed at the start.
+    let movable = 0
+    // BENCH_MESH_TIMELINE=1: the events handed off by each 250 ms, to tell a ramp from the steady rate.
+    let [lastAt, lastMoved] = [t0, 0]
+    const samples: Array<[number, number]> = []
+    await waitUntil(
+      'A to hand off its backlog',
+      async () => {
+        const { queue, counters } = await stats(a)
+        movable = counters.handedOff
+        const now = performance.now()
+        samples.push([now, movable])
+        if (process.env.BENCH_MESH_TIMELINE === '1' && now - lastAt >= 250) {
+          const perSecond = ((movable - lastMoved) * 1000) / (now - lastAt)
+          process.stdout.write(
+            `  ${((now - t0) / 1000).toFixed(2).padStart(6)}s  handed off ${String(movable).padStart(7)}  ${fmt.int(perSecond)} events/s\n`,
+          )
+          ;[lastAt, lastMoved] = [now, movable]
+        }
+        return queue.unprocessed === 0 && queue.handingOff === 0
+      },
+      600_000,
+      50,
+    )
     const rate = movable / ((performance.now() - t0) / 1000)
+    // The steady rate: from the first sample past a fifth of the events to the first past four fifths.
+    const past = (share: number) => samples.find(([, moved]) => moved >= share * movable) ?? [performance.now(), movable]
+    const [[from, movedFrom], [to, movedTo]] = [past(0.2), past(0.8)]
     return {
       rate,
+      steadyRate: to > from ? ((movedTo - movedFrom) * 1000) / (to - from) : rate,
       senderUs: ((cpuMs(a) - a0) * 1000) / movable,
       receiverUs: ((cpuMs(b) - b0) * 1000) / movable,
       receiverThreadsUs: perEvent(bThreads0, threadCpuMs(b.proc.pid!), movable),
@@ -400,6 +429,10 @@ async function handoffSection(root: string, total: number, summary: Record<strin
     line('  CPU per event of the receiver', `${fmt.int(receiverUs)} µs`)
     line('  the receiver by thread', describeThreads(receiverThreadsUs))
     line('  ratio handoff / direct', `${fmt.ratio(rate / direct)}   aim >= 0.8: ${rate / direct >= 0.8 ? 'MET' : 'MISSED'}`)
+    // Past the start: the credit's ramp (peer-credit.ts) and both nodes warming up.
+    const steady = handoff.steadyRate!
+    summary[`handoff${size}Steady`] = Math.round(steady)
+    line('  handoff from 20% to 80% of the events', `${fmt.int(steady)} events/s, ratio to direct ${fmt.ratio(steady / direct)}`)
   }
 }
 
