@@ -76,6 +76,8 @@ const maxUnsure = 10_000
  * bound on a peer that acks and keeps nothing, and the ceiling on an honest one's rate.
  */
 const creditBatches = 64
+/** Credit per event a peer's announcement accounts for (PeerCredit.growth): how soon a handoff reaches `creditBatches`. */
+const creditGrowth = 16
 
 export class Mesh {
   private host?: PeerHost
@@ -168,6 +170,7 @@ export class Mesh {
     this.table.self = { node: this.parts.nodeId, peerId: host.peerId.toString() }
     this.table.credit.initial = this.config.handoffBatch
     this.table.credit.max = creditBatches * this.config.handoffBatch
+    this.table.credit.growth = creditGrowth
     this.table.credit.minConfirmMs = confirmSpacing(this.config.gossipInterval)
     const redialer = (this.redialer = new Redialer(host, log, { forgetMs: this.table.expireMs }))
     for (const entry of this.config.bootstrap) redialer.addBootstrap(toMultiaddr(entry))
