@@ -4,6 +4,12 @@
 //   A is filled while alone (its output stalled), then B joins and A hands off all it
 //   can; the rate is events handed off per second from B's arrival to the end; the
 //   two share a fresh mesh key (psk), as every mesh reaching beyond one host must;
+//   the rate from 20% to 80% of the events leaves out the start's ramp, and
+//   BENCH_MESH_TIMELINE=1 prints the events moved by each 250 ms. BENCH_PIN_<node>
+//   runs a node on those CPUs (`taskset -c`; nodes a and b, and direct for the
+//   direct POSTs): `BENCH_PIN_a=0 BENCH_PIN_b=1 BENCH_PIN_direct=1 taskset -c 0 npm
+//   run bench:mesh` gives the receiver a core of its own, as on separate hosts, so the
+//   ratio is the receiver's pace in a handoff against its pace taking POSTs;
 // - the processing rate of a 3-node mesh against one node, both with the same slow
 //   webhook output (each POST answered after 40 ms, from a worker thread), events
 //   POSTed to one node only:
@@ -88,11 +94,11 @@ async function startChild(cleanup: Cleanup, root: string, id: string, yaml: stri
   mkdirSync(root, { recursive: true })
   const file = join(root, `${id}.yaml`)
   writeFileSync(file, `node: { id: ${id}, dataDir: ${join(root, id)} }\nhttp: { listen: '127.0.0.1:0' }\nlog: { level: info }\n${yaml}`)
-  const proc = spawn(
-    process.execPath,
-    [...(process.env.BENCH_CHILD_NODE_ARGS ?? '').split(' ').filter(Boolean), bundle, 'start', '--config', file],
-    { stdio: ['ignore', 'ignore', 'pipe'] },
-  )
+  const args = [...(process.env.BENCH_CHILD_NODE_ARGS ?? '').split(' ').filter(Boolean), bundle, 'start', '--config', file]
+  const pin = process.env[`BENCH_PIN_${id}`]
+  const proc = pin
+    ? spawn('taskset', ['-c', pin, process.execPath, ...args], { stdio: ['ignore', 'ignore', 'pipe'] })
+    : spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe'] })
   const childArgs = process.env.BENCH_CHILD_NODE_ARGS ?? ''
   cleanup.add(`stop ${id}`, async () => {
     if (proc.exitCode !== null) return

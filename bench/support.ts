@@ -21,10 +21,11 @@ export function envSeconds(name: string, fallback: number): number {
   return value
 }
 
-export function envInt(name: string, fallback: number): number {
+/** A whole number from the environment, or the default; at least `min` (1 unless a setting means something by 0). */
+export function envInt(name: string, fallback: number, min = 1): number {
   const raw = process.env[name]
   const value = raw === undefined || raw === '' ? fallback : Number(raw)
-  if (!Number.isSafeInteger(value) || value <= 0) throw new Error(`${name} must be a positive integer, got "${raw}"`)
+  if (!Number.isSafeInteger(value) || value < min) throw new Error(`${name} must be a whole number of at least ${min}, got "${raw}"`)
   return value
 }
 
