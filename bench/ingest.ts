@@ -44,7 +44,9 @@ import {
   nodeConfigText,
   sleep,
   startNode,
+  type ThreadsCpu,
   threadCpuMs,
+  threadUsPer,
   waitUntil,
   type LoadResult,
 } from './support.js'
@@ -250,15 +252,15 @@ async function measureHttp(cleanup: Cleanup, root: string): Promise<number | und
 }
 
 /** µs per request on the main thread, libuv's pool and V8's helper threads. */
-type ThreadUs = { main: number; pool: number; v8: number }
+type ThreadUs = Omit<ThreadsCpu, 'other'>
 
 /** µs per request by thread (autocannon's worker aside) over one run at RATE requests/s. */
 async function cpuAtRate(cleanup: Cleanup, target: Parameters<typeof load>[1]): Promise<ThreadUs> {
   const before = threadCpuMs(process.pid)
   const r = await load(cleanup, { ...target, rate: RATE, seconds: SHORT_SECONDS })
-  const after = threadCpuMs(process.pid)
-  const per = (ms: number) => Number(((ms * 1000) / Math.max(1, r.ok)).toFixed(1))
-  return { main: per(after.main - before.main), pool: per(after.pool - before.pool), v8: per(after.v8 - before.v8) }
+  const { main, pool, v8 } = threadUsPer(before, threadCpuMs(process.pid), Math.max(1, r.ok))
+  const tenth = (us: number) => Number(us.toFixed(1))
+  return { main: tenth(main), pool: tenth(pool), v8: tenth(v8) }
 }
 
 const median = (values: number[]) => [...values].sort((a, b) => a - b)[values.length >> 1]!

@@ -26,7 +26,20 @@ import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { Worker } from 'node:worker_threads'
 import { join } from 'node:path'
-import { Cleanup, envInt, eventOfSize, fmt, line, makeTempRoot, procCpu, sleep, threadCpuMs, waitUntil } from './support.js'
+import {
+  Cleanup,
+  envInt,
+  eventOfSize,
+  fmt,
+  line,
+  makeTempRoot,
+  procCpu,
+  sleep,
+  type ThreadsCpu,
+  threadCpuMs,
+  threadUsPer,
+  waitUntil,
+} from './support.js'
 
 /** BENCH_BUNDLE: the binge bundle the children run (default dist/binge.mjs; another build to compare). */
 const bundle = process.env.BENCH_BUNDLE ?? join(process.cwd(), 'dist', 'binge.mjs')
@@ -69,20 +82,12 @@ interface Rate {
   senderUs?: number
   receiverUs: number
   /** The receiver's CPU per event (µs) by thread: main, libuv's pool (LevelDB), V8's helpers, other. */
-  receiverThreadsUs: ThreadsUs
+  receiverThreadsUs: ThreadsCpu
 }
 
-type ThreadsUs = ReturnType<typeof threadCpuMs>
+const roundThreads = (t: ThreadsCpu) => Object.fromEntries(Object.entries(t).map(([k, v]) => [k, Math.round(v)]))
 
-/** CPU per event (µs) by thread between two threadCpuMs readings. */
-function perEvent(before: ThreadsUs, after: ThreadsUs, events: number): ThreadsUs {
-  const us = (k: keyof ThreadsUs) => ((after[k] - before[k]) * 1000) / events
-  return { main: us('main'), pool: us('pool'), v8: us('v8'), other: us('other') }
-}
-
-const roundThreads = (t: ThreadsUs) => Object.fromEntries(Object.entries(t).map(([k, v]) => [k, Math.round(v)]))
-
-const describeThreads = (t: ThreadsUs) =>
+const describeThreads = (t: ThreadsCpu) =>
   `main ${fmt.int(t.main)}, libuv pool ${fmt.int(t.pool)}, V8 helpers ${fmt.int(t.v8)}, other ${fmt.int(t.other)} µs`
 
 async function stats(c: Child): Promise<Stats> {
@@ -216,9 +221,10 @@ async function handoffRate(root: string, batchSize: number, total: number): Prom
     // output is stalled), and may have taken it after the POSTs were answered, so the
     // count moved is read at the end, not guessed at the start.
     let movable = 0
+    /** [time, events handed off so far], from t0. */
+    const samples: Array<[number, number]> = [[t0, 0]]
     // BENCH_MESH_TIMELINE=1: the events handed off by each 250 ms, to tell a ramp from the steady rate.
-    let [lastAt, lastMoved] = [t0, 0]
-    const samples: Array<[number, number]> = []
+    let shown = samples[0]!
     await waitUntil(
       'A to hand off its backlog',
       async () => {
@@ -226,12 +232,12 @@ async function handoffRate(root: string, batchSize: number, total: number): Prom
         movable = counters.handedOff
         const now = performance.now()
         samples.push([now, movable])
-        if (process.env.BENCH_MESH_TIMELINE === '1' && now - lastAt >= 250) {
-          const perSecond = ((movable - lastMoved) * 1000) / (now - lastAt)
+        if (process.env.BENCH_MESH_TIMELINE === '1' && now - shown[0] >= 250) {
+          const perSecond = ((movable - shown[1]) * 1000) / (now - shown[0])
           process.stdout.write(
             `  ${((now - t0) / 1000).toFixed(2).padStart(6)}s  handed off ${String(movable).padStart(7)}  ${fmt.int(perSecond)} events/s\n`,
           )
-          ;[lastAt, lastMoved] = [now, movable]
+          shown = [now, movable]
         }
         return queue.unprocessed === 0 && queue.handingOff === 0
       },
@@ -247,7 +253,7 @@ async function handoffRate(root: string, batchSize: number, total: number): Prom
       steadyRate: to > from ? ((movedTo - movedFrom) * 1000) / (to - from) : rate,
       senderUs: ((cpuMs(a) - a0) * 1000) / movable,
       receiverUs: ((cpuMs(b) - b0) * 1000) / movable,
-      receiverThreadsUs: perEvent(bThreads0, threadCpuMs(b.proc.pid!), movable),
+      receiverThreadsUs: threadUsPer(bThreads0, threadCpuMs(b.proc.pid!), movable),
     }
   } finally {
     await cleanup.runAll()
@@ -276,7 +282,7 @@ async function directRate(root: string, batchSize: number, total: number): Promi
     return {
       rate: total / ((performance.now() - t0) / 1000),
       receiverUs: ((cpuMs(b) - b0) * 1000) / total,
-      receiverThreadsUs: perEvent(bThreads0, threadCpuMs(b.proc.pid!), total),
+      receiverThreadsUs: threadUsPer(bThreads0, threadCpuMs(b.proc.pid!), total),
     }
   } finally {
     await cleanup.runAll()

@@ -218,7 +218,16 @@ export function freePort(): Promise<number> {
  * reads, writes and syncs; LevelDB's compaction thread, started from the pool, carries
  * the pool's name), V8's helpers (GC, compilation), and the rest.
  */
-export function threadCpuMs(pid: number): { main: number; pool: number; v8: number; other: number } {
+/** CPU (ms, or µs per unit from threadUsPer) of a process by thread: main, libuv's pool, V8's helpers, other. */
+export type ThreadsCpu = { main: number; pool: number; v8: number; other: number }
+
+/** µs per unit (event, request) by thread between two threadCpuMs readings. */
+export function threadUsPer(before: ThreadsCpu, after: ThreadsCpu, units: number): ThreadsCpu {
+  const us = (k: keyof ThreadsCpu) => ((after[k] - before[k]) * 1000) / units
+  return { main: us('main'), pool: us('pool'), v8: us('v8'), other: us('other') }
+}
+
+export function threadCpuMs(pid: number): ThreadsCpu {
   const by = { main: 0, pool: 0, v8: 0, other: 0 }
   let tids: string[] = []
   try {
