@@ -15,6 +15,7 @@ import { tcp } from '@libp2p/tcp'
 import { yamux } from '@libp2p/yamux'
 import { createLibp2p, type Libp2p } from 'libp2p'
 import { createHash } from 'node:crypto'
+import { meshNoiseCrypto } from './noise-crypto.js'
 
 export interface PeerHostOptions {
   privateKey: PrivateKey
@@ -66,7 +67,7 @@ export async function createPeerHost(options: PeerHostOptions): Promise<PeerHost
     privateKey: options.privateKey,
     addresses: { listen: [options.listen] },
     transports: [tcp()],
-    connectionEncrypters: [noise()],
+    connectionEncrypters: [noise({ crypto: meshNoiseCrypto })],
     streamMuxers: [yamux()],
     ...(options.psk !== '' ? { connectionProtector: preSharedKey({ psk: swarmKey(options.psk) }) } : {}),
     ...(allowListGater(options.allowPeers) ? { connectionGater: allowListGater(options.allowPeers) } : {}),
