@@ -1,7 +1,8 @@
 // Builds the libp2p host of a node: TCP, Noise, Yamux, identify, ping and gossipsub
 // (the libp2p 3 line; `@libp2p/gossipsub` because `@chainsafe/libp2p-gossipsub` 14 is
 // built for libp2p 2 and on libp2p 3 silently forms no mesh). With a psk the host
-// speaks only to peers that share it (private network); with allowPeers the gater
+// speaks only to peers that share it (private network: private-network.ts; Noise's
+// cipher: noise-crypto.ts, both libp2p's own on the wire); with allowPeers the gater
 // refuses every other peer id in both directions. No limit or score depends on the
 // peer's IP address: any number of nodes may share one.
 import { gossipsub } from '@libp2p/gossipsub'
@@ -10,12 +11,11 @@ import { identify } from '@libp2p/identify'
 import type { ConnectionGater, PeerId, PrivateKey } from '@libp2p/interface'
 import { noise } from '@libp2p/noise'
 import { ping } from '@libp2p/ping'
-import { preSharedKey } from '@libp2p/pnet'
 import { tcp } from '@libp2p/tcp'
 import { yamux } from '@libp2p/yamux'
 import { createLibp2p, type Libp2p } from 'libp2p'
-import { createHash } from 'node:crypto'
 import { meshNoiseCrypto } from './noise-crypto.js'
+import { privateNetwork } from './private-network.js'
 
 export interface PeerHostOptions {
   privateKey: PrivateKey
@@ -28,17 +28,6 @@ export interface PeerHostOptions {
 export const dialTimeoutMs = 10_000
 
 export type PeerHost = Libp2p<{ pubsub: GossipSub; identify: unknown; ping: unknown }>
-
-/**
- * The psk as @libp2p/pnet wants it. A 64-hex-digit key is used as is; any other text is
- * a passphrase hashed to one, so `BINGE_MESH_KEY=correct-horse` works too.
- */
-export function swarmKey(psk: string): Uint8Array {
-  const trimmed = psk.trim()
-  if (trimmed.startsWith('/key/swarm/psk/1.0.0/')) return new TextEncoder().encode(trimmed)
-  const hex = /^[0-9a-fA-F]{64}$/.test(trimmed) ? trimmed.toLowerCase() : createHash('sha256').update(trimmed).digest('hex')
-  return new TextEncoder().encode(`/key/swarm/psk/1.0.0/\n/base16/\n${hex}`)
-}
 
 /** Each host's allow-list (absent: every peer is allowed), for the checks outside the gater. */
 const allowLists = new WeakMap<object, Set<string>>()
@@ -69,7 +58,7 @@ export async function createPeerHost(options: PeerHostOptions): Promise<PeerHost
     transports: [tcp()],
     connectionEncrypters: [noise({ crypto: meshNoiseCrypto })],
     streamMuxers: [yamux()],
-    ...(options.psk !== '' ? { connectionProtector: preSharedKey({ psk: swarmKey(options.psk) }) } : {}),
+    ...(options.psk !== '' ? { connectionProtector: privateNetwork(options.psk) } : {}),
     ...(allowListGater(options.allowPeers) ? { connectionGater: allowListGater(options.allowPeers) } : {}),
     // libp2p refuses more than 5 inbound connections a second from one IP, and more than
     // 10 handshakes at once: a mesh on one host or behind one NAT that (re)forms would
