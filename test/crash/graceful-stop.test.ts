@@ -11,6 +11,7 @@ import { parseConfig } from '../../src/config/index.js'
 import { silentLogger } from '../../src/log.js'
 import { BingeNode } from '../../src/node.js'
 import { cleanUpNodesAfterEach, printNodeOnFailure } from '../support/hooks.js'
+import { startWebhook } from '../support/mesh.js'
 import { compareDelivery, makeTempDir, NodeProcess, readOutput, startIngestClients, waitFor, writeConfig } from '../support/node-process.js'
 
 // A webhook that answers each POST after 30 ms: with one worker it keeps processing
@@ -132,5 +133,44 @@ describe('a stop while the node starts', () => {
     await stopped
     expect(node.phase()).toBe('stopped')
     await expect(fetch(`http://127.0.0.1:${address.port}/healthz`)).rejects.toThrow()
+  })
+})
+
+describe('a stop while an output hangs', () => {
+  // An HTTP output whose POST never answers, with a long timeout: the stop gives the
+  // worker its grace (10 s), then the output closes and aborts the POST, instead of
+  // holding the node for the timeout. The event was not delivered, so it stays queued.
+  it('SIGTERM ends after the workers grace, not the POST timeout; the event is still queued', { timeout: 120_000 }, async () => {
+    const dir = makeTempDir('binge-stop-hung-output-')
+    const hook = await startWebhook({ held: true })
+    const configFile = writeConfig(dir, {
+      node: { id: 'hung', dataDir: path.join(dir, 'data') },
+      http: { listen: '127.0.0.1:0' },
+      queue: { mode: 'durable', sync: 'batch' },
+      workers: 1,
+      pipelines: { p: { outputs: [{ http: { url: hook.url, timeout: '10m' } }] } },
+    })
+    let node = await NodeProcess.start(configFile, { label: 'hung#1' })
+    watched.node = node
+    const posted = await fetch(`${node.url}/events`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ order: 1 }),
+    })
+    expect(posted.status).toBe(202)
+    await waitFor(async () => (await node.stats()).queue.inflight === 1, { what: 'the POST to the held webhook' })
+    const signalled = Date.now()
+    expect(await node.kill('SIGTERM', 60_000)).toEqual({ code: 0, signal: null })
+    const stopMs = Date.now() - signalled
+    console.log(`a stop with a hung output took ${stopMs} ms`)
+    expect(stopMs).toBeLessThan(45_000)
+    expect(node.logs.some((l) => l.msg === 'The node stopped cleanly.')).toBe(true)
+
+    hook.release()
+    node = await NodeProcess.start(configFile, { label: 'hung#2' })
+    watched.node = node
+    await waitFor(() => hook.received() >= 1, { what: 'the event delivered after the restart' })
+    await node.waitDrained()
+    expect(await node.kill('SIGTERM')).toEqual({ code: 0, signal: null })
   })
 })

@@ -1,10 +1,10 @@
 // The http output on its own, against a local server: batching across concurrent
 // writes by count, by time and by what is in flight (a write resolves only with the
 // POSTs holding its records), which answers are permanent failures and which are worth
-// a retry, timeouts, and a write given up by its caller.
+// a retry, timeouts, a write given up by its caller, and a POST no write waits for.
 import http from 'node:http'
 import type { AddressInfo } from 'node:net'
-import { afterEach, describe, expect, it } from 'vitest'
+import { afterEach, describe, expect, it, vi } from 'vitest'
 import { createHttpOutput, OutputFailure } from '../../src/pipeline/outputs/http.js'
 
 interface Answer {
@@ -180,6 +180,33 @@ describe('http output batching', () => {
     expect(k.status).toBe('fulfilled')
     expect(s.bodies).toEqual([[{ w: 'kept' }]])
     await out.stop?.()
+  })
+
+  it('aborts a POST once every write in it was given up, not while another still waits for it', async () => {
+    // The first POST is held 60 s (the output's timeout): only an abort ends it sooner.
+    const s = await serve((n) => ({ delayMs: n === 0 ? 60_000 : 300 }))
+    const out = createHttpOutput({ url: s.url, timeoutMs: 60_000, batchCount: 100, batchPeriodMs: 0 })
+    const alone = new AbortController()
+    const given = out.write([{ w: 'alone' }], { signal: alone.signal })
+    await vi.waitFor(() => expect(s.bodies).toHaveLength(1))
+    alone.abort(new Error('shutting down'))
+    await expect(given).rejects.toThrow(/shutting down/)
+    // The held POST was aborted: stopping waits for no send (it would wait 60 s otherwise).
+    const t0 = performance.now()
+    await out.stop?.()
+    expect(performance.now() - t0).toBeLessThan(5_000)
+
+    // Two writes in one POST (held 300 ms): one gives up, the other still gets its answer.
+    const shared = createHttpOutput({ url: s.url, timeoutMs: 60_000, batchCount: 100, batchPeriodMs: 0 })
+    const leaving = new AbortController()
+    const left = shared.write([{ w: 'leaves' }], { signal: leaving.signal })
+    const stays = shared.write([{ w: 'stays' }])
+    await vi.waitFor(() => expect(s.bodies).toHaveLength(2))
+    leaving.abort(new Error('gave up'))
+    await expect(left).rejects.toThrow(/gave up/)
+    await expect(stays).resolves.toBeUndefined()
+    expect(s.bodies[1]).toEqual([{ w: 'leaves' }, { w: 'stays' }])
+    await shared.stop?.()
   })
 
   it('sends what still waits when it stops', async () => {

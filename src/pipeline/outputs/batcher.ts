@@ -11,6 +11,9 @@
 // of a failed write that a send did deliver are remembered (by identity: the caller
 // retries with the same objects), and a retry skips them, so a failure of one shared
 // POST does not deliver again what an earlier one already did.
+// A send that no write waits for any more (each of its writes abandoned: a stop's grace
+// ended, say) is aborted, so a stalled destination does not hold a stop for its whole
+// timeout; its records were not acknowledged, and go again later.
 
 interface Job {
   /** Records of this write still waiting to be sent. */
@@ -21,9 +24,16 @@ interface Job {
   /** Sends holding records of this write that have not answered yet. */
   inFlight: number
   done: boolean
+  /** The sends in flight holding records of this write. */
+  sends: Set<InFlight>
   resolve(): void
   reject(err: unknown): void
   cleanup(): void
+}
+
+interface InFlight {
+  jobs: Set<Job>
+  controller: AbortController
 }
 
 interface Segment<T> {
@@ -34,7 +44,8 @@ interface Segment<T> {
 export interface BatcherOptions<T> {
   count: number
   periodMs: number
-  send(items: T[]): Promise<void>
+  /** `signal` aborts once no write waits for this send. */
+  send(items: T[], signal: AbortSignal): Promise<void>
 }
 
 export class Batcher<T> {
@@ -60,6 +71,7 @@ export class Batcher<T> {
         failed: false,
         inFlight: 0,
         done: false,
+        sends: new Set(),
         resolve,
         reject,
         cleanup: () => signal?.removeEventListener('abort', onAbort),
@@ -125,13 +137,18 @@ export class Batcher<T> {
       else jobs.set(segment.job, [...taken])
     }
     this.waiting -= items.length
-    for (const job of jobs.keys()) job.inFlight++
+    const flight: InFlight = { jobs: new Set(jobs.keys()), controller: new AbortController() }
+    for (const job of jobs.keys()) {
+      job.inFlight++
+      job.sends.add(flight)
+    }
     const sent: Promise<void> = this.options
-      .send(items)
+      .send(items, flight.controller.signal)
       .then(
         () => {
           for (const [job, mine] of jobs) {
             job.inFlight--
+            job.sends.delete(flight)
             // Delivered after its write failed: the retry may skip these already.
             if (job.failed) this.remember(mine)
             else job.delivered.push(...mine)
@@ -141,6 +158,7 @@ export class Batcher<T> {
         (err: unknown) => {
           for (const job of jobs.keys()) {
             job.inFlight--
+            job.sends.delete(flight)
             this.finish(job, err, true)
           }
         },
@@ -178,5 +196,6 @@ export class Batcher<T> {
 
   private abandon(job: Job, reason: unknown): void {
     this.finish(job, reason ?? new Error('aborted'), true)
+    for (const flight of job.sends) if ([...flight.jobs].every((j) => j.done)) flight.controller.abort(reason)
   }
 }

@@ -34,8 +34,8 @@ function reason(err: unknown): string {
   return e.cause?.code ?? e.cause?.message ?? e.message ?? String(err)
 }
 
-/** One POST; throws an OutputFailure saying whether a retry can help. */
-export async function postJson(options: HttpOutputOptions, records: unknown[]): Promise<void> {
+/** One POST; throws an OutputFailure saying whether a retry can help. `abandoned` aborts it: nobody waits for it. */
+export async function postJson(options: HttpOutputOptions, records: unknown[], abandoned?: AbortSignal): Promise<void> {
   const { url, timeoutMs } = options
   const timeout = AbortSignal.timeout(timeoutMs)
   let res: Response
@@ -45,11 +45,11 @@ export async function postJson(options: HttpOutputOptions, records: unknown[]): 
       method: 'POST',
       headers: { 'content-type': 'application/json', ...options.headers },
       body: JSON.stringify(records),
-      signal: timeout,
+      signal: abandoned ? AbortSignal.any([timeout, abandoned]) : timeout,
     })
     text = await res.text()
   } catch (err) {
-    const why = timeout.aborted ? `timed out after ${timeoutMs} ms` : reason(err)
+    const why = timeout.aborted ? `timed out after ${timeoutMs} ms` : abandoned?.aborted ? 'abandoned by its writers' : reason(err)
     throw new OutputFailure(`POST ${url} failed: ${why}`, false, err)
   }
   if (res.ok) return
@@ -61,7 +61,7 @@ export function createHttpOutput(options: HttpOutputOptions): Output {
   const batcher = new Batcher<unknown>({
     count: options.batchCount ?? httpDefaults.batchCount,
     periodMs: options.batchPeriodMs ?? httpDefaults.batchPeriodMs,
-    send: (records) => postJson(options, records),
+    send: (records, abandoned) => postJson(options, records, abandoned),
   })
   return {
     kind: 'http',
