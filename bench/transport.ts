@@ -48,7 +48,11 @@ async function run(stack: Stack): Promise<{ mbPerSecond: number; cpuMsPerMb: num
   const [a, b] = [await host(stack), await host(stack)]
   try {
     await Promise.all([a.start(), b.start()])
-    await serve(b, protocol, 30_000, async () => ({ ok: true }), { budget: new FrameBudget(), log: pino({ level: 'silent' }), decode: (f) => f.byteLength })
+    await serve(b, protocol, 30_000, async () => ({ ok: true }), {
+      budget: new FrameBudget(),
+      log: pino({ level: 'silent' }),
+      decode: (f) => f.byteLength,
+    })
     await a.dial(b.getMultiaddrs()[0]!)
     const frame = randomBytes(FRAME_KB * 1024)
     for (let i = 0; i < 20; i++) await requestFrame(a, b.peerId, protocol, frame, 30_000) // warm up
