@@ -185,9 +185,10 @@ interface Kernel {
   view: DataView
 }
 let kernel: Kernel | undefined | null
-/** The compiled module, shared by every cipher (one thread: each call sets its own state first); null when this runtime lacks WebAssembly SIMD. */
+/** The compiled module, shared by every cipher (one thread: each call sets its own state first); null without WebAssembly or its SIMD. */
 function getKernel(): Kernel | null {
   if (kernel !== undefined) return kernel
+  if (typeof WebAssembly === 'undefined') return (kernel = null) // --jitless
   const bytes = moduleBytes()
   if (!WebAssembly.validate(bytes)) return (kernel = null)
   const { exports } = new WebAssembly.Instance(new WebAssembly.Module(bytes))
