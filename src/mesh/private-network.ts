@@ -49,7 +49,7 @@ class PrivateConnection extends AbstractMultiaddrConnection {
     })
     inner.addEventListener('drain', () => this.onMuxerDrain())
     inner.addEventListener('close', (event) => {
-      if (event.error === undefined) this.onTransportClosed()
+      if (event.error == null) this.onTransportClosed()
       else if (event.local) this.abort(event.error)
       else this.onRemoteReset()
     })

@@ -92,6 +92,9 @@ export function nodeConfig(
     log: { level: 'info' },
     mesh: {
       listen: `/ip4/127.0.0.1/tcp/${meshPort}`,
+      // A key, as every mesh beyond one host has: the faults then cut connections
+      // protected by the mesh's private network (private-network.ts), as in the field.
+      psk: 'fault-mesh-key',
       bootstrap: peerPorts.map((p) => `127.0.0.1:${p}`),
       gossipInterval: '250ms',
       handoffTimeout: '2s',
