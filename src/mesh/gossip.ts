@@ -30,6 +30,8 @@ export class LoadGossip {
   /** An announcement asked for by `soon()` and not yet made. */
   private early?: NodeJS.Timeout
   private publishedAt = 0
+  /** When `soon` last published. */
+  private soonAt = 0
   /** Counts of rejected messages, for tests and metrics. */
   rejected = 0
 
@@ -85,16 +87,21 @@ export class LoadGossip {
   }
 
   /**
-   * Announce again soon, at most once per `minSpacingMs` (peers count announcements
-   * closer than that as one, peer-credit.ts): this node just took a handoff, and the
-   * announcement is how the sender learns it holds the events, so the sender's credit
-   * grows before the next interval instead of after it.
+   * Announce again soon: this node just took a handoff, and the announcement is how the
+   * sender learns it holds the events, so the sender's credit grows before the next
+   * interval instead of after it. At most once per `minSpacingMs` from any announcement
+   * (peers take one confirmation per about that long, peer-credit.ts), but at once for
+   * a handoff that begins (none asked for one within `minSpacingMs`): the announcements
+   * before it, of the interval or of a join, confirmed nothing, and the sender's credit
+   * stays at one batch until it hears.
    */
   soon(minSpacingMs: number): void {
     if (this.early || !this.timer) return
-    const wait = Math.max(0, this.publishedAt + minSpacingMs - Date.now())
+    const now = Date.now()
+    const wait = this.soonAt + minSpacingMs <= now ? 0 : Math.max(this.soonAt, this.publishedAt) + minSpacingMs - now
     this.early = setTimeout(() => {
       this.early = undefined
+      this.soonAt = Date.now()
       if (this.timer) void this.publish()
     }, wait)
     this.early.unref()

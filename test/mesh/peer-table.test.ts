@@ -1,8 +1,12 @@
 // The peer table on its own, with a fake clock: freshness, expiry, room and choice;
-// room believed only up to a peer's credit; a node name held by one peer id.
-import { describe, expect, it } from 'vitest'
+// room believed only up to a peer's credit; a node name held by one peer id. And when a
+// node that takes a handoff announces again (LoadGossip.soon), on fake timers.
+import { pino } from 'pino'
+import { afterEach, describe, expect, it, vi } from 'vitest'
 import type { Announcement } from '../../src/mesh/announcement.js'
+import { LoadGossip } from '../../src/mesh/gossip.js'
 import { PeerCredit } from '../../src/mesh/peer-credit.js'
+import type { PeerHost } from '../../src/mesh/peer-host.js'
 import { PeerTable } from '../../src/mesh/peer-table.js'
 
 function announcement(peerId: string, extra: Partial<Announcement> = {}): Announcement {
@@ -157,16 +161,21 @@ describe('PeerTable', () => {
     expect(credit.view('p')).toEqual({ credit: 1_600, unconfirmed: 0 })
   })
 
-  it('counts announcements closer than minConfirmMs as one: announcing more often buys a peer no more', () => {
+  it('counts announcements closer than minConfirmMs to one that confirmed anything as one: announcing more often buys a peer no more', () => {
     const credit = new PeerCredit(100, 1_600, 4, 250)
     credit.heard('p', 0, 0, 0)
     credit.sent('p', 100)
-    // 100 ms later its depth shows the 100: too soon, nothing is confirmed yet.
+    // 100 ms later its depth shows the 100. The announcement before confirmed nothing,
+    // so this one is not too soon: the first batch is confirmed within a round trip.
     credit.heard('p', 100, 0, 100)
-    expect(credit.view('p')).toEqual({ credit: 100, unconfirmed: 100 })
-    // At 250 ms the growth since the last counted announcement (0 held) is taken whole.
-    credit.heard('p', 100, 0, 250)
     expect(credit.view('p')).toEqual({ credit: 500, unconfirmed: 0 })
+    credit.sent('p', 500)
+    // 50 ms after a confirmation: too soon, nothing is confirmed, however much it shows.
+    credit.heard('p', 600, 0, 150)
+    expect(credit.view('p')).toEqual({ credit: 500, unconfirmed: 500 })
+    // At 350 ms (250 after the last that confirmed) the growth since it is taken whole.
+    credit.heard('p', 600, 0, 350)
+    expect(credit.view('p')).toEqual({ credit: 1_600, unconfirmed: 0 })
   })
 
   it('counts a backlog that grew by what it took as accounted for: a peer whose own output is slow still gets its room', () => {
@@ -210,5 +219,63 @@ describe('PeerTable', () => {
     now += 1_001
     expect(table.update(announcement('new', { node: 'c' }), '')).toBeUndefined()
     expect(table.withRoom().map((e) => e.announcement.peerId)).toEqual(['new'])
+  })
+})
+
+describe('LoadGossip.soon', () => {
+  afterEach(() => {
+    vi.useRealTimers()
+  })
+
+  it('announces at once for a handoff that begins, then at most once per spacing from any announcement', async () => {
+    vi.useFakeTimers({ now: 10_000 })
+    const published: number[] = []
+    const pubsub = {
+      topicValidators: new Map(),
+      addEventListener: () => undefined,
+      removeEventListener: () => undefined,
+      subscribe: () => undefined,
+      publish: async () => void published.push(Date.now()),
+    }
+    const host = { services: { pubsub }, getConnections: () => [] } as unknown as PeerHost
+    const gossip = new LoadGossip({
+      host,
+      table: new PeerTable(10_000, 60_000),
+      intervalMs: 1_000,
+      log: pino({ level: 'silent' }),
+      self: () => announcement('self'),
+      onAnnouncement: () => undefined,
+    })
+    gossip.start()
+    expect(published).toEqual([10_000])
+    // A handoff arrives 10 ms after the start's announcement, which confirmed nothing: at once.
+    await vi.advanceTimersByTimeAsync(10)
+    gossip.soon(250)
+    await vi.advanceTimersByTimeAsync(0)
+    expect(published).toEqual([10_000, 10_010])
+    // More batches while it runs: the next 250 ms after that one, not before.
+    gossip.soon(250)
+    await vi.advanceTimersByTimeAsync(249)
+    expect(published).toEqual([10_000, 10_010])
+    await vi.advanceTimersByTimeAsync(1)
+    expect(published).toEqual([10_000, 10_010, 10_260])
+    // Another handoff at 10,700 (none asked for 250 ms) is announced at once too. Going
+    // on past the interval's announcement (at 11,000), its next waits 250 ms from that
+    // one, the last announcement made, not from its own last.
+    const at = (t: number) => vi.advanceTimersByTimeAsync(t - Date.now())
+    await at(10_700)
+    gossip.soon(250)
+    await at(10_701)
+    gossip.soon(250)
+    await at(10_950)
+    expect(published.slice(3)).toEqual([10_700, 10_950])
+    await at(11_050)
+    expect(published.at(-1)).toBe(11_000)
+    gossip.soon(250)
+    await at(11_249)
+    expect(published.at(-1)).toBe(11_000)
+    await at(11_250)
+    expect(published.at(-1)).toBe(11_250)
+    gossip.stop()
   })
 })
