@@ -209,15 +209,6 @@ export function freePort(): Promise<number> {
   })
 }
 
-/**
- * A process's or thread's CPU time so far (user and system, ms) and its name, from a
- * /proc `stat` file (`/proc/PID/stat`, `/proc/PID/task/TID/stat`); undefined once it is gone.
- */
-/**
- * CPU time (ms) of a process by kind of thread: its main thread, libuv's pool (LevelDB's
- * reads, writes and syncs; LevelDB's compaction thread, started from the pool, carries
- * the pool's name), V8's helpers (GC, compilation), and the rest.
- */
 /** CPU (ms, or µs per unit from threadUsPer) of a process by thread: main, libuv's pool, V8's helpers, other. */
 export type ThreadsCpu = { main: number; pool: number; v8: number; other: number }
 
@@ -227,6 +218,11 @@ export function threadUsPer(before: ThreadsCpu, after: ThreadsCpu, units: number
   return { main: us('main'), pool: us('pool'), v8: us('v8'), other: us('other') }
 }
 
+/**
+ * CPU time (ms) of a process by kind of thread: its main thread, libuv's pool (LevelDB's
+ * reads, writes and syncs; LevelDB's compaction thread, started from the pool, carries
+ * the pool's name), V8's helpers (GC, compilation), and the rest.
+ */
 export function threadCpuMs(pid: number): ThreadsCpu {
   const by = { main: 0, pool: 0, v8: 0, other: 0 }
   let tids: string[] = []
@@ -244,6 +240,10 @@ export function threadCpuMs(pid: number): ThreadsCpu {
   return by
 }
 
+/**
+ * A process's or thread's CPU time so far (user and system, ms) and its name, from a
+ * /proc `stat` file (`/proc/PID/stat`, `/proc/PID/task/TID/stat`); undefined once it is gone.
+ */
 export function procCpu(statPath: string): { name: string; ms: number } | undefined {
   try {
     const stat = readFileSync(statPath, 'utf8')

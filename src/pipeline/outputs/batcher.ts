@@ -21,10 +21,8 @@ interface Job {
   /** Records of this write that a send delivered. */
   delivered: unknown[]
   failed: boolean
-  /** Sends holding records of this write that have not answered yet. */
-  inFlight: number
   done: boolean
-  /** The sends in flight holding records of this write. */
+  /** The sends holding records of this write that have not answered yet. */
   sends: Set<InFlight>
   resolve(): void
   reject(err: unknown): void
@@ -69,7 +67,6 @@ export class Batcher<T> {
         unsent: items.length,
         delivered: [],
         failed: false,
-        inFlight: 0,
         done: false,
         sends: new Set(),
         resolve,
@@ -138,26 +135,21 @@ export class Batcher<T> {
     }
     this.waiting -= items.length
     const flight: InFlight = { jobs: new Set(jobs.keys()), controller: new AbortController() }
-    for (const job of jobs.keys()) {
-      job.inFlight++
-      job.sends.add(flight)
-    }
+    for (const job of jobs.keys()) job.sends.add(flight)
     const sent: Promise<void> = this.options
       .send(items, flight.controller.signal)
       .then(
         () => {
           for (const [job, mine] of jobs) {
-            job.inFlight--
             job.sends.delete(flight)
             // Delivered after its write failed: the retry may skip these already.
             if (job.failed) this.remember(mine)
             else job.delivered.push(...mine)
-            if (!job.done && job.unsent === 0 && job.inFlight === 0) this.finish(job)
+            if (!job.done && job.unsent === 0 && job.sends.size === 0) this.finish(job)
           }
         },
         (err: unknown) => {
           for (const job of jobs.keys()) {
-            job.inFlight--
             job.sends.delete(flight)
             this.finish(job, err, true)
           }
