@@ -2,7 +2,7 @@
 // (the libp2p 3 line; `@libp2p/gossipsub` because `@chainsafe/libp2p-gossipsub` 14 is
 // built for libp2p 2 and on libp2p 3 silently forms no mesh). With a psk the host
 // speaks only to peers that share it (private network: private-network.ts; Noise's
-// cipher: noise-crypto.ts, both libp2p's own on the wire); with allowPeers the gater
+// cipher: noise-crypto.ts); with allowPeers the gater
 // refuses every other peer id in both directions. No limit or score depends on the
 // peer's IP address: any number of nodes may share one.
 import { gossipsub } from '@libp2p/gossipsub'
@@ -51,14 +51,15 @@ function allowListGater(allowPeers: string[]): ConnectionGater | undefined {
   }
 }
 
+const noiseInit = { crypto: meshNoiseCrypto }
+
 export async function createPeerHost(options: PeerHostOptions): Promise<PeerHost> {
   const host = (await createLibp2p({
     privateKey: options.privateKey,
     addresses: { listen: [options.listen] },
     transports: [tcp()],
-    connectionEncrypters: [noise({ crypto: meshNoiseCrypto })],
     streamMuxers: [yamux()],
-    ...(options.psk !== '' ? { connectionProtector: privateNetwork(options.psk) } : {}),
+    ...(options.psk !== '' ? privateNetwork(options.psk, noiseInit) : { connectionEncrypters: [noise(noiseInit)] }),
     ...(allowListGater(options.allowPeers) ? { connectionGater: allowListGater(options.allowPeers) } : {}),
     // libp2p refuses more than 5 inbound connections a second from one IP, and more than
     // 10 handshakes at once: a mesh on one host or behind one NAT that (re)forms would
