@@ -2,7 +2,8 @@
 // carry frames of BENCH_FRAME_KB (default 512: a handoff batch of 1 KB events) one after
 // another, each answered by a small frame (frames.ts, as a handoff is). Two stacks,
 // alternating in BENCH_ROUNDS rounds (default 3) of BENCH_FRAMES frames (default 200):
-//   binge:  the mesh's own host (peer-host.ts: private-network.ts, noise-crypto.ts)
+//   binge:  the mesh's own host (peer-host.ts: private-network.ts, noise-crypto.ts); two
+//           of them bind the psk into Noise (one cipher, design.md "The mesh's key")
 //   libp2p: the same with libp2p's own parts (@libp2p/pnet, @libp2p/noise's default cipher)
 // Both ends run here, so the CPU per MB is a sender's and a receiver's together.
 // Prints labelled lines, then one JSON line.
