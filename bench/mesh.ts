@@ -10,6 +10,7 @@
 //   direct POSTs): `BENCH_PIN_a=0 BENCH_PIN_b=1 BENCH_PIN_direct=1 taskset -c 0 npm
 //   run bench:mesh` gives the receiver a core of its own, as on separate hosts, so the
 //   ratio is the receiver's pace in a handoff against its pace taking POSTs;
+//   BENCH_BUNDLE_<node> runs that node from another build (a mesh of two versions);
 // - the processing rate of a 3-node mesh against one node, both with the same slow
 //   webhook output (each POST answered after 40 ms, from a worker thread), events
 //   POSTed to one node only:
@@ -43,6 +44,8 @@ import {
 
 /** BENCH_BUNDLE: the binge bundle the children run (default dist/binge.mjs; another build to compare). */
 const bundle = process.env.BENCH_BUNDLE ?? join(process.cwd(), 'dist', 'binge.mjs')
+/** BENCH_BUNDLE_<node> (a, b, direct, ...): that node's bundle, for a mesh of two versions. */
+const bundleOf = (id: string): string => process.env[`BENCH_BUNDLE_${id}`] ?? bundle
 /** BENCH_ONLY: a comma list of handoff, processing, gossip (default: all three). */
 const ONLY = new Set((process.env.BENCH_ONLY ?? 'handoff,processing,gossip').split(',').map((s) => s.trim()))
 /** BENCH_HANDOFF_CONCURRENCY: handoff batches in flight (default 4, the config's default). */
@@ -99,7 +102,7 @@ async function startChild(cleanup: Cleanup, root: string, id: string, yaml: stri
   mkdirSync(root, { recursive: true })
   const file = join(root, `${id}.yaml`)
   writeFileSync(file, `node: { id: ${id}, dataDir: ${join(root, id)} }\nhttp: { listen: '127.0.0.1:0' }\nlog: { level: info }\n${yaml}`)
-  const args = [...(process.env.BENCH_CHILD_NODE_ARGS ?? '').split(' ').filter(Boolean), bundle, 'start', '--config', file]
+  const args = [...(process.env.BENCH_CHILD_NODE_ARGS ?? '').split(' ').filter(Boolean), bundleOf(id), 'start', '--config', file]
   const pin = process.env[`BENCH_PIN_${id}`]
   const proc = pin
     ? spawn('taskset', ['-c', pin, process.execPath, ...args], { stdio: ['ignore', 'ignore', 'pipe'] })
