@@ -195,7 +195,9 @@ describe('a full data volume', () => {
     ).toBe(true)
     expect(drained, 'the backlog drains (no ack left hanging in flight)').toBeDefined()
     expect(seen.low?.disk?.belowWatermark).toBe(true)
-    expect(seen.low!.disk!.freeBytes).toBeLessThan(seen.low!.disk!.minFreeBytes)
+    // Entered under minFreeBytes; it stays below until 5% above it (disk-space.ts), so a
+    // compaction may have freed a little by the time /stats was read.
+    expect(seen.low!.disk!.freeBytes).toBeLessThan(seen.low!.disk!.minFreeBytes * 1.05)
     expect(seen.metrics).toMatch(/^binge_disk_below_watermark\{[^}]*\} 1$/m)
     expect(seen.metrics).toMatch(/^binge_disk_free_bytes\{[^}]*\} \d+/m)
     expect(logged(40, /below queue\.minFreeDisk/), 'WARN on entering the state').toBeGreaterThanOrEqual(1)
