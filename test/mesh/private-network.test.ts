@@ -20,7 +20,7 @@ import { afterEach, describe, expect, it } from 'vitest'
 import { FrameBudget } from '../../src/mesh/frame-budget.js'
 import { request, serve } from '../../src/mesh/frames.js'
 import { createPeerHost, type PeerHost } from '../../src/mesh/peer-host.js'
-import { pskKey, swarmKey } from '../../src/mesh/private-network.js'
+import { privateNetwork, pskKey, swarmKey } from '../../src/mesh/private-network.js'
 
 const hosts: Array<{ stop(): void | Promise<void> }> = []
 afterEach(async () => {
@@ -179,6 +179,19 @@ describe('bound mode', () => {
     // No cipher under Noise now: multistream-select's header comes back as it is.
     socket.write(mssHeader)
     expect(await read(mssHeader.length)).toEqual(mssHeader)
+  })
+
+  it('Noise runs on no connection the private network did not hand on (fail closed)', async () => {
+    const silent = Object.assign(() => {}, { enabled: false, error: () => {}, trace: () => {}, newScope: () => silent })
+    const components = {
+      privateKey: await generateKeyPair('Ed25519'),
+      logger: { forComponent: () => silent },
+      upgrader: { getStreamMuxers: () => new Map() },
+    } as unknown as Parameters<ReturnType<typeof privateNetwork>['connectionEncrypters'][0]>[0]
+    const [encrypter] = privateNetwork(psk, {}).connectionEncrypters.map((make) => make(components))
+    const stranger = {} as unknown as MessageStream
+    await expect(async () => encrypter!.secureInbound(stranger)).rejects.toThrow(/did not pass the private network/)
+    await expect(async () => encrypter!.secureOutbound(stranger)).rejects.toThrow(/did not pass the private network/)
   })
 
   it('a stranger replaying a mark it saw is refused at the proof, before any handshake', { timeout: 30_000 }, async () => {
