@@ -110,10 +110,48 @@ function send(res: ServerResponse, answer: JsonAnswer): void {
 }
 
 /**
+ * Writes the answers settled during one turn of the event loop together, at its end
+ * (setImmediate runs after the poll phase has read every socket that was ready), as
+ * Redis writes its replies just before its loop sleeps. Written one by one as each
+ * settles, an answer wakes its client, whose next request arrives before the node has
+ * read the others: a ping-pong of one request per wake-up on both sides. In memory mode,
+ * whose answers settle one at a time, that cost 1.6x the main-thread CPU per
+ * single-event POST and 0.6x the rate (six alternating runs, 50 connections on this
+ * 2-core machine); durable groups already settle together, and cost the same either
+ * way. An answer waits at most for the rest of the turn.
+ */
+class TurnWriter {
+  private pending: Array<[ServerResponse, JsonAnswer]> = []
+  private scheduled = false
+
+  add(res: ServerResponse, answer: JsonAnswer): void {
+    this.pending.push([res, answer])
+    if (this.scheduled) return
+    this.scheduled = true
+    setImmediate(this.flush)
+  }
+
+  private readonly flush = (): void => {
+    this.scheduled = false
+    const writes = this.pending
+    this.pending = []
+    for (const [res, answer] of writes) {
+      try {
+        send(res, answer)
+      } catch {
+        // One answer that cannot be written must not hold back the others; its client sees the connection close.
+        res.destroy()
+      }
+    }
+  }
+}
+
+/**
  * A Node request listener for the ingest routes: it answers POST /events[/NAME] itself
  * and returns true, or returns false and leaves the request to the next listener.
  */
 export function ingestListener(node: NodeApi, options: IngestRouteOptions): (req: IncomingMessage, res: ServerResponse) => boolean {
+  const answers = new TurnWriter()
   return (req, res) => {
     if (req.method !== 'POST') return false
     const pipeline = ingestTarget(req.url ?? '')
@@ -126,8 +164,8 @@ export function ingestListener(node: NodeApi, options: IngestRouteOptions): (req
       body: (limit) => readNodeBody(req, req.headers['content-length'], limit),
     }
     acceptRequest(node, options, request, pipeline).then(
-      (body) => send(res, { status: 202, headers: {}, body }),
-      (err: unknown) => send(res, errorAnswer(err, node.phase())),
+      (body) => answers.add(res, { status: 202, headers: {}, body }),
+      (err: unknown) => answers.add(res, errorAnswer(err, node.phase())),
     )
     return true
   }

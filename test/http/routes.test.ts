@@ -1,7 +1,7 @@
 // The HTTP contract (docs/design.md §3) against a real node: routes in memory through
 // app.request(), bad input over a real socket.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { request as httpRequest } from 'node:http'
+import { Agent, request as httpRequest } from 'node:http'
 import { ingestTarget } from '../../src/http/ingest-route.js'
 import { startTempNode, waitFor, type TempNode } from '../support/temp-node.js'
 
@@ -184,9 +184,10 @@ function send(
   path: string,
   body: string | Buffer,
   headers: Record<string, string>,
+  agent?: Agent,
 ): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
-    const req = httpRequest(url + path, { method: 'POST', headers }, (res) => {
+    const req = httpRequest(url + path, { method: 'POST', headers, ...(agent ? { agent } : {}) }, (res) => {
       const chunks: Buffer[] = []
       res.on('data', (c) => chunks.push(c))
       res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString() }))
@@ -245,6 +246,38 @@ describe('bad input over a real socket', () => {
     const res = await send(t.url, '/events', Buffer.alloc(64 * 1024, 0x20), { ...json, 'transfer-encoding': 'chunked' })
     expect(res.status).toBe(413)
   })
+})
+
+describe('answers over real sockets, written together at the end of each event-loop turn', () => {
+  for (const mode of ['memory', 'durable'] as const) {
+    it(`${mode}: each of 300 concurrent POSTs on 50 keep-alive sockets gets its own answer`, async () => {
+      const t = await startTempNode('', { queue: `mode: ${mode}` })
+      const agent = new Agent({ keepAlive: true, maxSockets: 50 })
+      try {
+        // Every third request is malformed: a 400 must reach its own client, between 202s.
+        const results = await Promise.all(
+          Array.from({ length: 300 }, async (_, i) => {
+            const bad = i % 3 === 2
+            const res = await send(t.url, '/events', bad ? '{"i":' : `{"i":${i}}`, { ...json, 'idempotency-key': `req-${i}` }, agent)
+            return { i, bad, res }
+          }),
+        )
+        for (const { i, bad, res } of results) {
+          if (bad) {
+            expect(res.status).toBe(400)
+            expect(res.body).toMatch(/malformed JSON at line 1 column 6/)
+          } else {
+            expect(res.status).toBe(202)
+            expect(JSON.parse(res.body)).toEqual({ ids: [`req-${i}`] })
+          }
+        }
+        expect(t.node.stats().counters.received).toBe(200)
+      } finally {
+        agent.destroy()
+        await t.close()
+      }
+    })
+  }
 })
 
 describe('ingestTarget', () => {
