@@ -121,18 +121,14 @@ function send(res: ServerResponse, answer: JsonAnswer): void {
  * way. An answer waits at most for the rest of the turn.
  */
 class TurnWriter {
+  /** Answers to write at the end of this turn; non-empty exactly while a flush is scheduled. */
   private pending: Array<[ServerResponse, JsonAnswer]> = []
-  private scheduled = false
 
   add(res: ServerResponse, answer: JsonAnswer): void {
-    this.pending.push([res, answer])
-    if (this.scheduled) return
-    this.scheduled = true
-    setImmediate(this.flush)
+    if (this.pending.push([res, answer]) === 1) setImmediate(this.flush)
   }
 
   private readonly flush = (): void => {
-    this.scheduled = false
     const writes = this.pending
     this.pending = []
     for (const [res, answer] of writes) {
